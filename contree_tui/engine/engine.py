@@ -1,0 +1,403 @@
+"""The embedded engine as a library: images as layer chains, instance operations, event logs, files.
+
+Everything is driven from one asyncio event loop; blocking file work (scans of a finished upper dir,
+squashes, deletes) goes to threads. The HTTP layer (engine/http) is a thin translation on top of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from contree_tui.engine import layers as layerfs
+from contree_tui.engine.instance import InstanceRun, Verdict, command_line, injected_files, instance_result
+from contree_tui.engine.models import (
+    Conflict,
+    EngineError,
+    Event,
+    Image,
+    NotFound,
+    Operation,
+    OperationStatus,
+    SpawnRequest,
+    StoredFile,
+)
+from contree_tui.engine.sandbox.launch import LaunchSpec
+from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
+from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request
+from contree_tui.engine.state_dir import StateDir
+from contree_tui.engine.store import Store, iso_now
+
+BUSYBOX_TAG = "busybox:latest"
+# Overlay refuses more than 500 lower layers. Squash long before that: at depth 50 a full `find` was only
+# ~25% slower than at depth 0, so 64 costs little and leaves room for the base and scaffold layers.
+SQUASH_AT = 64
+KEEP_ON_TOP = 8  # the newest layers stay separate so siblings keep sharing them
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    limits: Limits = field(default_factory=Limits)
+    default_timeout: float = 600.0
+    max_timeout: float = 3600.0
+    squash_at: int = SQUASH_AT
+    cgroups: bool = True
+
+
+class Engine:
+    """Open with `await Engine.open(path)`; one engine owns a state directory at a time."""
+
+    def __init__(self, state: StateDir, config: EngineConfig) -> None:
+        self.state = state
+        self.config = config
+        self.store = Store(state.database)
+        self._runs: dict[str, InstanceRun] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._changed: dict[str, asyncio.Condition] = {}
+        self._next_event: dict[str, int] = {}
+        version = detect_cgroup_version() if config.cgroups else None
+        self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
+        self._lock_fd: int | None = None
+        self._notifications: set[asyncio.Future[None]] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, path: str | Path | None = None, config: EngineConfig | None = None) -> Engine:
+        if os.geteuid() != 0:
+            raise EngineError(
+                "the embedded engine needs root: it mounts overlay layers and creates mount, pid and network "
+                "namespaces, and rootless mode (user namespaces with overlay userxattr) is not available yet. "
+                "Run it as root, or point contree-tui at a hosted Contree with --profile.", status=503)
+        state = StateDir.create(path)
+        lock_fd = os.open(state.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise EngineError(f"another engine is already using {state.root}", status=409) from None
+        engine = cls(state, config or EngineConfig())
+        engine._lock_fd = lock_fd
+        await engine._recover()
+        return engine
+
+    async def close(self) -> None:
+        for run in list(self._runs.values()):
+            run.kill("engine stopped")
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self.cgroups.remove_all()
+        self.store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _recover(self) -> None:
+        """After a crash: runs left active become FAILED with a reason, scratch and orphan layers go."""
+        for op in self.store.active_operations():
+            self._next_event[op.uuid] = self.store.last_event_id(op.uuid) + 1
+            reason = "the engine stopped while this operation was running (engine restarted)"
+            self.emit(op.uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
+            self.store.update_operation(op.uuid, status=OperationStatus.FAILED, error=reason,
+                                        finished_at=time.time())
+            self._emit_completion(op.uuid, "FAILED", None, reason, 0, 0)
+            self._next_event.pop(op.uuid, None)
+        self.cgroups.remove_all()
+        await asyncio.to_thread(self._sweep_disk)
+
+    def _sweep_disk(self) -> None:
+        for entry in self.state.runs.iterdir():
+            shutil.rmtree(entry, ignore_errors=True)
+        referenced = self.store.referenced_layers()
+        for entry in self.state.layers.iterdir():
+            if entry.name not in referenced:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    # -- images -------------------------------------------------------------------------------------
+    def resolve_image(self, ref: str) -> Image:
+        """A UUID, `tag:<tag>`, or a bare tag."""
+        if not isinstance(ref, str) or not ref:
+            raise EngineError("image: required, a UUID or tag:<tag>")
+        if UUID_RE.match(ref):
+            return self.store.get_image(ref)
+        tag = ref[4:] if ref.startswith("tag:") else ref
+        if not TAG_RE.match(tag):
+            raise EngineError(f"image: {ref!r} is neither a UUID nor a valid tag")
+        return self.store.image_by_tag(tag)
+
+    def layer_path(self, layer_id: str) -> str:
+        return str(self.state.layers / layer_id)
+
+    def lowers_for(self, image: Image) -> list[str]:
+        """Overlay lowers, topmost first: the scaffold (mountpoints) over the image's layers."""
+        return [str(self.state.scaffold), *(self.layer_path(layer) for layer in reversed(image.layers))]
+
+    async def import_rootfs(self, source: str | Path, *, tag: str | None = None) -> Image:
+        """Create a root image from a local rootfs directory."""
+        source = Path(source)
+        if not source.is_dir():
+            raise EngineError(f"{source}: not a directory")
+        layer = layerfs.new_layer_id()
+        scratch = self.state.runs / f"import-{layer}"
+        await asyncio.to_thread(layerfs.layer_from_directory, str(source), str(scratch))
+        return await self._commit_root_layer(scratch, layer, tag)
+
+    async def _commit_root_layer(self, scratch: Path, layer: str, tag: str | None) -> Image:
+        os.rename(scratch, self.state.layers / layer)
+        layerfs.fsync_dir(self.state.layers)
+        size = await asyncio.to_thread(lambda: layerfs.scan_upper(self.layer_path(layer)).size)
+        image = Image(uuid=str(uuid.uuid4()), created_at=time.time(), layers=(layer,),
+                      env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+                      tags=(tag,) if tag else (), size=size)
+        self.store.add_image(image)
+        return image
+
+    async def ensure_busybox(self) -> Image:
+        """The built-in `busybox:latest` (Debian's busybox-static), built on first use in ~20 ms."""
+        try:
+            return self.store.image_by_tag(BUSYBOX_TAG)
+        except NotFound:
+            pass
+        busybox = shutil.which("busybox") or "/bin/busybox"
+        if not os.path.exists(busybox):
+            raise EngineError("busybox:latest needs Debian's busybox-static: apt-get install busybox-static",
+                              status=503)
+        layer = layerfs.new_layer_id()
+        scratch = self.state.runs / f"import-{layer}"
+        await asyncio.to_thread(layerfs.build_busybox_rootfs, busybox, str(scratch))
+        return await self._commit_root_layer(scratch, layer, BUSYBOX_TAG)
+
+    # -- files --------------------------------------------------------------------------------------
+    def add_file(self, data: bytes) -> StoredFile:
+        digest = hashlib.sha256(data).hexdigest()
+        blob = self.state.blobs / digest
+        if not blob.exists():
+            tmp = self.state.blobs / f".{digest}.{uuid.uuid4().hex}"
+            tmp.write_bytes(data)
+            os.chmod(tmp, 0o444)
+            os.rename(tmp, blob)
+        return self.store.add_file(str(uuid.uuid4()), digest, len(data))
+
+    # -- operations ---------------------------------------------------------------------------------
+    async def spawn(self, body: dict[str, Any]) -> Operation:
+        """Validate a spawn request, record the operation and start it; returns at once."""
+        if not isinstance(body, dict):
+            raise EngineError("request body must be a JSON object")
+        image = self.resolve_image(body.get("image"))  # type: ignore[arg-type]
+        request = parse_spawn_request(body, image.uuid)
+        timeout = request.timeout or self.config.default_timeout
+        if timeout > self.config.max_timeout:
+            raise EngineError(f"timeout: at most {self.config.max_timeout:g} s on this engine")
+        request = replace(request, timeout=timeout)
+        blobs = {f.file_uuid: self.store.file_by_uuid(f.file_uuid).sha256 for f in request.files}
+        op = Operation(uuid=str(uuid.uuid4()), kind="instance", status=OperationStatus.PENDING,
+                       created_at=time.time(), image_uuid=image.uuid,
+                       request={**body, "image": image.uuid, "timeout": timeout})
+        self.store.add_operation(op)
+        self._next_event[op.uuid] = 1
+        self._changed[op.uuid] = asyncio.Condition()
+        self._tasks[op.uuid] = asyncio.create_task(self._run_instance(op.uuid, request, image, blobs))
+        return op
+
+    async def _run_instance(self, op_uuid: str, request: SpawnRequest, image: Image, blobs: dict[str, str]) -> None:
+        started = time.time()
+        self.store.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=started)
+        self.emit(op_uuid, "init", 0, {"started_at": iso_now(), "runtime_path": "contree-tui-engine",
+                                       "verbose": False, "init_pid": 1, "hostname": request.hostname})
+        run_dir = self.state.runs / op_uuid
+        slot: str | None = None
+        try:
+            for sub in ("upper", "work", "merged"):
+                (run_dir / sub).mkdir(parents=True)
+            argv, env = command_line(request, image)
+            procs: list[str] = []
+            if self.cgroups.enabled:
+                slot, procs = self.cgroups.acquire(self.config.limits)
+            spec = LaunchSpec(
+                lowers=self.lowers_for(image), upper=str(run_dir / "upper"), work=str(run_dir / "work"),
+                merged=str(run_dir / "merged"), argv=argv, env=env,
+                cwd=request.cwd or image.workdir or "/", uid=request.uid, gid=request.gid,
+                hostname=request.hostname, network=request.networking,
+                files=injected_files(request, blobs), blob_dir=str(self.state.blobs),
+                rlimits=rlimits_for(self.config.limits, request.max_layer_bytes, cgroups=bool(procs)),
+                cgroup_procs=procs,
+            )
+            run = InstanceRun(self, op_uuid, request, image, str(run_dir))
+            self._runs[op_uuid] = run
+            verdict = await run.run(spec)
+            await self._finish(op_uuid, request, image, verdict, run_dir, time.time() - started)
+        except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
+            self.store.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
+                                        finished_at=time.time())
+            self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "spawn_failed"})
+            self._emit_completion(op_uuid, "FAILED", None, f"engine error: {exc}", 0, time.time() - started)
+        finally:
+            self._runs.pop(op_uuid, None)
+            self._tasks.pop(op_uuid, None)
+            if slot is not None:
+                self.cgroups.release(slot)
+            await asyncio.to_thread(shutil.rmtree, run_dir, True)
+            self._next_event.pop(op_uuid, None)
+
+    async def _finish(self, op_uuid: str, request: SpawnRequest, image: Image, verdict: Verdict, run_dir: Path,
+                      elapsed: float) -> None:
+        if verdict.exit is not None:
+            self.emit(op_uuid, "exit", 1, {
+                "pid": verdict.pid, "code": verdict.exit.get("code", -1), "signal": verdict.exit.get("signal", -1),
+                "core_dump": verdict.exit.get("core_dump", False), "timed_out": verdict.timed_out,
+                "duration_ms": int(elapsed * 1000), "resources": verdict.exit.get("resources", {})})
+        self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": verdict.reason})
+        status, error = verdict.status, verdict.error
+        result_image: str | None = None
+        size = 0
+        if status == "SUCCESS" and not request.disposable:
+            try:
+                result_image, size = await self._commit(op_uuid, request, image, run_dir)
+            except EngineError as exc:
+                status, error = "FAILED", str(exc)
+        result = instance_result(verdict, elapsed)
+        usage = (verdict.exit or {}).get("resources") or {}
+        self.store.update_operation(
+            op_uuid, status=OperationStatus(status), error=error, finished_at=time.time(),
+            result_image_uuid=result_image, image_size=size if result_image else None,
+            consumed_cpu=(usage.get("user_time_us", 0) + usage.get("sys_time_us", 0)) / 1e6,
+            consumed_memory=usage.get("max_rss_kb", 0), result=result)
+        self._emit_completion(op_uuid, status, result_image, error, size, elapsed)
+
+    async def _commit(self, op_uuid: str, request: SpawnRequest, image: Image, run_dir: Path) -> tuple[str, int]:
+        """Turn the run's upper dir into the child image's top layer (a rename), or reuse the source image
+        when nothing changed. The image row is written only once the layer is in place."""
+        upper = run_dir / "upper"
+        scan = await asyncio.to_thread(layerfs.scan_upper, str(upper))
+        if scan.size > request.max_layer_bytes:
+            raise EngineError(f"the run wrote {scan.size} bytes, more than max_layer_bytes "
+                              f"({request.max_layer_bytes}); nothing was committed")
+        env, workdir = self._result_env(request, image), image.workdir
+        if request.preserve_cwd:
+            workdir = request.cwd or image.workdir or "/"
+        if scan.empty and env == image.env and workdir == image.workdir:
+            return image.uuid, 0
+        chain = image.layers
+        if not scan.empty:
+            layer = layerfs.new_layer_id()
+            os.rename(upper, self.state.layers / layer)
+            layerfs.fsync_dir(self.state.layers)
+            chain = await self._maybe_squash((*image.layers, layer))
+        child = Image(uuid=str(uuid.uuid4()), created_at=time.time(), layers=chain, parent=image.uuid,
+                      operation_uuid=op_uuid, env=env, workdir=workdir, size=image.size + scan.size)
+        self.store.add_image(child)
+        return child.uuid, scan.size
+
+    def _result_env(self, request: SpawnRequest, image: Image) -> dict[str, str]:
+        if not request.preserve_env:
+            return image.env
+        env = dict(image.env)
+        for key, value in (request.raw.get("env") or {}).items():
+            if value in (None, ""):
+                env.pop(key, None)
+            else:
+                env[key] = str(value)
+        return env
+
+    async def _maybe_squash(self, chain: tuple[str, ...]) -> tuple[str, ...]:
+        """Keep chains far below overlay's 500-layer limit: merge everything between the base layer and the
+        newest few into one layer of hard links. Content is unchanged; the merge is cached for siblings."""
+        if len(chain) <= self.config.squash_at:
+            return chain
+        base, middle, top = chain[0], chain[1:-KEEP_ON_TOP], chain[-KEEP_ON_TOP:]
+        layer = self.store.squashed_layer(middle)
+        if layer is None:
+            layer = layerfs.new_layer_id()
+            scratch = self.state.runs / f"squash-{layer}"
+            await asyncio.to_thread(layerfs.squash_layers, [self.layer_path(x) for x in middle], str(scratch))
+            os.rename(scratch, self.state.layers / layer)
+            layerfs.fsync_dir(self.state.layers)
+            self.store.record_squash(middle, layer)
+        return (base, layer, *top)
+
+    # -- events -------------------------------------------------------------------------------------
+    def emit(self, op_uuid: str, type_: str, spid: int | None, data: dict[str, Any]) -> None:
+        self.emit_many(op_uuid, [(type_, spid, data)])
+
+    def emit_many(self, op_uuid: str, items: list[tuple[str, int | None, dict[str, Any]]]) -> None:
+        next_id = self._next_event.get(op_uuid) or self.store.last_event_id(op_uuid) + 1
+        events = []
+        for type_, spid, data in items:
+            events.append(Event(next_id, iso_now(), type_, spid, data))
+            next_id += 1
+        self._next_event[op_uuid] = next_id
+        self.store.add_events(op_uuid, events)
+        condition = self._changed.get(op_uuid)
+        if condition is not None:
+            task = asyncio.ensure_future(_notify(condition))
+            self._notifications.add(task)
+            task.add_done_callback(self._notifications.discard)
+
+    def _emit_completion(self, op_uuid: str, status: str, result_image: str | None, error: str | None,
+                         size: int, elapsed: float) -> None:
+        self.emit(op_uuid, "completion", None, {
+            "status": status, "result_image_uuid": result_image, "error": error,
+            "duration_ms": int(elapsed * 1000), "image_size_bytes": size})
+
+    async def follow(self, op_uuid: str, *, after: int = 0, spid: int | None = None,
+                     follow: bool = True) -> AsyncIterator[Event]:
+        """The operation's events after `after`; with follow, waits for more until `completion`."""
+        self.store.get_operation(op_uuid)
+        while True:
+            condition = self._changed.get(op_uuid)
+            if condition is not None:
+                await condition.acquire()
+            try:
+                events = self.store.events(op_uuid, after=after, spid=spid)
+                if not events and follow and condition is not None and op_uuid in self._tasks:
+                    await condition.wait()
+                    continue
+            finally:
+                if condition is not None and condition.locked():
+                    condition.release()
+            for event in events:
+                yield event
+                after = event.id
+                if event.type == "completion":
+                    return
+            if not follow or (not events and op_uuid not in self._tasks):
+                return
+
+    async def wait(self, op_uuid: str) -> Operation:
+        task = self._tasks.get(op_uuid)
+        if task is not None:
+            await asyncio.shield(task)
+        return self.store.get_operation(op_uuid)
+
+    async def cancel(self, op_uuid: str) -> Operation:
+        op = self.store.get_operation(op_uuid)
+        if op.status.is_terminal:
+            raise Conflict(f"operation {op_uuid} already ended ({op.status.value})")
+        run = self._runs.get(op_uuid)
+        if run is not None:
+            run.kill("cancelled")
+        return await self.wait(op_uuid)
+
+    async def run(self, body: dict[str, Any]) -> Operation:
+        """Spawn and wait: the convenience the tests and benchmarks use."""
+        op = await self.spawn(body)
+        return await self.wait(op.uuid)
+
+
+async def _notify(condition: asyncio.Condition) -> None:
+    async with condition:
+        condition.notify_all()

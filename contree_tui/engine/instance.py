@@ -1,0 +1,289 @@
+"""One instance operation from launch to completion: pipes → events, timeout and cancel, then the verdict.
+
+Runs on the engine's event loop: the sandbox's stdout, stderr and status pipes are read with `add_reader`
+and the keeper process is awaited through a pidfd, so hundreds of runs need no thread each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from contree_tui.engine.models import DEFAULT_PATH, Image, SpawnRequest
+from contree_tui.engine.output import CappedStream
+from contree_tui.engine.sandbox.launch import InjectedFile, Launched, LaunchSpec, launch
+
+if TYPE_CHECKING:
+    from contree_tui.engine.engine import Engine
+
+SECRET_SUFFIXES = ("TOKEN", "SECRET", "PASSWORD", "API_KEY", "CREDENTIALS", "AUTHORIZATION")
+
+
+def masked_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: ("<MASKED>" if k.upper().endswith(SECRET_SUFFIXES) else v) for k, v in env.items()}
+
+
+def command_line(request: SpawnRequest, image: Image) -> tuple[list[str], dict[str, str]]:
+    """argv and environment as the spec defines them: a shell expression inherits the image env merged
+    with the request's; an exec'd path gets only the request's env. PATH defaults either way."""
+    if request.shell:
+        env = {**image.env, **request.env}
+        shell = env.get("SHELL") or "/bin/sh"
+        argv = [shell, "-c", request.command]
+    else:
+        env = dict(request.env)
+        argv = [request.command, *request.args]
+    env.setdefault("PATH", DEFAULT_PATH)
+    return argv, env
+
+
+@dataclass
+class Verdict:
+    """What the run came to; the engine turns it into the operation's final state."""
+
+    status: str  # SUCCESS | FAILED | CANCELLED
+    error: str | None
+    exit: dict[str, Any] | None
+    timed_out: bool
+    reason: str  # shutdown reason
+    stdout: CappedStream
+    stderr: CappedStream
+    pid: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class InstanceRun:
+    def __init__(self, engine: Engine, op_uuid: str, request: SpawnRequest, image: Image, run_dir: str) -> None:
+        self.engine = engine
+        self.op_uuid = op_uuid
+        self.request = request
+        self.image = image
+        self.run_dir = run_dir
+        self.stdout = CappedStream("stdout", request.truncate_output_at)
+        self.stderr = CappedStream("stderr", request.truncate_output_at)
+        self.launched: Launched | None = None
+        self.sandbox_pid: int | None = None
+        self.command_pid = 0
+        self._status_buffer = b""
+        self._setup_error: str | None = None
+        self._exec_error: str | None = None
+        self._exit: dict[str, Any] | None = None
+        self._spawned = False
+        self._held: list[tuple[int, bytes]] = []  # output that arrived before the spawn message
+        self._kill_reason: str | None = None
+        self._open_pipes = 0
+        self._pipes_done = asyncio.get_running_loop().create_future()
+
+    # -- control ---------------------------------------------------------------------------------
+    def kill(self, reason: str) -> None:
+        """SIGKILL the sandbox: pid 1 dies and the kernel takes everything in its pid namespace with it."""
+        if self._kill_reason is None:
+            self._kill_reason = reason
+        for pid in (self.sandbox_pid, self.launched.keeper_pid if self.launched else None):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def write_stdin(self, data: bytes, *, close: bool) -> None:
+        fd = self.launched.stdin_w if self.launched else None
+        if fd is None:
+            raise BrokenPipeError("stdin is closed")
+        os.set_blocking(fd, True)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            if close:
+                os.close(fd)
+                self.launched.stdin_w = None  # type: ignore[union-attr]
+
+    # -- run ----------------------------------------------------------------------------------------
+    async def run(self, spec: LaunchSpec) -> Verdict:
+        loop = asyncio.get_running_loop()
+        self.launched = launched = launch(spec)
+        keeper_exit = loop.create_future()
+        pidfd = os.pidfd_open(launched.keeper_pid)
+        loop.add_reader(pidfd, lambda: keeper_exit.done() or keeper_exit.set_result(None))
+        for fd, handler in ((launched.stdout_r, self._on_stdout), (launched.stderr_r, self._on_stderr),
+                            (launched.status_r, self._on_status)):
+            self._open_pipes += 1
+            loop.add_reader(fd, self._reader(fd, handler))
+        timer = None
+        if self.request.timeout:
+            timer = loop.call_later(self.request.timeout, self.kill, "timeout")
+        stdin_task = asyncio.ensure_future(self._feed_stdin())
+        try:
+            await self._pipes_done
+            await keeper_exit
+        finally:
+            if timer:
+                timer.cancel()
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            stdin_task.cancel()
+            os.waitpid(launched.keeper_pid, 0)
+            if launched.stdin_w is not None and not (self.request.stdin and not self.request.stdin.close):
+                self._close_stdin()
+        self._drain_held()
+        for stream in (self.stdout, self.stderr):
+            if stream.truncated:
+                self.engine.emit(self.op_uuid, "truncated", 0, {
+                    "stream": stream.name, "bytes_emitted": len(stream.kept), "bytes_dropped": stream.dropped})
+        return self._verdict()
+
+    def _close_stdin(self) -> None:
+        if self.launched and self.launched.stdin_w is not None:
+            try:
+                os.close(self.launched.stdin_w)
+            finally:
+                self.launched.stdin_w = None
+
+    async def _feed_stdin(self) -> None:
+        stdin = self.request.stdin
+        if stdin.data:
+            try:
+                await asyncio.to_thread(self.write_stdin, stdin.data, close=stdin.close)
+            except OSError:
+                self._close_stdin()
+        elif stdin.close:
+            self._close_stdin()
+
+    def _reader(self, fd: int, handler: Any) -> Any:
+        loop = asyncio.get_running_loop()
+
+        def on_readable() -> None:
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if data:
+                handler(data)
+                return
+            loop.remove_reader(fd)
+            os.close(fd)
+            self._open_pipes -= 1
+            if self._open_pipes == 0 and not self._pipes_done.done():
+                self._pipes_done.set_result(None)
+
+        return on_readable
+
+    def _on_stdout(self, data: bytes) -> None:
+        self._output(1, data)
+
+    def _on_stderr(self, data: bytes) -> None:
+        self._output(2, data)
+
+    def _output(self, which: int, data: bytes) -> None:
+        if not self._spawned:
+            self._held.append((which, data))
+            return
+        stream = self.stdout if which == 1 else self.stderr
+        chunks = stream.feed(data)
+        if chunks:
+            self.engine.emit_many(self.op_uuid, [(stream.name, 1, _chunk_data(c)) for c in chunks])
+
+    def _drain_held(self) -> None:
+        held, self._held = self._held, []
+        self._spawned = True
+        for which, data in held:
+            self._output(which, data)
+
+    def _on_status(self, data: bytes) -> None:
+        self._status_buffer += data
+        *lines, self._status_buffer = self._status_buffer.split(b"\n")
+        for line in lines:
+            message = json.loads(line)
+            if "sandbox_pid" in message:
+                self.sandbox_pid = message["sandbox_pid"]
+                if self._kill_reason:
+                    self.kill(self._kill_reason)
+            elif "spawned" in message:
+                self.command_pid = message["spawned"]
+                argv, env = command_line(self.request, self.image)
+                self.engine.emit(self.op_uuid, "spawn", 1, {
+                    "pid": self.command_pid, "command": self.request.command, "args": list(argv[1:]),
+                    "shell": self.request.shell, "cwd": self.request.cwd or "/", "uid": self.request.uid,
+                    "gid": self.request.gid, "timeout": self.request.timeout,
+                    "truncate_at": self.request.truncate_output_at, "env": masked_env(env)})
+                self._drain_held()
+            elif "exec_error" in message:
+                self._exec_error = message["exec_error"]
+            elif "error" in message:
+                self._setup_error = message["error"]
+            elif "exit" in message:
+                self._exit = message["exit"]
+
+    def _verdict(self) -> Verdict:
+        timed_out = self._kill_reason == "timeout"
+        exit_info = self._exit
+        if exit_info is None and self._spawned and self.command_pid:
+            exit_info = {"code": -1, "signal": signal.SIGKILL, "core_dump": False, "resources": {}}
+        if exit_info is not None:
+            exit_info = {**exit_info, "pid": self.command_pid, "timed_out": timed_out}
+        common = {"exit": exit_info, "timed_out": timed_out, "stdout": self.stdout, "stderr": self.stderr,
+                  "pid": self.command_pid}
+        if self._kill_reason == "cancelled":
+            return Verdict("CANCELLED", "cancelled", reason="signal", **common)
+        if self._setup_error:
+            return Verdict("FAILED", self._setup_error, reason="spawn_failed", **common)
+        if self._exec_error:
+            return Verdict("FAILED", f"cannot start the command: {self._exec_error}", reason="spawn_failed",
+                           **common)
+        if timed_out:
+            return Verdict("FAILED", f"command timed out after {self.request.timeout:g} s", reason="timeout",
+                           **common)
+        if self._kill_reason:
+            return Verdict("FAILED", self._kill_reason, reason="signal", **common)
+        if self._exit is None:
+            return Verdict("FAILED", "the sandbox ended before the command reported its exit",
+                           reason="signal", **common)
+        return Verdict("SUCCESS", None, reason="job_complete", **common)
+
+
+def _chunk_data(chunk: bytes) -> dict[str, Any]:
+    from contree_tui.engine.output import encode_stream
+
+    return encode_stream(chunk)
+
+
+def injected_files(request: SpawnRequest, blob_names: dict[str, str]) -> list[InjectedFile]:
+    return [InjectedFile(path=f.path, blob=blob_names[f.file_uuid], mode=f.mode, uid=f.uid, gid=f.gid)
+            for f in request.files]
+
+
+def instance_result(verdict: Verdict, elapsed: float) -> dict[str, Any]:
+    """`InstanceResult` in full (contree-sdk's strict parser needs all 16 resource fields and 7 state ones)."""
+    exit_info = verdict.exit or {}
+    usage = exit_info.get("resources") or {}
+    user = usage.get("user_time_us", 0) / 1e6
+    system = usage.get("sys_time_us", 0) / 1e6
+    return {
+        "state": {
+            "exit_code": exit_info.get("code", -1), "pid": verdict.pid, "signal": exit_info.get("signal", -1),
+            "timed_out": verdict.timed_out, "core_dump": exit_info.get("core_dump", False),
+            "stopped": False, "continued": False,
+        },
+        "stdout": verdict.stdout.result(),
+        "stderr": verdict.stderr.result(),
+        "resources": {
+            "block_input": usage.get("block_input_ops", 0), "block_output": usage.get("block_output_ops", 0),
+            "cost": 0.0, "elapsed_time": elapsed,
+            "involuntary_switches": usage.get("involuntary_ctx_switches", 0),
+            "max_rss": usage.get("max_rss_kb", 0), "monotonic_time": time.monotonic(),
+            "page_faults": usage.get("minor_faults", 0), "page_faults_io": usage.get("major_faults", 0),
+            "shared_memory": usage.get("shared_memory", 0), "signals": usage.get("signals_received", 0),
+            "swaps": usage.get("swaps", 0), "system_cpu_time": system,
+            "unshared_memory": usage.get("unshared_memory", 0), "user_cpu_time": user,
+            "voluntary_switches": usage.get("voluntary_ctx_switches", 0),
+        },
+    }

@@ -1,0 +1,328 @@
+"""Starting a sandbox: fork → new namespaces → overlay root → pivot_root → exec.
+
+Process layout (host view):
+
+    engine ──fork──▶ A "keeper": unshare(mnt, pid, uts, ipc[, net]); joins the run's cgroups; reports B's
+                     host pid; waits for B. Dies with the engine (PDEATHSIG).
+                     └─fork──▶ B, pid 1 of the sandbox: mounts the overlay, /proc, a minimal /dev,
+                               pivot_root(".", ".") + detach of the old root, injects files, then forks C and
+                               reaps everything until C exits; reports C's exit status and rusage. When B
+                               exits the kernel kills whatever C left behind. Dies with A (PDEATHSIG).
+                               └─fork──▶ C, the user's command: setsid, rlimits, capability drop, uid/gid,
+                                         cwd, exec.
+
+All setup is done with syscalls from here, never by running the image's own binaries (a util-linux
+`umount` inside the image once wrote /run/mount/ into the layer). Status travels as JSON lines on one
+pipe; each message is far below PIPE_BUF, so writers never interleave.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import resource
+import signal
+import socket
+import stat
+import struct
+from dataclasses import dataclass, field
+
+from contree_tui.engine.sandbox import syscalls as sc
+
+DEVICE_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+# Docker's default capability set minus MKNOD, NET_RAW and AUDIT_WRITE: what a build needs (chown, setuid
+# for package managers, binding low ports) and nothing that reaches the host (no SYS_ADMIN, no mknod).
+KEPT_CAPABILITIES = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 18, 31})
+# Written by root inside, these would reach the host kernel; they are covered or made read-only.
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug", "kallsyms")
+
+EXIT_SETUP_FAILED = 125
+EXIT_EXEC_FAILED = 127
+
+
+@dataclass(frozen=True)
+class InjectedFile:
+    """An uploaded blob to place at `path` inside the sandbox before the command starts."""
+
+    path: str
+    blob: str  # file name inside the blob directory
+    mode: int
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    lowers: list[str]  # topmost first
+    upper: str
+    work: str
+    merged: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    hostname: str = "linuxkit"
+    network: bool = True
+    files: list[InjectedFile] = field(default_factory=list)
+    blob_dir: str | None = None
+    rlimits: dict[int, int] = field(default_factory=dict)
+    cgroup_procs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Launched:
+    keeper_pid: int
+    stdin_w: int | None
+    stdout_r: int
+    stderr_r: int
+    status_r: int
+
+
+def launch(spec: LaunchSpec) -> Launched:
+    """Fork the keeper; return the parent's ends of the pipes. Never raises after the fork."""
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    stderr_r, stderr_w = os.pipe()
+    status_r, status_w = os.pipe()
+    child_fds = (stdin_r, stdout_w, stderr_w, status_w)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked child, reported through the status pipe
+        _keeper(spec, stdin_r, stdout_w, stderr_w, status_w)
+    for fd in child_fds:
+        os.close(fd)
+    for fd in (stdout_r, stderr_r, status_r):
+        os.set_blocking(fd, False)
+    return Launched(pid, stdin_w, stdout_r, stderr_r, status_r)
+
+
+def _report(fd: int, **message: object) -> None:
+    os.write(fd, (json.dumps(message) + "\n").encode())
+
+
+def _close_all_except(keep: set[int]) -> None:
+    previous = 2
+    for fd in sorted(keep):
+        if fd > previous + 1:
+            sc.close_range(previous + 1, fd - 1)
+        previous = max(previous, fd)
+    sc.close_range(previous + 1)
+
+
+def _keeper(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int) -> None:
+    code = EXIT_SETUP_FAILED
+    try:
+        # Other runs' pipes must not stay open here, or their readers would never see EOF.
+        blob_fd = os.open(spec.blob_dir, os.O_PATH | os.O_DIRECTORY) if spec.files and spec.blob_dir else -1
+        keep = {stdin_r, stdout_w, stderr_w, status_w} | ({blob_fd} if blob_fd >= 0 else set())
+        _close_all_except(keep)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        for procs in spec.cgroup_procs:
+            with open(procs, "w") as fh:
+                fh.write(str(os.getpid()))
+        flags = sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
+        if not spec.network:
+            flags |= sc.CLONE_NEWNET
+        sc.unshare(flags)
+        init_pid = os.fork()
+        if init_pid == 0:
+            _init(spec, stdin_r, stdout_w, stderr_w, status_w, blob_fd)
+        _report(status_w, sandbox_pid=init_pid)
+        for fd in keep:
+            os.close(fd)
+        _, status = os.waitpid(init_pid, 0)
+        code = os.waitstatus_to_exitcode(status) & 0xFF
+    except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing may escape a fork
+        try:
+            _report(status_w, error=f"sandbox setup failed: {exc}")
+        except OSError:
+            pass
+    os._exit(code)
+
+
+def _init(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int, blob_fd: int) -> None:
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        _build_root(spec)
+        if blob_fd >= 0:
+            _inject_files(spec.files, blob_fd)
+            os.close(blob_fd)
+        os.makedirs(spec.cwd, mode=0o755, exist_ok=True)
+    except BaseException as exc:  # noqa: BLE001
+        _report(status_w, error=f"sandbox setup failed: {exc}")
+        os._exit(EXIT_SETUP_FAILED)
+    try:
+        command_pid = os.fork()
+    except OSError as exc:
+        _report(status_w, error=f"sandbox setup failed: fork: {exc}")
+        os._exit(EXIT_SETUP_FAILED)
+    if command_pid == 0:
+        _exec_command(spec, stdin_r, stdout_w, stderr_w, status_w)
+    for fd in (stdin_r, stdout_w, stderr_w):
+        os.close(fd)
+    _report(status_w, spawned=command_pid)
+    # pid 1 reaps every orphan; only the command's own exit ends the sandbox.
+    while True:
+        try:
+            pid, status, usage = os.wait4(-1, 0)
+        except ChildProcessError:
+            os._exit(0)
+        if pid == command_pid:
+            _report(status_w, exit=_describe_exit(status, usage))
+            os._exit(0)
+
+
+def _build_root(spec: LaunchSpec) -> None:
+    merged = spec.merged
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    sc.overlay_mount(spec.lowers, spec.upper, spec.work, merged)
+    proc = f"{merged}/proc"
+    sc.mount("proc", proc, "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    for name in PROC_READ_ONLY:
+        path = f"{proc}/{name}"
+        if os.path.exists(path):
+            sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+            sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
+    for name in PROC_MASKED:
+        path = f"{proc}/{name}"
+        if os.path.exists(path):
+            sc.mount("/dev/null", path, None, sc.MS_BIND)
+    dev = f"{merged}/dev"
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC, "mode=755,size=64k")
+    for name in DEVICE_NODES:
+        node = f"{dev}/{name}"
+        os.close(os.open(node, os.O_CREAT | os.O_WRONLY, 0o666))
+        sc.mount(f"/dev/{name}", node, None, sc.MS_BIND)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{dev}/{name}")
+    os.mkdir(f"{dev}/shm", 0o1777)
+    sc.mount("shm", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777,size=64m")
+    os.mkdir(f"{dev}/pts", 0o755)
+    sc.sethostname(spec.hostname)
+    if not spec.network:
+        _loopback_up()
+    os.chdir(merged)
+    # pivot_root(".", ".") stacks the old root on the new one; detaching it leaves no path back to the
+    # host tree (a chroot was escaped in the runtime probes; this was not).
+    sc.pivot_root(".", ".")
+    sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def _loopback_up() -> None:
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, siocgifflags, request))[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+
+
+def _inject_files(files: list[InjectedFile], blob_fd: int) -> None:
+    """Copy uploaded blobs in after pivot_root, so a symlink in the image resolves inside the sandbox.
+
+    The blob directory is reached only through a descriptor opened before the pivot. A file whose bytes
+    and attributes already match is left alone, so re-attaching an unchanged folder changes nothing.
+    """
+    for item in files:
+        parent = os.path.dirname(item.path)
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+        source = os.open(item.blob, os.O_RDONLY, dir_fd=blob_fd)
+        try:
+            if _same_file(item, source):
+                continue
+            try:
+                if os.path.isdir(item.path) and not os.path.islink(item.path):
+                    raise IsADirectoryError(f"cannot place a file at {item.path}: it is a directory")
+                os.unlink(item.path)
+            except FileNotFoundError:
+                pass
+            target = os.open(item.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                while os.sendfile(target, source, None, 1 << 20) > 0:
+                    pass
+                os.fchown(target, item.uid, item.gid)
+                os.fchmod(target, item.mode)
+            finally:
+                os.close(target)
+        finally:
+            os.close(source)
+
+
+def _same_file(item: InjectedFile, source: int) -> bool:
+    try:
+        st = os.lstat(item.path)
+    except OSError:
+        return False
+    src = os.fstat(source)
+    if not (stat.S_ISREG(st.st_mode) and st.st_size == src.st_size
+            and stat.S_IMODE(st.st_mode) == item.mode and st.st_uid == item.uid and st.st_gid == item.gid):
+        return False
+    with open(item.path, "rb") as current, os.fdopen(os.dup(source), "rb") as blob:
+        while True:
+            a, b = current.read(1 << 20), blob.read(1 << 20)
+            if a != b:
+                return False
+            if not a:
+                return True
+
+
+def _exec_command(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int) -> None:
+    try:
+        os.setsid()
+        os.dup2(stdin_r, 0)
+        os.dup2(stdout_w, 1)
+        os.dup2(stderr_w, 2)
+        # Only 0-2 survive exec; the status pipe stays usable until then to report an exec failure.
+        sc.close_range(3, cloexec=True)
+        for limit, value in spec.rlimits.items():
+            # Only ever lower a limit: the engine itself may lack CAP_SYS_RESOURCE to raise one.
+            _, hard = resource.getrlimit(limit)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            resource.setrlimit(limit, (value, value))
+        sc.drop_bounding_capabilities(KEPT_CAPABILITIES)
+        os.setgroups([])
+        os.setgid(spec.gid)
+        os.setuid(spec.uid)
+        os.chdir(spec.cwd)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.execvpe(spec.argv[0], spec.argv, spec.env)
+    except BaseException as exc:  # noqa: BLE001
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        try:
+            _report(status_w, exec_error=f"{spec.argv[0]}: {message}")
+        except OSError:
+            pass
+    os._exit(EXIT_EXEC_FAILED)
+
+
+def _describe_exit(status: int, usage: object) -> dict[str, object]:
+    signalled = os.WIFSIGNALED(status)
+    return {
+        "code": -1 if signalled else os.WEXITSTATUS(status),
+        "signal": os.WTERMSIG(status) if signalled else -1,
+        "core_dump": bool(os.WCOREDUMP(status)) if signalled else False,
+        "resources": {
+            "user_time_us": int(usage.ru_utime * 1_000_000),  # type: ignore[attr-defined]
+            "sys_time_us": int(usage.ru_stime * 1_000_000),  # type: ignore[attr-defined]
+            "max_rss_kb": usage.ru_maxrss,  # type: ignore[attr-defined]
+            "shared_memory": usage.ru_ixrss,  # type: ignore[attr-defined]
+            "unshared_memory": usage.ru_idrss,  # type: ignore[attr-defined]
+            "swaps": usage.ru_nswap,  # type: ignore[attr-defined]
+            "minor_faults": usage.ru_minflt,  # type: ignore[attr-defined]
+            "major_faults": usage.ru_majflt,  # type: ignore[attr-defined]
+            "voluntary_ctx_switches": usage.ru_nvcsw,  # type: ignore[attr-defined]
+            "involuntary_ctx_switches": usage.ru_nivcsw,  # type: ignore[attr-defined]
+            "block_input_ops": usage.ru_inblock,  # type: ignore[attr-defined]
+            "block_output_ops": usage.ru_oublock,  # type: ignore[attr-defined]
+            "ipc_msgs_sent": usage.ru_msgsnd,  # type: ignore[attr-defined]
+            "ipc_msgs_received": usage.ru_msgrcv,  # type: ignore[attr-defined]
+            "signals_received": usage.ru_nsignals,  # type: ignore[attr-defined]
+        },
+    }

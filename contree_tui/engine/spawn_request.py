@@ -1,0 +1,143 @@
+"""Validation of an `InstanceSpawnRequest` body into a SpawnRequest, with the spec's defaults.
+
+Unknown fields are tolerated (contree-sdk sends `stdin.truncated`); every refusal is an EngineError (400)
+that names the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import posixpath
+import re
+from typing import Any
+
+from contree_tui.engine.models import (
+    DEFAULT_HOSTNAME,
+    DEFAULT_MAX_LAYER_BYTES,
+    DEFAULT_TRUNCATE_OUTPUT_AT,
+    MAX_TRUNCATE_OUTPUT_AT,
+    EngineError,
+    FileMount,
+    SpawnRequest,
+    StdinSpec,
+)
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:[:/.][A-Za-z0-9_-]+)*$")
+CWD_RE = re.compile(r"^((/[^/]*)+/?)?$")
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if kind is int and isinstance(value, bool):
+        raise EngineError(f"{name}: expected an integer")
+    if not isinstance(value, kind):
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise EngineError(f"{name}: expected {expected}, got {type(value).__name__}")
+    return value
+
+
+def parse_mode(raw: Any) -> int:
+    """'0644', '0755', '644' and MCP's oct(st_mode) form '0o100644' all mean permission bits."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw & 0o7777
+    if not isinstance(raw, str) or not raw:
+        raise EngineError(f"files: invalid mode {raw!r}")
+    text = raw[2:] if raw.lower().startswith("0o") else raw
+    try:
+        return int(text, 8) & 0o7777
+    except ValueError:
+        raise EngineError(f"files: invalid mode {raw!r}: expected octal digits") from None
+
+
+def parse_absolute_path(path: Any, what: str) -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise EngineError(f"{what}: {path!r} is not an absolute path")
+    if ".." in path.split("/") or "\0" in path:
+        raise EngineError(f"{what}: {path!r} may not contain '..' or NUL")
+    normal = posixpath.normpath(path)
+    if normal == "/":
+        raise EngineError(f"{what}: {path!r} names the root directory")
+    return normal
+
+
+def parse_stdin(raw: Any) -> StdinSpec:
+    if raw is None:
+        return StdinSpec()
+    if not isinstance(raw, dict):
+        raise EngineError("stdin: expected an object {value, encoding, close}")
+    value = raw.get("value") or ""
+    encoding = raw.get("encoding") or "ascii"
+    if not isinstance(value, str):
+        raise EngineError("stdin.value: expected a string")
+    if encoding == "base64":
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise EngineError("stdin.value: not valid base64") from None
+    elif encoding == "ascii":
+        data = value.encode("utf-8")
+    else:
+        raise EngineError(f"stdin.encoding: {encoding!r} is not ascii or base64")
+    close = raw.get("close", True)
+    return StdinSpec(data=data, close=True if close is None else bool(close))
+
+
+def parse_spawn_request(body: Any, image_uuid: str) -> SpawnRequest:
+    if not isinstance(body, dict):
+        raise EngineError("request body must be a JSON object")
+    command = body.get("command")
+    if not isinstance(command, str) or not command:
+        raise EngineError("command: required, a non-empty string")
+    args = _field(body, "args", list, [])
+    if not all(isinstance(a, str) for a in args):
+        raise EngineError("args: expected a list of strings")
+    env = _field(body, "env", dict, {})
+    clean_env: dict[str, str] = {}
+    for key, value in env.items():
+        if value is None or value == "":
+            continue  # "" / null remove a variable (preserve_env semantics)
+        if not isinstance(value, str):
+            raise EngineError(f"env.{key}: expected a string")
+        clean_env[key] = value
+    cwd = _field(body, "cwd", str, "")
+    if not CWD_RE.match(cwd):
+        raise EngineError(f"cwd: {cwd!r} is not an absolute path")
+    timeout = _field(body, "timeout", (int, float), None)
+    if timeout is not None and timeout <= 0:
+        raise EngineError("timeout: must be positive")
+    truncate = _field(body, "truncate_output_at", int, DEFAULT_TRUNCATE_OUTPUT_AT)
+    if not 0 <= truncate <= MAX_TRUNCATE_OUTPUT_AT:
+        raise EngineError(f"truncate_output_at: must be between 0 and {MAX_TRUNCATE_OUTPUT_AT}")
+    limits = _field(body, "resources_limits", dict, {})
+    max_layer = limits.get("max_layer_bytes") or DEFAULT_MAX_LAYER_BYTES
+    if not isinstance(max_layer, int) or isinstance(max_layer, bool) or max_layer < 1:
+        raise EngineError("resources_limits.max_layer_bytes: expected a positive integer")
+    networking = _field(body, "networking", dict, {})
+    files = []
+    for path, spec in _field(body, "files", dict, {}).items():
+        target = parse_absolute_path(path, "files")
+        if not isinstance(spec, dict) or not isinstance(spec.get("uuid"), str) or not UUID_RE.match(spec["uuid"]):
+            raise EngineError(f"files[{path}]: expected {{uuid, mode, uid, gid}} with a file uuid")
+        uid = spec.get("uid") or 0
+        gid = spec.get("gid") or 0
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (uid, gid)):
+            raise EngineError(f"files[{path}]: uid and gid must be non-negative integers")
+        files.append(FileMount(target, spec["uuid"].lower(), parse_mode(spec.get("mode") or "0644"), uid, gid))
+    uid = _field(body, "uid", int, 0)
+    gid = _field(body, "gid", int, 0)
+    if uid < 0 or gid < 0:
+        raise EngineError("uid/gid: must be non-negative")
+    return SpawnRequest(
+        image=image_uuid, command=command, args=tuple(args), shell=bool(_field(body, "shell", bool, False)),
+        env=clean_env, cwd=cwd.rstrip("/") if cwd not in ("", "/") else cwd, uid=uid, gid=gid,
+        hostname=_field(body, "hostname", str, DEFAULT_HOSTNAME) or DEFAULT_HOSTNAME,
+        disposable=bool(_field(body, "disposable", bool, False)), timeout=timeout, truncate_output_at=truncate,
+        stdin=parse_stdin(body.get("stdin")), files=tuple(files), max_layer_bytes=max_layer,
+        networking=bool(networking.get("enabled", True)),
+        preserve_env=bool(_field(body, "preserve_env", bool, False)),
+        preserve_cwd=bool(_field(body, "preserve_cwd", bool, False)), raw=body,
+    )

@@ -1,0 +1,70 @@
+"""Where the engine keeps its state: one directory, on one filesystem so commits are renames.
+
+Default: `$XDG_DATA_HOME/contree-tui/engine` (~/.local/share/...); `CONTREE_TUI_ENGINE_DIR` or an explicit
+path (the `--state-dir` flag) override it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "CONTREE_TUI_ENGINE_DIR"
+
+
+def default_state_root() -> Path:
+    explicit = os.environ.get(ENV_VAR)
+    if explicit:
+        return Path(explicit)
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "contree-tui" / "engine"
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path
+
+    @classmethod
+    def create(cls, path: str | Path | None = None) -> StateDir:
+        root = Path(path) if path is not None else default_state_root()
+        root = root.expanduser().resolve()
+        state = cls(root)
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o700)
+        for sub in (state.layers, state.blobs, state.runs):
+            sub.mkdir(exist_ok=True)
+        # Mountpoints live in a lower layer of their own, so a run never writes /proc or /dev into its upper.
+        for name in ("proc", "dev", "sys"):
+            (state.scaffold / name).mkdir(parents=True, exist_ok=True)
+        return state
+
+    @property
+    def id(self) -> str:
+        """Short, stable, path-safe name for per-engine host resources (cgroups)."""
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+
+    @property
+    def database(self) -> Path:
+        return self.root / "engine.db"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "engine.lock"
+
+    @property
+    def layers(self) -> Path:
+        return self.root / "layers"
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def scaffold(self) -> Path:
+        return self.root / "scaffold"

@@ -1,0 +1,25 @@
+"""Shared fixtures: a real engine in a temporary state directory (real namespaces, real overlay layers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from contree_tui.engine.engine import Engine, EngineConfig
+from contree_tui.engine.models import Image
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    eng = await Engine.open(tmp_path / "state", EngineConfig())
+    try:
+        yield eng
+    finally:
+        await eng.close()
+
+
+@pytest.fixture
+async def busybox(engine: Engine) -> Image:
+    return await engine.ensure_busybox()
