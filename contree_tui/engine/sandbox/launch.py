@@ -5,11 +5,12 @@ Process layout (host view):
     engine ──fork──▶ A "keeper": unshare(mnt, pid, uts, ipc[, net]); joins the run's cgroups; reports B's
                      host pid; waits for B. Dies with the engine (PDEATHSIG).
                      └─fork──▶ B, pid 1 of the sandbox: mounts the overlay, /proc, a minimal /dev,
-                               pivot_root(".", ".") + detach of the old root, injects files, then forks C and
+                               pivot_root(".", ".") + detach of the old root, injects files, drops its
+                               privileges and posix_spawns C (a vfork), and
                                reaps everything until C exits; reports C's exit status and rusage. When B
                                exits the kernel kills whatever C left behind. Dies with A (PDEATHSIG).
-                               └─fork──▶ C, the user's command: setsid, rlimits, capability drop, uid/gid,
-                                         cwd, exec.
+                               └─spawn─▶ C, the user's command in its own session, with the limits,
+                                         capability bounding set, uid/gid and cwd pid 1 set on itself.
 
 All setup is done with syscalls from here, never by running the image's own binaries (a util-linux
 `umount` inside the image once wrote /run/mount/ into the layer). Status travels as JSON lines on one
@@ -156,12 +157,11 @@ def _init(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w
         _report(status_w, error=f"sandbox setup failed: {exc}")
         os._exit(EXIT_SETUP_FAILED)
     try:
-        command_pid = os.fork()
+        command_pid = _spawn_command(spec, stdin_r, stdout_w, stderr_w)
     except OSError as exc:
-        _report(status_w, error=f"sandbox setup failed: fork: {exc}")
-        os._exit(EXIT_SETUP_FAILED)
-    if command_pid == 0:
-        _exec_command(spec, stdin_r, stdout_w, stderr_w, status_w)
+        message = exc.strerror or str(exc)
+        _report(status_w, exec_error=f"{spec.argv[0]}: {message}")
+        os._exit(EXIT_EXEC_FAILED)
     for fd in (stdin_r, stdout_w, stderr_w):
         os.close(fd)
     _report(status_w, spawned=command_pid)
@@ -271,35 +271,35 @@ def _same_file(item: InjectedFile, source: int) -> bool:
                 return True
 
 
-def _exec_command(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int) -> None:
-    try:
-        os.setsid()
-        os.dup2(stdin_r, 0)
-        os.dup2(stdout_w, 1)
-        os.dup2(stderr_w, 2)
-        # Only 0-2 survive exec; the status pipe stays usable until then to report an exec failure.
-        sc.close_range(3, cloexec=True)
-        for limit, value in spec.rlimits.items():
-            # Only ever lower a limit: the engine itself may lack CAP_SYS_RESOURCE to raise one.
-            _, hard = resource.getrlimit(limit)
-            if hard != resource.RLIM_INFINITY:
-                value = min(value, hard)
-            resource.setrlimit(limit, (value, value))
-        sc.drop_bounding_capabilities(KEPT_CAPABILITIES)
-        os.setgroups([])
-        os.setgid(spec.gid)
-        os.setuid(spec.uid)
-        os.chdir(spec.cwd)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        os.execvpe(spec.argv[0], spec.argv, spec.env)
-    except BaseException as exc:  # noqa: BLE001
-        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        try:
-            _report(status_w, exec_error=f"{spec.argv[0]}: {message}")
-        except OSError:
-            pass
-    os._exit(EXIT_EXEC_FAILED)
+def _spawn_command(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int) -> int:
+    """Drop privileges in pid 1 itself, then posix_spawn the command (a vfork: no copy of this process).
+
+    Limits, the capability bounding set, ids and cwd are inherited by the command; pid 1 needs none of
+    its powers after setup, only to wait and report.
+    """
+    for limit, value in spec.rlimits.items():
+        # Only ever lower a limit: the engine itself may lack CAP_SYS_RESOURCE to raise one.
+        _, hard = resource.getrlimit(limit)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(limit, (value, value))
+    sc.close_range(3, cloexec=True)  # only 0-2 reach the command
+    sc.drop_bounding_capabilities(KEPT_CAPABILITIES)
+    os.setgroups([])
+    os.setgid(spec.gid)
+    os.setuid(spec.uid)
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # a credential change clears it
+    os.chdir(spec.cwd)
+    # posix_spawnp looks the command up in *this* process's PATH.
+    os.environ["PATH"] = spec.env.get("PATH", "")
+    return os.posix_spawnp(
+        spec.argv[0], spec.argv, spec.env,
+        file_actions=[(os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, stdout_w, 1),
+                      (os.POSIX_SPAWN_DUP2, stderr_w, 2)],
+        setsid=True,
+        # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive exec, so reset them.
+        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM), setsigmask=(),
+    )
 
 
 def _describe_exit(status: int, usage: object) -> dict[str, object]:
