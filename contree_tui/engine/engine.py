@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from contree_tui.engine import layers as layerfs
+from contree_tui.engine.inspect import HelperStream, run_in_image
 from contree_tui.engine.instance import InstanceRun, Verdict, command_line, injected_files, instance_result
 from contree_tui.engine.models import (
     Conflict,
@@ -180,6 +182,26 @@ class Engine:
         scratch = self.state.runs / f"import-{layer}"
         await asyncio.to_thread(layerfs.build_busybox_rootfs, busybox, str(scratch))
         return await self._commit_root_layer(scratch, layer, BUSYBOX_TAG)
+
+    # -- inspect (confined to the image's root) -----------------------------------------------------------
+    def open_in_image(self, image: Image, operation: str, path: str) -> tuple[dict[str, Any], HelperStream]:
+        """Start a confined read of `path` (operation: list, read or archive); see engine/inspect.py."""
+        return run_in_image(self.lowers_for(image), self.state.runs, operation, path)
+
+    async def list_directory(self, image: Image, path: str) -> dict[str, Any]:
+        _, stream = self.open_in_image(image, "list", path)
+        with stream:
+            return json.loads(await asyncio.to_thread(stream.read))
+
+    async def read_file(self, image: Image, path: str) -> bytes:
+        _, stream = self.open_in_image(image, "read", path)
+        with stream:
+            return await asyncio.to_thread(stream.read)
+
+    async def archive(self, image: Image, path: str) -> bytes:
+        _, stream = self.open_in_image(image, "archive", path)
+        with stream:
+            return await asyncio.to_thread(stream.read)
 
     # -- files --------------------------------------------------------------------------------------
     def add_file(self, data: bytes) -> StoredFile:

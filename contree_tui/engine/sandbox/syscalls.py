@@ -115,8 +115,13 @@ def drop_bounding_capabilities(keep: frozenset[int]) -> None:
             _check(_libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0), f"drop capability {cap}")
 
 
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+
+
 def overlay_mount(lowers: list[str], upper: str | None, work: str | None, target: str,
-                  *, userxattr: bool = False) -> None:
+                  *, userxattr: bool = False, attrs: int = MOUNT_ATTR_NODEV) -> None:
     """Mount an overlay through fsopen/fsconfig (one `lowerdir+` per layer, topmost first).
 
     The legacy mount(2) option string stops at one page: past ~140 absolute layer paths it is silently
@@ -140,7 +145,8 @@ def overlay_mount(lowers: list[str], upper: str | None, work: str | None, target
         if userxattr:
             _check(_libc.syscall(_SYS_FSCONFIG, fd, FSCONFIG_SET_FLAG, b"userxattr", None, 0), "fsconfig userxattr")
         _check(_libc.syscall(_SYS_FSCONFIG, fd, FSCONFIG_CMD_CREATE, None, None, 0), "fsconfig create overlay")
-        mfd = _check(_libc.syscall(_SYS_FSMOUNT, fd, 0, 0), "fsmount")
+        # nodev by default: a device node shipped in an image must never reach a host device.
+        mfd = _check(_libc.syscall(_SYS_FSMOUNT, fd, 0, attrs), "fsmount")
         try:
             _check(_libc.syscall(_SYS_MOVE_MOUNT, mfd, b"", AT_FDCWD, target.encode(), MOVE_MOUNT_F_EMPTY_PATH),
                    f"move_mount {target}")
