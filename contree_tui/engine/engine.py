@@ -33,6 +33,7 @@ from contree_tui.engine.models import (
     SpawnRequest,
     StoredFile,
 )
+from contree_tui.engine.rootfs_import import layer_from_tarball
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
 from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request
@@ -149,13 +150,18 @@ class Engine:
         return [str(self.state.scaffold), *(self.layer_path(layer) for layer in reversed(image.layers))]
 
     async def import_rootfs(self, source: str | Path, *, tag: str | None = None) -> Image:
-        """Create a root image from a local rootfs directory."""
+        """Create a root image from a local rootfs directory or tarball (.tar, .tar.gz, ...)."""
         source = Path(source)
-        if not source.is_dir():
-            raise EngineError(f"{source}: not a directory")
+        if tag is not None and not TAG_RE.match(tag):
+            raise EngineError(f"tag: {tag!r} is not a valid tag")
         layer = layerfs.new_layer_id()
         scratch = self.state.runs / f"import-{layer}"
-        await asyncio.to_thread(layerfs.layer_from_directory, str(source), str(scratch))
+        if source.is_dir():
+            await asyncio.to_thread(layerfs.layer_from_directory, str(source), str(scratch))
+        elif source.is_file():
+            await layer_from_tarball(source, scratch)
+        else:
+            raise EngineError(f"{source}: no such rootfs directory or tarball", status=404)
         return await self._commit_root_layer(scratch, layer, tag)
 
     async def _commit_root_layer(self, scratch: Path, layer: str, tag: str | None) -> Image:
