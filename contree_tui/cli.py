@@ -13,10 +13,14 @@ def _engine_run(args: argparse.Namespace) -> int:
     from contree_tui.engine.engine import Engine
     from contree_tui.engine.output import decode_stream
 
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise EngineError("engine run: give a command, e.g. contree-tui engine run -- echo hello")
+
     async def go() -> int:
         async with await Engine.open(args.state_dir) as engine:
             image = await engine.ensure_busybox() if args.image == "busybox:latest" else None
-            op = await engine.run({"image": image.uuid if image else args.image, "command": " ".join(args.command),
+            op = await engine.run({"image": image.uuid if image else args.image, "command": " ".join(command),
                                    "shell": True, "disposable": args.disposable})
             if op.result:
                 sys.stdout.buffer.write(decode_stream(op.result["stdout"]))
