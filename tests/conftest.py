@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -23,3 +23,20 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
 @pytest.fixture
 async def busybox(engine: Engine) -> Image:
     return await engine.ensure_busybox()
+
+
+@pytest.fixture
+async def open_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Engine]]]:
+    """Open engines with a custom config (limits, squash depth) in tmp_path; all are closed afterwards."""
+    opened: list[Engine] = []
+
+    async def factory(config: EngineConfig | None = None, name: str = "state") -> Engine:
+        eng = await Engine.open(tmp_path / name, config or EngineConfig())
+        opened.append(eng)
+        return eng
+
+    try:
+        yield factory
+    finally:
+        for eng in reversed(opened):
+            await eng.close()
