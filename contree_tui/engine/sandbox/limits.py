@@ -121,7 +121,9 @@ class CgroupPool:
             time.sleep(0.005)
 
     def remove_all(self) -> None:
-        """Remove every slot this engine name owns (used at start, after a crash, and at stop)."""
+        """Remove every slot this engine name owns, then the engine's own group (used at start, after a
+        crash, and at stop). Each engine names its group after its state dir, so a group left behind is
+        never reused by another state dir: it would stay on the host for good."""
         roots = [CGROUP_ROOT / self.name] if self.version == 2 else [CGROUP_ROOT / c / self.name
                                                                      for c in V1_CONTROLLERS]
         for root in roots:
@@ -133,4 +135,8 @@ class CgroupPool:
                     slot.rmdir()
                 except OSError:
                     pass
+            try:
+                root.rmdir()  # fails (and stays) while a slot would not empty
+            except OSError:
+                pass
         self._free.clear()

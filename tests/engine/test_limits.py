@@ -1,0 +1,127 @@
+"""Runs that misbehave end, and leave the host as it was: timeouts, output floods, fork bombs, memory hogs."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from contree_tui.engine.engine import Engine, EngineConfig
+from contree_tui.engine.models import Image, OperationStatus
+from contree_tui.engine.output import decode_stream
+from contree_tui.engine.sandbox.limits import CGROUP_ROOT, V1_CONTROLLERS, Limits
+from tests.engine.helpers import host_processes, lingering, sh, stdout
+
+OpenEngine = Callable[..., Awaitable[Engine]]
+SLEEPER = ("sleep", "1000")
+
+
+def _slot_dirs(engine: Engine, controller: str) -> list[Path]:
+    """The engine's cgroup slots for one controller (v1: one hierarchy each; v2: one shared tree)."""
+    if not engine.cgroups.enabled:
+        pytest.skip("no usable cgroups on this host (needs root and memory+pids controllers)")
+    root = CGROUP_ROOT / engine.cgroups.name if engine.cgroups.version == 2 else \
+        CGROUP_ROOT / controller / engine.cgroups.name
+    return sorted(p for p in root.iterdir() if p.is_dir())
+
+
+def _cgroup_empty(slot: Path) -> bool:
+    return not (slot / "cgroup.procs").read_text().split()
+
+
+def _engine_groups(engine: Engine) -> list[Path]:
+    return [p for p in (CGROUP_ROOT / engine.cgroups.name, *(CGROUP_ROOT / c / engine.cgroups.name
+                                                           for c in V1_CONTROLLERS)) if p.exists()]
+
+
+async def _host_still_fine(engine: Engine, image: Image) -> None:
+    assert subprocess.run(["true"]).returncode == 0
+    op = await sh(engine, image.uuid, "echo still fine", disposable=True, timeout=10)
+    assert op.status is OperationStatus.SUCCESS and stdout(op) == "still fine\n"
+
+
+async def test_timeout_kills_the_command_and_its_background_children(engine: Engine, busybox: Image) -> None:
+    before = host_processes(*SLEEPER)
+    start = time.monotonic()
+    op = await sh(engine, busybox.uuid, "sleep 1000 & sleep 1000 & sleep 1000", timeout=1)
+    assert time.monotonic() - start < 5
+    assert op.status is OperationStatus.FAILED
+    assert "timed out" in (op.error or "")
+    assert op.result["state"]["timed_out"] is True
+    assert op.result_image_uuid is None
+    exit_events = [e for e in engine.store.events(op.uuid) if e.type == "exit"]
+    assert [e.data["timed_out"] for e in exit_events] == [True]
+    # when the sandbox's pid 1 dies the kernel reaps its whole pid namespace before the run is reported
+    assert await lingering(SLEEPER, before, timeout=0) == set()
+
+
+async def test_output_flood_is_capped_and_counted(engine: Engine, busybox: Image) -> None:
+    start = time.monotonic()
+    op = await sh(engine, busybox.uuid, "yes | head -c 5000000", truncate_output_at=100_000, disposable=True)
+    assert time.monotonic() - start < 5
+    assert op.status is OperationStatus.SUCCESS
+    kept = decode_stream(op.result["stdout"])
+    assert kept == b"y\n" * 50_000
+    assert op.result["stdout"]["truncated"] is True
+    events = engine.store.events(op.uuid)
+    truncated = [e.data for e in events if e.type == "truncated"]
+    assert truncated == [{"stream": "stdout", "bytes_emitted": 100_000, "bytes_dropped": 4_900_000}]
+    streamed = b"".join(decode_stream(e.data) for e in events if e.type == "stdout")
+    assert streamed == kept
+    assert events[-1].type == "completion"
+
+
+async def test_fork_bomb_hits_the_pids_cap_and_ends(open_engine: OpenEngine) -> None:
+    engine = await open_engine(EngineConfig(limits=Limits(pids=64)))
+    busybox = await engine.ensure_busybox()
+    start = time.monotonic()
+    op = await sh(engine, busybox.uuid, "b(){ b|b& }; b; sleep 30", timeout=3, disposable=True)
+    assert time.monotonic() - start < 8
+    assert op.status is OperationStatus.FAILED and op.result["state"]["timed_out"] is True
+    assert "can't fork" in decode_stream(op.result["stderr"]).decode()
+    [slot] = _slot_dirs(engine, "pids")
+    assert (slot / "pids.max").read_text().strip() == "64"
+    events = dict(line.split() for line in (slot / "pids.events").read_text().splitlines())
+    assert int(events["max"]) > 0, "the cap was never reached, so it proved nothing"
+    assert _cgroup_empty(slot)
+    await _host_still_fine(engine, busybox)
+
+
+async def test_memory_hog_is_oom_killed(open_engine: OpenEngine) -> None:
+    engine = await open_engine(EngineConfig(limits=Limits(memory_bytes=64 << 20)))
+    busybox = await engine.ensure_busybox()
+    start = time.monotonic()
+    # dd fills one 300 MB buffer from /dev/zero: every page is touched, far over the 64 MB limit
+    op = await engine.run({"image": busybox.uuid, "command": "dd",
+                           "args": ["if=/dev/zero", "of=/dev/null", "bs=300M", "count=1"],
+                           "timeout": 20, "disposable": True})
+    assert time.monotonic() - start < 10
+    state = op.result["state"]
+    assert state["timed_out"] is False
+    assert state["signal"] == 9 or state["exit_code"] not in (0, -1), state
+    [slot] = _slot_dirs(engine, "memory")
+    if engine.cgroups.version == 2:
+        assert (slot / "memory.max").read_text().strip() == str(64 << 20)
+        events = dict(line.split() for line in (slot / "memory.events").read_text().splitlines())
+    else:
+        assert (slot / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+        events = dict(line.split() for line in (slot / "memory.oom_control").read_text().splitlines())
+    assert int(events["oom_kill"]) >= 1
+    assert _cgroup_empty(slot)
+    await _host_still_fine(engine, busybox)
+
+
+async def test_closing_the_engine_removes_its_cgroups(tmp_path: Path) -> None:
+    engine = await Engine.open(tmp_path / "state", EngineConfig())
+    try:
+        busybox = await engine.ensure_busybox()
+        await sh(engine, busybox.uuid, "true", disposable=True)
+        if not engine.cgroups.enabled:
+            pytest.skip("no usable cgroups on this host")
+        assert _engine_groups(engine), "a run should have created the engine's cgroup"
+    finally:
+        await engine.close()
+    assert _engine_groups(engine) == [], "every engine names its group after its state dir: one left is one for good"
