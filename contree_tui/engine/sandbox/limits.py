@@ -56,6 +56,7 @@ class CgroupPool:
         self.name = name
         self._free: list[str] = []
         self._count = 0
+        self._applied: dict[str, Limits] = {}  # a reused slot keeps its limits; rewrite only on change
 
     @property
     def enabled(self) -> bool:
@@ -79,7 +80,9 @@ class CgroupPool:
                 (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
             for d in self._dirs(slot):
                 d.mkdir(parents=True, exist_ok=True)
-        self._apply(slot, limits)
+        if self._applied.get(slot) != limits:
+            self._apply(slot, limits)
+            self._applied[slot] = limits
         return slot, [str(d / "cgroup.procs") for d in self._dirs(slot)]
 
     def _apply(self, slot: str, limits: Limits) -> None:
