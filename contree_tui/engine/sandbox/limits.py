@@ -143,3 +143,4 @@ class CgroupPool:
             except OSError:
                 pass
         self._free.clear()
+        self._applied.clear()
