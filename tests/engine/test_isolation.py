@@ -94,7 +94,8 @@ async def test_networking_disabled_leaves_only_loopback_and_no_way_to_the_host(e
             "sed -n 's/^ *\\([^:]*\\):.*/\\1/p' /proc/net/dev;"
             f" echo from-sandbox | nc -w 2 127.0.0.1 {port} && echo host-reached || echo host-unreachable;"
             # control: the sandbox's own loopback is up, so nc itself works in there
-            " (nc -l -p 7777 > /tmp/got &); sleep 0.2; echo inside | nc -w 2 127.0.0.1 7777; sleep 0.1; cat /tmp/got"
+            " nc -l -p 7777 > /tmp/got & for i in $(seq 50); do"
+            " echo inside | nc -w 1 127.0.0.1 7777 2>/dev/null && break; sleep 0.1; done; wait; cat /tmp/got"
         )
         op = await sh(engine, busybox.uuid, script, networking={"enabled": False}, disposable=True, timeout=10)
         assert stdout(op).splitlines() == ["lo", "host-unreachable", "inside"], op.result
