@@ -134,3 +134,14 @@ async def test_mount_and_block_device_creation_fail(engine: Engine, busybox: Ima
               " test -e /tmp/disk && echo disk-exists || echo no-disk")
     op = await sh(engine, busybox.uuid, script, disposable=True)
     assert stdout(op).split() == ["mknod-refused", "mount-refused", "proc-refused", "no-disk"]
+
+
+async def test_kernel_settings_are_read_only_and_sensitive_proc_files_masked(engine: Engine,
+                                                                             busybox: Image) -> None:
+    script = ("for f in /proc/sys/kernel/core_pattern /proc/sys/vm/drop_caches /proc/sys/kernel/hostname; do"
+              " (echo 1 > $f) 2>/dev/null && echo written || echo refused; done;"
+              " for f in /proc/kallsyms /proc/keys /proc/timer_list; do"
+              " test -e $f && cat $f | wc -c || echo 0; done; hostname")
+    op = await sh(engine, busybox.uuid, script, hostname="inside", disposable=True)
+    assert stdout(op).split() == ["refused"] * 3 + ["0"] * 3 + ["inside"]
+    assert socket.gethostname() != "inside"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -55,6 +56,23 @@ async def test_timeout_kills_the_command_and_its_background_children(engine: Eng
     exit_events = [e for e in engine.store.events(op.uuid) if e.type == "exit"]
     assert [e.data["timed_out"] for e in exit_events] == [True]
     # when the sandbox's pid 1 dies the kernel reaps its whole pid namespace before the run is reported
+    assert await lingering(SLEEPER, before, timeout=0) == set()
+
+
+async def test_cancel_kills_the_run_and_everything_it_started(engine: Engine, busybox: Image) -> None:
+    before = host_processes(*SLEEPER)
+    op = await engine.spawn({"image": busybox.uuid, "command": "sleep 1000 & sleep 1000", "shell": True})
+    async for event in engine.follow(op.uuid):
+        if event.type == "spawn":
+            break
+    deadline = time.monotonic() + 5
+    while len(host_processes(*SLEEPER) - before) < 2:
+        assert time.monotonic() < deadline, "the two sleeps never started"
+        await asyncio.sleep(0.02)
+    cancelled = await engine.cancel(op.uuid)
+    assert cancelled.status is OperationStatus.CANCELLED
+    assert cancelled.result_image_uuid is None
+    assert engine.store.events(op.uuid)[-1].data["status"] == "CANCELLED"
     assert await lingering(SLEEPER, before, timeout=0) == set()
 
 
