@@ -310,7 +310,10 @@ class Engine:
         """Turn the run's upper dir into the child image's top layer (a rename), or reuse the source image
         when nothing changed. The image row is written only once the layer is in place."""
         upper = run_dir / "upper"
-        scan = await asyncio.to_thread(layerfs.scan_upper, str(upper))
+        with os.scandir(upper) as entries:
+            changed = any(True for _ in entries)
+        # Most runs change nothing or little; a thread hop costs more than scanning an empty upper.
+        scan = await asyncio.to_thread(layerfs.scan_upper, str(upper)) if changed else layerfs.UpperScan(0, 0)
         if scan.size > request.max_layer_bytes:
             raise EngineError(f"the run wrote {scan.size} bytes, more than max_layer_bytes "
                               f"({request.max_layer_bytes}); nothing was committed")
