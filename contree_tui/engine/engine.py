@@ -349,7 +349,13 @@ class Engine:
         newest few into one layer of hard links. Content is unchanged; the merge is cached for siblings."""
         if len(chain) <= self.config.squash_at:
             return chain
-        base, middle, top = chain[0], chain[1:-KEEP_ON_TOP], chain[-KEEP_ON_TOP:]
+        # The result is base + merged + top, so at most squash_at - 2 stay on top. With a low squash_at,
+        # a fixed KEEP_ON_TOP would leave nothing to merge and put the base in twice (overlay: ELOOP).
+        keep = max(0, min(KEEP_ON_TOP, self.config.squash_at - 2))
+        split = len(chain) - keep  # not chain[-keep:]: that is the whole chain when keep is 0
+        base, middle, top = chain[0], chain[1:split], chain[split:]
+        if len(middle) < 2:
+            return chain  # merging one layer into one layer gains nothing
         layer = self.store.squashed_layer(middle)
         if layer is None:
             layer = layerfs.new_layer_id()

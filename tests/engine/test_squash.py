@@ -53,3 +53,44 @@ async def test_thirty_step_chain_stays_short_and_shows_every_write(open_engine: 
     # a child of the squashed image keeps working on top of it
     child = await sh(engine, final.uuid, "echo line-31 >> /data/log; wc -l < /data/log")
     assert stdout(child).strip() == str(STEPS + 1)
+
+
+# Each step changes the tree in a way a squash must reproduce: opaque dirs, a file replaced by a dir and
+# back, renames of lower dirs (copied whole, redirect_dir is off), hard links, owner and mode changes.
+TRICKY_STEPS = (
+    "mkdir -p /d/a/b && echo 1 > /d/a/b/f && ln -s /d/a/b/f /d/link && echo x > /d/hard && ln /d/hard /d/hard2",
+    "rm -rf /d/a && mkdir -p /d/a && echo 2 > /d/a/g",
+    "rm /etc/hostname && mkdir /etc/hostname && echo dir > /etc/hostname/inside",
+    "rm -rf /etc/hostname && echo file-again > /etc/hostname",
+    "chmod 700 /usr/sbin && chown 5:6 /usr/bin && rm /usr/bin/wc",
+    "mv /d/a /d/moved && echo 3 >> /d/moved/g",
+    "rm -rf /usr/sbin && mkdir /usr/sbin && ln -s /bin/busybox /usr/sbin/only",
+    "echo 4 > /d/hard && rm /d/link && ln -s /nowhere /d/link",
+    "rm -rf /d/moved && mkdir /d/moved && mkdir /usr/sbin/sub && echo y > /usr/sbin/sub/y",
+    "rm -rf /usr/sbin/sub && touch /usr/sbin/sub && mkfifo /d/fifo",
+    "rm /usr/sbin/sub && mkdir -p /usr/sbin/sub/deeper && echo z > /usr/sbin/sub/deeper/z",
+    "rm -rf /root /tmp && mkdir -m 711 /root && mkdir -m 1777 /tmp && echo t > /tmp/t",
+)
+# Everything but link counts (a squash shares inodes with the layers it merged) and dir sizes.
+TREE_VIEW = ("find / -xdev -exec stat -c '%n %F %a %u %g' {} + | sort;"
+             " find / -xdev -type f -exec md5sum {} + | sort")
+
+
+async def _tree_views(engine: Engine) -> tuple[list[str], int]:
+    image = (await engine.ensure_busybox()).uuid
+    views = []
+    for step in TRICKY_STEPS:
+        op = await sh(engine, image, step)
+        assert op.status is OperationStatus.SUCCESS, (step, op.error)
+        image = op.result_image_uuid
+        views.append(stdout(await sh(engine, image, TREE_VIEW, disposable=True)))
+    return views, len(engine.store.get_image(image).layers)
+
+
+async def test_low_squash_threshold_shows_the_same_trees_as_no_squash(open_engine: OpenEngine) -> None:
+    plain, plain_depth = await _tree_views(await open_engine(EngineConfig(squash_at=1000), name="plain"))
+    squashed, squashed_depth = await _tree_views(await open_engine(EngineConfig(squash_at=3), name="squashed"))
+    assert plain_depth == len(TRICKY_STEPS) + 1
+    assert squashed_depth <= 3
+    for step, (want, got) in enumerate(zip(plain, squashed, strict=True)):
+        assert got == want, f"after step {step}: {TRICKY_STEPS[step]}"
