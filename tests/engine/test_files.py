@@ -21,6 +21,7 @@ async def test_injected_files_have_content_mode_and_owner(engine: Engine, busybo
         "/app/a.txt": {"uuid": f.uuid, "mode": "0644"},
         "/app/run.sh": {"uuid": f.uuid, "mode": "0755", "uid": 1000, "gid": 1001},
         "/app/stat.txt": {"uuid": f.uuid, "mode": "0o100640"},  # MCP's oct(st_mode) form
+        "/app/stat644.txt": {"uuid": f.uuid, "mode": "0o100644"},
         "/deep/new/dir/d.txt": {"uuid": f.uuid, "mode": "0600", "uid": 7, "gid": 8},
     }
     op = await sh(engine, busybox.uuid, "stat -c '%n %a %u %g' /app/* /deep/new/dir/d.txt; cat /app/a.txt",
@@ -30,6 +31,7 @@ async def test_injected_files_have_content_mode_and_owner(engine: Engine, busybo
         "/app/a.txt 644 0 0",
         "/app/run.sh 755 1000 1001",
         "/app/stat.txt 640 0 0",
+        "/app/stat644.txt 644 0 0",
         "/deep/new/dir/d.txt 600 7 8",
         CONTENT.decode().strip(),
     ]

@@ -3,7 +3,6 @@ the powers that would let root inside mount or create a device for the host's di
 
 from __future__ import annotations
 
-import os
 import select
 import shutil
 import socket
@@ -111,7 +110,6 @@ async def test_proc_shows_only_the_sandboxs_processes(engine: Engine, busybox: I
     # pid 1 (the sandbox's init), 2 (the shell), and whatever the shell forked for the glob
     assert 1 in pids and 2 in pids
     assert max(pids) < 10 and len(pids) <= 4, pids
-    assert os.getpid() not in pids or os.getpid() < 10
     # pid 1 is the root of its own pid namespace: no parent visible, one level of pids
     assert status_text.split() == ["PPid:", "0", "NSpid:", "1"]
 
