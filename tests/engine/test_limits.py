@@ -143,3 +143,17 @@ async def test_closing_the_engine_removes_its_cgroups(tmp_path: Path) -> None:
     finally:
         await engine.close()
     assert _engine_groups(engine) == [], "every engine names its group after its state dir: one left is one for good"
+
+
+async def test_without_cgroups_the_memory_limit_is_an_rlimit_on_the_command(open_engine: OpenEngine) -> None:
+    engine = await open_engine(EngineConfig(cgroups=False, limits=Limits(memory_bytes=64 << 20)))
+    busybox = await engine.ensure_busybox()
+    small = await sh(engine, busybox.uuid, "ulimit -v; echo started", disposable=True)
+    assert small.status is OperationStatus.SUCCESS, small.error
+    assert stdout(small).split() == [str(64 << 10), "started"]
+    hog = await engine.run({"image": busybox.uuid, "command": "dd",
+                            "args": ["if=/dev/zero", "of=/dev/null", "bs=300M", "count=1"], "disposable": True})
+    assert hog.status is OperationStatus.SUCCESS, hog.error
+    assert hog.result["state"]["exit_code"] != 0
+    assert "memory" in decode_stream(hog.result["stderr"]).decode().lower()
+    await _host_still_fine(engine, busybox)

@@ -157,7 +157,7 @@ def _init(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w
         _report(status_w, error=f"sandbox setup failed: {exc}")
         os._exit(EXIT_SETUP_FAILED)
     try:
-        command_pid = _spawn_command(spec, stdin_r, stdout_w, stderr_w)
+        command_pid = _spawn_command(spec, stdin_r, stdout_w, stderr_w, status_w)
     except OSError as exc:
         message = exc.strerror or str(exc)
         _report(status_w, exec_error=f"{spec.argv[0]}: {message}")
@@ -271,17 +271,21 @@ def _same_file(item: InjectedFile, source: int) -> bool:
                 return True
 
 
-def _spawn_command(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int) -> int:
+def _spawn_command(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int) -> int:
     """Drop privileges in pid 1 itself, then posix_spawn the command (a vfork: no copy of this process).
 
     Limits, the capability bounding set, ids and cwd are inherited by the command; pid 1 needs none of
     its powers after setup, only to wait and report.
     """
+    address_space = None
     for limit, value in spec.rlimits.items():
         # Only ever lower a limit: the engine itself may lack CAP_SYS_RESOURCE to raise one.
         _, hard = resource.getrlimit(limit)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
+        if limit == resource.RLIMIT_AS:
+            address_space = value
+            continue
         resource.setrlimit(limit, (value, value))
     sc.close_range(3, cloexec=True)  # only 0-2 reach the command
     sc.drop_bounding_capabilities(KEPT_CAPABILITIES)
@@ -290,6 +294,8 @@ def _spawn_command(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int)
     os.setuid(spec.uid)
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # a credential change clears it
     os.chdir(spec.cwd)
+    if address_space is not None:
+        return _fork_exec_with_address_space(spec, address_space, stdin_r, stdout_w, stderr_w, status_w)
     # posix_spawnp looks the command up in *this* process's PATH.
     os.environ["PATH"] = spec.env.get("PATH", "")
     return os.posix_spawnp(
@@ -300,6 +306,33 @@ def _spawn_command(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int)
         # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive exec, so reset them.
         setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM), setsigmask=(),
     )
+
+
+def _fork_exec_with_address_space(spec: LaunchSpec, address_space: int, stdin_r: int, stdout_w: int, stderr_w: int,
+                                  status_w: int) -> int:
+    """The no-cgroup memory fallback, RLIMIT_AS, set in a forked child just before exec.
+
+    On pid 1 itself it would count the forked engine's whole address space: under a small limit the stack
+    posix_spawn maps fails (ENOMEM) and no command could start at all.
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    try:  # pragma: no cover - the forked child; an exec failure is reported like posix_spawn's
+        os.setsid()
+        for fd, target in ((stdin_r, 0), (stdout_w, 1), (stderr_w, 2)):
+            os.dup2(fd, target)
+        for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        os.execvpe(spec.argv[0], spec.argv, spec.env)
+    except BaseException as exc:  # noqa: BLE001
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        try:
+            _report(status_w, exec_error=f"{spec.argv[0]}: {message}")
+        except OSError:
+            pass
+    os._exit(EXIT_EXEC_FAILED)
 
 
 def _describe_exit(status: int, usage: object) -> dict[str, object]:
