@@ -47,7 +47,12 @@ async def _host_still_fine(engine: Engine, image: Image) -> None:
 async def test_timeout_kills_the_command_and_its_background_children(engine: Engine, busybox: Image) -> None:
     before = host_processes(*SLEEPER)
     start = time.monotonic()
-    op = await sh(engine, busybox.uuid, "sleep 1000 & sleep 1000 & sleep 1000", timeout=1)
+    op = await engine.spawn({"image": busybox.uuid, "command": "sleep 1000 & sleep 1000 & sleep 1000",
+                             "shell": True, "timeout": 1})
+    while len(host_processes(*SLEEPER) - before) < 3:  # all three really run before the deadline
+        assert time.monotonic() - start < 1, "the three sleeps never ran together"
+        await asyncio.sleep(0.01)
+    op = await engine.wait(op.uuid)
     assert time.monotonic() - start < 5
     assert op.status is OperationStatus.FAILED
     assert "timed out" in (op.error or "")
