@@ -34,6 +34,7 @@ from contree_tui.engine.models import (
     StoredFile,
 )
 from contree_tui.engine.rootfs_import import layer_from_tarball
+from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
 from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request
@@ -69,6 +70,7 @@ class Engine:
         self._next_event: dict[str, int] = {}
         version = detect_cgroup_version() if config.cgroups else None
         self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
+        self.keepers = KeeperPool(self.cgroups, config.limits)
         self._lock_fd: int | None = None
         self._notifications: set[asyncio.Future[None]] = set()
 
@@ -97,6 +99,9 @@ class Engine:
             run.kill("engine stopped")
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self.keepers.close()
+        if self._notifications:
+            await asyncio.gather(*self._notifications, return_exceptions=True)
         self.cgroups.remove_all()
         self.store.close()
         if self._lock_fd is not None:
@@ -252,21 +257,19 @@ class Engine:
             for sub in ("upper", "work", "merged"):
                 (run_dir / sub).mkdir(parents=True)
             argv, env = command_line(request, image)
-            procs: list[str] = []
-            if self.cgroups.enabled:
-                slot, procs = self.cgroups.acquire(self.config.limits)
+            keeper, slot = self.keepers.take(self.config.limits)
+            asyncio.get_running_loop().call_soon(self.keepers.refill)
             spec = LaunchSpec(
                 lowers=self.lowers_for(image), upper=str(run_dir / "upper"), work=str(run_dir / "work"),
                 merged=str(run_dir / "merged"), argv=argv, env=env,
                 cwd=request.cwd or image.workdir or "/", uid=request.uid, gid=request.gid,
                 hostname=request.hostname, network=request.networking,
                 files=injected_files(request, blobs), blob_dir=str(self.state.blobs),
-                rlimits=rlimits_for(self.config.limits, request.max_layer_bytes, cgroups=bool(procs)),
-                cgroup_procs=procs,
+                rlimits=rlimits_for(self.config.limits, request.max_layer_bytes, cgroups=slot is not None),
             )
             run = InstanceRun(self, op_uuid, request, image, str(run_dir))
             self._runs[op_uuid] = run
-            verdict = await run.run(spec)
+            verdict = await run.run(spec, keeper.start)
             await self._finish(op_uuid, request, image, verdict, run_dir, time.time() - started)
         except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
             self.store.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
@@ -278,8 +281,11 @@ class Engine:
             self._tasks.pop(op_uuid, None)
             if slot is not None:
                 self.cgroups.release(slot)
-            await asyncio.to_thread(shutil.rmtree, run_dir, True)
             self._next_event.pop(op_uuid, None)
+            # Off the critical path: waiters already have their result; close() waits for the sweep.
+            cleanup = asyncio.ensure_future(asyncio.to_thread(shutil.rmtree, run_dir, True))
+            self._notifications.add(cleanup)
+            cleanup.add_done_callback(self._notifications.discard)
 
     async def _finish(self, op_uuid: str, request: SpawnRequest, image: Image, verdict: Verdict, run_dir: Path,
                       elapsed: float) -> None:

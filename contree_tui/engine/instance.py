@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -106,9 +107,10 @@ class InstanceRun:
                 self.launched.stdin_w = None  # type: ignore[union-attr]
 
     # -- run ----------------------------------------------------------------------------------------
-    async def run(self, spec: LaunchSpec) -> Verdict:
+    async def run(self, spec: LaunchSpec, start: Callable[[LaunchSpec], Launched] = launch) -> Verdict:
+        """Start the sandbox with `start` (a pre-forked keeper's, by default a fresh fork) and see it end."""
         loop = asyncio.get_running_loop()
-        self.launched = launched = launch(spec)
+        self.launched = launched = start(spec)
         keeper_exit = loop.create_future()
         pidfd = os.pidfd_open(launched.keeper_pid)
         loop.add_reader(pidfd, lambda: keeper_exit.done() or keeper_exit.set_result(None))

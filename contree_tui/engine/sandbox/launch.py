@@ -22,12 +22,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pickle
 import resource
 import signal
 import socket
 import stat
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from contree_tui.engine.sandbox import syscalls as sc
 
@@ -83,20 +84,81 @@ class Launched:
 
 
 def launch(spec: LaunchSpec) -> Launched:
-    """Fork the keeper; return the parent's ends of the pipes. Never raises after the fork."""
-    stdin_r, stdin_w = os.pipe()
-    stdout_r, stdout_w = os.pipe()
-    stderr_r, stderr_w = os.pipe()
-    status_r, status_w = os.pipe()
-    child_fds = (stdin_r, stdout_w, stderr_w, status_w)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the forked child, reported through the status pipe
-        _keeper(spec, stdin_r, stdout_w, stderr_w, status_w)
-    for fd in child_fds:
-        os.close(fd)
-    for fd in (stdout_r, stderr_r, status_r):
-        os.set_blocking(fd, False)
-    return Launched(pid, stdin_w, stdout_r, stderr_r, status_r)
+    """Fork a keeper for `spec` now (it joins spec.cgroup_procs itself); see Keeper for the pre-forked path."""
+    keeper = Keeper.fork(spec.cgroup_procs)
+    return keeper.start(spec)
+
+
+class Keeper:
+    """A keeper forked ahead of time: it has already closed the engine's fds and joined its cgroups, and
+    waits on a socket for the run's spec and pipe ends.
+
+    Joining a cgroup v1 hierarchy costs ~4 ms per controller here (the kernel waits for an RCU grace
+    period), and forking a large engine process costs more than forking pid 1 later, so both are taken off
+    a run's critical path by forking keepers while the engine is idle.
+    """
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+
+    @classmethod
+    def fork(cls, cgroup_procs: list[str]) -> Keeper:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - forked child
+            parent.close()
+            _idle_keeper(child, cgroup_procs)
+        child.close()
+        return cls(pid, parent)
+
+    def start(self, spec: LaunchSpec) -> Launched:
+        """Hand the keeper its run; returns the engine's ends of the pipes."""
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        status_r, status_w = os.pipe()
+        child_fds = [stdin_r, stdout_w, stderr_w, status_w]
+        try:
+            socket.send_fds(self.sock, [pickle.dumps(spec)], child_fds)
+        except OSError as exc:
+            # The keeper died before its run (killed, or the engine is closing): report it as a setup error.
+            os.write(status_w, (json.dumps({"error": f"sandbox keeper is gone: {exc}"}) + "\n").encode())
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+            self.sock.close()
+        for fd in (stdout_r, stderr_r, status_r):
+            os.set_blocking(fd, False)
+        return Launched(self.pid, stdin_w, stdout_r, stderr_r, status_r)
+
+    def discard(self) -> None:
+        """An idle keeper that will not be used: closing its socket makes it exit; reap it."""
+        self.sock.close()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+
+
+def _idle_keeper(sock: socket.socket, cgroup_procs: list[str]) -> None:
+    try:
+        _close_all_except({sock.fileno()})
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for procs in cgroup_procs:
+            with open(procs, "w") as fh:
+                fh.write(str(os.getpid()))
+        message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
+    except BaseException:  # noqa: BLE001
+        os._exit(EXIT_SETUP_FAILED)
+    if not message or len(fds) != 4:
+        os._exit(0)  # the engine let this keeper go
+    sock.close()
+    spec = pickle.loads(message)
+    _keeper(replace(spec, cgroup_procs=[]), *fds)
 
 
 def _report(fd: int, **message: object) -> None:

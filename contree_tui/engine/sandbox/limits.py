@@ -80,10 +80,13 @@ class CgroupPool:
                 (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
             for d in self._dirs(slot):
                 d.mkdir(parents=True, exist_ok=True)
+        self.ensure_limits(slot, limits)
+        return slot, [str(d / "cgroup.procs") for d in self._dirs(slot)]
+
+    def ensure_limits(self, slot: str, limits: Limits) -> None:
         if self._applied.get(slot) != limits:
             self._apply(slot, limits)
             self._applied[slot] = limits
-        return slot, [str(d / "cgroup.procs") for d in self._dirs(slot)]
 
     def _apply(self, slot: str, limits: Limits) -> None:
         quota = max(1000, int(limits.cpus * CFS_PERIOD_US))

@@ -138,6 +138,10 @@ def overlay_mount(lowers: list[str], upper: str | None, work: str | None, target
         if upper is not None and work is not None:
             set_string("upperdir", upper)
             set_string("workdir", work)
+            # volatile: no syncfs of the upper fs when the sandbox's mount namespace goes away (that sync
+            # sat on every run's critical path). An upper is never mounted again: it is committed by rename
+            # and from then on only ever a lower, so the "volatile upper after a crash" check never applies.
+            _check(_libc.syscall(_SYS_FSCONFIG, fd, FSCONFIG_SET_FLAG, b"volatile", None, 0), "fsconfig volatile")
         # Each upper must be a self-contained diff: no redirects, no metacopy-only entries, no index.
         set_string("redirect_dir", "off")
         set_string("metacopy", "off")
