@@ -1,12 +1,26 @@
-"""A small pool of pre-forked keepers (see launch.Keeper), each already in its own cgroup slot."""
+"""A pool of pre-forked keepers (see launch.Keeper), each already in its own cgroup slot.
+
+Keepers come from the keeper factory (factory.py), a separate small process, so forking costs the engine's
+event loop nothing. If the factory cannot start or dies, keepers are forked by the engine itself: slower,
+never broken.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 from contree_tui.engine.sandbox.launch import Keeper
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits
 
-# Two cores here: a few idle keepers cover bursts of parallel runs; more only cost idle processes.
-DEFAULT_IDLE_KEEPERS = 3
+# Enough idle keepers for a burst of parallel runs on two cores; each costs one sleeping process.
+DEFAULT_IDLE_KEEPERS = 4
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 
 
 class KeeperPool:
@@ -15,29 +29,122 @@ class KeeperPool:
         self.limits = limits
         self.size = size
         self._idle: list[tuple[Keeper, str | None]] = []
+        self._pending: dict[int, tuple[str | None, asyncio.Future[tuple[Keeper, str | None]] | None]] = {}
+        self._next_id = 0
+        self._factory: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
         self._closed = False
 
-    def _fork(self, limits: Limits) -> tuple[Keeper, str | None]:
+    # -- factory --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the factory; refill as replies come. Failure to start only means slower forks."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}
+        try:
+            self._factory = subprocess.Popen(
+                [sys.executable, "-m", "contree_tui.engine.sandbox.factory", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
+        except OSError:
+            ours.close()
+            return
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        asyncio.get_running_loop().add_reader(ours.fileno(), self._on_reply)
+        self.refill()
+
+    def _factory_gone(self) -> None:
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        for slot, future in self._pending.values():
+            if future is not None and not future.done():
+                future.set_result(self._fork_here(slot))
+            elif slot is not None:
+                self.cgroups.release(slot)
+        self._pending.clear()
+
+    def _on_reply(self) -> None:
+        assert self._sock is not None
+        try:
+            message, fds, _, _ = socket.recv_fds(self._sock, 1 << 16, 2)
+        except BlockingIOError:
+            return
+        except OSError:
+            message, fds = b"", []
+        if not message:
+            self._factory_gone()
+            return
+        reply = json.loads(message)
+        slot, future = self._pending.pop(reply["id"], (None, None))
+        if "error" in reply or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            keeper_and_slot = self._fork_here(slot)
+        else:
+            keeper_and_slot = (Keeper(reply["pid"], socket.socket(fileno=fds[0]), pidfd=fds[1]), slot)
+        if future is not None and not future.done():
+            future.set_result(keeper_and_slot)
+        elif self._closed:
+            self._discard(*keeper_and_slot)
+        else:
+            self._idle.append(keeper_and_slot)
+
+    def _request(self, limits: Limits, future: asyncio.Future[tuple[Keeper, str | None]] | None) -> None:
         slot, procs = self.cgroups.acquire(limits) if self.cgroups.enabled else (None, [])
+        if self._sock is None:
+            result = Keeper.fork(procs), slot
+            if future is not None:
+                future.set_result(result)
+            else:
+                self._idle.append(result)
+            return
+        self._next_id += 1
+        self._pending[self._next_id] = (slot, future)
+        try:
+            self._sock.send(json.dumps({"id": self._next_id, "cgroup_procs": procs}).encode())
+        except OSError:
+            self._factory_gone()
+
+    def _fork_here(self, slot: str | None) -> tuple[Keeper, str | None]:
+        procs = self.cgroups.procs_files(slot) if slot is not None else []
         return Keeper.fork(procs), slot
 
-    def take(self, limits: Limits) -> tuple[Keeper, str | None]:
-        """An idle keeper (forked now if none is left) whose slot carries `limits`."""
-        if not self._idle:
-            return self._fork(limits)
-        keeper, slot = self._idle.pop()
+    # -- pool -----------------------------------------------------------------------------------------
+    async def take(self, limits: Limits) -> tuple[Keeper, str | None]:
+        """An idle keeper whose slot carries `limits` (asked of the factory now if none is idle)."""
+        if self._idle:
+            keeper, slot = self._idle.pop()
+        else:
+            future: asyncio.Future[tuple[Keeper, str | None]] = asyncio.get_running_loop().create_future()
+            self._request(limits, future)
+            keeper, slot = await future
         if slot is not None:
             self.cgroups.ensure_limits(slot, limits)
         return keeper, slot
 
     def refill(self) -> None:
-        while not self._closed and len(self._idle) < self.size:
-            self._idle.append(self._fork(self.limits))
+        waiting = sum(1 for _, future in self._pending.values() if future is None)
+        for _ in range(self.size - len(self._idle) - waiting):
+            if self._closed:
+                return
+            self._request(self.limits, None)
+
+    def _discard(self, keeper: Keeper, slot: str | None) -> None:
+        keeper.discard()
+        if slot is not None:
+            self.cgroups.release(slot)
 
     def close(self) -> None:
         self._closed = True
         for keeper, slot in self._idle:
-            keeper.discard()
-            if slot is not None:
-                self.cgroups.release(slot)
+            self._discard(keeper, slot)
         self._idle.clear()
+        if self._sock is not None:
+            self._factory_gone()
+        if self._factory is not None:
+            self._factory.kill()
+            self._factory.wait()
+            self._factory = None

@@ -81,6 +81,7 @@ class Launched:
     stdout_r: int
     stderr_r: int
     status_r: int
+    pidfd: int | None = None  # set when the keeper is not our child (forked by the factory): watch, don't reap
 
 
 def launch(spec: LaunchSpec) -> Launched:
@@ -98,9 +99,10 @@ class Keeper:
     a run's critical path by forking keepers while the engine is idle.
     """
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, pidfd: int | None = None) -> None:
         self.pid = pid
         self.sock = sock
+        self.pidfd = pidfd  # only for keepers forked by the factory, which reaps them
 
     @classmethod
     def fork(cls, cgroup_procs: list[str]) -> Keeper:
@@ -130,11 +132,14 @@ class Keeper:
             self.sock.close()
         for fd in (stdout_r, stderr_r, status_r):
             os.set_blocking(fd, False)
-        return Launched(self.pid, stdin_w, stdout_r, stderr_r, status_r)
+        return Launched(self.pid, stdin_w, stdout_r, stderr_r, status_r, pidfd=self.pidfd)
 
     def discard(self) -> None:
-        """An idle keeper that will not be used: closing its socket makes it exit; reap it."""
+        """An idle keeper that will not be used: closing its socket makes it exit; reap it if it is ours."""
         self.sock.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            return
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -146,8 +151,9 @@ def _idle_keeper(sock: socket.socket, cgroup_procs: list[str]) -> None:
     try:
         _close_all_except({sock.fileno()})
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Whatever the forking process installed (the factory reaps on SIGCHLD) must not reap our children.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
         for procs in cgroup_procs:
             with open(procs, "w") as fh:
                 fh.write(str(os.getpid()))

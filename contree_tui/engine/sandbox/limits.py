@@ -81,7 +81,10 @@ class CgroupPool:
             for d in self._dirs(slot):
                 d.mkdir(parents=True, exist_ok=True)
         self.ensure_limits(slot, limits)
-        return slot, [str(d / "cgroup.procs") for d in self._dirs(slot)]
+        return slot, self.procs_files(slot)
+
+    def procs_files(self, slot: str) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self._dirs(slot)]
 
     def ensure_limits(self, slot: str, limits: Limits) -> None:
         if self._applied.get(slot) != limits:
