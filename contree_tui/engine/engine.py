@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from contree_tui.engine import layers as layerfs
+from contree_tui.engine.grep import GrepQuery
 from contree_tui.engine.inspect import HelperStream, run_in_image
 from contree_tui.engine.instance import InstanceRun, Verdict, command_line, injected_files, instance_result
 from contree_tui.engine.models import (
@@ -92,6 +93,7 @@ class Engine:
         engine = cls(state, config or EngineConfig())
         engine._lock_fd = lock_fd
         await engine._recover()
+        engine.keepers.start()
         return engine
 
     async def close(self) -> None:
@@ -214,6 +216,12 @@ class Engine:
         with stream:
             return await asyncio.to_thread(stream.read)
 
+    async def grep(self, image: Image, query: GrepQuery) -> dict[str, Any]:
+        """Search file contents (the API's GrepResult); the query is validated first (EngineError, 400)."""
+        _, stream = run_in_image(self.lowers_for(image), self.state.runs, "grep", query.validate().paths[0], query)
+        with stream:
+            return json.loads(await asyncio.to_thread(stream.read))
+
     # -- files --------------------------------------------------------------------------------------
     def add_file(self, data: bytes) -> StoredFile:
         digest = hashlib.sha256(data).hexdigest()
@@ -257,7 +265,7 @@ class Engine:
             for sub in ("upper", "work", "merged"):
                 (run_dir / sub).mkdir(parents=True)
             argv, env = command_line(request, image)
-            keeper, slot = self.keepers.take(self.config.limits)
+            keeper, slot = await self.keepers.take(self.config.limits)
             asyncio.get_running_loop().call_soon(self.keepers.refill)
             spec = LaunchSpec(
                 lowers=self.lowers_for(image), upper=str(run_dir / "upper"), work=str(run_dir / "work"),
@@ -419,6 +427,10 @@ class Engine:
                     return
             if not follow or (not events and op_uuid not in self._tasks):
                 return
+
+    def instance_run(self, op_uuid: str) -> InstanceRun | None:
+        """The live run of an operation (its sandbox is up or starting), else None."""
+        return self._runs.get(op_uuid)
 
     async def wait(self, op_uuid: str) -> Operation:
         task = self._tasks.get(op_uuid)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from contree_tui.engine.grep import GrepQuery, search
 from contree_tui.engine.models import EngineError, NotFound
 from contree_tui.engine.sandbox import syscalls as sc
 
@@ -84,7 +85,15 @@ def _archive(path: str, out: IO[bytes]) -> None:
         archive.add(path, arcname=arcname, recursive=True)
 
 
+def _grep(path: str, out: IO[bytes], query: GrepQuery) -> None:
+    result = search(query)  # raises NotFound for a missing root before any output
+    _header(out, {})
+    out.write(json.dumps(result).encode())
+
+
 OPERATIONS: dict[str, Callable[[str, IO[bytes]], None]] = {"list": _list, "read": _read, "archive": _archive}
+# Operations that take a parameter object besides the path (its first root).
+QUERY_OPERATIONS: dict[str, Callable[[str, IO[bytes], Any], None]] = {"grep": _grep}
 
 
 def _header(out: IO[bytes], header: dict[str, Any]) -> None:
@@ -93,10 +102,11 @@ def _header(out: IO[bytes], header: dict[str, Any]) -> None:
 
 
 def run_in_image(lowers: list[str], scratch_root: Path, operation: str,
-                 path: str) -> tuple[dict[str, Any], HelperStream]:
+                 path: str, query: Any = None) -> tuple[dict[str, Any], HelperStream]:
     """Fork the confined helper; return its header and a stream of the payload (read it to EOF, close it).
 
-    For `list` the payload is the DirectoryList JSON; for `read` the file's bytes; for `archive` a PAX tar.
+    For `list` the payload is the DirectoryList JSON; for `read` the file's bytes; for `archive` a PAX tar;
+    for `grep` (with a GrepQuery as `query`) the GrepResult JSON.
     Errors come back as the EngineError the helper raised (404 missing, 422 wrong kind).
     """
     if not path.startswith("/") or "\0" in path:
@@ -118,7 +128,10 @@ def run_in_image(lowers: list[str], scratch_root: Path, operation: str,
                                  attrs=sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NODEV | sc.MOUNT_ATTR_NOSUID)
                 os.chroot(str(mountpoint))
                 os.chdir("/")
-                OPERATIONS[operation](os.path.normpath(path), out)
+                if operation in QUERY_OPERATIONS:
+                    QUERY_OPERATIONS[operation](os.path.normpath(path), out, query)
+                else:
+                    OPERATIONS[operation](os.path.normpath(path), out)
             except EngineError as exc:
                 out.write((json.dumps({"ok": False, "error": str(exc), "status": exc.status}) + "\n").encode())
             except BrokenPipeError:

@@ -85,12 +85,21 @@ class InstanceRun:
         """SIGKILL the sandbox: pid 1 dies and the kernel takes everything in its pid namespace with it."""
         if self._kill_reason is None:
             self._kill_reason = reason
-        for pid in (self.sandbox_pid, self.launched.keeper_pid if self.launched else None):
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        if self.sandbox_pid:
+            try:
+                os.kill(self.sandbox_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.launched is not None:
+            try:
+                # Through the pidfd when there is one: the keeper is the factory's child, so its pid
+                # could already belong to someone else.
+                if self.launched.pidfd is not None:
+                    signal.pidfd_send_signal(self.launched.pidfd, signal.SIGKILL)
+                else:
+                    os.kill(self.launched.keeper_pid, signal.SIGKILL)
+            except (ProcessLookupError, OSError):
+                pass
 
     def write_stdin(self, data: bytes, *, close: bool) -> None:
         fd = self.launched.stdin_w if self.launched else None
@@ -106,13 +115,45 @@ class InstanceRun:
                 os.close(fd)
                 self.launched.stdin_w = None  # type: ignore[union-attr]
 
+    def command_host_pid(self) -> int | None:
+        """The command's pid as the host sees it, or None before its spawn or after its exit: the child of
+        the sandbox's pid 1 whose innermost pid (NSpid) is the one the spawn message reported."""
+        if not self.sandbox_pid or not self.command_pid or self._exit is not None:
+            return None
+        try:
+            with open(f"/proc/{self.sandbox_pid}/task/{self.sandbox_pid}/children") as fh:
+                children = [int(pid) for pid in fh.read().split()]
+        except OSError:
+            return None
+        for pid in children:
+            try:
+                with open(f"/proc/{pid}/status") as fh:
+                    nspid = next((line.split()[1:] for line in fh if line.startswith("NSpid:")), [])
+            except OSError:
+                continue
+            if nspid and int(nspid[-1]) == self.command_pid:
+                return pid
+        return None
+
+    def signal_command(self, signum: int) -> bool:
+        """Send `signum` to the command's process group (it leads its own session); False if it is gone."""
+        pid = self.command_host_pid()
+        if pid is None:
+            return False
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
     # -- run ----------------------------------------------------------------------------------------
     async def run(self, spec: LaunchSpec, start: Callable[[LaunchSpec], Launched] = launch) -> Verdict:
         """Start the sandbox with `start` (a pre-forked keeper's, by default a fresh fork) and see it end."""
         loop = asyncio.get_running_loop()
         self.launched = launched = start(spec)
         keeper_exit = loop.create_future()
-        pidfd = os.pidfd_open(launched.keeper_pid)
+        our_child = launched.pidfd is None
+        pidfd = os.pidfd_open(launched.keeper_pid) if our_child else launched.pidfd
         loop.add_reader(pidfd, lambda: keeper_exit.done() or keeper_exit.set_result(None))
         for fd, handler in ((launched.stdout_r, self._on_stdout), (launched.stderr_r, self._on_stderr),
                             (launched.status_r, self._on_status)):
@@ -131,7 +172,8 @@ class InstanceRun:
             loop.remove_reader(pidfd)
             os.close(pidfd)
             stdin_task.cancel()
-            os.waitpid(launched.keeper_pid, 0)
+            if our_child:
+                os.waitpid(launched.keeper_pid, 0)
             if launched.stdin_w is not None and not (self.request.stdin and not self.request.stdin.close):
                 self._close_stdin()
         self._drain_held()
