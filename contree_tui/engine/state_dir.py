@@ -11,15 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_VAR = "CONTREE_TUI_ENGINE_DIR"
-
-
-def default_state_root() -> Path:
-    explicit = os.environ.get(ENV_VAR)
-    if explicit:
-        return Path(explicit)
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(data_home) / "contree-tui" / "engine"
+from contree_tui.paths import LOG_NAME, PID_NAME, SOCKET_NAME, TOKEN_NAME, engine_root
 
 
 @dataclass(frozen=True)
@@ -28,8 +20,7 @@ class StateDir:
 
     @classmethod
     def create(cls, path: str | Path | None = None) -> StateDir:
-        root = Path(path) if path is not None else default_state_root()
-        root = root.expanduser().resolve()
+        root = engine_root(path)
         state = cls(root)
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
@@ -52,6 +43,22 @@ class StateDir:
     @property
     def lock_file(self) -> Path:
         return self.root / "engine.lock"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / SOCKET_NAME
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / PID_NAME
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / LOG_NAME
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / TOKEN_NAME
 
     @property
     def layers(self) -> Path:

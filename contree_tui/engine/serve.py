@@ -1,0 +1,132 @@
+"""`contree-tui engine serve`: the engine behind the Contree v1 API, on a Unix socket (and optionally TCP).
+
+uvicorn serves the Starlette app (engine/http). The Unix socket is created here, not by uvicorn, which would
+chmod it 0666: ours is 0600 inside a 0700 state dir, so only the owner reaches the API. TCP is opt-in and
+always needs the bearer token from `<state>/engine.token`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contree_tui.engine.engine import Engine, EngineConfig
+from contree_tui.engine.models import EngineError
+from contree_tui.engine.state_dir import StateDir
+
+log = logging.getLogger("contree_tui.engine")
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    state_dir: str | None = None
+    listen: tuple[str, int] | None = None  # TCP host, port
+    token: str | None = None
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise EngineError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8765")
+    return host.strip("[]"), int(port)
+
+
+def read_or_create_token(state: StateDir, given: str | None) -> str:
+    if given:
+        state.token_file.write_text(given)
+    elif not state.token_file.exists():
+        state.token_file.write_text(secrets.token_urlsafe(32))
+    os.chmod(state.token_file, 0o600)
+    return state.token_file.read_text().strip()
+
+
+class TokenOnTcp:
+    """Requests that arrive over TCP need `Authorization: Bearer <token>`; the Unix socket is guarded by
+    its file mode instead (uvicorn reports no server address for it)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("server") is not None:
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                body = json.dumps({"error": "missing or wrong bearer token", "status": 401}).encode()
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def unix_listener(path: Path) -> socket.socket:
+    """Bind the API socket with mode 0600 from the start (no window where others could connect)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(512)
+    return sock
+
+
+def tcp_listener(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    return sock
+
+
+async def serve(options: ServeOptions, config: EngineConfig | None = None,
+                ready: Callable[[StateDir], None] | None = None) -> None:
+    import uvicorn
+
+    from contree_tui.engine.http.app import create_app
+
+    engine = await Engine.open(options.state_dir, config)
+    state = engine.state
+    sockets = [unix_listener(state.socket)]
+    try:
+        app: ASGIApp = create_app(engine)
+        if options.listen:
+            token = read_or_create_token(state, options.token)
+            sockets.append(tcp_listener(*options.listen))
+            app = TokenOnTcp(app, token)
+        state.pid_file.write_text(str(os.getpid()))
+        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+                                               timeout_graceful_shutdown=3))
+        if ready is not None:
+            asyncio.get_running_loop().call_soon(ready, state)
+        log.info("engine serving on %s%s", state.socket,
+                 f" and http://{options.listen[0]}:{options.listen[1]}" if options.listen else "")
+        await server.serve(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            state.socket.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            if state.pid_file.read_text().strip() == str(os.getpid()):
+                state.pid_file.unlink()
+        await engine.close()
