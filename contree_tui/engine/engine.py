@@ -83,7 +83,10 @@ class Engine:
                 "the embedded engine needs root: it mounts overlay layers and creates mount, pid and network "
                 "namespaces, and rootless mode (user namespaces with overlay userxattr) is not available yet. "
                 "Run it as root, or point contree-tui at a hosted Contree with --profile.", status=503)
-        state = StateDir.create(path)
+        try:
+            state = StateDir.create(path)
+        except OSError as exc:
+            raise EngineError(f"cannot use the engine state directory: {exc}", status=503) from None
         lock_fd = os.open(state.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -96,11 +99,15 @@ class Engine:
         engine.keepers.start()
         return engine
 
-    async def close(self) -> None:
+    async def stop_runs(self, reason: str = "engine stopped") -> None:
+        """Kill every running sandbox and let each operation end (FAILED with `reason`)."""
         for run in list(self._runs.values()):
-            run.kill("engine stopped")
+            run.kill(reason)
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.stop_runs()
         self.keepers.close()
         if self._notifications:
             await asyncio.gather(*self._notifications, return_exceptions=True)

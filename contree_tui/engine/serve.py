@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
 from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.models import EngineError
 from contree_tui.engine.state_dir import StateDir
@@ -74,6 +76,18 @@ class TokenOnTcp:
         await self.app(scope, receive, send)
 
 
+class EngineServer(uvicorn.Server):
+    """Ends running operations before connections close, so followers receive their `completion`."""
+
+    def __init__(self, engine: Engine, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.engine = engine
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.engine.stop_runs("engine stopped")
+        await super().shutdown(sockets)
+
+
 def unix_listener(path: Path) -> socket.socket:
     """Bind the API socket with mode 0600 from the start (no window where others could connect)."""
     with contextlib.suppress(FileNotFoundError):
@@ -100,8 +114,6 @@ def tcp_listener(host: str, port: int) -> socket.socket:
 
 async def serve(options: ServeOptions, config: EngineConfig | None = None,
                 ready: Callable[[StateDir], None] | None = None) -> None:
-    import uvicorn
-
     from contree_tui.engine.http.app import create_app
 
     engine = await Engine.open(options.state_dir, config)
@@ -114,8 +126,8 @@ async def serve(options: ServeOptions, config: EngineConfig | None = None,
             sockets.append(tcp_listener(*options.listen))
             app = TokenOnTcp(app, token)
         state.pid_file.write_text(str(os.getpid()))
-        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                                               timeout_graceful_shutdown=3))
+        server = EngineServer(engine, uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+                                                     timeout_graceful_shutdown=3))
         if ready is not None:
             asyncio.get_running_loop().call_soon(ready, state)
         log.info("engine serving on %s%s", state.socket,
