@@ -118,6 +118,10 @@ async def serve(options: ServeOptions, config: EngineConfig | None = None,
 
     engine = await Engine.open(options.state_dir, config)
     state = engine.state
+    try:
+        await engine.ensure_busybox()  # first runs and tests get an image in milliseconds
+    except EngineError as exc:
+        log.warning("no built-in busybox:latest: %s", exc)
     sockets = [unix_listener(state.socket)]
     try:
         app: ASGIApp = create_app(engine)
