@@ -1,0 +1,50 @@
+"""Uploaded files: POST the raw bytes, look them up by sha256 (HEAD/GET), list them."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contree_tui.engine.http.context import engine_of
+from contree_tui.engine.http.errors import ApiError
+from contree_tui.engine.http.params import int_param, time_param
+from contree_tui.engine.http.serialize import file_json
+from contree_tui.engine.models import NotFound
+
+SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+async def upload_file(request: Request) -> Response:
+    data = await request.body()
+    stored = engine_of(request).add_file(data)
+    return JSONResponse({"uuid": stored.uuid, "sha256": stored.sha256, "size": stored.size}, status_code=201)
+
+
+async def list_files(request: Request) -> Response:
+    files = engine_of(request).store.list_files(
+        limit=int_param(request, "limit", 100, 1, 1000) or 100, offset=int_param(request, "offset", 0, 0) or 0,
+        since=time_param(request, "since"), until=time_param(request, "until"))
+    return JSONResponse({"files": [file_json(f) for f in files]})
+
+
+async def get_file(request: Request) -> Response:
+    sha256 = request.path_params["sha256"]
+    if not SHA256_RE.match(sha256):
+        raise ApiError(f"sha256: {sha256!r} is not 64 hex characters")
+    if request.method == "HEAD":
+        try:
+            engine_of(request).store.file_by_sha256(sha256)
+        except NotFound:
+            return Response(status_code=404)
+        return Response(status_code=200)
+    return JSONResponse(file_json(engine_of(request).store.file_by_sha256(sha256)))
+
+
+routes = [
+    Route("/v1/files", upload_file, methods=["POST"]),
+    Route("/v1/files", list_files, methods=["GET"]),
+    Route("/v1/files/{sha256}", get_file, methods=["GET"]),
+]

@@ -1,0 +1,68 @@
+"""Images: list with filters, tag add/move (PATCH) and removal (DELETE); registry import is not here yet."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contree_tui.engine.http.context import engine_of
+from contree_tui.engine.http.errors import ApiError, error_response
+from contree_tui.engine.http.params import flag, int_param, json_object, path_uuid, time_param, uuid_value
+from contree_tui.engine.http.serialize import image_json
+from contree_tui.engine.spawn_request import TAG_RE
+
+MAX_TAG = 256
+
+
+def valid_tag(tag: object, name: str = "tag") -> str:
+    if not isinstance(tag, str) or not tag:
+        raise ApiError(f"{name}: required, a string like busybox:latest")
+    if len(tag) > MAX_TAG or not TAG_RE.match(tag):
+        raise ApiError(f"{name}: {tag[:MAX_TAG]!r} is not a valid tag (letters, digits, _ and - with : / . "
+                       f"separators, at most {MAX_TAG} characters)")
+    return tag
+
+
+async def list_images(request: Request) -> Response:
+    # `kind` (contree-sdk sends kind=1 for imported images) is tolerated and ignored: the engine does not
+    # tell imported images from others yet.
+    tag = request.query_params.get("tag")
+    uuid = request.query_params.get("uuid")
+    images = engine_of(request).store.list_images(
+        limit=int_param(request, "limit", 100, 1, 1000), offset=int_param(request, "offset", 0, 0),
+        tagged=flag(request, "tagged"), tag_prefix=tag or None,
+        uuid=uuid_value(uuid, "uuid") if uuid else None,
+        since=time_param(request, "since"), until=time_param(request, "until"))
+    return JSONResponse({"images": [image_json(i) for i in images]})
+
+
+async def tag_image(request: Request) -> Response:
+    image_uuid = path_uuid(request, "image_uuid", "image")
+    body = await json_object(request)
+    image = engine_of(request).store.set_tag(image_uuid, valid_tag(body.get("tag")))
+    return JSONResponse(image_json(image))
+
+
+async def untag_image(request: Request) -> Response:
+    image_uuid = path_uuid(request, "image_uuid", "image")
+    tag = request.query_params.get("tag")
+    engine_of(request).store.remove_tags(image_uuid, tag or None)
+    return Response(status_code=204)
+
+
+async def import_image(request: Request) -> Response:
+    body = await json_object(request)
+    registry = body.get("registry")
+    if not isinstance(registry, dict) or not isinstance(registry.get("url"), str):
+        raise ApiError("registry: required, an object with a url like docker://docker.io/library/alpine:latest")
+    return error_response(501, "importing images from a registry is not implemented by the local engine yet; "
+                               "use the built-in busybox:latest or a local rootfs import")
+
+
+routes = [
+    Route("/v1/images", list_images, methods=["GET"]),
+    Route("/v1/images/import", import_image, methods=["POST"]),
+    Route("/v1/images/{image_uuid}/tag", tag_image, methods=["PATCH"]),
+    Route("/v1/images/{image_uuid}/tag", untag_image, methods=["DELETE"]),
+]

@@ -1,0 +1,172 @@
+"""Processes of a running instance: the main one is spid 1 (its result, a signal to its group, its stdin).
+
+Starting another process inside a running instance (`POST …/subprocesses`) answers 501 for now: the engine
+has no way yet to enter a live sandbox's namespaces and report a second process's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import signal
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contree_tui.engine.engine import Engine
+from contree_tui.engine.http.context import engine_of, settings_of
+from contree_tui.engine.http.errors import ApiError, error_response
+from contree_tui.engine.http.params import json_object, parse_int, path_uuid
+from contree_tui.engine.http.serialize import fold_process
+from contree_tui.engine.models import ACTIVE_STATUSES, Conflict, NotFound, Operation
+
+MAIN_SPID = 1
+TOO_EARLY = {"Retry-After": "1"}
+VM_LEVEL_FIELDS = ("image", "hostname", "resources_limits", "files", "timeout", "disposable", "preserve_env")
+
+
+def _operation(request: Request) -> tuple[Engine, Operation]:
+    engine = engine_of(request)
+    return engine, engine.store.get_operation(path_uuid(request, "op_id", "operation"))
+
+
+def _spid(request: Request) -> int:
+    return parse_int(request.path_params["spid"], "spid", 1)
+
+
+def parse_signal(raw: str | None) -> int:
+    """`15`, `TERM` or `SIGTERM` (any case); SIGKILL when absent."""
+    if raw is None or not raw.strip():
+        return signal.SIGKILL
+    text = raw.strip().upper()
+    if text.isdigit():
+        number = int(text)
+        if number not in {s.value for s in signal.valid_signals() if isinstance(s, signal.Signals)}:
+            raise ApiError(f"signal: {raw!r} is not a known signal number")
+        return number
+    name = text if text.startswith("SIG") else f"SIG{text}"
+    member = signal.Signals.__members__.get(name)
+    if member is None or name in ("SIG_DFL", "SIG_IGN"):
+        raise ApiError(f"signal: {raw!r} is not a signal name like TERM or SIGINT")
+    return member.value
+
+
+def _no_process(op: Operation, spid: int) -> NotFound:
+    if spid != MAIN_SPID:
+        return NotFound(f"operation {op.uuid} has no process {spid} (the local engine runs only the main "
+                        "process, spid 1)")
+    return NotFound(f"process {spid} of operation {op.uuid} is not running (it already exited)")
+
+
+async def create_subprocess(request: Request) -> Response:
+    _, op = _operation(request)
+    body = await json_object(request)
+    if not isinstance(body.get("command"), str) or not body["command"]:
+        raise ApiError("command: required, a non-empty string")
+    refused = [name for name in VM_LEVEL_FIELDS if name in body]
+    if refused:
+        raise ApiError(f"{', '.join(refused)}: set when the instance was created, not accepted here")
+    if op.status not in ACTIVE_STATUSES:
+        raise Conflict(f"operation {op.uuid} is not running ({op.status.value})")
+    return error_response(501, "starting another process in a running instance is not implemented by the local "
+                               "engine yet; run the command as part of the instance's own command")
+
+
+async def get_subprocess(request: Request) -> Response:
+    engine, op = _operation(request)
+    spid = _spid(request)
+    if spid == MAIN_SPID and op.status.is_terminal and op.result is not None:
+        return JSONResponse(op.result)
+    events = engine.store.events(op.uuid)
+    if not events and op.status in ACTIVE_STATUSES:
+        raise ApiError(f"operation {op.uuid} has not started yet; retry shortly", status=425, headers=TOO_EARLY)
+    result = fold_process(events, spid)
+    if result is None:
+        raise NotFound(f"operation {op.uuid} has no process {spid}")
+    return JSONResponse(result)
+
+
+async def kill_subprocess(request: Request) -> Response:
+    engine, op = _operation(request)
+    spid = _spid(request)
+    signum = parse_signal(request.query_params.get("signal"))
+    if op.status not in ACTIVE_STATUSES:
+        raise Conflict(f"operation {op.uuid} is not running ({op.status.value})")
+    if spid != MAIN_SPID:
+        raise _no_process(op, spid)
+    run = engine.instance_run(op.uuid)
+    if run is None or not run.command_pid:
+        raise ApiError(f"process {spid} of operation {op.uuid} has not started yet; retry shortly", status=425,
+                       headers=TOO_EARLY)
+    if not run.signal_command(signum):
+        raise _no_process(op, spid)
+    return Response(status_code=204)
+
+
+def _stdin_body(body: dict[str, object]) -> tuple[bytes, bool]:
+    value = body.get("value", "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ApiError("value: expected a string")
+    encoding = body.get("encoding") or "ascii"
+    close = body.get("close", True)
+    if close is None:
+        close = True
+    if not isinstance(close, bool):
+        raise ApiError("close: expected true or false")
+    if encoding == "ascii":
+        return value.encode("utf-8"), close
+    if encoding == "base64":
+        try:
+            return base64.b64decode(value, validate=True), close
+        except (binascii.Error, ValueError):
+            raise ApiError("value: not valid base64") from None
+    raise ApiError(f"encoding: {encoding!r} is not ascii or base64")
+
+
+async def write_stdin(request: Request) -> Response:
+    engine, op = _operation(request)
+    spid = _spid(request)
+    data, close = _stdin_body(await json_object(request))
+    if op.status.is_terminal:
+        raise ApiError(f"operation {op.uuid} has finished ({op.status.value}): no process to write to",
+                       status=410)
+    if spid != MAIN_SPID:
+        raise _no_process(op, spid)
+    run = engine.instance_run(op.uuid)
+    if run is None or run.launched is None:
+        raise ApiError(f"operation {op.uuid} has not started yet; retry shortly", status=425, headers=TOO_EARLY)
+    if run.request.stdin.close:
+        raise Conflict(f"process {spid} was started without stdin.close=false: its stdin is already at EOF")
+    locks: dict[str, asyncio.Lock] = request.app.state.stdin_locks
+    lock = locks.setdefault(op.uuid, asyncio.Lock())
+    try:
+        async with lock:
+            if run.launched.stdin_w is None:
+                raise Conflict(f"the stdin of process {spid} is already closed")
+            try:
+                await asyncio.wait_for(asyncio.to_thread(run.write_stdin, data, close=close),
+                                       settings_of(request).stdin_timeout)
+            except TimeoutError:
+                raise ApiError("the write did not complete in time (the process is not reading); "
+                               "it may or may not have been delivered", status=504) from None
+            except OSError:
+                current = engine.store.get_operation(op.uuid)
+                if current.status.is_terminal or run.command_host_pid() is None:
+                    raise ApiError(f"process {spid} has exited: no one reads its stdin", status=410) from None
+                raise Conflict(f"the stdin of process {spid} is closed") from None
+    finally:
+        if engine.instance_run(op.uuid) is None or close:
+            locks.pop(op.uuid, None)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/v1/operations/{op_id}/subprocesses", create_subprocess, methods=["POST"]),
+    Route("/v1/operations/{op_id}/subprocesses/{spid}", get_subprocess, methods=["GET"]),
+    Route("/v1/operations/{op_id}/subprocesses/{spid}", kill_subprocess, methods=["DELETE"]),
+    Route("/v1/operations/{op_id}/subprocesses/{spid}/stdin", write_stdin, methods=["POST"]),
+]
