@@ -8,7 +8,6 @@ they survive the client that started it.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -35,14 +34,42 @@ async def engine_answers(socket: Path, timeout: float = 2.0) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def engine_pid(root: Path) -> int | None:
     """The pid recorded by a live engine serving `root`, else None."""
     try:
         pid = int((root / PID_NAME).read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if _alive(pid) else None
+
+
+# Started through a short-lived launcher so the engine is nobody's child: it outlives this client, and no
+# client is left with a zombie to reap.
+_LAUNCHER = (
+    "import subprocess, sys\n"
+    "log = open(sys.argv[1], 'ab')\n"
+    "p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=log,"
+    " start_new_session=True, close_fds=True)\n"
+    "print(p.pid)\n"
+)
+
+
+def _start_detached(root: Path) -> int:
+    command = [sys.executable, "-m", "contree_tui.cli", "engine", "serve", "--state-dir", str(root)]
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, str(root / LOG_NAME), *command],
+                          capture_output=True, text=True, timeout=30, check=False)
+    if done.returncode != 0 or not done.stdout.strip().isdigit():
+        raise EngineStartError(f"the embedded engine could not be launched: {done.stderr.strip()}")
+    return int(done.stdout)
 
 
 def _log_tail(root: Path, lines: int = 5) -> str:
@@ -60,22 +87,16 @@ async def ensure_engine(state_dir: str | Path | None = None, *, timeout: float =
     if await engine_answers(socket):
         return socket
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOG_NAME, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "contree_tui.cli", "engine", "serve", "--state-dir", str(root)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            close_fds=True)
+    pid = await asyncio.to_thread(_start_detached, root)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await engine_answers(socket, timeout=1.0):
             return socket
-        code = process.poll()
-        if code is not None and engine_pid(root) is None:
+        if not _alive(pid):
             # It exited: another client's engine may have won the race for the state dir, or it failed.
-            if await engine_answers(socket, timeout=1.0):
+            if engine_pid(root) is not None and await engine_answers(socket, timeout=2.0):
                 return socket
-            reason = _log_tail(root) or f"exit status {code}"
-            raise EngineStartError(f"the embedded engine could not start:\n{reason}")
+            raise EngineStartError(f"the embedded engine could not start:\n{_log_tail(root) or 'no log'}")
         await asyncio.sleep(0.05)
     raise EngineStartError(f"the embedded engine did not answer on {socket} within {timeout:g} s\n"
                            f"{_log_tail(root)}")

@@ -139,19 +139,13 @@ class Store:
 
     def list_images(self, *, limit: int = 100, offset: int = 0, tagged: bool = False, tag_prefix: str | None = None,
                     uuid: str | None = None, since: float | None = None, until: float | None = None) -> list[Image]:
-        where, params = [], []  # type: ignore[var-annotated]
+        where, params = _created_between(since, until)
         if tagged or tag_prefix is not None:
             where.append("uuid IN (SELECT image_uuid FROM tags WHERE tag LIKE ? ESCAPE '\\')")
             params.append(_like_prefix(tag_prefix or ""))
         if uuid:
             where.append("uuid=?")
             params.append(uuid.lower())
-        if since is not None:
-            where.append("created_at>=?")
-            params.append(since)
-        if until is not None:
-            where.append("created_at<=?")
-            params.append(until)
         sql = "SELECT * FROM images" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created_at, uuid LIMIT ? OFFSET ?"
         rows = self.db.execute(sql, (*params, limit, offset)).fetchall()
@@ -226,17 +220,11 @@ class Store:
     def list_operations(self, *, limit: int = 100, offset: int = 0, status: OperationStatus | None = None,
                         kind: str | None = None, since: float | None = None,
                         until: float | None = None) -> list[Operation]:
-        where, params = [], []  # type: ignore[var-annotated]
+        where, params = _created_between(since, until)
         for column, value in (("status", status.value if status else None), ("kind", kind)):
             if value is not None:
                 where.append(f"{column}=?")
                 params.append(value)
-        if since is not None:
-            where.append("created_at>=?")
-            params.append(since)
-        if until is not None:
-            where.append("created_at<=?")
-            params.append(until)
         sql = "SELECT * FROM operations" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created_at DESC, uuid LIMIT ? OFFSET ?"
         return [self._operation_from_row(r) for r in self.db.execute(sql, (*params, limit, offset))]
@@ -296,6 +284,17 @@ class Store:
         sql, params = "SELECT * FROM files WHERE updated_at>=? AND updated_at<=?", [since or 0.0, until or 1e18]
         rows = self.db.execute(sql + " ORDER BY created_at, uuid LIMIT ? OFFSET ?", (*params, limit, offset))
         return [self._file_from_row(r) for r in rows]
+
+
+def _created_between(since: float | None, until: float | None) -> tuple[list[str], list[Any]]:
+    """WHERE clauses and parameters for the API's since/until filters."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (("created_at>=?", since), ("created_at<=?", until)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return where, params
 
 
 def _like_prefix(prefix: str) -> str:

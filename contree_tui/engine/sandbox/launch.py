@@ -403,27 +403,25 @@ def _fork_exec_with_address_space(spec: LaunchSpec, address_space: int, stdin_r:
     os._exit(EXIT_EXEC_FAILED)
 
 
-def _describe_exit(status: int, usage: object) -> dict[str, object]:
+# exit-event resource names (the spec's) → struct rusage fields
+_RUSAGE_FIELDS = (
+    ("max_rss_kb", "ru_maxrss"), ("shared_memory", "ru_ixrss"), ("unshared_memory", "ru_idrss"),
+    ("swaps", "ru_nswap"), ("minor_faults", "ru_minflt"), ("major_faults", "ru_majflt"),
+    ("voluntary_ctx_switches", "ru_nvcsw"), ("involuntary_ctx_switches", "ru_nivcsw"),
+    ("block_input_ops", "ru_inblock"), ("block_output_ops", "ru_oublock"), ("ipc_msgs_sent", "ru_msgsnd"),
+    ("ipc_msgs_received", "ru_msgrcv"), ("signals_received", "ru_nsignals"),
+)
+
+
+def _describe_exit(status: int, usage: resource.struct_rusage) -> dict[str, object]:
     signalled = os.WIFSIGNALED(status)
     return {
         "code": -1 if signalled else os.WEXITSTATUS(status),
         "signal": os.WTERMSIG(status) if signalled else -1,
         "core_dump": bool(os.WCOREDUMP(status)) if signalled else False,
         "resources": {
-            "user_time_us": int(usage.ru_utime * 1_000_000),  # type: ignore[attr-defined]
-            "sys_time_us": int(usage.ru_stime * 1_000_000),  # type: ignore[attr-defined]
-            "max_rss_kb": usage.ru_maxrss,  # type: ignore[attr-defined]
-            "shared_memory": usage.ru_ixrss,  # type: ignore[attr-defined]
-            "unshared_memory": usage.ru_idrss,  # type: ignore[attr-defined]
-            "swaps": usage.ru_nswap,  # type: ignore[attr-defined]
-            "minor_faults": usage.ru_minflt,  # type: ignore[attr-defined]
-            "major_faults": usage.ru_majflt,  # type: ignore[attr-defined]
-            "voluntary_ctx_switches": usage.ru_nvcsw,  # type: ignore[attr-defined]
-            "involuntary_ctx_switches": usage.ru_nivcsw,  # type: ignore[attr-defined]
-            "block_input_ops": usage.ru_inblock,  # type: ignore[attr-defined]
-            "block_output_ops": usage.ru_oublock,  # type: ignore[attr-defined]
-            "ipc_msgs_sent": usage.ru_msgsnd,  # type: ignore[attr-defined]
-            "ipc_msgs_received": usage.ru_msgrcv,  # type: ignore[attr-defined]
-            "signals_received": usage.ru_nsignals,  # type: ignore[attr-defined]
+            "user_time_us": int(usage.ru_utime * 1_000_000),
+            "sys_time_us": int(usage.ru_stime * 1_000_000),
+            **{name: getattr(usage, field) for name, field in _RUSAGE_FIELDS},
         },
     }
