@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,10 +21,12 @@ from contree_tui.engine.http import create_app
 BASE_URL = "http://localhost"
 
 
-async def serve(app: object, **config: object) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+async def serve(app: object, sockets: list[socket.socket] | None = None,
+                **config: object) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Start uvicorn as a task of the running loop; returns once it accepts connections."""
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
                                            **config))  # type: ignore[arg-type]
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=sockets))
     for _ in range(500):
         if server.started or task.done():
             break

@@ -1,0 +1,107 @@
+"""The main process of a run (spid 1): its folded result, signals to its group, its stdin."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from contree_client.exceptions import APIStatusError, BadRequestError, ConflictError, GoneError, NotFoundError
+from contree_client.httpx import ContreeAsyncClient
+from contree_client.models import ClosableStreamRepr
+
+from contree_tui.engine.models import Image
+from tests.api.helpers import run, text
+
+
+async def until_output(client: ContreeAsyncClient, op_uuid: str, wanted: str = "") -> None:
+    seen = ""
+    async for event in client.follow_operation_events(op_uuid, timeout=30):
+        if event.type == "stdout":
+            seen += event.data.value
+            if wanted in seen:
+                return
+    raise AssertionError(f"no output {wanted!r}")
+
+
+async def test_result_of_the_main_process(client: ContreeAsyncClient, busybox: Image) -> None:
+    op = await run(client, busybox.uuid, "echo folded; exit 4")
+    result = await client.operation_subprocess(op.uuid, 1)
+    assert text(result.stdout) == "folded\n" and result.state.exit_code == 4
+    assert result.resources.elapsed_time >= 0
+    with pytest.raises(NotFoundError):
+        await client.operation_subprocess(op.uuid, 2)
+    spawned = await client.spawn_instance("echo live; sleep 30", busybox.uuid, shell=True)
+    await until_output(client, spawned.uuid)
+    live = await client.operation_subprocess(spawned.uuid, 1)
+    assert text(live.stdout) == "live\n" and live.state.exit_code == -1 and live.state.signal == -1
+    await client.cancel_operation(spawned.uuid)
+
+
+async def test_signals_reach_the_command_group(client: ContreeAsyncClient, raw: httpx.AsyncClient,
+                                               busybox: Image) -> None:
+    script = "trap 'echo term; exit 7' TERM; echo ready; sleep 30 & wait"
+    spawned = await client.spawn_instance(script, busybox.uuid, shell=True)
+    await until_output(client, spawned.uuid)
+    for bad in ("BOGUS", "99", "SIG_IGN"):
+        with pytest.raises(BadRequestError):
+            await client.operation_subprocess_kill(spawned.uuid, 1, signal=bad)
+    with pytest.raises(NotFoundError):
+        await client.operation_subprocess_kill(spawned.uuid, 2)
+    await client.operation_subprocess_kill(spawned.uuid, 1, signal="TERM")
+    op = await client.wait_operation(spawned.uuid, timeout=10)
+    assert op.status.value == "SUCCESS"
+    assert text(op.metadata.result.stdout) == "ready\nterm\n" and op.metadata.result.state.exit_code == 7
+    with pytest.raises(ConflictError):
+        await client.operation_subprocess_kill(spawned.uuid, 1)
+    for form in ("15", "SIGTERM", "term", None):
+        spawned = await client.spawn_instance("echo up; sleep 30", busybox.uuid, shell=True)
+        await until_output(client, spawned.uuid)
+        await client.operation_subprocess_kill(spawned.uuid, 1, signal=form)
+        state = (await client.wait_operation(spawned.uuid, timeout=10)).metadata.result.state
+        assert state.exit_code == -1 and state.signal == (9 if form is None else 15), form
+    assert (await raw.delete(f"/v1/operations/{spawned.uuid}/subprocesses/0")).status_code == 400
+
+
+async def test_stdin_write_and_close(client: ContreeAsyncClient, busybox: Image) -> None:
+    spawned = await client.spawn_instance("echo ready; cat; echo eof", busybox.uuid, shell=True,
+                                          stdin=ClosableStreamRepr(value="first\n", close=False))
+    await until_output(client, spawned.uuid, "first\n")  # the spawn's own stdin chunk is in first
+    await client.operation_subprocess_stdin(spawned.uuid, 1, "second\n", close=False)
+    await client.operation_subprocess_stdin(spawned.uuid, 1, "dGhpcmQK", encoding="base64", close=False)
+    await client.operation_subprocess_stdin(spawned.uuid, 1, "", close=True)
+    with pytest.raises(APIStatusError) as closed:
+        await client.operation_subprocess_stdin(spawned.uuid, 1, "late")
+    assert closed.value.status in (409, 410)
+    op = await client.wait_operation(spawned.uuid, timeout=10)
+    assert text(op.metadata.result.stdout) == "ready\nfirst\nsecond\nthird\neof\n"
+    with pytest.raises(GoneError):
+        await client.operation_subprocess_stdin(spawned.uuid, 1, "after the end")
+
+
+async def test_stdin_refusals(client: ContreeAsyncClient, raw: httpx.AsyncClient, busybox: Image) -> None:
+    spawned = await client.spawn_instance("echo ready; sleep 30", busybox.uuid, shell=True)
+    await until_output(client, spawned.uuid)
+    with pytest.raises(ConflictError):  # started with the default close=true: stdin is at EOF already
+        await client.operation_subprocess_stdin(spawned.uuid, 1, "x")
+    with pytest.raises(NotFoundError):
+        await client.operation_subprocess_stdin(spawned.uuid, 2, "x")
+    url = f"/v1/operations/{spawned.uuid}/subprocesses/1/stdin"
+    for body in (b"{", b"[]", b'{"value": 1}', b'{"value": "x", "encoding": "utf-16"}',
+                 b'{"value": "!!", "encoding": "base64"}', b'{"value": "x", "close": "yes"}'):
+        assert (await raw.post(url, content=body)).status_code == 400, body
+    await client.cancel_operation(spawned.uuid)
+
+
+async def test_starting_another_process_is_not_implemented_yet(client: ContreeAsyncClient, raw: httpx.AsyncClient,
+                                                               busybox: Image) -> None:
+    spawned = await client.spawn_instance("sleep 30", busybox.uuid, shell=True)
+    with pytest.raises(APIStatusError) as info:
+        await client.operation_subprocess_create(spawned.uuid, "echo", args=["hi"])
+    assert info.value.status == 501 and "not implemented" in info.value.error
+    url = f"/v1/operations/{spawned.uuid}/subprocesses"
+    assert (await raw.post(url, json={"command": "true", "image": busybox.uuid})).status_code == 400
+    assert (await raw.post(url, content=b"nope")).status_code == 400
+    await client.cancel_operation(spawned.uuid)
+    with pytest.raises(ConflictError):
+        await client.operation_subprocess_create(spawned.uuid, "true")
+    with pytest.raises(NotFoundError):
+        await client.operation_subprocess_create("00000000-0000-4000-8000-000000000000", "true")
