@@ -57,14 +57,16 @@ def read_or_create_token(state: StateDir, given: str | None) -> str:
 
 class TokenOnTcp:
     """Requests that arrive over TCP need `Authorization: Bearer <token>`; the Unix socket is guarded by
-    its file mode instead (uvicorn reports no server address for it)."""
+    its file mode instead."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
         self.expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("server") is not None:
+        server = scope.get("server")
+        # uvicorn reports a Unix socket as (path, None) (older releases: None); TCP has a port.
+        if scope["type"] == "http" and server is not None and server[1] is not None:
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 body = json.dumps({"error": "missing or wrong bearer token", "status": 401}).encode()

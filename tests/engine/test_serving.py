@@ -96,6 +96,7 @@ async def test_tcp_needs_the_token_and_the_profile_carries_it(state: Path, tmp_p
         deadline = time.monotonic() + 20
         while not await engine_answers(state / "engine.sock") and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        assert await engine_answers(state / "engine.sock"), "the Unix socket needs no token"
         auth = tmp_path / "contree-home" / "auth.ini"
         assert stat.S_IMODE(auth.stat().st_mode) == 0o600
         profiles, _ = load_profiles(auth)
