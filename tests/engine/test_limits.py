@@ -48,12 +48,12 @@ async def test_timeout_kills_the_command_and_its_background_children(engine: Eng
     before = host_processes(*SLEEPER)
     start = time.monotonic()
     op = await engine.spawn({"image": busybox.uuid, "command": "sleep 1000 & sleep 1000 & sleep 1000",
-                             "shell": True, "timeout": 1})
+                             "shell": True, "timeout": 3})
     while len(host_processes(*SLEEPER) - before) < 3:  # all three really run before the deadline
-        assert time.monotonic() - start < 1, "the three sleeps never ran together"
+        assert time.monotonic() - start < 3, "the three sleeps never ran together"
         await asyncio.sleep(0.01)
     op = await engine.wait(op.uuid)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 30  # far below sleep 1000: the timeout ended it
     assert op.status is OperationStatus.FAILED
     assert "timed out" in (op.error or "")
     assert op.result["state"]["timed_out"] is True
@@ -84,7 +84,7 @@ async def test_cancel_kills_the_run_and_everything_it_started(engine: Engine, bu
 async def test_output_flood_is_capped_and_counted(engine: Engine, busybox: Image) -> None:
     start = time.monotonic()
     op = await sh(engine, busybox.uuid, "yes | head -c 5000000", truncate_output_at=100_000, disposable=True)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 60
     assert op.status is OperationStatus.SUCCESS
     kept = decode_stream(op.result["stdout"])
     assert kept == b"y\n" * 50_000
@@ -102,7 +102,7 @@ async def test_fork_bomb_hits_the_pids_cap_and_ends(open_engine: OpenEngine) -> 
     busybox = await engine.ensure_busybox()
     start = time.monotonic()
     op = await sh(engine, busybox.uuid, "b(){ b|b& }; b; sleep 30", timeout=3, disposable=True)
-    assert time.monotonic() - start < 8
+    assert time.monotonic() - start < 25  # the bomb's `sleep 30` never ran out: the timeout ended it
     assert op.status is OperationStatus.FAILED and op.result["state"]["timed_out"] is True
     assert "can't fork" in decode_stream(op.result["stderr"]).decode()
     # Idle pre-forked keepers hold slots of their own; the run's slot is the one whose cap was hit.
@@ -123,7 +123,7 @@ async def test_memory_hog_is_oom_killed(open_engine: OpenEngine) -> None:
     op = await engine.run({"image": busybox.uuid, "command": "dd",
                            "args": ["if=/dev/zero", "of=/dev/null", "bs=300M", "count=1"],
                            "timeout": 20, "disposable": True})
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 30
     state = op.result["state"]
     assert state["timed_out"] is False
     assert state["signal"] == 9 or state["exit_code"] not in (0, -1), state
