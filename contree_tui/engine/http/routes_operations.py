@@ -68,11 +68,18 @@ async def cancel_operation(request: Request) -> Response:
         raise Conflict(f"operation {op.uuid} already ended ({op.status.value})")
     # The kill is immediate; waiting a moment lets a GET right after see CANCELLED.
     cancel = asyncio.ensure_future(engine.cancel(op.uuid))
+    cancel.add_done_callback(_consume)
     try:
         await asyncio.wait_for(asyncio.shield(cancel), settings_of(request).cancel_wait)
     except (TimeoutError, Conflict):
         pass
     return Response(status_code=202)
+
+
+def _consume(future: asyncio.Future[object]) -> None:
+    """A cancel that outlived its request ends unobserved; its outcome (even a Conflict) is not an error."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _last_event_id(request: Request) -> int | None:
