@@ -175,6 +175,10 @@ class DirScanner:
                 gitignore_stat = None
             self.excludes.note_directory(dir_rel, gitignore_stat)
             prefix = f"{dir_rel}/" if dir_rel else ""
+            # The hot loop of every full scan: ~65 ms of syscalls for 10,000 files here, so the Python around
+            # them is kept flat (memo lookups and the unchanged-file test inlined, no per-file method calls).
+            memo, stats, found = self.excludes.memo, self.stats, outcome.found
+            unchanged = 0
             for entry in entries:
                 name = entry.name
                 rel = prefix + name
@@ -185,7 +189,10 @@ class DirScanner:
                     if not excluded(rel, True):
                         stack.append(rel)
                     continue
-                if excluded(rel, False):
+                verdict = memo.get(rel)
+                if verdict is None:
+                    verdict = excluded(rel, False)
+                if verdict:
                     continue
                 if entry.is_symlink():
                     self._link(rel, entry.path, outcome)
@@ -194,10 +201,19 @@ class DirScanner:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                if stat.S_ISREG(st.st_mode):
-                    self._file(rel, entry.path, st, outcome)
-                else:
+                if not stat.S_ISREG(st.st_mode):
                     self._skip(outcome, rel, _special_kind(st.st_mode))
+                    continue
+                if stats is not None:
+                    cached = stats.get(rel)  # StatEntry.matches and .racy, inlined
+                    if (cached is not None and cached[0] == st.st_ino and cached[1] == st.st_size
+                            and cached[2] == st.st_mtime_ns and cached[3] == st.st_ctime_ns
+                            and max(cached[2], cached[3]) < cached[5] - RACY_NS):
+                        found[rel] = LocalFile(rel, cached[4], cached[1], st.st_mode & 0o777, entry.path)
+                        unchanged += 1
+                        continue
+                self._file(rel, entry.path, st, outcome)
+            outcome.scanned += unchanged
 
     def _scan_one(self, rel: str, outcome: ScanOutcome) -> None:
         parts = rel.split("/")

@@ -45,7 +45,7 @@ class Excludes:
         self._user = GitIgnoreSpec.from_lines(self.user_globs) if self.user_globs else None
         self._specs: dict[str, GitIgnoreSpec] = {}  # directory rel path ("" = root) -> its .gitignore
         self._signatures: dict[str, tuple[int, int, int]] = {}  # same key -> (ino, size, mtime_ns) read
-        self._memo: dict[str, bool] = {}
+        self.memo: dict[str, bool] = {}  # rel (files) or rel + '/' (directories) -> excluded
 
     def note_directory(self, dir_rel: str, gitignore_stat: os.stat_result | None) -> bool:
         """The walk reports each directory it enters with its .gitignore's stat (None: it has none).
@@ -57,7 +57,7 @@ class Excludes:
                 return False
             del self._signatures[dir_rel]
             self._specs.pop(dir_rel, None)
-            self._memo.clear()
+            self.memo.clear()
             return True
         signature = (gitignore_stat.st_ino, gitignore_stat.st_size, gitignore_stat.st_mtime_ns)
         if self._signatures.get(dir_rel) == signature:
@@ -73,7 +73,7 @@ class Excludes:
             self._specs[dir_rel] = spec
         else:
             self._specs.pop(dir_rel, None)
-        self._memo.clear()
+        self.memo.clear()
         return True
 
     def forget_below(self, dir_rel: str) -> None:
@@ -84,14 +84,14 @@ class Excludes:
             del self._signatures[key]
             self._specs.pop(key, None)
         if gone:
-            self._memo.clear()
+            self.memo.clear()
 
     def excluded(self, rel: str, is_dir: bool) -> bool:
         """Whether the path `rel` (relative to the root, '/'-separated) is left out of the sync."""
         key = rel + "/" if is_dir else rel
-        verdict = self._memo.get(key)
+        verdict = self.memo.get(key)
         if verdict is None:
-            verdict = self._memo[key] = self._decide(rel, key, is_dir)
+            verdict = self.memo[key] = self._decide(rel, key, is_dir)
         return verdict
 
     def _decide(self, rel: str, key: str, is_dir: bool) -> bool:
