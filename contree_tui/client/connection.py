@@ -262,6 +262,8 @@ async def connect(target: Target, *, backoff: Backoff | None = None, engine_time
         me = await connection.call(client.whoami)
     except APIStatusError as exc:
         await connection.aclose()
+        if exc.status == 403:
+            raise TokenRejected(_rejected(target, exc).replace("rejected", "refused")) from exc
         raise ConnectionProblem(f"{target.describe()}: the server answered HTTP {exc.status} to whoami "
                                 f"({exc.error}); is the url right?") from exc
     except BaseException:

@@ -1,8 +1,8 @@
 """A tiny observable value: the client's status objects (connection, sync) that a UI can watch.
 
-Headless on purpose: no Textual, no threads. Subscribers are plain callables run synchronously on every
-change, in the setter's thread (the TUI's subscriber posts a Message, which is thread-safe); `wait_for`
-lets async code (and tests) await a state without polling.
+Headless on purpose: no Textual, no threads. Values are set from the event loop's thread; subscribers are
+plain callables run synchronously on every change (the TUI's would post a Message); `wait_for` lets async
+code (and tests) await a state without polling.
 """
 
 from __future__ import annotations
