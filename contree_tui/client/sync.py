@@ -64,7 +64,12 @@ class DirectoryState:
         return posixpath.join(self.destination, rel)
 
     def files(self) -> dict[str, FileSpec]:
-        """The spawn request's `files` map: absolute sandbox path -> {uuid, mode}."""
+        """The spawn request's `files` map: absolute sandbox path -> {uuid, mode} (a fresh dict each call,
+        built once per state: every run sends it)."""
+        return dict(self._files)
+
+    @cached_property
+    def _files(self) -> dict[str, FileSpec]:
         return {self.target_path(rel): FileSpec(uuid=e.uuid, mode=f"{e.mode:04o}")
                 for rel, e in self.entries.items()}
 
@@ -374,6 +379,10 @@ class Syncer:
     async def revalidate(self) -> int:
         """Ask the server about every blob of the current state (HEAD); forget the ones it lost, so the next
         sync uploads them again. For a run refused because a file uuid is unknown. Returns how many were lost."""
+        async with self._lock:
+            return await self._revalidate()
+
+    async def _revalidate(self) -> int:
         if self.state is None:
             return 0
         shas = {e.sha256 for e in self.state.entries.values()}
