@@ -69,6 +69,7 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._changed: dict[str, asyncio.Condition] = {}
         self._next_event: dict[str, int] = {}
+        self._cancel_requested: set[str] = set()
         version = detect_cgroup_version() if config.cgroups else None
         self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
         self.keepers = KeeperPool(self.cgroups, config.limits)
@@ -284,6 +285,8 @@ class Engine:
             )
             run = InstanceRun(self, op_uuid, request, image, str(run_dir))
             self._runs[op_uuid] = run
+            if op_uuid in self._cancel_requested:  # cancelled before its sandbox existed
+                run.kill("cancelled")
             verdict = await run.run(spec, keeper.start)
             await self._finish(op_uuid, request, image, verdict, run_dir, time.time() - started)
         except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
@@ -294,6 +297,8 @@ class Engine:
         finally:
             self._runs.pop(op_uuid, None)
             self._tasks.pop(op_uuid, None)
+            self._changed.pop(op_uuid, None)
+            self._cancel_requested.discard(op_uuid)
             if slot is not None:
                 self.cgroups.release(slot)
             self._next_event.pop(op_uuid, None)
@@ -452,6 +457,8 @@ class Engine:
         run = self._runs.get(op_uuid)
         if run is not None:
             run.kill("cancelled")
+        elif op_uuid in self._tasks:
+            self._cancel_requested.add(op_uuid)
         return await self.wait(op_uuid)
 
     async def run(self, body: dict[str, Any]) -> Operation:

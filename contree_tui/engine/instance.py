@@ -67,6 +67,9 @@ class InstanceRun:
         self.run_dir = run_dir
         self.stdout = CappedStream("stdout", request.truncate_output_at)
         self.stderr = CappedStream("stderr", request.truncate_output_at)
+        self.stdin_log = CappedStream("stdin", request.truncate_output_at)  # delivery is never capped
+        self._stdin_busy = False
+        self._loop = asyncio.get_running_loop()
         self.launched: Launched | None = None
         self.sandbox_pid: int | None = None
         self.command_pid = 0
@@ -102,15 +105,25 @@ class InstanceRun:
                 pass
 
     def write_stdin(self, data: bytes, *, close: bool) -> None:
+        """Write to the command's stdin (blocking: call it from a thread) and record `stdin` events."""
         fd = self.launched.stdin_w if self.launched else None
         if fd is None:
             raise BrokenPipeError("stdin is closed")
+        chunks = self.stdin_log.feed(data)
+        if chunks:
+            self._loop.call_soon_threadsafe(
+                self.engine.emit_many, self.op_uuid, [("stdin", 1, _chunk_data(c)) for c in chunks])
+        self._stdin_busy = True
         os.set_blocking(fd, True)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
+        except OSError:
+            close = True  # the reader is gone: nothing more can be delivered
+            raise
         finally:
+            self._stdin_busy = False
             if close:
                 os.close(fd)
                 self.launched.stdin_w = None  # type: ignore[union-attr]
@@ -174,12 +187,12 @@ class InstanceRun:
             stdin_task.cancel()
             if our_child:
                 os.waitpid(launched.keeper_pid, 0)
-            if launched.stdin_w is not None and not (self.request.stdin and not self.request.stdin.close):
+            if not self._stdin_busy:  # the command is gone; a writer in progress closes it itself
                 self._close_stdin()
         self._drain_held()
         for stream in (self.stdout, self.stderr):
             if stream.truncated:
-                self.engine.emit(self.op_uuid, "truncated", 0, {
+                self.engine.emit(self.op_uuid, "truncated", 1, {
                     "stream": stream.name, "bytes_emitted": len(stream.kept), "bytes_dropped": stream.dropped})
         return self._verdict()
 
