@@ -11,6 +11,12 @@ blob: no upload).
 
 A watcher passes the paths it saw change (`sync(changed=...)`) and only those are re-examined; a changed
 .gitignore makes it a full scan.
+
+Symlinks and special files (the full rule is in dir_scan's docstring): a symlink is followed only when it
+resolves to a regular file inside the folder, and that file's content and mode are synced at the link's
+path; links leading outside the folder, dangling, into an excluded path or to a directory are skipped with
+a warning, as are sockets, FIFOs, devices and names that are not UTF-8. Empty directories are not synced.
+Files land owned by root with their permission bits (`mode & 0o777`).
 """
 
 from __future__ import annotations
