@@ -97,8 +97,6 @@ async def test_identical_contents_are_uploaded_once(connection: Connection, tmp_
         syncer.close()
 
 
-@pytest.mark.xfail(strict=True, reason="engine: the spawn spec goes to the sandbox keeper as one SOCK_SEQPACKET "
-                   "message; past ~200 KB (about 1,700 distinct files in `files`) send_fds fails with EMSGSIZE")
 async def test_a_run_sees_all_2000_distinct_synced_files(connection: Connection, tmp_path: Path,
                                                         tree_salt: str) -> None:
     root = tmp_path / "project"

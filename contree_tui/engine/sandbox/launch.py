@@ -121,8 +121,13 @@ class Keeper:
         stderr_r, stderr_w = os.pipe()
         status_r, status_w = os.pipe()
         child_fds = [stdin_r, stdout_w, stderr_w, status_w]
+        # The spec rides in a memfd: a run with thousands of injected files pickles to more than one
+        # SOCK_SEQPACKET message may carry (~200 KB here); the message itself only says "go".
+        spec_fd = os.memfd_create("contree-tui-spec", os.MFD_CLOEXEC)
+        os.write(spec_fd, pickle.dumps(spec))
+        child_fds.append(spec_fd)
         try:
-            socket.send_fds(self.sock, [pickle.dumps(spec)], child_fds)
+            socket.send_fds(self.sock, [b"run"], child_fds)
         except OSError as exc:
             # The keeper died before its run (killed, or the engine is closing): report it as a setup error.
             os.write(status_w, (json.dumps({"error": f"sandbox keeper is gone: {exc}"}) + "\n").encode())
@@ -157,14 +162,17 @@ def _idle_keeper(sock: socket.socket, cgroup_procs: list[str]) -> None:
         for procs in cgroup_procs:
             with open(procs, "w") as fh:
                 fh.write(str(os.getpid()))
-        message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
+        message, fds, _, _ = socket.recv_fds(sock, 64, 5)
     except BaseException:  # noqa: BLE001
         os._exit(EXIT_SETUP_FAILED)
-    if not message or len(fds) != 4:
+    if not message or len(fds) != 5:
         os._exit(0)  # the engine let this keeper go
     sock.close()
-    spec = pickle.loads(message)
-    _keeper(replace(spec, cgroup_procs=[]), *fds)
+    *pipes, spec_fd = fds
+    with os.fdopen(spec_fd, "rb") as fh:
+        fh.seek(0)
+        spec = pickle.loads(fh.read())
+    _keeper(replace(spec, cgroup_procs=[]), *pipes)
 
 
 def _report(fd: int, **message: object) -> None:
