@@ -20,9 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from contree_tui.engine import layers as layerfs
+from contree_tui.engine.exec_process import ExecRun
 from contree_tui.engine.grep import GrepQuery
 from contree_tui.engine.inspect import HelperStream, run_in_image
-from contree_tui.engine.instance import InstanceRun, Verdict, command_line, injected_files, instance_result
+from contree_tui.engine.instance import (
+    InstanceRun,
+    Verdict,
+    command_line,
+    injected_files,
+    instance_result,
+    masked_env,
+)
 from contree_tui.engine.models import (
     Conflict,
     EngineError,
@@ -38,6 +46,7 @@ from contree_tui.engine.rootfs_import import layer_from_tarball
 from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
+from contree_tui.engine.sandbox.nsenter import exec_in_sandbox
 from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request
 from contree_tui.engine.state_dir import StateDir
 from contree_tui.engine.store import Store, iso_now
@@ -284,6 +293,7 @@ class Engine:
                 rlimits=rlimits_for(self.config.limits, request.max_layer_bytes, cgroups=slot is not None),
             )
             run = InstanceRun(self, op_uuid, request, image, str(run_dir))
+            run.cgroup_procs = self.cgroups.procs_files(slot) if slot is not None else []
             self._runs[op_uuid] = run
             if op_uuid in self._cancel_requested:  # cancelled before its sandbox existed
                 run.kill("cancelled")
@@ -439,6 +449,31 @@ class Engine:
                     return
             if not follow or (not events and op_uuid not in self._tasks):
                 return
+
+    async def exec_process(self, op_uuid: str, body: dict[str, Any]) -> int:
+        """Start another process (an ExecSpec) inside a running instance; returns its spid (≥ 2)."""
+        op = self.store.get_operation(op_uuid)
+        run = self._runs.get(op_uuid)
+        if op.status.is_terminal:
+            raise Conflict(f"operation {op_uuid} is not running ({op.status.value})")
+        if run is None or not run.sandbox_pid or not run.command_pid or run.finished:
+            raise EngineError(f"operation {op_uuid} has no running sandbox yet; retry shortly", status=425)
+        request = parse_spawn_request(body, run.image.uuid)
+        argv, env = command_line(request, run.image)
+        spid = run.next_spid()
+        launched = exec_in_sandbox(
+            run.sandbox_pid, argv, env, request.cwd or run.image.workdir or "/", request.uid, request.gid,
+            rlimits_for(self.config.limits, run.request.max_layer_bytes, cgroups=bool(run.cgroup_procs)),
+            run.cgroup_procs)
+        child = ExecRun(self, op_uuid, spid, launched, request.truncate_output_at, {
+            "command": request.command, "args": argv[1:], "shell": request.shell, "cwd": request.cwd or "/",
+            "uid": request.uid, "gid": request.gid, "timeout": None,
+            "truncate_at": request.truncate_output_at, "env": masked_env(env)})
+        run.children[spid] = child
+        task = asyncio.ensure_future(child.run(request.stdin.data))
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+        return spid
 
     def instance_run(self, op_uuid: str) -> InstanceRun | None:
         """The live run of an operation (its sandbox is up or starting), else None."""

@@ -21,6 +21,7 @@ from contree_tui.engine.sandbox.launch import InjectedFile, Launched, LaunchSpec
 
 if TYPE_CHECKING:
     from contree_tui.engine.engine import Engine
+    from contree_tui.engine.exec_process import ExecRun
 
 SECRET_SUFFIXES = ("TOKEN", "SECRET", "PASSWORD", "API_KEY", "CREDENTIALS", "AUTHORIZATION")
 
@@ -70,6 +71,10 @@ class InstanceRun:
         self.stdin_log = CappedStream("stdin", request.truncate_output_at)  # delivery is never capped
         self._stdin_busy = False
         self._loop = asyncio.get_running_loop()
+        self.cgroup_procs: list[str] = []
+        self.children: dict[int, ExecRun] = {}  # processes started later in this instance, by spid
+        self.finished = False
+        self._last_spid = 1
         self.launched: Launched | None = None
         self.sandbox_pid: int | None = None
         self.command_pid = 0
@@ -82,6 +87,10 @@ class InstanceRun:
         self._kill_reason: str | None = None
         self._open_pipes = 0
         self._pipes_done = asyncio.get_running_loop().create_future()
+
+    def next_spid(self) -> int:
+        self._last_spid += 1
+        return self._last_spid
 
     # -- control ---------------------------------------------------------------------------------
     def kill(self, reason: str) -> None:
@@ -189,6 +198,7 @@ class InstanceRun:
                 os.waitpid(launched.keeper_pid, 0)
             if not self._stdin_busy:  # the command is gone; a writer in progress closes it itself
                 self._close_stdin()
+        self.finished = True
         self._drain_held()
         for stream in (self.stdout, self.stderr):
             if stream.truncated:

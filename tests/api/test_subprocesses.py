@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from contree_client.exceptions import APIStatusError, BadRequestError, ConflictError, GoneError, NotFoundError
@@ -91,16 +93,50 @@ async def test_stdin_refusals(client: ContreeAsyncClient, raw: httpx.AsyncClient
     await client.cancel_operation(spawned.uuid)
 
 
-async def test_starting_another_process_is_not_implemented_yet(client: ContreeAsyncClient, raw: httpx.AsyncClient,
-                                                               busybox: Image) -> None:
-    spawned = await client.spawn_instance("sleep 30", busybox.uuid, shell=True)
-    with pytest.raises(APIStatusError) as info:
-        await client.operation_subprocess_create(spawned.uuid, "echo", args=["hi"])
-    assert info.value.status == 501 and "not implemented" in info.value.error
+async def _result_when_exited(client: ContreeAsyncClient, op: str, spid: int) -> object:
+    for _ in range(300):
+        try:
+            result = await client.operation_subprocess(op, spid)
+        except APIStatusError as exc:
+            assert exc.status == 425, exc  # created, not yet spawned
+            result = None
+        if result is not None and (result.state.exit_code != -1 or result.state.signal != -1):
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"process {spid} never exited")
+
+
+async def test_another_process_runs_inside_the_running_instance(client: ContreeAsyncClient, raw: httpx.AsyncClient,
+                                                                busybox: Image) -> None:
+    spawned = await client.spawn_instance("mkdir -p /work && echo main > /work/m && sleep 30", busybox.uuid,
+                                          shell=True, disposable=False)
+    for _ in range(200):  # 425 until the sandbox is up and the main command has started
+        try:
+            spid = await client.operation_subprocess_create(
+                spawned.uuid, "sh", args=["-c", "cat /work/m; echo sub > /work/s; hostname; ps | wc -l"])
+            break
+        except APIStatusError as exc:
+            assert exc.status == 425, exc
+            await asyncio.sleep(0.05)
+    assert spid >= 2
+    result = await _result_when_exited(client, spawned.uuid, spid)
+    lines = result.stdout.value.split()
+    assert lines[0] == "main" and lines[1] == "linuxkit", "it sees the instance's files and hostname"
+    assert result.state.exit_code == 0
+    sleeper = await client.operation_subprocess_create(spawned.uuid, "sleep", args=["30"])
+    assert sleeper == spid + 1
+    await asyncio.sleep(0.3)
+    await client.operation_subprocess_kill(spawned.uuid, sleeper, signal="TERM")
+    killed = await _result_when_exited(client, spawned.uuid, sleeper)
+    assert killed.state.signal == 15
     url = f"/v1/operations/{spawned.uuid}/subprocesses"
     assert (await raw.post(url, json={"command": "true", "image": busybox.uuid})).status_code == 400
     assert (await raw.post(url, content=b"nope")).status_code == 400
-    await client.cancel_operation(spawned.uuid)
+    await client.operation_subprocess_kill(spawned.uuid, 1, signal="KILL")  # ends the instance
+    final = await client.wait_operation(spawned.uuid)
+    assert final.result.image, "the instance committed, with what the second process wrote"
+    written = await raw.get(f"/v1/inspect/{final.result.image}/download", params={"path": "/work/s"})
+    assert written.status_code == 200 and written.content == b"sub\n"
     with pytest.raises(ConflictError):
         await client.operation_subprocess_create(spawned.uuid, "true")
     with pytest.raises(NotFoundError):

@@ -1,7 +1,7 @@
 """Processes of a running instance: the main one is spid 1 (its result, a signal to its group, its stdin).
 
-Starting another process inside a running instance (`POST …/subprocesses`) answers 501 for now: the engine
-has no way yet to enter a live sandbox's namespaces and report a second process's events.
+Another process in a running instance (`POST …/subprocesses`, spid ≥ 2) enters the sandbox's namespaces
+(engine/sandbox/nsenter.py); its stdin is what the request carries, closed after it (no later writes).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.http.context import engine_of, settings_of
-from contree_tui.engine.http.errors import ApiError, error_response
+from contree_tui.engine.http.errors import ApiError
 from contree_tui.engine.http.params import json_object, parse_int, path_uuid
 from contree_tui.engine.http.serialize import fold_process
 from contree_tui.engine.models import ACTIVE_STATUSES, Conflict, NotFound, Operation
@@ -55,13 +55,12 @@ def parse_signal(raw: str | None) -> int:
 
 def _no_process(op: Operation, spid: int) -> NotFound:
     if spid != MAIN_SPID:
-        return NotFound(f"operation {op.uuid} has no process {spid} (the local engine runs only the main "
-                        "process, spid 1)")
+        return NotFound(f"operation {op.uuid} has no running process {spid}")
     return NotFound(f"process {spid} of operation {op.uuid} is not running (it already exited)")
 
 
 async def create_subprocess(request: Request) -> Response:
-    _, op = _operation(request)
+    engine, op = _operation(request)
     body = await json_object(request)
     if not isinstance(body.get("command"), str) or not body["command"]:
         raise ApiError("command: required, a non-empty string")
@@ -70,8 +69,9 @@ async def create_subprocess(request: Request) -> Response:
         raise ApiError(f"{', '.join(refused)}: set when the instance was created, not accepted here")
     if op.status not in ACTIVE_STATUSES:
         raise Conflict(f"operation {op.uuid} is not running ({op.status.value})")
-    return error_response(501, "starting another process in a running instance is not implemented by the local "
-                               "engine yet; run the command as part of the instance's own command")
+    spid = await engine.exec_process(op.uuid, body)
+    location = f"/v1/operations/{op.uuid}/subprocesses/{spid}"
+    return JSONResponse({"spid": spid}, status_code=201, headers={"Location": location})
 
 
 async def get_subprocess(request: Request) -> Response:
@@ -84,6 +84,10 @@ async def get_subprocess(request: Request) -> Response:
         raise ApiError(f"operation {op.uuid} has not started yet; retry shortly", status=425, headers=TOO_EARLY)
     result = fold_process(events, spid)
     if result is None:
+        run = engine.instance_run(op.uuid)
+        if run is not None and spid in run.children:  # created, its spawn not reported yet
+            raise ApiError(f"process {spid} of operation {op.uuid} is starting; retry shortly", status=425,
+                           headers=TOO_EARLY)
         raise NotFound(f"operation {op.uuid} has no process {spid}")
     return JSONResponse(result)
 
@@ -94,9 +98,12 @@ async def kill_subprocess(request: Request) -> Response:
     signum = parse_signal(request.query_params.get("signal"))
     if op.status not in ACTIVE_STATUSES:
         raise Conflict(f"operation {op.uuid} is not running ({op.status.value})")
-    if spid != MAIN_SPID:
-        raise _no_process(op, spid)
     run = engine.instance_run(op.uuid)
+    if spid != MAIN_SPID:
+        child = run.children.get(spid) if run is not None else None
+        if child is None or not child.signal(signum):
+            raise _no_process(op, spid)
+        return Response(status_code=204)
     if run is None or not run.command_pid:
         raise ApiError(f"process {spid} of operation {op.uuid} has not started yet; retry shortly", status=425,
                        headers=TOO_EARLY)

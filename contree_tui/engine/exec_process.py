@@ -1,0 +1,134 @@
+"""Another process in a running instance (spid ≥ 2): its pipes become events with its spid.
+
+It shares the instance's filesystem (its writes land in the same upper dir, so a non-disposable instance
+commits them too), namespaces, cgroups and fate: it dies when the main process ends the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from typing import TYPE_CHECKING, Any
+
+from contree_tui.engine.output import CappedStream, encode_stream
+from contree_tui.engine.sandbox.launch import Launched
+
+if TYPE_CHECKING:
+    from contree_tui.engine.engine import Engine
+
+
+class ExecRun:
+    def __init__(self, engine: Engine, op_uuid: str, spid: int, launched: Launched, truncate_at: int,
+                 spawn_data: dict[str, Any]) -> None:
+        self.engine = engine
+        self.op_uuid = op_uuid
+        self.spid = spid
+        self.launched = launched
+        self.spawn_data = spawn_data
+        self.host_pid: int | None = None
+        self.exited = False
+        self.streams = {1: CappedStream("stdout", truncate_at), 2: CappedStream("stderr", truncate_at)}
+        self._status = b""
+        self._exit: dict[str, Any] | None = None
+        self._error: str | None = None
+        self._spawned = False
+        self._held: list[tuple[int, bytes]] = []
+
+    def signal(self, signum: int) -> bool:
+        if self.host_pid is None or self.exited:
+            return False
+        try:
+            os.killpg(self.host_pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
+    async def run(self, stdin: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        launched = self.launched
+        done = {fd: loop.create_future() for fd in (launched.stdout_r, launched.stderr_r, launched.status_r)}
+        for fd, which in ((launched.stdout_r, 1), (launched.stderr_r, 2), (launched.status_r, 0)):
+            loop.add_reader(fd, self._on_readable, fd, which, done[fd])
+        if stdin:
+            await asyncio.to_thread(_write_all, launched.stdin_w, stdin)
+        else:
+            os.close(launched.stdin_w)  # type: ignore[arg-type]
+        launched.stdin_w = None
+        await asyncio.gather(*done.values())
+        await asyncio.to_thread(os.waitpid, launched.keeper_pid, 0)
+        self.exited = True
+        self._flush_held()
+        for stream in self.streams.values():
+            if stream.truncated:
+                self.engine.emit(self.op_uuid, "truncated", self.spid, {
+                    "stream": stream.name, "bytes_emitted": len(stream.kept), "bytes_dropped": stream.dropped})
+        exit_info = self._exit or {"code": -1, "signal": signal.SIGKILL, "core_dump": False, "resources": {}}
+        if self._error:
+            self.engine.emit(self.op_uuid, "stderr", self.spid, encode_stream(f"{self._error}\n".encode()))
+        self.engine.emit(self.op_uuid, "exit", self.spid, {
+            "pid": self.spawn_data.get("pid", 0), "code": exit_info.get("code", -1),
+            "signal": exit_info.get("signal", -1), "core_dump": exit_info.get("core_dump", False),
+            "timed_out": False, "duration_ms": 0, "resources": exit_info.get("resources", {})})
+
+    def _on_readable(self, fd: int, which: int, done: asyncio.Future[None]) -> None:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+            done.set_result(None)
+            return
+        if which == 0:
+            self._on_status(data)
+        elif not self._spawned:
+            self._held.append((which, data))
+        else:
+            self._emit_output(which, data)
+
+    def _emit_output(self, which: int, data: bytes) -> None:
+        stream = self.streams[which]
+        chunks = stream.feed(data)
+        if chunks:
+            self.engine.emit_many(self.op_uuid, [(stream.name, self.spid, encode_stream(c)) for c in chunks])
+
+    def _flush_held(self) -> None:
+        held, self._held = self._held, []
+        self._spawned = True
+        for which, data in held:
+            self._emit_output(which, data)
+
+    def _on_status(self, data: bytes) -> None:
+        self._status += data
+        *lines, self._status = self._status.split(b"\n")
+        for line in lines:
+            message = json.loads(line)
+            if "spawned" in message:
+                self.host_pid = message.get("host_pid")
+                self.spawn_data["pid"] = message["spawned"]
+                self.engine.emit(self.op_uuid, "spawn", self.spid, self.spawn_data)
+                self._flush_held()
+            elif "exit" in message:
+                self._exit = message["exit"]
+            elif "exec_error" in message or "error" in message:
+                self._error = message.get("exec_error") or message.get("error")
+                if self._exit is None:
+                    self._exit = {"code": 127, "signal": -1, "core_dump": False, "resources": {}}
+
+
+def _write_all(fd: int | None, data: bytes) -> None:
+    if fd is None:
+        return
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

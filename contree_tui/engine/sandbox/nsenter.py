@@ -1,0 +1,124 @@
+"""Starting another process inside a running sandbox (the API's `POST …/subprocesses`).
+
+A fork of the engine joins the sandbox's cgroups and its ipc, uts, net, pid and mount namespaces (setns
+through /proc/<pid 1>/ns), chroots into the sandbox's root (reached through /proc/<pid 1>/root, so it is the
+pivoted root, not the host's), then forks the process, which is thereby inside the sandbox's pid namespace:
+it dies with the instance like everything else in there. Privileges are dropped exactly as for the main
+command. Status travels as JSON lines, as in launch.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+
+from contree_tui.engine.sandbox import syscalls as sc
+from contree_tui.engine.sandbox.launch import (
+    EXIT_EXEC_FAILED,
+    EXIT_SETUP_FAILED,
+    KEPT_CAPABILITIES,
+    Launched,
+    _close_all_except,
+    _describe_exit,
+    _report,
+)
+
+NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: after it, /proc/<pid> paths are the sandbox's
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, 0) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def exec_in_sandbox(sandbox_pid: int, argv: list[str], env: dict[str, str], cwd: str, uid: int, gid: int,
+                    rlimits: dict[int, int], cgroup_procs: list[str]) -> Launched:
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    stderr_r, stderr_w = os.pipe()
+    status_r, status_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - forked child
+        code = EXIT_SETUP_FAILED
+        try:
+            _close_all_except({stdin_r, stdout_w, stderr_w, status_w})
+            sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(signum, signal.SIG_DFL)
+            for procs in cgroup_procs:
+                with open(procs, "w") as fh:
+                    fh.write(str(os.getpid()))
+            ns_fds = [os.open(f"/proc/{sandbox_pid}/ns/{name}", os.O_RDONLY) for name in NAMESPACES]
+            root_fd = os.open(f"/proc/{sandbox_pid}/root", os.O_RDONLY | os.O_DIRECTORY)
+            for fd in ns_fds:
+                _setns(fd)
+                os.close(fd)
+            os.fchdir(root_fd)
+            os.chroot(".")
+            os.close(root_fd)
+            os.chdir("/")
+            child = os.fork()
+            if child == 0:
+                _exec(argv, env, cwd, uid, gid, rlimits, stdin_r, stdout_w, stderr_w, status_w)
+            for fd in (stdin_r, stdout_w, stderr_w):
+                os.close(fd)
+            _report(status_w, spawned=_namespace_pid(child), host_pid=child)
+            _, status, usage = os.wait4(child, 0)
+            _report(status_w, exit=_describe_exit(status, usage))
+            code = 0
+        except BaseException as exc:  # noqa: BLE001
+            try:
+                _report(status_w, error=f"cannot enter the sandbox: {exc}")
+            except OSError:
+                pass
+        os._exit(code)
+    for fd in (stdin_r, stdout_w, stderr_w, status_w):
+        os.close(fd)
+    for fd in (stdout_r, stderr_r, status_r):
+        os.set_blocking(fd, False)
+    return Launched(pid, stdin_w, stdout_r, stderr_r, status_r)
+
+
+def _namespace_pid(host_pid: int) -> int:
+    """The pid as the sandbox sees it (last NSpid field); the host pid if /proc does not say."""
+    try:
+        with open(f"/proc/{host_pid}/status") as fh:
+            for line in fh:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except OSError:
+        pass
+    return host_pid
+
+
+def _exec(argv: list[str], env: dict[str, str], cwd: str, uid: int, gid: int, rlimits: dict[int, int],
+          stdin_r: int, stdout_w: int, stderr_w: int, status_w: int) -> None:
+    try:
+        os.setsid()
+        os.makedirs(cwd, mode=0o755, exist_ok=True)
+        for limit, value in rlimits.items():
+            _, hard = resource.getrlimit(limit)
+            resource.setrlimit(limit, (min(value, hard) if hard != resource.RLIM_INFINITY else value,) * 2)
+        sc.drop_bounding_capabilities(KEPT_CAPABILITIES)
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+        os.chdir(cwd)
+        os.dup2(stdin_r, 0)
+        os.dup2(stdout_w, 1)
+        os.dup2(stderr_w, 2)
+        sc.close_range(3, cloexec=True)
+        for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+        os.execvpe(argv[0], argv, env)
+    except BaseException as exc:  # noqa: BLE001
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        try:
+            _report(status_w, exec_error=f"{argv[0]}: {message}")
+        except OSError:
+            pass
+    os._exit(EXIT_EXEC_FAILED)
