@@ -76,14 +76,16 @@ class Engine:
         self.store = Store(state.database)
         self._runs: dict[str, InstanceRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._changed: dict[str, asyncio.Condition] = {}
+        # Set (and replaced) when an operation's new events are in the store; followers wait on it.
+        self._changed: dict[str, asyncio.Event] = {}
+        self._unwritten: list[tuple[str, list[Event]]] = []  # events emitted this loop tick
         self._next_event: dict[str, int] = {}
         self._cancel_requested: set[str] = set()
         version = detect_cgroup_version() if config.cgroups else None
         self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
         self.keepers = KeeperPool(self.cgroups, config.limits)
         self._lock_fd: int | None = None
-        self._notifications: set[asyncio.Future[None]] = set()
+        self._background: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
@@ -119,9 +121,10 @@ class Engine:
     async def close(self) -> None:
         await self.stop_runs()
         self.keepers.close()
-        if self._notifications:
-            await asyncio.gather(*self._notifications, return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         self.cgroups.remove_all()
+        self.flush_events()
         self.store.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -267,7 +270,7 @@ class Engine:
                        request={**body, "image": image.uuid, "timeout": timeout})
         self.store.add_operation(op)
         self._next_event[op.uuid] = 1
-        self._changed[op.uuid] = asyncio.Condition()
+        self._changed[op.uuid] = asyncio.Event()
         self._tasks[op.uuid] = asyncio.create_task(self._run_instance(op.uuid, request, image, blobs))
         return op
 
@@ -314,8 +317,8 @@ class Engine:
             self._next_event.pop(op_uuid, None)
             # Off the critical path: waiters already have their result; close() waits for the sweep.
             cleanup = asyncio.ensure_future(asyncio.to_thread(shutil.rmtree, run_dir, True))
-            self._notifications.add(cleanup)
-            cleanup.add_done_callback(self._notifications.discard)
+            self._background.add(cleanup)
+            cleanup.add_done_callback(self._background.discard)
 
     async def _finish(self, op_uuid: str, request: SpawnRequest, image: Image, verdict: Verdict, run_dir: Path,
                       elapsed: float) -> None:
@@ -407,41 +410,46 @@ class Engine:
         self.emit_many(op_uuid, [(type_, spid, data)])
 
     def emit_many(self, op_uuid: str, items: list[tuple[str, int | None, dict[str, Any]]]) -> None:
+        """Record events. They are written in one transaction per loop tick (a flood of output chunks
+        costs one commit, not one each); followers wake once they are in the store."""
         next_id = self._next_event.get(op_uuid) or self.store.last_event_id(op_uuid) + 1
         events = []
         for type_, spid, data in items:
             events.append(Event(next_id, iso_now(), type_, spid, data))
             next_id += 1
         self._next_event[op_uuid] = next_id
-        self.store.add_events(op_uuid, events)
-        condition = self._changed.get(op_uuid)
-        if condition is not None:
-            task = asyncio.ensure_future(_notify(condition))
-            self._notifications.add(task)
-            task.add_done_callback(self._notifications.discard)
+        if not self._unwritten:
+            asyncio.get_running_loop().call_soon(self.flush_events)
+        self._unwritten.append((op_uuid, events))
+
+    def flush_events(self) -> None:
+        batch, self._unwritten = self._unwritten, []
+        if not batch:
+            return
+        self.store.add_events_batch(batch)
+        for op_uuid in {op for op, _ in batch}:
+            flag = self._changed.get(op_uuid)
+            if flag is not None:
+                flag.set()
+                self._changed[op_uuid] = asyncio.Event()
 
     def _emit_completion(self, op_uuid: str, status: str, result_image: str | None, error: str | None,
                          size: int, elapsed: float) -> None:
         self.emit(op_uuid, "completion", None, {
             "status": status, "result_image_uuid": result_image, "error": error,
             "duration_ms": int(elapsed * 1000), "image_size_bytes": size})
+        self.flush_events()  # the log is complete before anyone learns the operation ended
 
     async def follow(self, op_uuid: str, *, after: int = 0, spid: int | None = None,
                      follow: bool = True) -> AsyncIterator[Event]:
         """The operation's events after `after`; with follow, waits for more until `completion`."""
         self.store.get_operation(op_uuid)
         while True:
-            condition = self._changed.get(op_uuid)
-            if condition is not None:
-                await condition.acquire()
-            try:
-                events = self.store.events(op_uuid, after=after, spid=spid)
-                if not events and follow and condition is not None and op_uuid in self._tasks:
-                    await condition.wait()
-                    continue
-            finally:
-                if condition is not None and condition.locked():
-                    condition.release()
+            flag = self._changed.get(op_uuid)  # taken before reading: an event landing after the read sets it
+            events = self.store.events(op_uuid, after=after, spid=spid)
+            if not events and follow and flag is not None and op_uuid in self._tasks:
+                await flag.wait()
+                continue
             for event in events:
                 yield event
                 after = event.id
@@ -471,8 +479,8 @@ class Engine:
             "truncate_at": request.truncate_output_at, "env": masked_env(env)})
         run.children[spid] = child
         task = asyncio.ensure_future(child.run(request.stdin.data))
-        self._notifications.add(task)
-        task.add_done_callback(self._notifications.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         return spid
 
     def instance_run(self, op_uuid: str) -> InstanceRun | None:
@@ -500,8 +508,3 @@ class Engine:
         """Spawn and wait: the convenience the tests and benchmarks use."""
         op = await self.spawn(body)
         return await self.wait(op.uuid)
-
-
-async def _notify(condition: asyncio.Condition) -> None:
-    async with condition:
-        condition.notify_all()

@@ -237,11 +237,14 @@ class Store:
 
     # -- events -----------------------------------------------------------------------------------
     def add_events(self, operation_uuid: str, events: list[Event]) -> None:
+        self.add_events_batch([(operation_uuid, events)])
+
+    def add_events_batch(self, batch: list[tuple[str, list[Event]]]) -> None:
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(
                 "INSERT INTO events(operation_uuid, id, ts, spid, type, data) VALUES (?,?,?,?,?,?)",
-                [(operation_uuid, e.id, e.ts, e.spid, e.type, json.dumps(e.data)) for e in events],
+                [(op, e.id, e.ts, e.spid, e.type, json.dumps(e.data)) for op, events in batch for e in events],
             )
 
     def events(self, operation_uuid: str, *, after: int = 0, spid: int | None = None) -> list[Event]:
