@@ -1,0 +1,164 @@
+"""Lineage against the real served engine: the branching session of the SDK docs (shared/seeds/002), runs that
+change nothing add no edge, images made by another client show up, and refreshes are incremental (the requests
+are counted on the wire)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+from contree_client.models import OperationStatus
+
+from contree_tui.client.lineage import Lineage
+from contree_tui.client.lineage_cache import LineageCache, lineage_cache_path
+from tests.client.wire import counted_connection, result_image, route, run_shell
+
+
+async def test_the_branching_session_of_the_sdk_docs(engine_dir: Path) -> None:
+    async with counted_connection(engine_dir) as (conn, _wire):
+        base = await conn.client.inspect_find_image_by_tag("busybox:latest")
+        child_op = await run_shell(conn, base, 'echo "$RANDOM" > /tmp/random.txt')
+        child = result_image(child_op)
+        grandchildren = [result_image(await run_shell(conn, child, f"echo '{x}' >> /tmp/random.txt && cat "
+                                                     "/tmp/random.txt")) for x in "ABC"]
+        fruits = result_image(await run_shell(conn, base, "printf 'apple\\nbanana\\ncherry\\n' > /tmp/fruits.txt"))
+        ascending = result_image(await run_shell(conn, fruits, "sort /tmp/fruits.txt > /tmp/sorted.txt"))
+        descending = result_image(await run_shell(conn, fruits, "sort -r /tmp/fruits.txt > /tmp/sorted.txt"))
+        noop = await run_shell(conn, fruits, "sort /tmp/fruits.txt")  # reads only: the same image comes back
+        assert result_image(noop) == fruits
+
+        lineage = Lineage(conn)
+        await lineage.refresh()
+        tree = lineage.tree
+        assert tree.parent(child) == base and tree.parent(fruits) == base
+        assert tree.parent(base) is None and base in tree.roots  # a base image: no producing operation
+        assert tree.children(child) == tuple(grandchildren)  # oldest first
+        assert all(tree.parent(gc) == child for gc in grandchildren)
+        assert tree.ancestors(grandchildren[1]) == (child, base)
+        assert tree.children(fruits) == (ascending, descending)  # the no-op run added no edge
+        assert {child, fruits} <= set(tree.children(base))
+        assert set(tree.descendants(child)) == set(grandchildren)
+        assert noop.uuid in {op.uuid for op in tree.operations_on(fruits)}  # but it is known as a run on fruits
+        made_by = tree.producing_operation(descending)
+        assert made_by is not None and made_by.uuid == tree.image(descending).operation_uuid  # type: ignore[union-attr]
+        assert made_by.image_uuid == fruits and made_by.result_image_uuid == descending
+        assert made_by.status is OperationStatus.SUCCESS and made_by.changed_filesystem
+        walked = [image.uuid for _depth, image in tree.walk(child)]
+        assert walked == [child, *grandchildren]
+        lineage.close()
+
+
+async def test_incremental_refresh_fetches_only_new_items(engine_dir: Path) -> None:
+    async with counted_connection(engine_dir) as (conn, wire):
+        base = await conn.client.inspect_find_image_by_tag("busybox:latest")
+        chain = [base]
+        for i in range(3):
+            chain.append(result_image(await run_shell(conn, chain[-1], f"echo {i} > /step{i}")))
+        lineage = Lineage(conn, page_size=5, overlap=0)
+        mark = len(wire.requests)
+        first = await lineage.refresh()
+        sent = wire.since(mark)
+        images = len(lineage.tree)
+        ops = len(lineage.tree.operations)
+        # the first load is listings only, a page per 5 records (the last page is short, or empty)
+        assert {route(r) for r in sent} == {"GET /images", "GET /operations"}, [route(r) for r in sent]
+        expected = (images // 5 + 1) + (ops // 5 + 1)
+        tagged = [r for r in sent if r.url.params.get("tagged")]
+        assert first.full and len(sent) == expected + len(tagged) == first.requests
+        assert images >= 4 and set(chain) <= set(lineage.tree.images)
+
+        await asyncio.sleep(1.1)  # the new images fall in a later second than the mark (`since` is whole seconds)
+        top = result_image(await run_shell(conn, chain[-1], "echo new > /new1"))
+        side = result_image(await run_shell(conn, chain[1], "echo new > /new2"))
+        image_mark, op_mark = lineage.cache.mark("images"), lineage.cache.mark("operations")
+        assert image_mark is not None and op_mark is not None
+        before = lineage.tree
+        lineage.page_size = 1000  # small pages showed the first load's paging; now one page each is enough
+        mark = len(wire.requests)
+        again = await lineage.refresh()
+        sent = wire.since(mark)
+        listings = [r for r in sent if not r.url.params.get("tagged")]
+        assert [route(r) for r in listings] == ["GET /images", "GET /operations"]  # one page each
+        assert listings[0].url.params["since"] == str(math.floor(image_mark))
+        assert listings[1].url.params["since"] == str(math.floor(op_mark))
+        assert len(sent) == again.requests == 3  # the two listings and the tag listing: nothing per item
+        assert not again.full and set(again.new_images) == {top, side}
+        assert len(again.new_operations) == 2 and not again.changed_operations
+        # what came back is the new items plus those of the mark's own second, not the whole history
+        overlap_images = sum(1 for i in before.images.values() if i.created_at.timestamp() >= math.floor(image_mark))
+        overlap_ops = sum(1 for o in before.operations.values() if o.created_at.timestamp() >= math.floor(op_mark))
+        assert again.images_listed == 2 + overlap_images < len(before) + 2
+        assert again.operations_listed == 2 + overlap_ops < len(before.operations) + 2
+        assert lineage.tree.parent(top) == chain[-1] and lineage.tree.parent(side) == chain[1]
+        lineage.close()
+
+
+async def test_a_new_process_loads_the_cache_and_sees_other_clients_images(engine_dir: Path) -> None:
+    async with counted_connection(engine_dir) as (conn, wire):
+        base = await conn.client.inspect_find_image_by_tag("busybox:latest")
+        lineage = Lineage(conn, overlap=0)
+        await lineage.refresh()
+        known = len(lineage.tree)
+        lineage.close()
+        assert lineage_cache_path(conn.cache_key).exists()
+
+        # another client (its own connection, no lineage of its own) makes a chain of two
+        await asyncio.sleep(1.1)
+        async with counted_connection(engine_dir) as (other, _):
+            first = result_image(await run_shell(other, base, "echo other > /other"))
+            second = result_image(await run_shell(other, first, "echo more >> /other"))
+
+        reopened = Lineage(conn, cache=LineageCache.for_key(conn.cache_key), overlap=0)
+        cached = reopened.tree
+        assert len(cached) == known  # straight from the cache, no request
+        image_mark = reopened.cache.mark("images")
+        assert image_mark is not None
+        mark = len(wire.requests)
+        report = await reopened.refresh()
+        assert not report.full and report.requests == len(wire.since(mark)) == 3
+        in_mark_second = sum(1 for i in cached.images.values() if i.created_at.timestamp() >= math.floor(image_mark))
+        assert report.images_listed == 2 + in_mark_second and set(report.new_images) == {first, second}
+        assert reopened.tree.ancestors(second)[:2] == (first, base)
+        reopened.close()
+
+
+async def test_tags_moved_by_anyone_show_on_refresh(engine_dir: Path) -> None:
+    async with counted_connection(engine_dir) as (conn, _wire):
+        base = await conn.client.inspect_find_image_by_tag("busybox:latest")
+        one = result_image(await run_shell(conn, base, "echo 1 > /t"))
+        two = result_image(await run_shell(conn, base, "echo 2 > /t"))
+        await conn.client.update_image_tag(one, "lineage-test:moving")
+        lineage = Lineage(conn)
+        await lineage.refresh()
+        assert lineage.tree.image(one).tags == ("lineage-test:moving",)  # type: ignore[union-attr]
+        await conn.client.update_image_tag(two, "lineage-test:moving")  # moves the tag
+        await lineage.refresh()
+        assert lineage.tree.image(one).tags == ()  # type: ignore[union-attr]
+        assert lineage.tree.image(two).tags == ("lineage-test:moving",)  # type: ignore[union-attr]
+        await conn.client.delete_image_tag(two, tag="lineage-test:moving")
+        await lineage.refresh()
+        assert lineage.tree.image(two).tags == ()  # type: ignore[union-attr]
+        lineage.close()
+
+
+async def test_a_running_operation_is_followed_up_after_it_ends(engine_dir: Path) -> None:
+    async with counted_connection(engine_dir) as (conn, wire):
+        base = await conn.client.inspect_find_image_by_tag("busybox:latest")
+        lineage = Lineage(conn, overlap=0)
+        spawned = await conn.client.spawn_instance("sleep 4; echo done > /slow", base, shell=True, disposable=False)
+        await lineage.refresh()
+        assert not lineage.tree.operations[spawned.uuid].terminal
+        await asyncio.sleep(1.1)
+        await run_shell(conn, base, "echo later > /later")
+        await lineage.refresh()  # the operations mark moves past the slow one, which is still running
+        assert not lineage.tree.operations[spawned.uuid].terminal
+        await conn.client.wait_operation(spawned.uuid, timeout=60)
+        mark = len(wire.requests)
+        report = await lineage.refresh()
+        assert spawned.uuid in report.changed_operations
+        assert lineage.tree.operations[spawned.uuid].status is OperationStatus.SUCCESS
+        fetched = [route(r) for r in wire.since(mark)]
+        assert fetched.count(f"GET /operations/{spawned.uuid}") == 1  # older than the listing reached: asked once
+        assert lineage.tree.parent(result_image(await conn.client.get_operation_status(spawned.uuid))) == base
+        lineage.close()
