@@ -133,12 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tui(args: argparse.Namespace) -> int:
+    """No subcommand: the TUI, on the embedded engine unless a profile is given."""
+    from contree_tui.tui import run_tui
+
+    return run_tui(getattr(args, "profile", None), getattr(args, "state_dir", None))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+        return _tui(args)
     try:
         return args.func(args)
     except EngineError as exc:

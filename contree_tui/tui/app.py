@@ -1,0 +1,99 @@
+"""ContreeApp: connects (the embedded engine by default, started on demand, or a profile) and hosts the main
+screen. Connection state reaches the status bar through the client's Observable, as messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from contree_tui.client.observable import Observable
+from contree_tui.client.reconnect import ConnectionState
+from contree_tui.tui.data import Backend, describe_error, open_backend
+from contree_tui.tui.messages import Connected, LinkChanged
+from contree_tui.tui.screens.confirm import ConfirmScreen
+from contree_tui.tui.screens.help import HelpScreen
+from contree_tui.tui.screens.main import MainScreen
+from contree_tui.tui.widgets.command_bar import CommandBar
+from contree_tui.tui.widgets.log_view import LogView
+from contree_tui.tui.widgets.operations_table import OperationsTable
+from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
+
+
+class ContreeApp(App[None]):
+    TITLE = "contree-tui"
+    CSS_PATH = "styles/app.tcss"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark,f1", "help", "Help", id="help"),
+    ]
+
+    def __init__(self, backend: Backend | None = None, *, profile: str | None = None,
+                 state_dir: str | Path | None = None, working: str | None = None, clock: Clock = utc_now,
+                 keymap: dict[str, str] | None = None) -> None:
+        """`backend` given: use it (tests, screenshots); otherwise connect to `profile` or the embedded engine
+        in `state_dir` on mount and close that connection on exit. `working` is the snapshot to start on
+        (default: busybox:latest, else the first root). `keymap` remaps binding ids to keys."""
+        super().__init__()
+        self.backend = backend
+        self._owns_backend = backend is None
+        self.profile = profile
+        self.state_dir = state_dir
+        self.clock = clock
+        self.working = working
+        self._user_keymap = keymap or {}
+
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen(clock=self.clock, working=self.working)
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self.screen_stack[0]  # the default screen stays at the bottom of the stack
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        if self._user_keymap:
+            self.set_keymap(self._user_keymap)
+        if self.backend is not None:
+            self.main.post_message(Connected(self.backend))
+        else:
+            self.connect()
+
+    @work(exclusive=True, group="connect", exit_on_error=False, description="connecting")
+    async def connect(self) -> None:
+        status: Observable[ConnectionState] = Observable(ConnectionState.connecting())
+        unsubscribe = status.subscribe(lambda state: self.main.post_message(LinkChanged(state)))
+        try:
+            self.backend = await open_backend(self.profile, self.state_dir, status=status)
+        finally:
+            unsubscribe()
+        self.main.post_message(Connected(self.backend))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.main.post_message(LinkChanged(ConnectionState.failed(describe_error(event.worker.error))))
+            self.notify(describe_error(event.worker.error), title=f"{event.worker.description} failed",
+                        severity="error", timeout=30)
+
+    async def on_unmount(self) -> None:
+        if self._owns_backend and self.backend is not None:
+            await self.backend.aclose()
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen([
+            ("everywhere", list(self.BINDINGS)),
+            ("main screen", list(MainScreen.BINDINGS)),
+            ("snapshot tree", list(SnapshotTree.BINDINGS)),
+            ("operations", list(OperationsTable.BINDINGS)),
+            ("log", list(LogView.BINDINGS)),
+            ("command bar", [*CommandBar.BINDINGS, Binding("enter", "run", "Run on the working snapshot",
+                                                           id="command-bar.run")]),
+            ("confirm dialog", list(ConfirmScreen.BINDINGS)),
+        ]))

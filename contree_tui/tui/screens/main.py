@@ -1,0 +1,312 @@
+"""The main screen: snapshot tree | operations + log, the command bar and the status bar. It owns the session
+state (lineage, working position, output buffers) and runs every network call in an async worker; widgets
+only display and post messages up here.
+"""
+
+from __future__ import annotations
+
+from contree_client.models import OperationStatus
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer
+from textual.worker import Worker, WorkerState
+
+from contree_tui.tui.data import Backend, Completed, Exited, Output, describe_error
+from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
+from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
+from contree_tui.tui.screens.confirm import ConfirmScreen
+from contree_tui.tui.widgets.command_bar import CommandBar
+from contree_tui.tui.widgets.log_view import LogPanel
+from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration
+from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
+from contree_tui.tui.widgets.status_bar import StatusBar
+
+DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: where a fresh session starts
+RECENT_OPERATIONS = 30
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("colon", "command_bar", "Command", id="command-bar"),
+        Binding("u", "rollback", "Roll back", id="rollback"),
+        Binding("U", "forward", "Forward", id="forward"),
+        Binding("R", "reload", "Reload", show=False, id="reload"),
+        Binding("escape", "focus_tree", "Tree", show=False, id="focus-tree"),
+    ]
+
+    def __init__(self, *, clock: Clock = utc_now, working: str | None = None) -> None:
+        super().__init__()
+        self.clock = clock
+        self.backend: Backend | None = None
+        self.lineage = Lineage()
+        self.position = Position(working)
+        self.buffers: dict[str, OutputBuffer] = {}
+        self._followed: set[str] = set()  # operations whose events a worker is reading
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield SnapshotTree(id="tree", clock=self.clock)
+            with Vertical(id="right"):
+                yield OperationsTable(id="operations", clock=self.clock)
+                yield LogPanel(id="log-panel")
+        yield CommandBar(id="command-bar")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tree.border_title = "snapshots"
+        self.table.border_title = "operations"
+        self.query_one(LogPanel).border_title = "log"
+        self.tree.focus()
+        self.set_interval(1.0, self.table.tick)
+        self.set_interval(30.0, self.tree.refresh_labels)  # ages move on
+
+    @property
+    def tree(self) -> SnapshotTree:
+        return self.query_one(SnapshotTree)
+
+    @property
+    def table(self) -> OperationsTable:
+        return self.query_one(OperationsTable)
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def log_panel(self) -> LogPanel:
+        return self.query_one(LogPanel)
+
+    # Connecting and loading -----------------------------------------------------------------------------
+
+    def on_connected(self, message: Connected) -> None:
+        self.backend = message.backend
+        self.status_bar.target = message.backend.name
+        self.status_bar.link = message.backend.status.value
+        message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
+        self.load()
+
+    def on_link_changed(self, message: LinkChanged) -> None:
+        self.status_bar.link = message.state
+
+    @work(exclusive=True, group="load", exit_on_error=False, description="loading snapshots")
+    async def load(self) -> None:
+        backend = self._backend()
+        lineage = await backend.lineage()
+        recent = await backend.recent_operations(RECENT_OPERATIONS)
+        for op in self.table.operations.values():  # this session's runs, newer than the listing
+            lineage.note_operation(op)
+        self.lineage = lineage
+        working = self.position.working if self.position.working in lineage.snapshots else None
+        if working is None:
+            working = default_working(lineage)
+            if working:
+                self.position = Position(working)
+        self.tree.load(lineage, working)
+        self.tree.set_commands({op.uuid: op.command for op in recent})
+        for op in recent:
+            if op.uuid not in self.table.operations:
+                self.table.upsert(op)
+                lineage.note_operation(op)
+        self._show_working()
+        if self.table.row_count and self.log_panel.view.buffer is None:
+            self.table.move_cursor(row=self.table.row_count - 1)
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def _backend(self) -> Backend:
+        if self.backend is None:
+            raise RuntimeError("not connected yet")
+        return self.backend
+
+    @on(SnapshotTree.NeedCommands)
+    def _need_commands(self, message: SnapshotTree.NeedCommands) -> None:
+        if self.backend is not None:
+            self.fetch_commands(message.operations)
+
+    @work(group="commands", exit_on_error=False, description="reading snapshot commands")
+    async def fetch_commands(self, operations: list[str]) -> None:
+        self.tree.set_commands(await self._backend().commands(operations))
+
+    # Running --------------------------------------------------------------------------------------------
+
+    @on(CommandBar.Run)
+    def _run(self, message: CommandBar.Run) -> None:
+        if self.backend is None:
+            self.notify("not connected yet", title="cannot run", severity="error")
+        elif not self.position.working:
+            self.notify("no working snapshot: choose one in the tree (enter)", title="cannot run",
+                        severity="error")
+        else:
+            self.run_command(message.command, self.position.working)
+
+    @on(CommandBar.Left)
+    def _left_bar(self) -> None:
+        self.tree.focus()
+
+    @work(group="run", exit_on_error=False, description="run")
+    async def run_command(self, command: str, image: str) -> None:
+        op = await self._backend().run(command, image)
+        op.created_at = op.created_at or self.clock()
+        self.buffers[op.uuid] = OutputBuffer()
+        self.table.upsert(op)
+        self.table.select(op.uuid)
+        self._operation_changed(op)
+        await self._follow(op)
+        if op.status is OperationStatus.SUCCESS and op.result:
+            self._snapshot_made(op)
+        elif op.status is not OperationStatus.SUCCESS:
+            reason = op.error or op.status.value.lower()
+            self.notify(f"{short_command(op.command)}: {reason}", title="run failed", severity="error")
+
+    def _snapshot_made(self, op: Operation) -> None:
+        assert op.result
+        if op.result == op.image:
+            self.notify(f"{short_command(op.command)} changed no file: the working snapshot stays",
+                        title="no new snapshot")
+            return
+        self.lineage.add(Snapshot(uuid=op.result, parent=op.image, created_at=self.clock(), operation=op.uuid))
+        self.tree.set_commands({op.uuid: op.command})
+        self.tree.add_snapshot(op.result)
+        if op.exit_code not in (None, 0):
+            self.notify(f"{short_command(op.command)} exited {op.exit_code}; u rolls back",
+                        title="command failed", severity="warning")
+        if self.position.working == op.image:  # the user has not moved meanwhile: follow the run
+            self.position.move_to(op.result)
+            self._show_working()
+
+    async def _follow(self, op: Operation) -> None:
+        """Read the operation's events into its buffer until it completes."""
+        buffer = self.buffers.setdefault(op.uuid, OutputBuffer())
+        self._followed.add(op.uuid)
+        try:
+            async for event_id, event in self._backend().follow(op.uuid, buffer.last_event_id):
+                buffer.last_event_id = event_id
+                if isinstance(event, Output):
+                    buffer.feed(event.stream, event.text)
+                    if op.status is not OperationStatus.EXECUTING and not op.status.is_terminal():
+                        op.status = OperationStatus.EXECUTING
+                        self._operation_changed(op)
+                elif isinstance(event, Exited):
+                    op.exit_code = event.code
+                    self._operation_changed(op)
+                elif isinstance(event, Completed):
+                    op.status, op.error, op.duration = event.status, event.error, event.duration
+                    op.result = None if op.disposable else event.result
+                    buffer.close()
+                    buffer.add_line(Stream.META, exit_summary(op))
+                    buffer.complete = True
+                    self._operation_changed(op)
+        finally:
+            self._followed.discard(op.uuid)
+
+    @work(exit_on_error=False, description="reading the log")
+    async def follow_existing(self, op: Operation) -> None:
+        await self._follow(op)
+
+    def _operation_changed(self, op: Operation) -> None:
+        self.post_message(OperationUpdated(op))
+
+    def on_operation_updated(self, message: OperationUpdated) -> None:
+        op = message.operation
+        self.table.upsert(op)
+        self.lineage.note_operation(op)
+        self.tree.refresh_labels()
+        self.status_bar.running = self.table.running_count
+
+    @on(DataTable.RowHighlighted, "#operations")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        uuid = str(event.row_key.value)
+        op = self.table.operations.get(uuid)
+        if op is None:
+            return
+        buffer = self.buffers.setdefault(uuid, OutputBuffer())
+        self.log_panel.show(f"{short_command(op.command, 60)} · {uuid[:8]}", buffer)
+        if not buffer.complete and uuid not in self._followed and self.backend is not None:
+            self.follow_existing(op)
+
+    # Working snapshot -----------------------------------------------------------------------------------
+
+    @on(SnapshotTree.Chosen)
+    def _chosen(self, message: SnapshotTree.Chosen) -> None:
+        self.position.move_to(message.uuid)
+        self._show_working(move_cursor=False)
+
+    def _show_working(self, *, move_cursor: bool = True) -> None:
+        working = self.position.working
+        self.tree.set_working(working, move_cursor=move_cursor)
+        snapshot = self.lineage.get(working)
+        self.status_bar.working = snapshot.name if snapshot else (working or "")[:8]
+
+    @work(exclusive=True, group="rollback", exit_on_error=False, description="roll back")
+    async def action_rollback(self) -> None:
+        working = self.position.working
+        snapshot = self.lineage.get(working)
+        if snapshot is None:
+            self.notify("no working snapshot", title="cannot roll back", severity="warning")
+            return
+        parent = self.lineage.get(snapshot.parent)
+        if parent is None:
+            self.notify(f"{snapshot.name} has no parent", title="cannot roll back", severity="warning")
+            return
+        made_by = self.tree.commands.get(snapshot.operation or "")
+        detail = f"{snapshot.short} ← {short_command(made_by, 50)}" if made_by else snapshot.short
+        if not await self.app.push_screen_wait(ConfirmScreen(f"Roll back to {parent.name}?", detail)):
+            return
+        if self.position.working != working:  # something moved it while the dialog was open
+            return
+        self.position.rollback(parent.uuid)
+        self._show_working()
+
+    def action_forward(self) -> None:
+        target = self.position.forward()
+        if target is None:
+            self.notify("nothing to go forward to (u rolls back first)", title="forward", severity="warning")
+            return
+        self._show_working()
+
+    def action_command_bar(self) -> None:
+        self.query_one(CommandBar).focus()
+
+    def action_focus_tree(self) -> None:
+        self.tree.focus()
+
+    # Failures -------------------------------------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every failed worker is a toast with its reason (workers run with exit_on_error=False)."""
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.notify(describe_error(event.worker.error), title=f"{event.worker.description} failed",
+                        severity="error", timeout=8)
+
+
+def default_working(lineage: Lineage) -> str | None:
+    base = lineage.by_tag(DEFAULT_BASE_TAG)
+    if base is not None:
+        return base.uuid
+    roots = lineage.roots()
+    return roots[0].uuid if roots else None
+
+
+def short_command(command: str | None, width: int = 40) -> str:
+    one_line = " ".join((command or "").split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def exit_summary(op: Operation) -> str:
+    parts = [op.status.value]
+    if op.exit_code is not None:
+        parts.append(f"exit {op.exit_code}")
+    if op.duration is not None:
+        parts.append(format_duration(op.duration))
+    if op.result and op.result != op.image:
+        parts.append(f"→ {op.result[:8]}")
+    elif op.result:
+        parts.append("no change")
+    if op.error:
+        parts.append(op.error)
+    return "── " + " · ".join(parts)

@@ -1,0 +1,109 @@
+"""The operations table: one row per run, updated in place as its status changes (never cleared and refilled,
+so the cursor and scroll position stay where the user left them)."""
+
+from __future__ import annotations
+
+from contree_client.models import OperationStatus
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
+
+from contree_tui.tui.model import Operation
+from contree_tui.tui.widgets.snapshot_tree import Clock, op_icon, utc_now
+
+# The command goes last: it is the one column that may be cut when the pane is narrow.
+COLUMNS = (("status", "status", 11), ("images", "image → result", 19), ("exit", "exit", 4), ("duration", "time", 7),
+           ("command", "command", None))
+COMMAND_WIDTH = 40
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+class OperationsTable(DataTable[Text | str]):
+    BINDINGS = [
+        Binding("j,down", "cursor_down", "Down", show=False, id="ops.down"),
+        Binding("k,up", "cursor_up", "Up", show=False, id="ops.up"),
+        Binding("g,home", "scroll_top", "Top", show=False, id="ops.top"),
+        Binding("G,end", "scroll_bottom", "Bottom", show=False, id="ops.bottom"),
+    ]
+
+    COMPONENT_CLASSES = {"operations-table--ok", "operations-table--failed", "operations-table--running"}
+
+    def __init__(self, *, clock: Clock = utc_now, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.clock = clock
+        self.operations: dict[str, Operation] = {}
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
+
+    def upsert(self, op: Operation) -> None:
+        """Add the operation's row, or bring its cells up to date."""
+        self.operations[op.uuid] = op
+        cells = self._cells(op)
+        if op.uuid not in self.rows:
+            self.add_row(*cells.values(), key=op.uuid)
+            return
+        for column, value in cells.items():
+            self.update_cell(op.uuid, column, value)
+
+    def tick(self) -> None:
+        """Running rows show their elapsed time; call this once a second."""
+        for op in self.operations.values():
+            if op.running and op.uuid in self.rows:
+                self.update_cell(op.uuid, "duration", self._duration(op))
+
+    def _duration(self, op: Operation) -> str:
+        if op.duration is None and op.running and op.created_at is not None:
+            return format_duration(max(0.0, (self.clock() - op.created_at).total_seconds()))
+        return format_duration(op.duration)
+
+    def _cells(self, op: Operation) -> dict[str, Text | str]:
+        icon, kind = op_icon(op)
+        # A run whose command failed still succeeded as an operation (and made a snapshot): say which.
+        state = f"exited {op.exit_code}" if kind == "failed" and op.status is OperationStatus.SUCCESS else (
+            op.status.value.lower())
+        status = Text(f"{icon} {state}", style=self.get_component_rich_style(
+            f"operations-table--{kind}", partial=True))
+        command = " ".join(op.command.split())
+        if len(command) > COMMAND_WIDTH:
+            command = command[: COMMAND_WIDTH - 1] + "…"
+        source = (op.image or "")[:8]
+        result = "disposable" if op.disposable else (op.result or "")[:8]
+        images = Text(f"{source} → {result}" if result else source)
+        if op.result and op.result == op.image:
+            images = Text(f"{source} (no change)")
+        exit_code = "" if op.exit_code is None else str(op.exit_code)
+        failed = op.exit_code not in (None, 0)
+        exit_cell = Text(exit_code, style=self.get_component_rich_style("operations-table--failed", partial=True)
+                         if failed else "")
+        return {"status": status, "images": images, "exit": exit_cell, "duration": self._duration(op),
+                "command": command}
+
+    def select(self, uuid: str) -> None:
+        if uuid in self.rows:
+            self.move_cursor(row=self.get_row_index(uuid))
+
+    @property
+    def selected_uuid(self) -> str | None:
+        if not self.rows or self.cursor_row < 0:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except CellDoesNotExist:
+            return None
+
+    @property
+    def running_count(self) -> int:
+        return sum(1 for op in self.operations.values() if op.running)

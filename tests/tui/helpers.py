@@ -1,0 +1,42 @@
+"""Waiting on a live app: the engine answers in its own time, so tests poll the app's state, not the clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+from contree_tui.tui.app import ContreeApp
+from contree_tui.tui.screens.main import MainScreen
+
+
+async def until(pilot: Pilot[None], predicate: Callable[[], object], *, timeout: float = 30.0,
+                what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+async def loaded(pilot: Pilot[None]) -> MainScreen:
+    """The main screen once connected, with the tree loaded and a working snapshot."""
+    app = pilot.app
+    assert isinstance(app, ContreeApp)
+    screen = app.main
+    await until(pilot, lambda: screen.backend is not None and screen.position.working is not None
+                and screen.tree.node_for(screen.position.working) is not None, what="the tree to load")
+    return screen
+
+
+async def run_in_bar(pilot: Pilot[None], command: str) -> None:
+    """Type `command` into the command bar (opened with `:`) and submit it."""
+    await pilot.press("colon")
+    app = pilot.app
+    assert isinstance(app, ContreeApp)
+    bar = app.main.query_one("#command-bar")
+    assert app.focused is bar, "`:` focuses the command bar"
+    await pilot.press(*command)
+    assert bar.value == command  # type: ignore[attr-defined]
+    await pilot.press("enter")

@@ -1,0 +1,174 @@
+"""The main screen against a real engine: run from the command bar, roll back and forward, choose a working
+snapshot, read a run's output; every failure a toast."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from pathlib import Path
+
+from contree_client.models import OperationStatus
+
+from contree_tui.tui.app import ContreeApp
+from contree_tui.tui.model import Stream
+from contree_tui.tui.screens.confirm import ConfirmScreen
+from contree_tui.tui.screens.help import HelpScreen
+from contree_tui.tui.screens.main import MainScreen
+from tests.tui.helpers import loaded, run_in_bar, until
+
+SIZE = (140, 40)
+
+
+async def run_and_wait(pilot, screen: MainScreen, command: str) -> str:  # type: ignore[no-untyped-def]
+    """Run `command` from the bar; the new working snapshot once the run made it."""
+    before = screen.position.working
+    await run_in_bar(pilot, command)
+    await until(pilot, lambda: screen.position.working != before, what=f"{command!r} to make a snapshot")
+    working = screen.position.working
+    assert working is not None
+    return working
+
+
+async def test_a_command_typed_in_the_bar_runs_and_its_snapshot_becomes_working(tui_engine_dir: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        source = screen.position.working
+        assert source is not None
+        marker = uuidlib.uuid4().hex
+        made = await run_and_wait(pilot, screen, f"echo {marker} > /marker; cat /marker")
+
+        assert made != source
+        assert screen.lineage.parent_of(made) == source, "the new snapshot is a child of the one it ran on"
+        node = screen.tree.node_for(made)
+        assert node is not None and node.parent is screen.tree.node_for(source), "shown under its parent"
+        assert screen.tree.working == made, "marked as the working snapshot in the tree"
+        assert screen.status_bar.working == made[:8]
+        op = next(op for op in screen.table.operations.values() if op.result == made)
+        assert op.status is OperationStatus.SUCCESS and op.exit_code == 0 and op.image == source
+        assert screen.table.selected_uuid == op.uuid, "the run's row is selected"
+        await until(pilot, lambda: marker in screen.log_panel.view.text_lines(), what="the run's output")
+        assert screen.status_bar.running == 0
+
+        # The next command runs on the new working snapshot: it sees the file the first one wrote.
+        again = await run_and_wait(pilot, screen, "cat /marker > /copy; cat /copy")
+        assert screen.lineage.parent_of(again) == made
+        await until(pilot, lambda: screen.log_panel.view.text_lines()[:1] == [marker], what="the copy's output")
+
+
+async def test_u_then_y_rolls_back_to_the_parent_and_U_goes_forward(tui_engine_dir: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        parent = screen.position.working
+        child = await run_and_wait(pilot, screen, "touch /rolled")
+
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm dialog")
+        assert app.focused is not None and app.focused.id == "no", "No is the default answer"
+        await pilot.press("y")
+        await until(pilot, lambda: screen.position.working == parent, what="the rollback")
+        assert isinstance(app.screen, MainScreen)
+        assert screen.tree.working == parent
+        assert screen.tree.node_for(child) is not None, "rolling back deletes nothing: the child stays in the tree"
+
+        await pilot.press("U")
+        await until(pilot, lambda: screen.position.working == child, what="forward again")
+        assert screen.tree.working == child
+        await pilot.press("U")  # nothing further ahead: a warning, no move
+        await pilot.pause()
+        assert screen.position.working == child
+
+
+async def test_u_then_n_or_enter_changes_nothing(tui_engine_dir: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        child = await run_and_wait(pilot, screen, "touch /kept")
+        for answer in ("n", "escape", "enter"):  # enter presses the focused default, No
+            await pilot.press("u")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm dialog")
+            await pilot.press(answer)
+            await until(pilot, lambda: isinstance(app.screen, MainScreen), what="the dialog to close")
+            assert screen.position.working == child, f"{answer} keeps the working snapshot"
+
+
+async def test_enter_in_the_tree_makes_the_snapshot_under_the_cursor_working(tui_engine_dir: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        parent = screen.position.working
+        child = await run_and_wait(pilot, screen, "touch /chosen")
+        tree = screen.tree
+        tree.focus()
+        tree.move_cursor(tree.node_for(parent))
+        await pilot.pause()
+        assert tree.cursor_uuid == parent
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.position.working == parent, what="enter to choose the parent")
+        tree.move_cursor(tree.node_for(child))
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.position.working == child, what="enter to choose the child")
+
+
+async def test_the_log_shows_stdout_and_stderr_apart_and_an_exit_summary(tui_engine_dir: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        await run_and_wait(pilot, screen, "echo to-out; echo to-err >&2; touch /logged; exit 3")
+        view = screen.log_panel.view
+        await until(pilot, lambda: view.buffer is not None and view.buffer.complete, what="the whole log")
+        lines = list(view.buffer.lines)  # type: ignore[union-attr]
+        assert (Stream.STDOUT, "to-out") in lines and (Stream.STDERR, "to-err") in lines
+        assert lines[-1][0] is Stream.META and "exit 3" in lines[-1][1]
+        op = screen.table.operations[screen.table.selected_uuid or ""]
+        assert op.exit_code == 3
+
+
+async def test_follow_pauses_on_scroll_up_and_counts_what_arrives(tui_engine_dir: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        await run_in_bar(pilot, "seq 1 200; sleep 2; seq 201 260; touch /followed")
+        view = screen.log_panel.view
+        await until(pilot, lambda: view.virtual_size.height >= 200, what="the first 200 lines on screen")
+        assert view.following and view.is_vertical_scroll_end, "it follows the bottom while lines come"
+        view.focus()
+        await pilot.press("k", "k")
+        assert not view.following, "scrolling up pauses follow"
+        paused_at = view.scroll_y
+        await until(pilot, lambda: view.buffer is not None and view.buffer.complete, what="the run to end")
+        await pilot.pause(0.2)
+        assert view.scroll_y == paused_at, "new lines do not drag the view down while paused"
+        assert view.new_lines == 61, "60 lines and the exit summary arrived while paused"
+        badge = screen.query_one("#log-badge")
+        assert badge.has_class("-visible") and "+61 new lines" in str(badge.render())
+
+        await pilot.press("G")
+        assert view.following and view.is_vertical_scroll_end and view.new_lines == 0
+        assert not badge.has_class("-visible")
+
+
+async def test_a_failed_run_is_a_toast_with_its_reason(tui_engine_dir: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await loaded(pilot)
+        screen.position.move_to(str(uuidlib.uuid4()))  # an image the engine does not have
+        await run_in_bar(pilot, "true")
+        await until(pilot, lambda: any("failed" in (n.title or "") for n in app._notifications),
+                    what="a toast")
+        toast = next(n for n in app._notifications if "failed" in (n.title or ""))
+        assert toast.severity == "error" and "HTTP" in toast.message, toast.message
+
+
+async def test_help_lists_every_key_and_q_quits(tui_engine_dir: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help screen")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), what="help to close")
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
