@@ -78,6 +78,8 @@ class LogView(ScrollView, can_focus=True):
     def flush(self) -> None:
         """Take the lines that arrived since the last flush: one layout update per batch."""
         buffer = self.buffer
+        if self.following and not self.is_vertical_scroll_end and not self.is_vertical_scrollbar_grabbed:
+            self._to_end()  # the layout moved the bottom (a horizontal scrollbar appeared, a resize)
         if buffer is None or (buffer.total == self._seen_total and buffer.dropped == self._seen_dropped
                               and buffer.width == self.virtual_size.width):
             return
