@@ -107,19 +107,87 @@ def _engine_stop(args: argparse.Namespace) -> int:
     raise EngineError(f"engine pid {pid} did not stop within 15 s")
 
 
+def _client_command(args: argparse.Namespace) -> int:
+    from contree_tui.client.commands import execute
+
+    return execute(args.command_name, vars(args))
+
+
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """--profile, --state-dir and -C, accepted before the subcommand and after it (`default` SUPPRESS there,
+    so a subcommand's parser does not overwrite the value given before it)."""
+    parser.add_argument("--profile", default=default, help="a profile of $CONTREE_HOME/auth.ini "
+                        "(default: CONTREE_PROFILE, CONTREE_TOKEN/CONTREE_URL, else the embedded engine)")
+    parser.add_argument("--state-dir", default=default, help="the embedded engine's state directory")
+    parser.add_argument("-C", "--folder", default=default, help="the local project folder (default: the current one)")
+
+
+def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
+
+    def command(name: str, text: str, *, json: bool = True) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=text, description=text, parents=[common])
+        if json:
+            cmd.add_argument("--json", action="store_true", help="print JSON")
+        cmd.set_defaults(func=_client_command)
+        return cmd
+
+    images = command("images", "the image tree of the target (* marks the working snapshot)")
+    images.add_argument("--full", action="store_true", help="re-list everything instead of what is new")
+    run = command("run", "run a shell command on the working snapshot; exits with its exit code")
+    run.add_argument("--image", help="run on this image instead (UUID, short uuid, tag, @, @-N)")
+    run.add_argument("--disposable", action="store_true", help="keep no result image (the position stays)")
+    run.add_argument("--sync", dest="sync", action="store_true", default=None,
+                     help="sync the folder first (default: as `contree-tui sync` configured it)")
+    run.add_argument("--no-sync", dest="sync", action="store_false")
+    run.add_argument("-e", "--env", action="append", metavar="KEY=VALUE")
+    run.add_argument("--cwd", help="working directory in the sandbox (default: the sync destination)")
+    run.add_argument("-t", "--timeout", type=int, help="seconds before the command is killed")
+    run.add_argument("command", nargs=argparse.REMAINDER, help="the shell command (after --)")
+    ops = command("ops", "recent operations (newest last)")
+    ops.add_argument("-n", "--limit", type=int, default=20)
+    ops.add_argument("-a", "--all", action="store_true", help="every operation")
+    ops.add_argument("--status", help="only these statuses, comma-separated (e.g. FAILED,CANCELLED)")
+    logs = command("logs", "an operation's output (its stdout and stderr)")
+    logs.add_argument("operation", nargs="?", help="UUID or unique prefix (default @: the folder's last run)")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow a running operation to its end")
+    sync = command("sync", "sync the folder now and on every run (destination and excludes are remembered)")
+    sync.add_argument("--dest", help="where the folder lands in the sandbox (default /app)")
+    sync.add_argument("--exclude", action="append", metavar="GLOB", help="exclude (besides .gitignore)")
+    sync.add_argument("--off", action="store_true", help="stop syncing this folder on runs")
+    rollback = command("rollback", "move the working snapshot to its parent")
+    rollback.add_argument("steps", nargs="?", type=int, default=1)
+    forward = command("forward", "move back down to the child a rollback came from")
+    forward.add_argument("steps", nargs="?", type=int, default=1)
+    use = command("use", "show the working snapshot, or make IMAGE the working snapshot")
+    use.add_argument("image", nargs="?")
+    history = command("history", "the folder's runs and moves, oldest first")
+    history.add_argument("-n", "--limit", type=int, default=None)
+    tag = command("tag", "tag an image: [IMAGE] TAG (IMAGE defaults to @, the working snapshot)", json=False)
+    tag.add_argument("--rm", dest="remove", action="store_true", help="remove: [IMAGE] TAG, TAG, or IMAGE alone")
+    tag.add_argument("args", nargs="*", metavar="[IMAGE] TAG")
+    download = command("download", "copy a file out of an image (default @) to DEST (- for stdout)", json=False)
+    download.add_argument("path", help="absolute path in the image")
+    download.add_argument("dest", nargs="?")
+    download.add_argument("--image", help="the image (default @)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="contree-tui", description=__doc__)
+    _global_options(parser, None)
     sub = parser.add_subparsers(dest="command_name")
+    _add_client_commands(sub)
     engine = sub.add_parser("engine", help="the embedded local engine")
     engine_sub = engine.add_subparsers(dest="engine_command", required=True)
     run = engine_sub.add_parser("run", help="run a shell command on an image, in-process (no server)")
-    run.add_argument("--state-dir", default=None, help="engine state directory")
+    run.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
     run.add_argument("--image", default="busybox:latest", help="image UUID or tag:NAME")
     run.add_argument("--disposable", action="store_true")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=_engine_run)
     serve = engine_sub.add_parser("serve", help="serve the Contree v1 API on a Unix socket (and TCP)")
-    serve.add_argument("--state-dir", default=None, help="engine state directory")
+    serve.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
     serve.add_argument("--listen", default=None, metavar="HOST:PORT", help="also listen on TCP (token required)")
     serve.add_argument("--token", default=None, help="bearer token for TCP (default: generated, in the state dir)")
     serve.add_argument("--write-profile", default=None, metavar="NAME",
@@ -128,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (("status", _engine_status, "is the engine running?"),
                              ("stop", _engine_stop, "stop the running engine")):
         cmd = engine_sub.add_parser(name, help=text)
-        cmd.add_argument("--state-dir", default=None, help="engine state directory")
+        cmd.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
         cmd.set_defaults(func=func)
     return parser
 
