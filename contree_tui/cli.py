@@ -205,7 +205,7 @@ def _tui(args: argparse.Namespace) -> int:
     """No subcommand: the TUI, on the embedded engine unless a profile is given."""
     from contree_tui.tui import run_tui
 
-    return run_tui(getattr(args, "profile", None), getattr(args, "state_dir", None))
+    return run_tui(getattr(args, "profile", None), getattr(args, "state_dir", None), getattr(args, "folder", None))
 
 
 def main(argv: list[str] | None = None) -> int:

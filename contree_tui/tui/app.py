@@ -33,16 +33,18 @@ class ContreeApp(App[None]):
     ]
 
     def __init__(self, backend: Backend | None = None, *, profile: str | None = None,
-                 state_dir: str | Path | None = None, working: str | None = None, clock: Clock = utc_now,
-                 keymap: dict[str, str] | None = None) -> None:
-        """`backend` given: use it (tests, screenshots); otherwise connect to `profile` or the embedded engine
-        in `state_dir` on mount and close that connection on exit. `working` is the snapshot to start on
-        (default: busybox:latest, else the first root). `keymap` remaps binding ids to keys."""
+                 state_dir: str | Path | None = None, folder: str | Path | None = None,
+                 working: str | None = None, clock: Clock = utc_now, keymap: dict[str, str] | None = None) -> None:
+        """`backend` given: use it (tests); otherwise connect to `profile` or the embedded engine in
+        `state_dir` on mount and close that connection on exit. `folder` (default: the current directory) keys
+        the working snapshot, shared with the headless CLI run there; `working` starts on that snapshot instead
+        (a fresh folder starts on busybox:latest, else the first root). `keymap` remaps binding ids to keys."""
         super().__init__()
         self.backend = backend
         self._owns_backend = backend is None
         self.profile = profile
         self.state_dir = state_dir
+        self.folder = Path(folder) if folder is not None else Path.cwd()
         self.clock = clock
         self.working = working
         self._user_keymap = keymap or {}
@@ -69,7 +71,7 @@ class ContreeApp(App[None]):
         status: Observable[ConnectionState] = Observable(ConnectionState.connecting())
         unsubscribe = status.subscribe(lambda state: self.main.post_message(LinkChanged(state)))
         try:
-            self.backend = await open_backend(self.profile, self.state_dir, status=status)
+            self.backend = await open_backend(self.profile, self.state_dir, self.folder, status=status)
         finally:
             unsubscribe()
         self.main.post_message(Connected(self.backend))

@@ -1,41 +1,36 @@
-"""The TUI's one door to Contree: a thin adapter over the client layer (connection + contree-client) that
-speaks the TUI's records (model.py). Widgets never see contree-client types.
+"""The TUI's one door to Contree: a thin adapter over the client layer that speaks the TUI's records
+(model.py). Widgets never see contree-client types.
 
-A `Backend` is whatever provides these calls: `ContreeBackend` is the real one; tests pass a frozen one for
-deterministic snapshots. When client/lineage.py and client/position.py land, `lineage()` delegates there.
+`ContreeBackend` is the real one: the image tree comes from client/lineage.py (cached per target, refreshed
+incrementally), an operation's events from client/operations.py (resumed from the last event id), and the
+working snapshot is client/position.py's, kept per folder and target, so the TUI and the headless CLI
+(`contree-tui rollback`, `run`, …) move the same position. Tests pass a frozen backend instead.
 
-Every failure leaves as `BackendError`, whose message is the reason a toast shows as it stands.
+Every failure leaves as `BackendError` (or the position's PositionError), whose message is the reason a toast
+shows as it stands.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from types import EllipsisType
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from contree_client.exceptions import APIConnectionError, APIStatusError
-from contree_client.models import (
-    EventDataCompletion,
-    EventDataExit,
-    EventDataStream,
-    OperationInstanceMetadata,
-    OperationResponse,
-    OperationStatus,
-    OperationSummary,
-)
+from contree_client.models import EventDataCompletion, EventDataExit, EventDataStream, OperationStatus
 
 from contree_tui.client.connection import Connection, ConnectionProblem, open_connection
+from contree_tui.client.lineage import Lineage as ClientLineage
+from contree_tui.client.lineage import LineageTree
 from contree_tui.client.observable import Observable
+from contree_tui.client.operations import EventCursor, follow_events
+from contree_tui.client.position import PositionError, WorkingPosition
 from contree_tui.client.reconnect import ConnectionState, describe_failure
+from contree_tui.client.records import OperationRecord
 from contree_tui.tui.model import Lineage, Operation, Snapshot, Stream
 
 T = TypeVar("T")
-
-COMMAND_LOOKUPS = 8  # concurrent operation fetches when labelling tree nodes
 
 
 class BackendError(Exception):
@@ -66,9 +61,29 @@ class Completed:
 OpEvent = Output | Exited | Completed
 
 
+class WorkingSnapshot(Protocol):
+    """Where the next command runs, and the way back (`rollback`) and down again (`forward`)."""
+
+    @property
+    def working(self) -> str | None: ...
+
+    @property
+    def can_forward(self) -> bool: ...
+
+    def move_to(self, uuid: str) -> None: ...
+
+    def rollback(self, parent: str) -> None: ...
+
+    def forward(self) -> str | None: ...
+
+    def record_run(self, source: str, result: str | None, *, operation: str, command: str,
+                   exit_code: int | None) -> bool: ...
+
+
 class Backend(Protocol):
     name: str  # "embedded", a profile name, or "environment"
     status: Observable[ConnectionState]
+    position: WorkingSnapshot
 
     async def lineage(self) -> Lineage: ...
 
@@ -86,7 +101,7 @@ class Backend(Protocol):
 
 
 def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, BackendError | ConnectionProblem):
+    if isinstance(exc, BackendError | ConnectionProblem | PositionError):
         return str(exc)
     if isinstance(exc, APIStatusError):
         return f"the server answered HTTP {exc.status}: {exc.error}"
@@ -97,49 +112,78 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _value(value: T | EllipsisType | None) -> T | None:
-    return None if value is ... else value  # type: ignore[return-value]
+def operation_from_record(op: OperationRecord) -> Operation:
+    return Operation(uuid=op.uuid, command=op.command or "", image=op.image_uuid, status=op.status,
+                     result=op.result_image_uuid, exit_code=op.exit_code, duration=op.duration, error=op.error,
+                     created_at=op.created_at)
 
 
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+def lineage_from_tree(tree: LineageTree) -> Lineage:
+    snapshots = [Snapshot(uuid=image.uuid, parent=image.parent, tag=", ".join(image.tags) or None,
+                          created_at=image.created_at, operation=image.operation_uuid)
+                 for image in tree.images.values()]
+    operations = [operation_from_record(op) for op in tree.operations.values() if op.kind == "instance"]
+    return Lineage(snapshots, operations)
 
 
-def operation_from_summary(op: OperationSummary | OperationResponse, command: str = "") -> Operation:
-    status = _value(op.status) or OperationStatus.PENDING
-    return Operation(uuid=str(op.uuid), command=command, image=_value(op.image_uuid), status=status,
-                     result=_value(op.result_image_uuid), duration=_value(op.duration), error=_value(op.error),
-                     created_at=parse_time(_value(op.created_at)))
+class StoredPosition:
+    """client/position.py's WorkingPosition as the TUI moves it: every move is a transaction in the shared
+    sqlite file, with a history entry (the command log)."""
 
+    def __init__(self, position: WorkingPosition, lineage: Callable[[], Lineage]) -> None:
+        self._position = position
+        self._lineage = lineage
 
-def operation_from_response(op: OperationResponse) -> Operation:
-    meta = _value(op.metadata)
-    if isinstance(meta, OperationInstanceMetadata):
-        found = operation_from_summary(op, meta.command)
-        found.disposable = bool(_value(meta.disposable))
-        result = _value(meta.result)
-        state = _value(result.state) if result else None
-        found.exit_code = _value(state.exit_code) if state else None
-        return found
-    tag = _value(getattr(meta, "tag", None)) if meta else None
-    return operation_from_summary(op, f"import {tag}" if tag else "import")
+    @property
+    def working(self) -> str | None:
+        return self._position.current.value.image
+
+    @property
+    def can_forward(self) -> bool:
+        return bool(self._position.current.value.redo)
+
+    def _ancestors(self, uuid: str) -> list[str]:
+        return list(reversed(self._lineage().ancestors(uuid)))  # nearest first, as WorkingPosition wants
+
+    def move_to(self, uuid: str) -> None:
+        self._position.jump(uuid, ancestors=self._ancestors, note="tui")
+
+    def rollback(self, parent: str) -> None:
+        working = self.working
+        self._position.rollback(lambda uuid: parent if uuid == working else self._lineage().parent_of(uuid))
+
+    def forward(self) -> str | None:
+        if not self.can_forward:
+            return None
+        self._position.forward()
+        return self.working
+
+    def record_run(self, source: str, result: str | None, *, operation: str, command: str,
+                   exit_code: int | None) -> bool:
+        """Move to the run's result if it made one and the position is still where the run started (the
+        user may have moved meanwhile); the run goes into the history either way. True if it moved."""
+        moved = self.working == source and result is not None and result != source
+        self._position.record_run(source, result, operation=operation, command=command, exit_code=exit_code,
+                                  moved=moved)
+        return moved
+
+    def reload(self) -> None:
+        self._position.reload()
 
 
 class ContreeBackend:
-    """The real thing, over a verified `Connection`. Requests go through `Connection.call` (reconnect with
-    backoff, visible in `status`); the event stream resumes by itself from the last event id."""
+    """The real thing, over a verified `Connection`, for the project folder `folder`."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, folder: str | Path) -> None:
         self.connection = connection
         self.client = connection.client
         self.name = connection.target.name
         self.status = connection.status
-        self._commands: dict[str, str] = {}  # operation uuid -> command: never changes once made
+        self.images = ClientLineage(connection)
+        self._view = Lineage()
+        working = WorkingPosition(folder, connection.cache_key)
+        self._store = working.store
+        self.position = StoredPosition(working, lambda: self._view)
 
     async def _call(self, fn: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
         try:
@@ -147,86 +191,71 @@ class ContreeBackend:
         except (ConnectionProblem, APIStatusError, APIConnectionError, TimeoutError) as exc:
             raise BackendError(describe_error(exc)) from exc
 
+    async def _guard(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except (ConnectionProblem, APIStatusError, APIConnectionError, TimeoutError) as exc:
+            raise BackendError(describe_error(exc)) from exc
+
     async def lineage(self) -> Lineage:
-        async def images() -> list[Any]:
-            return [image async for image in self.client.iter_images()]
-
-        async def operations() -> list[OperationSummary]:
-            return [op async for op in self.client.iter_operations(kind="instance")]
-
-        found_images, found_ops = await asyncio.gather(self._call(images), self._call(operations))
-        ops = [operation_from_summary(op) for op in found_ops]
-        by_uuid = {op.uuid: op for op in ops}
-        snapshots = []
-        for image in found_images:
-            producer = by_uuid.get(_value(image.operation_uuid) or "")
-            snapshots.append(Snapshot(uuid=str(image.uuid), parent=producer.image if producer else None,
-                                      tag=_value(image.tag), created_at=parse_time(_value(image.created_at)),
-                                      operation=_value(image.operation_uuid)))
-        return Lineage(snapshots, ops)
+        """The whole tree, refreshed (only what is new since the last refresh is listed)."""
+        await self._guard(self.images.refresh())
+        # the screen adds the snapshots its runs make to this same object: parent lookups see them too
+        self._view = lineage_from_tree(self.images.tree)
+        self.position.reload()  # the CLI may have moved it since
+        return self._view
 
     async def commands(self, operation_uuids: list[str]) -> dict[str, str]:
-        """The command each operation ran (fetched once per operation, a few at a time)."""
-        missing = [u for u in dict.fromkeys(operation_uuids) if u not in self._commands]
-        limit = asyncio.Semaphore(COMMAND_LOOKUPS)
-
-        async def one(uuid: str) -> None:
-            async with limit:
-                self._commands[uuid] = (await self.operation(uuid)).command
-
-        await asyncio.gather(*(one(u) for u in missing))
-        return {u: self._commands[u] for u in operation_uuids if u in self._commands}
+        """The command each operation ran (read once per operation, then cached for good)."""
+        records = await self._guard(self.images.details(operation_uuids))
+        return {op.uuid: op.command for op in records if op.command}
 
     async def recent_operations(self, limit: int = 30) -> list[Operation]:
-        found = await self._call(lambda: self.client.list_operations(limit=limit, kind="instance"))
-        gate = asyncio.Semaphore(COMMAND_LOOKUPS)
-
-        async def detail(uuid: str) -> Operation:
-            async with gate:
-                return await self.operation(uuid)
-
-        ops = await asyncio.gather(*(detail(str(op.uuid)) for op in found))
-        return sorted(ops, key=lambda op: (op.created_at.timestamp() if op.created_at else 0.0, op.uuid))
+        runs = sorted((op for op in self.images.tree.operations.values() if op.kind == "instance"),
+                      key=lambda op: (op.created_at, op.uuid))[-limit:]
+        records = await self._guard(self.images.details([op.uuid for op in runs]))
+        return [operation_from_record(op) for op in records]
 
     async def operation(self, uuid: str) -> Operation:
-        op = operation_from_response(await self._call(lambda: self.client.get_operation_status(uuid)))
-        self._commands[uuid] = op.command
-        return op
+        return operation_from_record(await self._guard(self.images.operation(uuid, detail=True)))
 
     async def run(self, command: str, image: str, *, disposable: bool = False) -> Operation:
         # Not idempotent: retried only when the request never left, so a run is never spawned twice.
         spawned = await self._call(lambda: self.client.spawn_instance(command, image, shell=True,
                                                                         disposable=disposable),
                                    idempotent=False)
-        uuid = str(spawned.uuid)
-        self._commands[uuid] = command
-        return Operation(uuid=uuid, command=command, image=image, status=OperationStatus.PENDING,
+        return Operation(uuid=str(spawned.uuid), command=command, image=image, status=OperationStatus.PENDING,
                          disposable=disposable)
 
     async def follow(self, operation_uuid: str, after: int | None = None) -> AsyncIterator[tuple[int, OpEvent]]:
-        """The operation's output and outcome, live until it completes (a finished one's log is replayed)."""
+        """The operation's output and outcome, live until it completes (a finished one's log is replayed);
+        a broken stream resumes from the last event seen, so no line is lost or doubled."""
         try:
-            async for event in self.client.follow_operation_events(operation_uuid, last_event_id=after):
+            async for event in follow_events(self.connection, operation_uuid, cursor=EventCursor(after)):
                 data = event.data
                 if event.type in ("stdout", "stderr") and isinstance(data, EventDataStream):
                     yield event.id, Output(Stream(event.type), data.as_text())
                 elif event.type == "exit" and isinstance(data, EventDataExit) and event.spid == 1:
                     yield event.id, Exited(data.code, None if data.signal == -1 else data.signal,
-                                           bool(_value(data.timed_out)))
+                                           bool(data.timed_out))
                 elif event.type == "completion" and isinstance(data, EventDataCompletion):
-                    yield event.id, Completed(data.status, _value(data.result_image_uuid), _value(data.error),
-                                              data.duration_ms / 1000)
-        except (APIStatusError, APIConnectionError, TimeoutError) as exc:
+                    result = data.result_image_uuid if isinstance(data.result_image_uuid, str) else None
+                    error = data.error if isinstance(data.error, str) else None
+                    yield event.id, Completed(OperationStatus(data.status), result, error, data.duration_ms / 1000)
+        except (ConnectionProblem, APIStatusError, APIConnectionError, TimeoutError) as exc:
             raise BackendError(f"the log of {operation_uuid[:8]} broke off: {describe_error(exc)}") from exc
 
     async def aclose(self) -> None:
+        self.images.close()
+        self._store.close()
         await self.connection.aclose()
 
 
-async def open_backend(profile: str | None = None, state_dir: str | Path | None = None, *,
+async def open_backend(profile: str | None = None, state_dir: str | Path | None = None,
+                       folder: str | Path = ".", *,
                        status: Observable[ConnectionState] | None = None) -> ContreeBackend:
-    """Resolve and open the target (the embedded engine by default, started on demand)."""
+    """Resolve and open the target (the embedded engine by default, started on demand) for `folder`."""
     try:
-        return ContreeBackend(await open_connection(profile, state_dir=state_dir, status=status))
+        return ContreeBackend(await open_connection(profile, state_dir=state_dir, status=status), folder)
     except ConnectionProblem as exc:
         raise BackendError(str(exc)) from exc

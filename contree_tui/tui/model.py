@@ -124,7 +124,8 @@ def _newer(a: Operation, b: Operation) -> bool:
 
 
 class Position:
-    """The working snapshot plus where `u` (rollback to the parent) and `U` (forward again) lead."""
+    """The working snapshot plus where `u` (rollback to the parent) and `U` (forward again) lead, in memory
+    (data.StoredPosition keeps the real one in client/position.py's store; this one serves frozen tests)."""
 
     def __init__(self, working: str | None = None) -> None:
         self.working = working
@@ -147,6 +148,14 @@ class Position:
             return None
         self.working = self._forward.pop()
         return self.working
+
+    def record_run(self, source: str, result: str | None, *, operation: str, command: str,
+                   exit_code: int | None) -> bool:
+        """Move to a run's new result if the position is still where the run started; True if it moved."""
+        if self.working != source or result is None or result == source:
+            return False
+        self.move_to(result)
+        return True
 
     @property
     def can_forward(self) -> bool:

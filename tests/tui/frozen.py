@@ -12,7 +12,7 @@ from contree_client.models import OperationStatus
 from contree_tui.client.observable import Observable
 from contree_tui.client.reconnect import ConnectionState
 from contree_tui.tui.data import Completed, Exited, OpEvent, Output
-from contree_tui.tui.model import Lineage, Operation, Snapshot, Stream
+from contree_tui.tui.model import Lineage, Operation, Position, Snapshot, Stream
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
 
@@ -79,6 +79,7 @@ class FrozenBackend:
 
     def __init__(self) -> None:
         self.status: Observable[ConnectionState] = Observable(ConnectionState.connected())
+        self.position = Position()
 
     async def lineage(self) -> Lineage:
         return Lineage(SNAPSHOTS, OPERATIONS)

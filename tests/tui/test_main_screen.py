@@ -172,3 +172,31 @@ async def test_help_lists_every_key_and_q_quits(tui_engine_dir: Path) -> None:
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_the_working_snapshot_is_kept_for_the_folder_across_sessions(tui_engine_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    first = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    async with first.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        made = await run_and_wait(pilot, screen, "touch /kept-for-the-folder")
+        await pilot.press("q")
+
+    again = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    async with again.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        assert screen.position.working == made, "the next session starts where the last one left the folder"
+        assert screen.tree.working == made
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(again.screen, ConfirmScreen), what="the confirm dialog")
+        await pilot.press("y")
+        await until(pilot, lambda: screen.position.working != made, what="the rollback")
+        assert screen.position.working == screen.lineage.parent_of(made)
+
+    elsewhere = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
+    async with elsewhere.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        assert screen.lineage.get(screen.position.working).tag == "busybox:latest", (  # type: ignore[union-attr]
+            "another folder has its own position, starting on the base image")

@@ -5,6 +5,9 @@ only display and post messages up here.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+
 from contree_client.models import OperationStatus
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,7 +17,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
-from contree_tui.tui.data import Backend, Completed, Exited, Output, describe_error
+from contree_tui.client.position import PositionError
+from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnapshot, describe_error
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.screens.confirm import ConfirmScreen
@@ -42,7 +46,8 @@ class MainScreen(Screen[None]):
         self.clock = clock
         self.backend: Backend | None = None
         self.lineage = Lineage()
-        self.position = Position(working)
+        self.position: WorkingSnapshot = Position()  # the backend's, once connected
+        self._start_on = working
         self.buffers: dict[str, OutputBuffer] = {}
         self._followed: set[str] = set()  # operations whose events a worker is reading
 
@@ -84,6 +89,7 @@ class MainScreen(Screen[None]):
 
     def on_connected(self, message: Connected) -> None:
         self.backend = message.backend
+        self.position = message.backend.position
         self.status_bar.target = message.backend.name
         self.status_bar.link = message.backend.status.value
         message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
@@ -100,12 +106,13 @@ class MainScreen(Screen[None]):
         for op in self.table.operations.values():  # this session's runs, newer than the listing
             lineage.note_operation(op)
         self.lineage = lineage
-        working = self.position.working if self.position.working in lineage.snapshots else None
-        if working is None:
-            working = default_working(lineage)
-            if working:
-                self.position = Position(working)
-        self.tree.load(lineage, working)
+        wanted = self._start_on or self.position.working
+        self._start_on = None
+        if wanted not in lineage.snapshots:
+            wanted = default_working(lineage)
+        if wanted and wanted != self.position.working:
+            self.position.move_to(wanted)
+        self.tree.load(lineage, self.position.working)
         self.tree.set_commands({op.uuid: op.command for op in recent})
         for op in recent:
             if op.uuid not in self.table.operations:
@@ -157,27 +164,25 @@ class MainScreen(Screen[None]):
         self.table.select(op.uuid)
         self._operation_changed(op)
         await self._follow(op)
-        if op.status is OperationStatus.SUCCESS and op.result:
-            self._snapshot_made(op)
-        elif op.status is not OperationStatus.SUCCESS:
+        made = op.status is OperationStatus.SUCCESS and op.result is not None and op.result != op.image
+        if made:
+            assert op.result is not None
+            self.lineage.add(Snapshot(uuid=op.result, parent=op.image, created_at=self.clock(), operation=op.uuid))
+            self.tree.set_commands({op.uuid: op.command})
+            self.tree.add_snapshot(op.result)
+        # The position follows the run only if it is still where the run started (the user may have moved).
+        moved = self.position.record_run(image, op.result if made else None, operation=op.uuid,
+                                         command=op.command, exit_code=op.exit_code)
+        if moved:
+            self._show_working()
+        if op.status is not OperationStatus.SUCCESS:
             reason = op.error or op.status.value.lower()
             self.notify(f"{short_command(op.command)}: {reason}", title="run failed", severity="error")
-
-    def _snapshot_made(self, op: Operation) -> None:
-        assert op.result
-        if op.result == op.image:
-            self.notify(f"{short_command(op.command)} changed no file: the working snapshot stays",
-                        title="no new snapshot")
-            return
-        self.lineage.add(Snapshot(uuid=op.result, parent=op.image, created_at=self.clock(), operation=op.uuid))
-        self.tree.set_commands({op.uuid: op.command})
-        self.tree.add_snapshot(op.result)
-        if op.exit_code not in (None, 0):
+        elif not made:
+            self.notify(f"{short_command(op.command)} changed no file: no new snapshot", title="no change")
+        elif op.exit_code not in (None, 0):
             self.notify(f"{short_command(op.command)} exited {op.exit_code}; u rolls back",
                         title="command failed", severity="warning")
-        if self.position.working == op.image:  # the user has not moved meanwhile: follow the run
-            self.position.move_to(op.result)
-            self._show_working()
 
     async def _follow(self, op: Operation) -> None:
         """Read the operation's events into its buffer until it completes."""
@@ -233,8 +238,17 @@ class MainScreen(Screen[None]):
 
     @on(SnapshotTree.Chosen)
     def _chosen(self, message: SnapshotTree.Chosen) -> None:
-        self.position.move_to(message.uuid)
-        self._show_working(move_cursor=False)
+        if self._moved(lambda: self.position.move_to(message.uuid)):
+            self._show_working(move_cursor=False)
+
+    def _moved(self, move: Callable[[], object]) -> bool:
+        """Make a position move; a refused one (or a store that cannot be written) is a toast."""
+        try:
+            move()
+        except (PositionError, sqlite3.Error) as exc:
+            self.notify(str(exc), title="cannot move", severity="error")
+            return False
+        return True
 
     def _show_working(self, *, move_cursor: bool = True) -> None:
         working = self.position.working
@@ -259,12 +273,14 @@ class MainScreen(Screen[None]):
             return
         if self.position.working != working:  # something moved it while the dialog was open
             return
-        self.position.rollback(parent.uuid)
-        self._show_working()
+        if self._moved(lambda: self.position.rollback(parent.uuid)):
+            self._show_working()
 
     def action_forward(self) -> None:
-        target = self.position.forward()
-        if target is None:
+        target: list[str | None] = []
+        if not self._moved(lambda: target.append(self.position.forward())):
+            return
+        if target[0] is None:
             self.notify("nothing to go forward to (u rolls back first)", title="forward", severity="warning")
             return
         self._show_working()
