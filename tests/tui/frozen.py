@@ -37,6 +37,7 @@ SNAPSHOTS = [
     Snapshot(uid(3), uid(2), None, ago(minutes=48), uid(3, "c")),
     Snapshot(uid(4), uid(1), None, ago(minutes=35), uid(4, "c")),
     Snapshot(uid(5), uid(2), None, ago(minutes=6), uid(5, "c")),
+    Snapshot(uid(8), uid(4), None, ago(minutes=30), uid(8, "c")),  # under a collapsed branch: lazily shown
 ]
 WORKING = uid(5)
 
@@ -54,6 +55,7 @@ OPERATIONS = [
         duration=0.06),
     _op(3, "cd /app && make test", uid(2), 48, result=uid(3), exit_code=2, duration=3.5),
     _op(4, "rm -rf /app && echo experiment > /branch", uid(1), 35, result=uid(4), duration=0.05),
+    _op(8, "echo deeper > /branch", uid(4), 30, result=uid(8), duration=0.03),
     _op(6, "wget -q -O- http://example.invalid/", uid(3), 20, OperationStatus.FAILED, exit_code=None,
         duration=30.0, error="timed out after 30 s"),
     _op(5, "cd /app && make && ls -la", uid(2), 6, result=uid(5), duration=1.42),

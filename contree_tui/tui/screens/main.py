@@ -119,6 +119,7 @@ class MainScreen(Screen[None]):
                 self.table.upsert(op)
                 lineage.note_operation(op)
         self._show_working()
+        self.status_bar.running = self.table.running_count
         if self.table.row_count and self.log_panel.view.buffer is None:
             self.table.move_cursor(row=self.table.row_count - 1)
 
