@@ -200,3 +200,16 @@ async def test_the_working_snapshot_is_kept_for_the_folder_across_sessions(tui_e
         screen = await loaded(pilot)
         assert screen.lineage.get(screen.position.working).tag == "busybox:latest", (  # type: ignore[union-attr]
             "another folder has its own position, starting on the base image")
+
+
+async def test_a_connection_that_cannot_be_made_is_a_toast_and_the_status_bar_says_so() -> None:
+    app = ContreeApp(profile="no-such-profile")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: any("connecting failed" in (n.title or "") for n in app._notifications),
+                    what="the toast")
+        toast = next(n for n in app._notifications if "connecting failed" in (n.title or ""))
+        assert "no profile 'no-such-profile'" in toast.message and toast.severity == "error"
+        await until(pilot, lambda: "disconnected" in str(app.main.status_bar.render()), what="the status bar")
+        await pilot.press("colon", *"true", "enter")  # nothing to run on: said, not crashed
+        await until(pilot, lambda: any("cannot run" in (n.title or "") for n in app._notifications),
+                    what="the refusal")
