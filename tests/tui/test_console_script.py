@@ -1,6 +1,6 @@
-"""Smoke test of the installed console script in a real terminal (tmux): `contree-tui` with no arguments
-starts the TUI on the embedded engine (started on demand in a temporary state dir), shows the snapshot tree,
-and quits on `q` with exit status 0."""
+"""Smoke test of the installed console script in a real terminal (tmux): `contree-tui` with no subcommand
+starts the TUI on the embedded engine (started on demand in the `--state-dir` given), shows the snapshot
+tree, and quits on `q` with exit status 0."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def test_contree_tui_starts_shows_the_tree_and_quits_on_q(state_dir: Path, tmp_p
     assert shutil.which("tmux"), "tmux is installed (scripts/test installs it)"
     server = f"contree-tui-test-{os.getpid()}"  # a private tmux server: nothing else's sessions are touched
     status_file = tmp_path / "status"
-    env = {**os.environ, "CONTREE_TUI_ENGINE_DIR": str(state_dir), "TERM": "xterm-256color"}
-    command = f"{script}; echo $? > {status_file}"
+    env = {**os.environ, "TERM": "xterm-256color"}
+    command = f"{script} --state-dir {state_dir} -C {tmp_path}; echo $? > {status_file}"
     started = tmux(server, "new-session", "-d", "-s", "tui", "-x", "120", "-y", "36", command, env=env)
     assert started.returncode == 0, started.stderr
     try:

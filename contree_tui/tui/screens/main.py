@@ -166,11 +166,6 @@ class MainScreen(Screen[None]):
         self._operation_changed(op)
         await self._follow(op)
         made = op.status is OperationStatus.SUCCESS and op.result is not None and op.result != op.image
-        if made:
-            assert op.result is not None
-            self.lineage.add(Snapshot(uuid=op.result, parent=op.image, created_at=self.clock(), operation=op.uuid))
-            self.tree.set_commands({op.uuid: op.command})
-            self.tree.add_snapshot(op.result)
         # The position follows the run only if it is still where the run started (the user may have moved).
         moved = self.position.record_run(image, op.result if made else None, operation=op.uuid,
                                          command=op.command, exit_code=op.exit_code)
@@ -206,9 +201,19 @@ class MainScreen(Screen[None]):
                     buffer.close()
                     buffer.add_line(Stream.META, exit_summary(op))
                     buffer.complete = True
+                    self._add_result(op)
                     self._operation_changed(op)
         finally:
             self._followed.discard(op.uuid)
+
+    def _add_result(self, op: Operation) -> None:
+        """A run that ended with a new image (this session's, or one watched live): into the tree."""
+        if op.status is not OperationStatus.SUCCESS or not op.result or op.result == op.image:
+            return
+        if op.result not in self.lineage.snapshots:
+            self.lineage.add(Snapshot(uuid=op.result, parent=op.image, created_at=self.clock(), operation=op.uuid))
+            self.tree.set_commands({op.uuid: op.command})
+            self.tree.add_snapshot(op.result)
 
     @work(exit_on_error=False, description="reading the log")
     async def follow_existing(self, op: Operation) -> None:
