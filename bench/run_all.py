@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ("bench_true", "bench_commit", "bench_chain", "bench_throughput", "bench_api", "bench_sync")
+BENCHMARKS = ("bench_true", "bench_commit", "bench_chain", "bench_throughput", "bench_api", "bench_sync",
+              "bench_lineage")
 
 
 def main(argv: list[str]) -> int:

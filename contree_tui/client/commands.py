@@ -23,7 +23,7 @@ from contree_client.exceptions import APIConnectionError, APIStatusError, Contre
 from contree_client.models import OperationStatus
 
 from contree_tui.client.connection import ConnectionProblem
-from contree_tui.client.operations import InterruptStage, follow_events, stream_bytes
+from contree_tui.client.operations import InterruptStage, cancel_operation, follow_events, stream_bytes
 from contree_tui.client.position import HistoryEntry, PositionError, SyncSettings
 from contree_tui.client.render import (
     history_lines,
@@ -207,6 +207,10 @@ async def run(ws: Workspace, opts: Options, console: Console) -> int:
     loop.add_signal_handler(signal.SIGINT, on_sigint)
     try:
         result = await started.follow(None if as_json else console.write_bytes)
+    except BrokenPipeError:
+        # nobody reads the output any more (`run … | head`): stop the run too, as a local pipeline would
+        await cancel_operation(ws.connection, started.operation_id)
+        raise
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         if pending:
@@ -422,6 +426,11 @@ def execute(name: str, opts: Options, console: Console | None = None) -> int:
         return asyncio.run(go())
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away: exit like a shell pipeline does, without a second error at interpreter exit
+        # when Python flushes the dead stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (CommandError, UnknownReference, PositionError, SyncError) as exc:
         console.note(str(exc))
         return 1

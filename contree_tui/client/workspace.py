@@ -38,6 +38,7 @@ class Workspace:
         self.positions = positions if positions is not None else PositionStore()
         self.position = WorkingPosition(self.folder, connection.cache_key, self.positions)
         self._syncer: Syncer | None = None
+        self._syncer_settings: tuple[str, tuple[str, ...]] = ("", ())
 
     @classmethod
     async def open(cls, folder: str | Path, *, profile: str | None = None, state_dir: str | Path | None = None,
@@ -69,10 +70,11 @@ class Workspace:
 
     def syncer(self, settings: SyncSettings | None = None) -> Syncer:
         settings = settings or self.sync_settings
-        if self._syncer is None or self._syncer.destination != settings.destination:
+        if self._syncer is None or self._syncer_settings != (settings.destination, settings.excludes):
             if self._syncer is not None:
                 self._syncer.close()
             self._syncer = Syncer(self.connection, self.folder, settings.destination, excludes=settings.excludes)
+            self._syncer_settings = (settings.destination, settings.excludes)
         return self._syncer
 
     # -- references ------------------------------------------------------------------------------------

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from contree_client.models import OperationStatus
 
-from contree_tui.client.lineage import Lineage
+from contree_tui.client.lineage import Lineage, LineageTree
 from contree_tui.client.lineage_cache import LineageCache, lineage_cache_path
+from contree_tui.client.records import ImageRecord, OperationRecord
+from contree_tui.client.render import tree_lines
 from tests.client.wire import counted_connection, result_image, route, run_shell
 
 
@@ -162,3 +166,30 @@ async def test_a_running_operation_is_followed_up_after_it_ends(engine_dir: Path
         assert fetched.count(f"GET /operations/{spawned.uuid}") == 1  # older than the listing reached: asked once
         assert lineage.tree.parent(result_image(await conn.client.get_operation_status(spawned.uuid))) == base
         lineage.close()
+
+
+def test_a_10000_image_tree_builds_walks_and_renders_without_recursion() -> None:
+    """Records as the listings give them: one import, then a chain of 10,000 runs with a side branch every 100
+    (a long session is a deep tree: nothing may recurse per level)."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    images = {"root": ImageRecord("root", ("base:latest",), start, None)}
+    ops: dict[str, OperationRecord] = {}
+    previous = "root"
+    for i in range(10_000):
+        uuid, op = f"img{i:05d}", f"op{i:05d}"
+        source = previous if i % 100 else "root"  # every 100th image branches off the root again
+        images[uuid] = ImageRecord(uuid, (), start + timedelta(seconds=i + 1), op)
+        ops[op] = OperationRecord(op, "instance", OperationStatus.SUCCESS, start + timedelta(seconds=i + 1),
+                                  image_uuid=source, result_image_uuid=uuid, command=f"step {i}")
+        previous = uuid
+    ops["noop"] = OperationRecord("noop", "instance", OperationStatus.SUCCESS, start, image_uuid="img00050",
+                                  result_image_uuid="img00050")  # changed nothing: no edge
+    started = time.perf_counter()
+    tree = LineageTree(images, ops)
+    assert len(tree) == 10_001 and tree.roots == ("root",)
+    assert len(tree.ancestors("img09999")) == 100  # up its branch of 100 to the root
+    assert len(tree.children("root")) == 100 and tree.children("img00050") == ("img00051",)
+    assert sum(1 for _ in tree.walk()) == 10_001
+    lines = tree_lines(tree, "img09999")
+    assert len(lines) == 10_001 and lines[-1].startswith("*") and "$ step 9999" in lines[-1]
+    assert time.perf_counter() - started < 5.0
