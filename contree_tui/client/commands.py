@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -399,9 +400,7 @@ async def sync(ws: Workspace, opts: Options, console: Console) -> int:
     console.print(f"{ws.folder} -> {destination}: {len(report.state)} files ({human_size(report.state.total_bytes)}); "
                   f"{len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed; "
                   f"{report.uploaded} uploaded ({human_size(report.uploaded_bytes)})")
-    for skipped in report.skipped:
-        console.note(f"skipped {skipped}")
-    return 0
+    return 0  # skipped files were reported as they were met (dir_scan's warnings, see execute)
 
 
 COMMANDS: dict[str, Callable[[Workspace, Options, Console], Awaitable[int]]] = {
@@ -415,6 +414,7 @@ def execute(name: str, opts: Options, console: Console | None = None) -> int:
     returns the exit code. Prints errors as one line each."""
     console = console or Console()
     command = COMMANDS[name]
+    _warnings_to(console)
 
     async def go() -> int:
         ws = await Workspace.open(opts.get("folder") or os.getcwd(), profile=opts.get("profile"),
@@ -451,6 +451,18 @@ def execute(name: str, opts: Options, console: Console | None = None) -> int:
             raise
         console.note(f"internal error: {type(exc).__name__}: {exc} (CONTREE_TUI_DEBUG=1 shows the traceback)")
         return 70  # EX_SOFTWARE
+
+
+def _warnings_to(console: Console) -> None:
+    """The client layer's warnings (a skipped file in a sync, a failing status subscriber) as `contree-tui:`
+    lines on stderr, instead of the bare text logging's last-resort handler would print."""
+    log = logging.getLogger("contree_tui")
+    if not log.handlers:
+        handler = logging.StreamHandler(console.err)
+        handler.setFormatter(logging.Formatter("contree-tui: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.WARNING)
+        log.propagate = False
 
 
 def _error_text(error: Any) -> str:

@@ -31,8 +31,9 @@ class Cli:
             assert done.returncode == 0, done.stderr
         return done
 
-    def json(self, *args: str) -> object:
-        return json.loads(self(*args, "--json").stdout)
+    def json(self, command: str, *args: str) -> object:
+        """`command --json args…` (before the arguments: `run` takes everything after its first word)."""
+        return json.loads(self(command, "--json", *args).stdout)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -90,8 +91,10 @@ def test_run_moves_the_working_snapshot_shown_by_images_use_and_history(cli: Cli
 def test_rollback_then_forward(cli: Cli) -> None:
     cli("run", "--", "echo 1 > /n")
     first = cli.json("use")["image"]  # type: ignore[index]
-    cli("run", "--", "echo 2 > /n")
+    ran = cli.json("run", "--", "echo 2 > /n")  # --json: the outcome as one object instead of the stream
     second = cli.json("use")["image"]  # type: ignore[index]
+    assert ran["status"] == "SUCCESS" and ran["exit_code"] == 0 and ran["moved"]  # type: ignore[index]
+    assert ran["source"] == first and ran["result_image"] == ran["position"] == second  # type: ignore[index]
     back = cli.json("rollback")
     assert back["image"] == first and back["previous"] == second and back["redo"] == [second]  # type: ignore[index]
     assert cli("run", "--", "cat /n").stdout == "1\n"  # runs on the rolled-back snapshot, changes nothing
