@@ -154,14 +154,7 @@ class Keeper:
 
 def _idle_keeper(sock: socket.socket, cgroup_procs: list[str]) -> None:
     try:
-        _close_all_except({sock.fileno()})
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        # Whatever the forking process installed (the factory reaps on SIGCHLD) must not reap our children.
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
-        for procs in cgroup_procs:
-            with open(procs, "w") as fh:
-                fh.write(str(os.getpid()))
+        detach_child({sock.fileno()}, cgroup_procs)
         message, fds, _, _ = socket.recv_fds(sock, 64, 5)
     except BaseException:  # noqa: BLE001
         os._exit(EXIT_SETUP_FAILED)
@@ -173,6 +166,26 @@ def _idle_keeper(sock: socket.socket, cgroup_procs: list[str]) -> None:
         fh.seek(0)
         spec = pickle.loads(fh.read())
     _keeper(replace(spec, cgroup_procs=[]), *pipes)
+
+
+def detach_child(keep: set[int], cgroup_procs: list[str]) -> None:
+    """First steps of every forked helper: only `keep` stays open, it dies with its parent, signal handlers
+    are back to default (the factory reaps on SIGCHLD; ours must not reap our children), cgroups joined."""
+    _close_all_except(keep)
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    for procs in cgroup_procs:
+        with open(procs, "w") as fh:
+            fh.write(str(os.getpid()))
+
+
+def report_exec_failure(status_w: int, command: str, exc: BaseException) -> None:
+    message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    try:
+        _report(status_w, exec_error=f"{command}: {message}")
+    except OSError:
+        pass
 
 
 def _report(fd: int, **message: object) -> None:
@@ -403,11 +416,7 @@ def _fork_exec_with_address_space(spec: LaunchSpec, address_space: int, stdin_r:
         resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
         os.execvpe(spec.argv[0], spec.argv, spec.env)
     except BaseException as exc:  # noqa: BLE001
-        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        try:
-            _report(status_w, exec_error=f"{spec.argv[0]}: {message}")
-        except OSError:
-            pass
+        report_exec_failure(status_w, spec.argv[0], exc)
     os._exit(EXIT_EXEC_FAILED)
 
 

@@ -20,9 +20,10 @@ from contree_tui.engine.sandbox.launch import (
     EXIT_SETUP_FAILED,
     KEPT_CAPABILITIES,
     Launched,
-    _close_all_except,
     _describe_exit,
     _report,
+    detach_child,
+    report_exec_failure,
 )
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: after it, /proc/<pid> paths are the sandbox's
@@ -45,13 +46,7 @@ def exec_in_sandbox(sandbox_pid: int, argv: list[str], env: dict[str, str], cwd:
     if pid == 0:  # pragma: no cover - forked child
         code = EXIT_SETUP_FAILED
         try:
-            _close_all_except({stdin_r, stdout_w, stderr_w, status_w})
-            sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-                signal.signal(signum, signal.SIG_DFL)
-            for procs in cgroup_procs:
-                with open(procs, "w") as fh:
-                    fh.write(str(os.getpid()))
+            detach_child({stdin_r, stdout_w, stderr_w, status_w}, cgroup_procs)
             ns_fds = [os.open(f"/proc/{sandbox_pid}/ns/{name}", os.O_RDONLY) for name in NAMESPACES]
             root_fd = os.open(f"/proc/{sandbox_pid}/root", os.O_RDONLY | os.O_DIRECTORY)
             for fd in ns_fds:
@@ -116,9 +111,5 @@ def _exec(argv: list[str], env: dict[str, str], cwd: str, uid: int, gid: int, rl
             signal.signal(signum, signal.SIG_DFL)
         os.execvpe(argv[0], argv, env)
     except BaseException as exc:  # noqa: BLE001
-        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        try:
-            _report(status_w, exec_error=f"{argv[0]}: {message}")
-        except OSError:
-            pass
+        report_exec_failure(status_w, argv[0], exc)
     os._exit(EXIT_EXEC_FAILED)
