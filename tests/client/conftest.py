@@ -35,10 +35,9 @@ def stop_engine(state_dir: Path) -> None:
                    check=False)
 
 
-@pytest.fixture(scope="session")
-def engine_dir() -> Iterator[Path]:
-    """A served engine shared by the session (a short /tmp path: Unix socket paths stop at 107 bytes)."""
-    root = Path(tempfile.mkdtemp(prefix="ctc-")) / "engine"
+def served_engine(prefix: str) -> Iterator[Path]:
+    """A served engine for a test session (a short /tmp path: Unix socket paths stop at 107 bytes)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix)) / "engine"
     asyncio.run(ensure_engine(root))
     try:
         yield root
@@ -47,14 +46,24 @@ def engine_dir() -> Iterator[Path]:
         shutil.rmtree(root.parent, ignore_errors=True)
 
 
-@pytest.fixture(autouse=True)
-def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolate_contree_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No profile, token or URL from the machine; caches and $CONTREE_HOME in the test's own dir."""
     for name in CONTREE_ENV:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "contree-home"
     monkeypatch.setenv("CONTREE_HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     return home
+
+
+@pytest.fixture(scope="session")
+def engine_dir() -> Iterator[Path]:
+    yield from served_engine("ctc-")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return isolate_contree_env(tmp_path, monkeypatch)
 
 
 @pytest.fixture
