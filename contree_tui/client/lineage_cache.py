@@ -8,7 +8,6 @@ It is only a cache: deleting the file costs one full listing (a page per 1,000 i
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from pathlib import Path
 from contree_client.models import OperationStatus
 
 from contree_tui.client.records import EPOCH, ImageRecord, OperationRecord, parse_time
-from contree_tui.client.sync_cache import cache_root
+from contree_tui.client.sync_cache import cache_root, open_cache_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -54,14 +53,8 @@ class LineageCache:
     def __init__(self, path: Path | None) -> None:
         """`path=None` keeps it in memory (every refresh of a new Lineage is then a full one)."""
         self.path = path
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path) if path is not None else ":memory:", check_same_thread=False,
-                                   timeout=30)
-        if path is not None:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # a lost tail costs one wider listing, nothing more
+        self._db = open_cache_db(path)
         self._db.executescript(SCHEMA)
 
     @classmethod

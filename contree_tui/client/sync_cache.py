@@ -49,6 +49,18 @@ def cache_root() -> Path:
     return Path(base) / "contree-tui"
 
 
+def open_cache_db(path: Path | None) -> sqlite3.Connection:
+    """A cache database for use from worker threads (callers serialise with a lock): WAL and
+    synchronous=NORMAL, since a lost tail only costs a re-hash or a wider listing; `None` = in memory."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path) if path is not None else ":memory:", check_same_thread=False, timeout=30)
+    if path is not None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
 def cache_path_for(cache_key: str) -> Path:
     return cache_root() / "sync" / f"{cache_key}.sqlite"
 
@@ -90,14 +102,8 @@ class SyncCache:
     def __init__(self, path: Path | None) -> None:
         """`path=None` keeps everything in memory (a sync that remembers nothing between runs)."""
         self.path = path
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path) if path is not None else ":memory:", check_same_thread=False,
-                                   timeout=30)
-        if path is not None:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # a lost tail only costs a re-hash
+        self._db = open_cache_db(path)
         self._db.executescript(SCHEMA)
 
     @classmethod
