@@ -12,7 +12,7 @@ import os
 import signal
 from typing import TYPE_CHECKING, Any
 
-from contree_tui.engine.output import CappedStream, encode_stream
+from contree_tui.engine.output import ProcessOutput, encode_stream
 from contree_tui.engine.sandbox.launch import Launched
 
 if TYPE_CHECKING:
@@ -29,12 +29,10 @@ class ExecRun:
         self.spawn_data = spawn_data
         self.host_pid: int | None = None
         self.exited = False
-        self.streams = {1: CappedStream("stdout", truncate_at), 2: CappedStream("stderr", truncate_at)}
+        self.output = ProcessOutput(lambda items: engine.emit_many(op_uuid, items), spid, truncate_at)
         self._status = b""
         self._exit: dict[str, Any] | None = None
         self._error: str | None = None
-        self._spawned = False
-        self._held: list[tuple[int, bytes]] = []
 
     def signal(self, signum: int) -> bool:
         if self.host_pid is None or self.exited:
@@ -59,11 +57,8 @@ class ExecRun:
         await asyncio.gather(*done.values())
         await asyncio.to_thread(os.waitpid, launched.keeper_pid, 0)
         self.exited = True
-        self._flush_held()
-        for stream in self.streams.values():
-            if stream.truncated:
-                self.engine.emit(self.op_uuid, "truncated", self.spid, {
-                    "stream": stream.name, "bytes_emitted": len(stream.kept), "bytes_dropped": stream.dropped})
+        self.output.release()
+        self.output.emit_truncations()
         exit_info = self._exit or {"code": -1, "signal": signal.SIGKILL, "core_dump": False, "resources": {}}
         if self._error:
             self.engine.emit(self.op_uuid, "stderr", self.spid, encode_stream(f"{self._error}\n".encode()))
@@ -86,22 +81,8 @@ class ExecRun:
             return
         if which == 0:
             self._on_status(data)
-        elif not self._spawned:
-            self._held.append((which, data))
         else:
-            self._emit_output(which, data)
-
-    def _emit_output(self, which: int, data: bytes) -> None:
-        stream = self.streams[which]
-        chunks = stream.feed(data)
-        if chunks:
-            self.engine.emit_many(self.op_uuid, [(stream.name, self.spid, encode_stream(c)) for c in chunks])
-
-    def _flush_held(self) -> None:
-        held, self._held = self._held, []
-        self._spawned = True
-        for which, data in held:
-            self._emit_output(which, data)
+            self.output.feed(which, data)
 
     def _on_status(self, data: bytes) -> None:
         self._status += data
@@ -112,7 +93,7 @@ class ExecRun:
                 self.host_pid = message.get("host_pid")
                 self.spawn_data["pid"] = message["spawned"]
                 self.engine.emit(self.op_uuid, "spawn", self.spid, self.spawn_data)
-                self._flush_held()
+                self.output.release()
             elif "exit" in message:
                 self._exit = message["exit"]
             elif "exec_error" in message or "error" in message:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contree_tui.engine.models import DEFAULT_PATH, Image, SpawnRequest
-from contree_tui.engine.output import CappedStream
+from contree_tui.engine.output import CappedStream, ProcessOutput, encode_stream
 from contree_tui.engine.sandbox.launch import InjectedFile, Launched, LaunchSpec, launch
 
 if TYPE_CHECKING:
@@ -66,8 +66,8 @@ class InstanceRun:
         self.request = request
         self.image = image
         self.run_dir = run_dir
-        self.stdout = CappedStream("stdout", request.truncate_output_at)
-        self.stderr = CappedStream("stderr", request.truncate_output_at)
+        self.output = ProcessOutput(lambda items: engine.emit_many(op_uuid, items), 1, request.truncate_output_at)
+        self.stdout, self.stderr = self.output.stdout, self.output.stderr
         self.stdin_log = CappedStream("stdin", request.truncate_output_at)  # delivery is never capped
         self._stdin_busy = False
         self._loop = asyncio.get_running_loop()
@@ -82,8 +82,6 @@ class InstanceRun:
         self._setup_error: str | None = None
         self._exec_error: str | None = None
         self._exit: dict[str, Any] | None = None
-        self._spawned = False
-        self._held: list[tuple[int, bytes]] = []  # output that arrived before the spawn message
         self._kill_reason: str | None = None
         self._open_pipes = 0
         self._pipes_done = asyncio.get_running_loop().create_future()
@@ -121,7 +119,7 @@ class InstanceRun:
         chunks = self.stdin_log.feed(data)
         if chunks:
             self._loop.call_soon_threadsafe(
-                self.engine.emit_many, self.op_uuid, [("stdin", 1, _chunk_data(c)) for c in chunks])
+                self.engine.emit_many, self.op_uuid, [("stdin", 1, encode_stream(c)) for c in chunks])
         self._stdin_busy = True
         os.set_blocking(fd, True)
         try:
@@ -199,11 +197,8 @@ class InstanceRun:
             if not self._stdin_busy:  # the command is gone; a writer in progress closes it itself
                 self._close_stdin()
         self.finished = True
-        self._drain_held()
-        for stream in (self.stdout, self.stderr):
-            if stream.truncated:
-                self.engine.emit(self.op_uuid, "truncated", 1, {
-                    "stream": stream.name, "bytes_emitted": len(stream.kept), "bytes_dropped": stream.dropped})
+        self.output.release()
+        self.output.emit_truncations()
         return self._verdict()
 
     def _close_stdin(self) -> None:
@@ -245,25 +240,10 @@ class InstanceRun:
         return on_readable
 
     def _on_stdout(self, data: bytes) -> None:
-        self._output(1, data)
+        self.output.feed(1, data)
 
     def _on_stderr(self, data: bytes) -> None:
-        self._output(2, data)
-
-    def _output(self, which: int, data: bytes) -> None:
-        if not self._spawned:
-            self._held.append((which, data))
-            return
-        stream = self.stdout if which == 1 else self.stderr
-        chunks = stream.feed(data)
-        if chunks:
-            self.engine.emit_many(self.op_uuid, [(stream.name, 1, _chunk_data(c)) for c in chunks])
-
-    def _drain_held(self) -> None:
-        held, self._held = self._held, []
-        self._spawned = True
-        for which, data in held:
-            self._output(which, data)
+        self.output.feed(2, data)
 
     def _on_status(self, data: bytes) -> None:
         self._status_buffer += data
@@ -282,7 +262,7 @@ class InstanceRun:
                     "shell": self.request.shell, "cwd": self.request.cwd or "/", "uid": self.request.uid,
                     "gid": self.request.gid, "timeout": self.request.timeout,
                     "truncate_at": self.request.truncate_output_at, "env": masked_env(env)})
-                self._drain_held()
+                self.output.release()
             elif "exec_error" in message:
                 self._exec_error = message["exec_error"]
             elif "error" in message:
@@ -293,7 +273,7 @@ class InstanceRun:
     def _verdict(self) -> Verdict:
         timed_out = self._kill_reason == "timeout"
         exit_info = self._exit
-        if exit_info is None and self._spawned and self.command_pid:
+        if exit_info is None and self.command_pid:
             exit_info = {"code": -1, "signal": signal.SIGKILL, "core_dump": False, "resources": {}}
         if exit_info is not None:
             exit_info = {**exit_info, "pid": self.command_pid, "timed_out": timed_out}
@@ -316,11 +296,6 @@ class InstanceRun:
                            reason="signal", **common)
         return Verdict("SUCCESS", None, reason="job_complete", **common)
 
-
-def _chunk_data(chunk: bytes) -> dict[str, Any]:
-    from contree_tui.engine.output import encode_stream
-
-    return encode_stream(chunk)
 
 
 def injected_files(request: SpawnRequest, blob_names: dict[str, str]) -> list[InjectedFile]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 _PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
@@ -46,3 +47,43 @@ class CappedStream:
 
     def result(self) -> dict[str, Any]:
         return encode_stream(bytes(self.kept), truncated=self.truncated)
+
+
+EmitMany = Callable[[list[tuple[str, int | None, dict[str, Any]]]], None]
+
+
+class ProcessOutput:
+    """stdout and stderr of one process: held until its spawn event is out (so `spawn` always comes first),
+    then emitted as capped chunk events on its spid."""
+
+    def __init__(self, emit_many: EmitMany, spid: int, cap: int) -> None:
+        self.emit_many = emit_many
+        self.spid = spid
+        self.stdout = CappedStream("stdout", cap)
+        self.stderr = CappedStream("stderr", cap)
+        self.spawned = False
+        self._held: list[tuple[int, bytes]] = []
+
+    def feed(self, which: int, data: bytes) -> None:
+        """`which` is 1 for stdout, 2 for stderr."""
+        if not self.spawned:
+            self._held.append((which, data))
+            return
+        stream = self.stdout if which == 1 else self.stderr
+        chunks = stream.feed(data)
+        if chunks:
+            self.emit_many([(stream.name, self.spid, encode_stream(c)) for c in chunks])
+
+    def release(self) -> None:
+        """The spawn event is out (or never will be): emit what was held, and from now on directly."""
+        held, self._held = self._held, []
+        self.spawned = True
+        for which, data in held:
+            self.feed(which, data)
+
+    def emit_truncations(self) -> None:
+        """At EOF: a `truncated` event for each stream that crossed its cap."""
+        items = [("truncated", self.spid, {"stream": s.name, "bytes_emitted": len(s.kept), "bytes_dropped": s.dropped})
+                 for s in (self.stdout, self.stderr) if s.truncated]
+        if items:
+            self.emit_many(items)
