@@ -176,6 +176,8 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="contree-tui", description=__doc__)
     _global_options(parser, None)
+    parser.add_argument("--keymap", default=None, metavar="PATH", help="the TUI's keymap file (default: "
+                        "$XDG_CONFIG_HOME/contree-tui/keymap.toml if it exists; `?` in the TUI lists binding ids)")
     sub = parser.add_subparsers(dest="command_name")
     _add_client_commands(sub)
     engine = sub.add_parser("engine", help="the embedded local engine")
@@ -205,7 +207,8 @@ def _tui(args: argparse.Namespace) -> int:
     """No subcommand: the TUI, on the embedded engine unless a profile is given."""
     from contree_tui.tui import run_tui
 
-    return run_tui(getattr(args, "profile", None), getattr(args, "state_dir", None), getattr(args, "folder", None))
+    return run_tui(getattr(args, "profile", None), getattr(args, "state_dir", None), getattr(args, "folder", None),
+                   getattr(args, "keymap", None))
 
 
 def main(argv: list[str] | None = None) -> int:

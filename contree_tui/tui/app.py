@@ -3,17 +3,20 @@ screen. Connection state reaches the status bar through the client's Observable,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from textual import work
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from contree_tui.client.observable import Observable
 from contree_tui.client.reconnect import ConnectionState
 from contree_tui.tui.data import Backend, describe_error, open_backend
+from contree_tui.tui.keymap import KeymapError, read_keymap
 from contree_tui.tui.messages import Connected, LinkChanged
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.help import HelpScreen
@@ -34,11 +37,13 @@ class ContreeApp(App[None]):
 
     def __init__(self, backend: Backend | None = None, *, profile: str | None = None,
                  state_dir: str | Path | None = None, folder: str | Path | None = None,
-                 working: str | None = None, clock: Clock = utc_now, keymap: dict[str, str] | None = None) -> None:
+                 working: str | None = None, clock: Clock = utc_now, keymap: Mapping[str, str] | None = None,
+                 keymap_file: str | Path | None = None) -> None:
         """`backend` given: use it (tests); otherwise connect to `profile` or the embedded engine in
         `state_dir` on mount and close that connection on exit. `folder` (default: the current directory) keys
         the working snapshot, shared with the headless CLI run there; `working` starts on that snapshot instead
-        (a fresh folder starts on busybox:latest, else the first root). `keymap` remaps binding ids to keys."""
+        (a fresh folder starts on busybox:latest, else the first root). `keymap` remaps binding ids to keys;
+        `keymap_file` (keymap.py's TOML) is read on mount, over `keymap`, its problems shown as toasts."""
         super().__init__()
         self.backend = backend
         self._owns_backend = backend is None
@@ -47,7 +52,9 @@ class ContreeApp(App[None]):
         self.folder = Path(folder) if folder is not None else Path.cwd()
         self.clock = clock
         self.working = working
-        self._user_keymap = keymap or {}
+        self._user_keymap = dict(keymap or {})
+        self._keymap_file = keymap_file
+        self._clashes_told: set[frozenset[str]] = set()
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(clock=self.clock, working=self.working)
@@ -59,8 +66,7 @@ class ContreeApp(App[None]):
         return screen
 
     def on_mount(self) -> None:
-        if self._user_keymap:
-            self.set_keymap(self._user_keymap)
+        self._load_keymap()
         if self.backend is not None:
             self.main.post_message(Connected(self.backend))
         else:
@@ -86,10 +92,54 @@ class ContreeApp(App[None]):
         if self._owns_backend and self.backend is not None:
             await self.backend.aclose()
 
+    def _load_keymap(self) -> None:
+        """Apply the keymap (the file's over the argument's); a bad file keeps the defaults, unknown ids are
+        named in a warning and the rest still apply."""
+        keymap = dict(self._user_keymap)
+        if self._keymap_file is not None:
+            try:
+                keymap.update(read_keymap(self._keymap_file).keys)
+            except KeymapError as exc:
+                self.notify(f"{exc}; the default keys apply", title="keymap not loaded", severity="error",
+                            timeout=30)
+                keymap = dict(self._user_keymap)
+        known = {binding.id for _, bindings in self.help_sections(effective=False)
+                 for binding in bindings if isinstance(binding, Binding) and binding.id}
+        unknown = sorted(set(keymap) - known)
+        if unknown:
+            self.notify(f"no binding has the id {', '.join(unknown)} (`?` lists them)", title="keymap",
+                        severity="warning", timeout=30)
+        if keymap:
+            self.set_keymap(keymap)
+
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: DOMNode) -> None:
+        """A remapped key that another binding already had: say so once (Textual asks on every key press)."""
+        ids = frozenset(binding.id or binding.action for binding in clashed_bindings)
+        if ids in self._clashes_told:
+            return
+        self._clashes_told.add(ids)
+        keys = ", ".join(sorted({binding.key for binding in clashed_bindings}))
+        self.notify(f"{keys} also belonged to {', '.join(sorted(ids))}; the keymap's binding wins",
+                    title="keymap clash", severity="warning", timeout=15)
+
+    def help_sections(self, *, effective: bool = True) -> list[tuple[str, list[BindingType]]]:
+        """Every binding by where it works; `effective`: with the keys the keymap gave them."""
+        sections = self._binding_sections()
+        if not effective or not self._keymap:
+            return sections
+        return [(title, [binding.with_key(self._keymap[binding.id], key_display=None)
+                         if isinstance(binding, Binding) and binding.id is not None and binding.id in self._keymap
+                         else binding
+                         for binding in bindings])
+                for title, bindings in sections]
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen([
+        self.push_screen(HelpScreen(self.help_sections()))
+
+    def _binding_sections(self) -> list[tuple[str, list[BindingType]]]:
+        return [
             ("everywhere", list(self.BINDINGS)),
             ("main screen", list(MainScreen.BINDINGS)),
             ("snapshot tree", list(SnapshotTree.BINDINGS)),
@@ -98,4 +148,4 @@ class ContreeApp(App[None]):
             ("command bar", [*CommandBar.BINDINGS, Binding("enter", "run", "Run on the working snapshot",
                                                            id="command-bar.run")]),
             ("confirm dialog", list(ConfirmScreen.BINDINGS)),
-        ]))
+        ]
