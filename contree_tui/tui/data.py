@@ -21,6 +21,7 @@ from contree_client.exceptions import APIConnectionError, APIStatusError
 from contree_client.models import EventDataCompletion, EventDataExit, EventDataStream, OperationStatus
 
 from contree_tui.client.connection import Connection, ConnectionProblem, open_connection
+from contree_tui.client.image_files import ImageFiles, InspectError
 from contree_tui.client.lineage import Lineage as ClientLineage
 from contree_tui.client.lineage import LineageTree
 from contree_tui.client.observable import Observable
@@ -29,6 +30,7 @@ from contree_tui.client.position import PositionError, WorkingPosition
 from contree_tui.client.reconnect import ConnectionState, describe_failure
 from contree_tui.client.records import OperationRecord
 from contree_tui.tui.model import Lineage, Operation, Snapshot, Stream
+from contree_tui.tui.snapshot_files import ClientSnapshotFiles, SnapshotFiles
 
 T = TypeVar("T")
 
@@ -84,6 +86,7 @@ class Backend(Protocol):
     name: str  # "embedded", a profile name, or "environment"
     status: Observable[ConnectionState]
     position: WorkingSnapshot
+    files: SnapshotFiles  # the detail view's reads of an image (list, read, grep, diff)
 
     async def lineage(self) -> Lineage: ...
 
@@ -101,7 +104,7 @@ class Backend(Protocol):
 
 
 def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, BackendError | ConnectionProblem | PositionError):
+    if isinstance(exc, BackendError | ConnectionProblem | PositionError | InspectError):
         return str(exc)
     if isinstance(exc, APIStatusError):
         return f"the server answered HTTP {exc.status}: {exc.error}"
@@ -180,6 +183,7 @@ class ContreeBackend:
         self.name = connection.target.name
         self.status = connection.status
         self.images = ClientLineage(connection)
+        self.files = ClientSnapshotFiles(ImageFiles(connection))
         self._view = Lineage()
         working = WorkingPosition(folder, connection.cache_key)
         self._store = working.store

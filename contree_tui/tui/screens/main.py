@@ -22,6 +22,7 @@ from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnap
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.screens.confirm import ConfirmScreen
+from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.log_view import LogPanel
 from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration
@@ -241,6 +242,20 @@ class MainScreen(Screen[None]):
             self.follow_existing(op)
 
     # Working snapshot -----------------------------------------------------------------------------------
+
+    @on(SnapshotTree.Inspect)
+    def _inspect(self, message: SnapshotTree.Inspect) -> None:
+        self.inspect_snapshot(message.uuid)
+
+    def inspect_snapshot(self, uuid: str) -> None:
+        """The snapshot detail view: its files, grep, and the diff against its parent."""
+        snapshot = self.lineage.get(uuid)
+        if self.backend is None or snapshot is None:
+            self.notify("not connected yet", title="cannot inspect", severity="error")
+            return
+        self.app.push_screen(SnapshotDetailScreen(
+            self.backend.files, snapshot, self.lineage.get(snapshot.parent),
+            command=self.tree.commands.get(snapshot.operation or ""), folder=getattr(self.app, "folder", None)))
 
     @on(SnapshotTree.Chosen)
     def _chosen(self, message: SnapshotTree.Chosen) -> None:

@@ -69,6 +69,7 @@ class SnapshotTree(Tree[str]):
         Binding("g,home", "scroll_home", "Top", show=False, id="tree.top"),
         Binding("G,end", "scroll_end", "Bottom", show=False, id="tree.bottom"),
         Binding("space", "toggle_node", "Expand/collapse", show=False, id="tree.toggle"),
+        Binding("i", "inspect", "Files", id="tree.inspect"),
     ]
 
     COMPONENT_CLASSES = {
@@ -84,6 +85,13 @@ class SnapshotTree(Tree[str]):
 
     class Chosen(Message):
         """The user asked for this snapshot to become the working one."""
+
+        def __init__(self, uuid: str) -> None:
+            super().__init__()
+            self.uuid = uuid
+
+    class Inspect(Message):
+        """The user asked to see this snapshot's files (the detail view)."""
 
         def __init__(self, uuid: str) -> None:
             super().__init__()
@@ -224,6 +232,10 @@ class SnapshotTree(Tree[str]):
     def action_choose(self) -> None:
         if self.cursor_uuid:
             self.post_message(self.Chosen(self.cursor_uuid))
+
+    def action_inspect(self) -> None:
+        if self.cursor_uuid:
+            self.post_message(self.Inspect(self.cursor_uuid))
 
     def action_expand_or_child(self) -> None:
         node = self.cursor_node

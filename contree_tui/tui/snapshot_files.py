@@ -1,0 +1,44 @@
+"""The files of a snapshot as the detail view reads them: the surface a backend offers (the real one over
+client/image_files.py and client/snapshot_diff.py; tests pass a frozen one). Failures are the client's
+InspectError, whose message is the toast's reason."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from contree_tui.client.image_files import Entry, FileHead, GrepHits, ImageFiles
+from contree_tui.client.snapshot_diff import SnapshotDiff, diff_images
+
+
+class SnapshotFiles(Protocol):
+    async def list_dir(self, image: str, path: str) -> tuple[Entry, ...]: ...
+
+    async def read_head(self, image: str, path: str, limit: int) -> FileHead: ...
+
+    async def download(self, image: str, path: str, target: str | Path) -> tuple[Path, int]: ...
+
+    async def grep(self, image: str, pattern: str, path: str = "/") -> GrepHits: ...
+
+    async def diff(self, parent: str, child: str, parent_created: datetime | None) -> SnapshotDiff: ...
+
+
+class ClientSnapshotFiles:
+    def __init__(self, files: ImageFiles) -> None:
+        self.files = files
+
+    async def list_dir(self, image: str, path: str) -> tuple[Entry, ...]:
+        return await self.files.list_dir(image, path)
+
+    async def read_head(self, image: str, path: str, limit: int) -> FileHead:
+        return await self.files.read_head(image, path, limit)
+
+    async def download(self, image: str, path: str, target: str | Path) -> tuple[Path, int]:
+        return await self.files.download(image, path, target)
+
+    async def grep(self, image: str, pattern: str, path: str = "/") -> GrepHits:
+        return await self.files.grep(image, pattern, path)
+
+    async def diff(self, parent: str, child: str, parent_created: datetime | None) -> SnapshotDiff:
+        return await diff_images(self.files, parent, child, parent_created=parent_created)

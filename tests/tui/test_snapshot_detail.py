@@ -1,0 +1,140 @@
+"""The snapshot detail view against a real engine: `i` on the tree opens it; browse into a directory, view a
+file a run wrote, save it, grep for a line, and the diff against the parent after runs that add, modify and
+delete files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from contree_tui.client.snapshot_diff import Change
+from contree_tui.tui.app import ContreeApp
+from contree_tui.tui.screens.main import MainScreen
+from contree_tui.tui.screens.prompt import PromptScreen
+from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
+from tests.tui.helpers import loaded, run_in_bar, until
+
+SIZE = (140, 40)
+
+
+async def run_and_wait(pilot: Pilot[None], screen: MainScreen, command: str) -> str:
+    before = screen.position.working
+    await run_in_bar(pilot, command)
+    await until(pilot, lambda: screen.position.working != before, what=f"{command!r} to make a snapshot")
+    assert screen.position.working is not None
+    return screen.position.working
+
+
+async def select(pilot: Pilot[None], detail: SnapshotDetailScreen, key: str) -> None:
+    """Move the list's cursor to the row `key` with j, as a user would."""
+    table = detail.entry_list
+    await until(pilot, lambda: key in detail.targets, what=f"{key} in the list")
+    table.move_cursor(row=0)
+    for _ in range(table.row_count):
+        if str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value) == key:
+            return
+        await pilot.press("j")
+    raise AssertionError(f"{key} not reachable with j")
+
+
+def view_text(detail: SnapshotDetailScreen) -> str:
+    return "\n".join(detail.view.lines)
+
+
+async def test_browse_view_save_grep_and_diff_a_snapshot(tui_engine_dir: Path, tmp_path: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        parent = await run_and_wait(pilot, screen, "mkdir -p /app && printf 'alpha\\nneedle 42\\n' > /app/notes.txt "
+                                                   "&& echo keep > /app/keep && echo bye > /app/gone")
+        child = await run_and_wait(pilot, screen, "echo omega >> /app/notes.txt && rm /app/gone && "
+                                                  "echo new > /app/new")
+        await until(pilot, lambda: screen.tree.cursor_uuid == child, what="the cursor on the new snapshot")
+
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, SnapshotDetailScreen), what="the detail view")
+        detail = app.screen
+        assert isinstance(detail, SnapshotDetailScreen) and detail.snapshot.uuid == child
+        assert detail.parent_snapshot is not None and detail.parent_snapshot.uuid == parent
+
+        # browse: / lists the root; enter on app/ goes in, h comes back out with app/ selected
+        await select(pilot, detail, "/app")
+        await pilot.press("enter")
+        await until(pilot, lambda: detail.directory == "/app" and "/app/notes.txt" in detail.targets,
+                    what="/app listed")
+        assert set(detail.targets) == {"..", "/app/keep", "/app/new", "/app/notes.txt"}
+        await pilot.press("h")
+        await until(pilot, lambda: detail.directory == "/", what="back to /")
+        await select(pilot, detail, "/app")
+        await pilot.press("enter")
+
+        # view a file the run wrote
+        await select(pilot, detail, "/app/notes.txt")
+        await pilot.press("enter")
+        await until(pilot, lambda: "needle 42" in view_text(detail), what="the file's text")
+        assert view_text(detail).splitlines()[-1].endswith("omega")
+
+        # save it: the prompt offers the project folder; enter accepts
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="the save prompt")
+        prompt = app.screen
+        assert isinstance(prompt, PromptScreen)
+        assert prompt.input.value == str(tmp_path / "notes.txt")
+        await pilot.press("enter")
+        saved = tmp_path / "notes.txt"
+        await until(pilot, lambda: saved.exists(), what="the download")
+        assert saved.read_text() == "alpha\nneedle 42\nomega\n"
+
+        # grep in /app finds the line, enter opens the file at it
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="the grep prompt")
+        await pilot.press(*"needle", "enter")
+        await until(pilot, lambda: detail.mode == "grep" and detail.hits, what="grep's matches")
+        assert [(h.path, h.line, h.text) for h in detail.hits] == [("/app/notes.txt", 2, "needle 42")]
+        assert "1 match" in str(detail.entry_list.border_title)
+
+        # the diff against the parent
+        await pilot.press("d")
+        await until(pilot, lambda: detail.mode == "diff", timeout=60, what="the diff")
+        assert detail.diff is not None
+        changes = {(c.path, c.change) for c in detail.diff.changes}
+        assert {("/app/new", Change.ADDED), ("/app/notes.txt", Change.MODIFIED),
+                ("/app/gone", Change.REMOVED)} <= changes, changes
+        assert not any(c.path == "/app/keep" for c in detail.diff.changes)
+        assert "1 removed" in str(detail.entry_list.border_title)
+        # a removed file opens as it was in the parent
+        await select(pilot, detail, "/app/gone")
+        await pilot.press("enter")
+        await until(pilot, lambda: "bye" in view_text(detail), what="the removed file, from the parent")
+        assert parent[:8] in str(detail.view.border_title)
+
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), what="back to the main screen")
+
+
+async def test_failures_in_the_detail_view_are_toasts(tui_engine_dir: Path, tmp_path: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        base = screen.position.working
+        assert base is not None
+        screen.inspect_snapshot(base)
+        await until(pilot, lambda: isinstance(app.screen, SnapshotDetailScreen), what="the detail view")
+        detail = app.screen
+        assert isinstance(detail, SnapshotDetailScreen)
+        await until(pilot, lambda: "/bin" in detail.targets, what="the root listed")
+
+        await pilot.press("d")  # busybox:latest is a root: nothing to compare with
+        await until(pilot, lambda: any("no parent" in n.message for n in app._notifications), what="a toast")
+
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="the grep prompt")
+        await pilot.press(*"(unclosed", "enter")
+        await until(pilot, lambda: any(n.title == "grep failed" for n in app._notifications),
+                    what="a toast for a bad regex")
+        assert isinstance(app.screen, SnapshotDetailScreen)
+
+        await select(pilot, detail, "/bin")
+        await pilot.press("s")  # a directory cannot be saved
+        await until(pilot, lambda: any(n.title == "cannot save" for n in app._notifications), what="a toast")
