@@ -14,6 +14,7 @@ with the engine (PDEATHSIG), and idle keepers die with the factory.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -36,6 +37,11 @@ def _reap(_signum: int, _frame: object) -> None:
 
 def serve(sock: socket.socket) -> None:
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    sc.set_process_name("ct-factory")
+    # Every fork shares the heap copy-on-write; a collection in a keeper would write to every object's
+    # header and copy the whole heap page by page. Nothing here makes cycles worth collecting.
+    gc.disable()
+    gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the engine's terminal is the engine's to handle
     while True:

@@ -1,16 +1,21 @@
-"""Starting a sandbox: fork → new namespaces → overlay root → pivot_root → exec.
+"""Starting a sandbox: a pid-1 keeper → new namespaces → overlay root → pivot_root → exec.
 
 Process layout (host view):
 
-    engine ──fork──▶ A "keeper": unshare(mnt, pid, uts, ipc[, net]); joins the run's cgroups; reports B's
-                     host pid; waits for B. Dies with the engine (PDEATHSIG).
-                     └─fork──▶ B, pid 1 of the sandbox: mounts the overlay, /proc, a minimal /dev,
-                               pivot_root(".", ".") + detach of the old root, injects files, drops its
-                               privileges and posix_spawns C (a vfork), and
-                               reaps everything until C exits; reports C's exit status and rusage. When B
-                               exits the kernel kills whatever C left behind. Dies with A (PDEATHSIG).
-                               └─spawn─▶ C, the user's command in its own session, with the limits,
-                                         capability bounding set, uid/gid and cwd pid 1 set on itself.
+    factory ──fork_pid1──▶ K, the keeper, pid 1 of its own pid namespace from birth. Forked ahead of time:
+                           it has closed every fd but its socket, joined the run's cgroups and dies with
+                           its parent (PDEATHSIG). When its run's spec arrives it unshares (mnt, uts, ipc
+                           [, net]), reports its host pid, mounts the overlay, /proc and a minimal /dev,
+                           pivot_root(".", ".") + detach of the old root, injects files, drops its
+                           privileges and posix_spawns C (a vfork), then reaps everything until C exits and
+                           reports C's exit status and rusage. When K exits the kernel kills whatever C left
+                           behind.
+                           └─spawn─▶ C, the user's command in its own session, with the limits,
+                                     capability bounding set, uid/gid and cwd K set on itself.
+
+One Python fork a run: each fork of an interpreter costs its page tables, a copy-on-write fault for every
+page the child then touches (~500 here) and the teardown, which made a separate keeper and pid 1 the
+largest cost of a trivial run.
 
 All setup is done with syscalls from here, never by running the image's own binaries (a util-linux
 `umount` inside the image once wrote /run/mount/ into the layer). Status travels as JSON lines on one
@@ -28,7 +33,7 @@ import signal
 import socket
 import stat
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from contree_tui.engine.sandbox import syscalls as sc
 
@@ -107,7 +112,7 @@ class Keeper:
     @classmethod
     def fork(cls, cgroup_procs: list[str]) -> Keeper:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = os.fork()
+        pid = sc.fork_pid1()
         if pid == 0:  # pragma: no cover - forked child
             parent.close()
             _idle_keeper(child, cgroup_procs)
@@ -154,6 +159,7 @@ class Keeper:
 
 def _idle_keeper(sock: socket.socket, cgroup_procs: list[str]) -> None:
     try:
+        sc.set_process_name("ct-keeper")
         detach_child({sock.fileno()}, cgroup_procs)
         message, fds, _, _ = socket.recv_fds(sock, 64, 5)
     except BaseException:  # noqa: BLE001
@@ -165,7 +171,7 @@ def _idle_keeper(sock: socket.socket, cgroup_procs: list[str]) -> None:
     with os.fdopen(spec_fd, "rb") as fh:
         fh.seek(0)
         spec = pickle.loads(fh.read())
-    _keeper(replace(spec, cgroup_procs=[]), *pipes)
+    _sandbox(spec, *pipes)
 
 
 def detach_child(keep: set[int], cgroup_procs: list[str]) -> None:
@@ -177,7 +183,7 @@ def detach_child(keep: set[int], cgroup_procs: list[str]) -> None:
         signal.signal(signum, signal.SIG_DFL)
     for procs in cgroup_procs:
         with open(procs, "w") as fh:
-            fh.write(str(os.getpid()))
+            fh.write("0")  # "0" is the writer, in any pid namespace (we may be pid 1 of our own)
 
 
 def report_exec_failure(status_w: int, command: str, exc: BaseException) -> None:
@@ -201,49 +207,29 @@ def _close_all_except(keep: set[int]) -> None:
     sc.close_range(previous + 1)
 
 
-def _keeper(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int) -> None:
-    code = EXIT_SETUP_FAILED
+def _sandbox(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int) -> None:
+    """The keeper's run, as pid 1 of the sandbox: build the root, spawn the command, reap until it exits."""
     try:
+        sc.set_process_name("ct-sandbox")
         # Other runs' pipes must not stay open here, or their readers would never see EOF.
         blob_fd = os.open(spec.blob_dir, os.O_PATH | os.O_DIRECTORY) if spec.files and spec.blob_dir else -1
-        keep = {stdin_r, stdout_w, stderr_w, status_w} | ({blob_fd} if blob_fd >= 0 else set())
-        _close_all_except(keep)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        for procs in spec.cgroup_procs:
-            with open(procs, "w") as fh:
-                fh.write(str(os.getpid()))
-        flags = sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
+        _close_all_except({stdin_r, stdout_w, stderr_w, status_w} | ({blob_fd} if blob_fd >= 0 else set()))
+        flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
         if not spec.network:
             flags |= sc.CLONE_NEWNET
         sc.unshare(flags)
-        init_pid = os.fork()
-        if init_pid == 0:
-            _init(spec, stdin_r, stdout_w, stderr_w, status_w, blob_fd)
-        _report(status_w, sandbox_pid=init_pid)
-        for fd in keep:
-            os.close(fd)
-        _, status = os.waitpid(init_pid, 0)
-        code = os.waitstatus_to_exitcode(status) & 0xFF
-    except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing may escape a fork
-        try:
-            _report(status_w, error=f"sandbox setup failed: {exc}")
-        except OSError:
-            pass
-    os._exit(code)
-
-
-def _init(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int, blob_fd: int) -> None:
-    try:
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        # Until pivot_root, /proc is still the host's: its "self" is our pid as the engine sees it.
+        _report(status_w, sandbox_pid=int(os.readlink("/proc/self")))
         _build_root(spec)
         if blob_fd >= 0:
             _inject_files(spec.files, blob_fd)
             os.close(blob_fd)
         os.makedirs(spec.cwd, mode=0o755, exist_ok=True)
-    except BaseException as exc:  # noqa: BLE001
-        _report(status_w, error=f"sandbox setup failed: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing may escape a fork
+        try:
+            _report(status_w, error=f"sandbox setup failed: {exc}")
+        except OSError:
+            pass
         os._exit(EXIT_SETUP_FAILED)
     try:
         command_pid = _spawn_command(spec, stdin_r, stdout_w, stderr_w, status_w)

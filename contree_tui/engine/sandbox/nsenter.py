@@ -9,7 +9,6 @@ command. Status travels as JSON lines, as in launch.py.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import signal
@@ -29,13 +28,6 @@ from contree_tui.engine.sandbox.launch import (
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: after it, /proc/<pid> paths are the sandbox's
 
 
-def _setns(fd: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, 0) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
-
-
 def exec_in_sandbox(sandbox_pid: int, argv: list[str], env: dict[str, str], cwd: str, uid: int, gid: int,
                     rlimits: dict[int, int], cgroup_procs: list[str]) -> Launched:
     stdin_r, stdin_w = os.pipe()
@@ -50,7 +42,7 @@ def exec_in_sandbox(sandbox_pid: int, argv: list[str], env: dict[str, str], cwd:
             ns_fds = [os.open(f"/proc/{sandbox_pid}/ns/{name}", os.O_RDONLY) for name in NAMESPACES]
             root_fd = os.open(f"/proc/{sandbox_pid}/root", os.O_RDONLY | os.O_DIRECTORY)
             for fd in ns_fds:
-                _setns(fd)
+                sc.setns(fd)
                 os.close(fd)
             os.fchdir(root_fd)
             os.chroot(".")

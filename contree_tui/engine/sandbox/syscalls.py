@@ -63,6 +63,29 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def fork_pid1() -> int:
+    """os.fork(), except that the child is pid 1 of a new pid namespace.
+
+    unshare(CLONE_NEWPID) only changes where our *next* child goes; setns back to our own namespace right
+    after, so this call and every later fork stay ordinary ones. os.fork's own bookkeeping (at-fork
+    handlers, the interpreter's locks, glibc's malloc) is kept, which a raw clone() would skip.
+    """
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    pid = -1
+    try:
+        unshare(CLONE_NEWPID)
+        pid = os.fork()
+    finally:
+        if pid != 0:
+            setns(own, CLONE_NEWPID)
+            os.close(own)
+    return pid
+
+
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)), f"mount {target}")
 
@@ -82,6 +105,14 @@ def sethostname(name: str) -> None:
 
 def prctl(option: int, arg: int) -> None:
     _check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), "prctl")
+
+
+PR_SET_NAME = 15
+
+
+def set_process_name(name: str) -> None:
+    """The name ps, top and perf show (15 bytes): tells the factory, keepers and pid 1s from the engine."""
+    _libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
