@@ -19,7 +19,8 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from contree_tui.tui.model import Lineage, Operation
+from contree_tui.tui.model import Lineage, Operation, Snapshot
+from contree_tui.tui.screens.prompt import PromptScreen
 
 Clock = Callable[[], datetime]
 
@@ -70,6 +71,8 @@ class SnapshotTree(Tree[str]):
         Binding("G,end", "scroll_end", "Bottom", show=False, id="tree.bottom"),
         Binding("space", "toggle_node", "Expand/collapse", show=False, id="tree.toggle"),
         Binding("i", "inspect", "Files", id="tree.inspect"),
+        Binding("slash", "filter", "Filter", id="tree.filter"),
+        Binding("apostrophe", "jump_tag", "Jump to tag", show=False, id="tree.jump-tag"),
     ]
 
     COMPONENT_CLASSES = {
@@ -111,6 +114,8 @@ class SnapshotTree(Tree[str]):
         self.commands: dict[str, str] = {}  # producing operation uuid -> command
         self._by_uuid: dict[str, TreeNode[str]] = {}
         self._populated: set[str] = set()
+        self.filter_text = ""
+        self._visible: set[str] | None = None  # with a filter: the matches and their ancestors
         super().__init__("snapshots", id=id)
         self.show_root = False
         self.auto_expand = False
@@ -119,20 +124,32 @@ class SnapshotTree(Tree[str]):
     # Building -------------------------------------------------------------------------------------------
 
     def load(self, lineage: Lineage, working: str | None) -> None:
-        """Show `lineage` afresh: roots collapsed, the path to the working snapshot open."""
+        """Show `lineage` afresh: roots collapsed, the path to the working snapshot open (with a filter: every
+        match shown, under its ancestors)."""
         self.clear()
         self.lineage = lineage
         self.working = working
         self._by_uuid.clear()
         self._populated.clear()
         self.root.expand()
-        shown = [self._add(self.root, snapshot.uuid) for snapshot in lineage.roots()]
+        if self.filter_text:
+            self._visible = self._matching(self.filter_text)
+        shown = [self._add(self.root, snapshot.uuid) for snapshot in lineage.roots() if self._shows(snapshot.uuid)]
         self._ask_commands(shown)
-        if working:
+        if self._visible is not None:
+            self._open_matches(shown)
+        elif working:
             self.reveal(working)
+        self._title()
+
+    def _shows(self, uuid: str) -> bool:
+        return self._visible is None or uuid in self._visible
+
+    def _kids(self, uuid: str) -> list[str]:
+        return [child.uuid for child in self.lineage.children_of(uuid) if self._shows(child.uuid)]
 
     def _add(self, parent: TreeNode[str], uuid: str) -> str:
-        node = parent.add("", data=uuid, allow_expand=bool(self.lineage.children_of(uuid)))
+        node = parent.add("", data=uuid, allow_expand=bool(self._kids(uuid)))
         self._by_uuid[uuid] = node
         return uuid
 
@@ -141,7 +158,7 @@ class SnapshotTree(Tree[str]):
             return
         self._populated.add(uuid)
         node = self._by_uuid[uuid]
-        shown = [self._add(node, child.uuid) for child in self.lineage.children_of(uuid)]
+        shown = [self._add(node, child) for child in self._kids(uuid)]
         node.allow_expand = bool(shown)
         self._ask_commands(shown)
 
@@ -164,9 +181,15 @@ class SnapshotTree(Tree[str]):
         return self._by_uuid.get(uuid)
 
     def add_snapshot(self, uuid: str) -> None:
-        """A snapshot just made (already in the lineage): shown if its parent is open."""
+        """A snapshot just made (already in the lineage): shown if its parent is open (and, with a filter,
+        if it matches)."""
         parent = self.lineage.parent_of(uuid)
         if uuid in self._by_uuid:
+            return
+        if self._visible is not None:
+            snapshot = self.lineage.get(uuid)
+            if snapshot is not None and self._matches(snapshot, self.filter_text.lower()):
+                self._refilter()
             return
         if parent is None or parent not in self.lineage.snapshots:
             self._ask_commands([self._add(self.root, uuid)])
@@ -184,7 +207,11 @@ class SnapshotTree(Tree[str]):
         self.refresh_labels()
 
     def set_commands(self, commands: dict[str, str]) -> None:
+        new = {op: command for op, command in commands.items() if self.commands.get(op) != command}
         self.commands.update(commands)
+        query = self.filter_text.lower()
+        if query and any(query in command.lower() for command in new.values()):
+            self._refilter()  # commands read after the filter was set may match it
         self.refresh_labels()
 
     def refresh_labels(self) -> None:
@@ -198,6 +225,121 @@ class SnapshotTree(Tree[str]):
     def cursor_uuid(self) -> str | None:
         node = self.cursor_node
         return node.data if node is not None else None
+
+    # Filter and jumps -----------------------------------------------------------------------------------
+
+    def _matches(self, snapshot: Snapshot, query: str) -> bool:
+        """`query` (lower case) is a prefix of the uuid, or in the tag or the producing command."""
+        if snapshot.uuid.startswith(query) or (snapshot.tag is not None and query in snapshot.tag.lower()):
+            return True
+        command = self.commands.get(snapshot.operation or "")
+        return command is not None and query in command.lower()
+
+    def _matching(self, text: str) -> set[str]:
+        """The snapshots matching `text` (a tag or command substring, a uuid prefix) and their ancestors."""
+        query = text.strip().lower()
+        visible: set[str] = set()
+        for snapshot in self.lineage.snapshots.values():
+            if self._matches(snapshot, query):
+                uuid: str | None = snapshot.uuid
+                while uuid is not None and uuid not in visible and uuid in self.lineage.snapshots:
+                    visible.add(uuid)  # stops at an ancestor already in: its own ancestors are too
+                    uuid = self.lineage.parent_of(uuid)
+        return visible
+
+    def _open_matches(self, roots: list[str]) -> None:
+        """Open every shown node that has shown children, top down (one pass: no per-match ancestor walk)."""
+        pending = list(roots)
+        while pending:
+            uuid = pending.pop()
+            kids = self._kids(uuid)
+            if kids:
+                self._populate(uuid)
+                self._by_uuid[uuid].expand()
+                pending.extend(kids)
+
+    def set_filter(self, text: str) -> None:
+        """Show only the snapshots matching `text` and their ancestors; "" shows everything again. The cursor
+        stays on its snapshot when that is still shown."""
+        self.filter_text = text.strip()
+        self._visible = None
+        self._refilter()
+        if self.filter_text:
+            unknown = [s.operation for s in self.lineage.snapshots.values()
+                       if s.operation and s.operation not in self.commands]
+            if unknown:  # commands never shown are not known yet: read them, the filter re-applies
+                self.post_message(self.NeedCommands(unknown))
+
+    def _refilter(self) -> None:
+        cursor = self.cursor_uuid
+        self.load(self.lineage, self.working)
+        target = cursor if cursor in self._by_uuid else None
+        if target is None and self._visible is not None:
+            target = next((s.uuid for s in self.lineage.snapshots.values()
+                           if s.uuid in self._by_uuid and self._matches(s, self.filter_text.lower())), None)
+        if target is None and cursor is not None and self._visible is None:
+            node = self.reveal(cursor)
+            target = cursor if node is not None else None
+        if target is not None:
+            self.call_after_refresh(self.move_cursor, self._by_uuid[target])
+
+    @property
+    def shown(self) -> set[str]:
+        """The snapshots that have a node (shown, or under a collapsed branch already built)."""
+        return set(self._by_uuid)
+
+    def _title(self) -> None:
+        if self._visible is None:
+            self.border_title = "snapshots"
+        else:
+            count = sum(1 for s in self.lineage.snapshots.values() if self._matches(s, self.filter_text.lower()))
+            self.border_title = f"snapshots · /{self.filter_text} ({count} match{'es' if count != 1 else ''})"
+
+    def tags(self) -> list[str]:
+        return sorted({tag for s in self.lineage.snapshots.values() if s.tag for tag in s.tag.split(", ")})
+
+    def jump_to(self, uuid: str) -> bool:
+        """Put the cursor on `uuid`, clearing a filter that hides it; False if the tree has no such snapshot."""
+        if uuid not in self.lineage.snapshots:
+            return False
+        if not self._shows(uuid):
+            self.set_filter("")
+        node = self.reveal(uuid)
+        if node is None:
+            return False
+        self.call_after_refresh(self.move_cursor, node)
+        return True
+
+    def find_tag(self, text: str) -> Snapshot | None:
+        """The snapshot tagged `text`, else the only one whose tag starts with it."""
+        text = text.strip()
+        exact = [s for s in self.lineage.snapshots.values() if s.tag and text in s.tag.split(", ")]
+        if exact:
+            return exact[0]
+        prefixed = [s for s in self.lineage.snapshots.values()
+                    if s.tag and any(t.startswith(text) for t in s.tag.split(", "))]
+        return prefixed[0] if len(prefixed) == 1 else None
+
+    def action_filter(self) -> None:
+        self.app.push_screen(PromptScreen("Filter snapshots", self.filter_text,
+                                          placeholder="tag, uuid prefix or command",
+                                          detail="empty shows every snapshot again"),
+                             lambda text: None if text is None else self.set_filter(text))
+
+    def action_jump_tag(self) -> None:
+        tags = self.tags()
+        if not tags:
+            self.notify("no snapshot has a tag", title="jump to tag", severity="warning")
+            return
+        self.app.push_screen(PromptScreen("Jump to tag", placeholder=tags[0], choices=tags,
+                                          detail="tab completes"), self._jump_tag)
+
+    def _jump_tag(self, text: str | None) -> None:
+        if not text:
+            return
+        snapshot = self.find_tag(text)
+        if snapshot is None or not self.jump_to(snapshot.uuid):
+            self.notify(f"no snapshot is tagged {text!r}", title="jump to tag", severity="warning")
 
     # Drawing --------------------------------------------------------------------------------------------
 
