@@ -56,6 +56,7 @@ BUSYBOX_TAG = "busybox:latest"
 # ~25% slower than at depth 0, so 64 costs little and leaves room for the base and scaffold layers.
 SQUASH_AT = 64
 KEEP_ON_TOP = 8  # the newest layers stay separate so siblings keep sharing them
+RUN_IMAGE_CACHE = 1024
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Engine:
         # Set (and replaced) when an operation's new events are in the store; followers wait on it.
         self._changed: dict[str, asyncio.Event] = {}
         self._unwritten: list[tuple[str, list[Event]]] = []  # events emitted this loop tick
+        self._unwritten_updates: list[tuple[str, dict[str, Any]]] = []  # operation rows changed this tick
         self._next_event: dict[str, int] = {}
         self._cancel_requested: set[str] = set()
         version = detect_cgroup_version() if config.cgroups else None
@@ -86,6 +88,11 @@ class Engine:
         self.keepers = KeeperPool(self.cgroups, config.limits)
         self._lock_fd: int | None = None
         self._background: set[asyncio.Future[None]] = set()
+        # Plain strings for the paths every run needs: pathlib objects cost the event loop more than the
+        # syscalls they name.
+        self._layers_dir, self._runs_dir = str(state.layers), str(state.runs)
+        self._scaffold, self._blobs_dir = str(state.scaffold), str(state.blobs)
+        self._run_images: dict[str, Image] = {}  # by UUID, oldest first (see _image_to_run)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
@@ -169,12 +176,24 @@ class Engine:
             raise EngineError(f"image: {ref!r} is neither a UUID nor a valid tag")
         return self.store.image_by_tag(tag)
 
+    def _image_to_run(self, ref: Any) -> Image:
+        """resolve_image for spawns, with images by UUID remembered: what a run needs of an image (layers,
+        env, workdir, size) never changes, and a busy engine runs on the same few images over and over."""
+        image = self._run_images.get(ref) if isinstance(ref, str) else None
+        if image is None:
+            image = self.resolve_image(ref)
+            if ref == image.uuid:
+                if len(self._run_images) >= RUN_IMAGE_CACHE:
+                    del self._run_images[next(iter(self._run_images))]
+                self._run_images[ref] = image
+        return image
+
     def layer_path(self, layer_id: str) -> str:
-        return str(self.state.layers / layer_id)
+        return f"{self._layers_dir}/{layer_id}"
 
     def lowers_for(self, image: Image) -> list[str]:
         """Overlay lowers, topmost first: the scaffold (mountpoints) over the image's layers."""
-        return [str(self.state.scaffold), *(self.layer_path(layer) for layer in reversed(image.layers))]
+        return [self._scaffold, *(f"{self._layers_dir}/{layer}" for layer in reversed(image.layers))]
 
     async def import_rootfs(self, source: str | Path, *, tag: str | None = None) -> Image:
         """Create a root image from a local rootfs directory or tarball (.tar, .tar.gz, ...)."""
@@ -258,7 +277,7 @@ class Engine:
         """Validate a spawn request, record the operation and start it; returns at once."""
         if not isinstance(body, dict):
             raise EngineError("request body must be a JSON object")
-        image = self.resolve_image(body.get("image"))  # type: ignore[arg-type]
+        image = self._image_to_run(body.get("image"))
         request = parse_spawn_request(body, image.uuid)
         timeout = request.timeout or self.config.default_timeout
         if timeout > self.config.max_timeout:
@@ -276,26 +295,24 @@ class Engine:
 
     async def _run_instance(self, op_uuid: str, request: SpawnRequest, image: Image, blobs: dict[str, str]) -> None:
         started = time.time()
-        self.store.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=started)
+        self.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=started)
         self.emit(op_uuid, "init", 0, {"started_at": iso_now(), "runtime_path": "contree-tui-engine",
                                        "verbose": False, "init_pid": 1, "hostname": request.hostname})
-        run_dir = self.state.runs / op_uuid
+        run_dir = f"{self._runs_dir}/{op_uuid}"  # made by the sandbox's keeper
         slot: str | None = None
         try:
-            for sub in ("upper", "work", "merged"):
-                (run_dir / sub).mkdir(parents=True)
             argv, env = command_line(request, image)
             keeper, slot = await self.keepers.take(self.config.limits)
             asyncio.get_running_loop().call_soon(self.keepers.refill)
             spec = LaunchSpec(
-                lowers=self.lowers_for(image), upper=str(run_dir / "upper"), work=str(run_dir / "work"),
-                merged=str(run_dir / "merged"), argv=argv, env=env,
+                lowers=self.lowers_for(image), upper=f"{run_dir}/upper", work=f"{run_dir}/work",
+                merged=f"{run_dir}/merged", argv=argv, env=env,
                 cwd=request.cwd or image.workdir or "/", uid=request.uid, gid=request.gid,
                 hostname=request.hostname, network=request.networking,
-                files=injected_files(request, blobs), blob_dir=str(self.state.blobs),
+                files=injected_files(request, blobs), blob_dir=self._blobs_dir,
                 rlimits=rlimits_for(self.config.limits, request.max_layer_bytes, cgroups=slot is not None),
             )
-            run = InstanceRun(self, op_uuid, request, image, str(run_dir))
+            run = InstanceRun(self, op_uuid, request, image, run_dir)
             run.cgroup_procs = self.cgroups.procs_files(slot) if slot is not None else []
             self._runs[op_uuid] = run
             if op_uuid in self._cancel_requested:  # cancelled before its sandbox existed
@@ -303,7 +320,7 @@ class Engine:
             verdict = await run.run(spec, keeper.start)
             await self._finish(op_uuid, request, image, verdict, run_dir, time.time() - started)
         except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
-            self.store.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
+            self.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
                                         finished_at=time.time())
             self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "spawn_failed"})
             self._emit_completion(op_uuid, "FAILED", None, f"engine error: {exc}", 0, time.time() - started)
@@ -320,7 +337,7 @@ class Engine:
             self._background.add(cleanup)
             cleanup.add_done_callback(self._background.discard)
 
-    async def _finish(self, op_uuid: str, request: SpawnRequest, image: Image, verdict: Verdict, run_dir: Path,
+    async def _finish(self, op_uuid: str, request: SpawnRequest, image: Image, verdict: Verdict, run_dir: str,
                       elapsed: float) -> None:
         if verdict.exit is not None:
             self.emit(op_uuid, "exit", 1, {
@@ -338,21 +355,21 @@ class Engine:
                 status, error = "FAILED", str(exc)
         result = instance_result(verdict, elapsed)
         usage = (verdict.exit or {}).get("resources") or {}
-        self.store.update_operation(
+        self.update_operation(
             op_uuid, status=OperationStatus(status), error=error, finished_at=time.time(),
             result_image_uuid=result_image, image_size=size if result_image else None,
             consumed_cpu=(usage.get("user_time_us", 0) + usage.get("sys_time_us", 0)) / 1e6,
             consumed_memory=usage.get("max_rss_kb", 0), result=result)
         self._emit_completion(op_uuid, status, result_image, error, size, elapsed)
 
-    async def _commit(self, op_uuid: str, request: SpawnRequest, image: Image, run_dir: Path) -> tuple[str, int]:
+    async def _commit(self, op_uuid: str, request: SpawnRequest, image: Image, run_dir: str) -> tuple[str, int]:
         """Turn the run's upper dir into the child image's top layer (a rename), or reuse the source image
         when nothing changed. The image row is written only once the layer is in place."""
-        upper = run_dir / "upper"
+        upper = f"{run_dir}/upper"
         with os.scandir(upper) as entries:
             changed = any(True for _ in entries)
         # Most runs change nothing or little; a thread hop costs more than scanning an empty upper.
-        scan = await asyncio.to_thread(layerfs.scan_upper, str(upper)) if changed else layerfs.UpperScan(0, 0)
+        scan = await asyncio.to_thread(layerfs.scan_upper, upper) if changed else layerfs.UpperScan(0, 0)
         if scan.size > request.max_layer_bytes:
             raise EngineError(f"the run wrote {scan.size} bytes, more than max_layer_bytes "
                               f"({request.max_layer_bytes}); nothing was committed")
@@ -364,8 +381,8 @@ class Engine:
         chain = image.layers
         if not scan.empty:
             layer = layerfs.new_layer_id()
-            os.rename(upper, self.state.layers / layer)
-            layerfs.fsync_dir(self.state.layers)
+            os.rename(upper, self.layer_path(layer))
+            layerfs.fsync_dir(self._layers_dir)
             chain = await self._maybe_squash((*image.layers, layer))
         child = Image(uuid=str(uuid.uuid4()), created_at=time.time(), layers=chain, parent=image.uuid,
                       operation_uuid=op_uuid, env=env, workdir=workdir, size=image.size + scan.size)
@@ -418,15 +435,24 @@ class Engine:
             events.append(Event(next_id, iso_now(), type_, spid, data))
             next_id += 1
         self._next_event[op_uuid] = next_id
-        if not self._unwritten:
-            asyncio.get_running_loop().call_soon(self.flush_events)
+        self._schedule_flush()
         self._unwritten.append((op_uuid, events))
+
+    def update_operation(self, op_uuid: str, **fields: Any) -> None:
+        """Change an operation's row; written with this tick's events, in the same transaction."""
+        self._schedule_flush()
+        self._unwritten_updates.append((op_uuid, fields))
+
+    def _schedule_flush(self) -> None:
+        if not self._unwritten and not self._unwritten_updates:
+            asyncio.get_running_loop().call_soon(self.flush_events)
 
     def flush_events(self) -> None:
         batch, self._unwritten = self._unwritten, []
-        if not batch:
+        updates, self._unwritten_updates = self._unwritten_updates, []
+        if not batch and not updates:
             return
-        self.store.add_events_batch(batch)
+        self.store.add_events_batch(batch, updates)
         for op_uuid in {op for op, _ in batch}:
             flag = self._changed.get(op_uuid)
             if flag is not None:

@@ -195,6 +195,9 @@ class Store:
         )
 
     def update_operation(self, uuid: str, **fields: Any) -> None:
+        self._update_operation(uuid, fields)
+
+    def _update_operation(self, uuid: str, fields: dict[str, Any]) -> None:
         if "status" in fields and isinstance(fields["status"], OperationStatus):
             fields["status"] = fields["status"].value
         if "result" in fields and fields["result"] is not None:
@@ -239,9 +242,13 @@ class Store:
     def add_events(self, operation_uuid: str, events: list[Event]) -> None:
         self.add_events_batch([(operation_uuid, events)])
 
-    def add_events_batch(self, batch: list[tuple[str, list[Event]]]) -> None:
+    def add_events_batch(self, batch: list[tuple[str, list[Event]]],
+                         updates: Iterable[tuple[str, dict[str, Any]]] = ()) -> None:
+        """Events of several operations, and updates of operation rows, in one transaction."""
         with self.db:
             self.db.execute("BEGIN")
+            for uuid, fields in updates:
+                self._update_operation(uuid, fields)
             self.db.executemany(
                 "INSERT INTO events(operation_uuid, id, ts, spid, type, data) VALUES (?,?,?,?,?,?)",
                 [(op, e.id, e.ts, e.spid, e.type, json.dumps(e.data)) for op, events in batch for e in events],

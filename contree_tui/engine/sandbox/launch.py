@@ -214,6 +214,9 @@ def _sandbox(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, statu
         # Other runs' pipes must not stay open here, or their readers would never see EOF.
         blob_fd = os.open(spec.blob_dir, os.O_PATH | os.O_DIRECTORY) if spec.files and spec.blob_dir else -1
         _close_all_except({stdin_r, stdout_w, stderr_w, status_w} | ({blob_fd} if blob_fd >= 0 else set()))
+        # The run's scratch dirs are made here, on the other core, rather than on the engine's event loop.
+        for path in (spec.upper, spec.work, spec.merged):
+            os.makedirs(path, exist_ok=True)
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
         if not spec.network:
             flags |= sc.CLONE_NEWNET

@@ -57,15 +57,22 @@ class CgroupPool:
         self._free: list[str] = []
         self._count = 0
         self._applied: dict[str, Limits] = {}  # a reused slot keeps its limits; rewrite only on change
+        self._slot_dirs: dict[str, list[Path]] = {}  # asked for on every run: built once per slot
+        self._procs: dict[str, list[str]] = {}
 
     @property
     def enabled(self) -> bool:
         return self.version is not None
 
     def _dirs(self, slot: str) -> list[Path]:
-        if self.version == 2:
-            return [CGROUP_ROOT / self.name / slot]
-        return [CGROUP_ROOT / c / self.name / slot for c in V1_CONTROLLERS]
+        dirs = self._slot_dirs.get(slot)
+        if dirs is None:
+            if self.version == 2:
+                dirs = [CGROUP_ROOT / self.name / slot]
+            else:
+                dirs = [CGROUP_ROOT / c / self.name / slot for c in V1_CONTROLLERS]
+            self._slot_dirs[slot] = dirs
+        return dirs
 
     def acquire(self, limits: Limits) -> tuple[str, list[str]]:
         """A slot with `limits` applied and the cgroup.procs files a new process must join."""
@@ -84,7 +91,10 @@ class CgroupPool:
         return slot, self.procs_files(slot)
 
     def procs_files(self, slot: str) -> list[str]:
-        return [str(d / "cgroup.procs") for d in self._dirs(slot)]
+        procs = self._procs.get(slot)
+        if procs is None:
+            procs = self._procs[slot] = [str(d / "cgroup.procs") for d in self._dirs(slot)]
+        return procs
 
     def ensure_limits(self, slot: str, limits: Limits) -> None:
         if self._applied.get(slot) != limits:
@@ -111,11 +121,12 @@ class CgroupPool:
             self._free.append(slot)
 
     def _kill_members(self, slot: str) -> bool:
-        procs = self._dirs(slot)[0] / "cgroup.procs"
+        procs = self.procs_files(slot)[0]
         deadline = time.monotonic() + 2.0
         while True:
             try:
-                pids = [int(p) for p in procs.read_text().split()]
+                with open(procs) as fh:
+                    pids = [int(p) for p in fh.read().split()]
             except OSError:
                 return False
             if not pids:
@@ -150,3 +161,5 @@ class CgroupPool:
                 pass
         self._free.clear()
         self._applied.clear()
+        self._slot_dirs.clear()
+        self._procs.clear()
