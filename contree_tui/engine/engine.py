@@ -92,6 +92,8 @@ class Engine:
         # syscalls they name.
         self._layers_dir, self._runs_dir = str(state.layers), str(state.runs)
         self._scaffold, self._blobs_dir = str(state.scaffold), str(state.blobs)
+        self._trash: list[str] = []  # scratch dirs waiting for _empty_trash
+        self._sweep: asyncio.Future[None] | None = None
         self._run_images: dict[str, Image] = {}  # by UUID, oldest first (see _image_to_run)
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -128,7 +130,7 @@ class Engine:
     async def close(self) -> None:
         await self.stop_runs()
         self.keepers.close()
-        if self._background:
+        while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         self.cgroups.remove_all()
         self.flush_events()
@@ -332,10 +334,31 @@ class Engine:
             if slot is not None:
                 self.cgroups.release(slot)
             self._next_event.pop(op_uuid, None)
-            # Off the critical path: waiters already have their result; close() waits for the sweep.
-            cleanup = asyncio.ensure_future(asyncio.to_thread(shutil.rmtree, run_dir, True))
-            self._background.add(cleanup)
-            cleanup.add_done_callback(self._background.discard)
+            self._discard_scratch(run_dir)
+
+    def _discard_scratch(self, path: str) -> None:
+        """Remove a run's scratch dir off the critical path (waiters already have their result; close()
+        waits for it). One thread job takes every dir queued meanwhile: a thread hand-off per run cost
+        the event loop more than the removal."""
+        self._trash.append(path)
+        if self._sweep is None:
+            self._sweep = asyncio.ensure_future(asyncio.to_thread(self._empty_trash))
+            self._background.add(self._sweep)
+            self._sweep.add_done_callback(self._swept)
+
+    def _empty_trash(self) -> None:
+        while True:
+            try:
+                path = self._trash.pop(0)  # atomic; the loop thread only appends
+            except IndexError:
+                return
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _swept(self, sweep: asyncio.Future[None]) -> None:
+        self._background.discard(sweep)
+        self._sweep = None
+        if self._trash:  # queued after the thread found the list empty
+            self._discard_scratch(self._trash.pop())
 
     async def _finish(self, op_uuid: str, request: SpawnRequest, image: Image, verdict: Verdict, run_dir: str,
                       elapsed: float) -> None:
