@@ -35,7 +35,7 @@ def _engine_run(args: argparse.Namespace) -> int:
 
 
 def _engine_serve(args: argparse.Namespace) -> int:
-    from contree_tui.engine.serve import ServeOptions, parse_listen, read_or_create_token, serve
+    from contree_tui.engine.serve import ServeOptions, parse_listen, read_or_create_token, run
     from contree_tui.engine.state_dir import StateDir
 
     listen = parse_listen(args.listen) if args.listen else None
@@ -45,7 +45,7 @@ def _engine_serve(args: argparse.Namespace) -> int:
         token = read_or_create_token(StateDir.create(args.state_dir), args.token)
         path = _write_profile(args.write_profile, f"http://{listen[0]}:{listen[1]}", token)
         print(f"profile {args.write_profile!r} written to {path}", file=sys.stderr)
-    asyncio.run(serve(ServeOptions(state_dir=args.state_dir, listen=listen, token=args.token)))
+    run(ServeOptions(state_dir=args.state_dir, listen=listen, token=args.token))
     return 0
 
 

@@ -50,6 +50,8 @@ class Exited:
     code: int | None
     signal: int | None = None
     timed_out: bool = False
+    cpu_seconds: float | None = None  # the process's rusage (user + system), reported with its exit
+    memory_kb: int | None = None  # its peak resident set size
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def describe_error(exc: BaseException) -> str:
 def operation_from_record(op: OperationRecord) -> Operation:
     return Operation(uuid=op.uuid, command=op.command or "", image=op.image_uuid, status=op.status,
                      result=op.result_image_uuid, exit_code=op.exit_code, duration=op.duration, error=op.error,
-                     created_at=op.created_at)
+                     created_at=op.created_at, cpu_seconds=op.cpu_seconds, memory_kb=op.memory)
 
 
 def lineage_from_tree(tree: LineageTree) -> Lineage:
@@ -240,8 +242,10 @@ class ContreeBackend:
                 if event.type in ("stdout", "stderr") and isinstance(data, EventDataStream):
                     yield event.id, Output(Stream(event.type), data.as_text())
                 elif event.type == "exit" and isinstance(data, EventDataExit) and event.spid == 1:
+                    usage = data.resources if hasattr(data.resources, "max_rss_kb") else None
+                    cpu = (usage.user_time_us + usage.sys_time_us) / 1e6 if usage is not None else None
                     yield event.id, Exited(data.code, None if data.signal == -1 else data.signal,
-                                           bool(data.timed_out))
+                                           bool(data.timed_out), cpu, usage.max_rss_kb if usage else None)
                 elif event.type == "completion" and isinstance(data, EventDataCompletion):
                     result = data.result_image_uuid if isinstance(data.result_image_uuid, str) else None
                     error = data.error if isinstance(data.error, str) else None

@@ -51,6 +51,8 @@ class Operation:
     error: str | None = None
     created_at: datetime | None = None
     disposable: bool = False
+    cpu_seconds: float | None = None  # user + system CPU time, once the run has ended
+    memory_kb: int | None = None  # peak resident set size (max_rss), once the run has ended
 
     @property
     def running(self) -> bool:

@@ -15,6 +15,7 @@ import pytest
 from contree_client.httpx import ContreeAsyncClient
 
 from contree_tui.client.embedded import engine_pid, ensure_engine
+from contree_tui.engine.state_dir import StateDir
 
 CLI = [sys.executable, "-m", "contree_tui.cli"]
 
@@ -77,3 +78,22 @@ async def test_engine_killed_then_restarted_reports_the_run_failed(state: Path) 
     assert types[-1] == "completion" and "spawn" not in types, "resumed after the last seen event"
     assert completion is not None and completion.data.status == "FAILED"
     assert "restart" in (completion.data.error or "")
+
+
+async def test_engine_stop_cleans_up_after_itself(state: Path) -> None:
+    """SIGTERM ends in Engine.close: socket, pid file and the engine's cgroups are gone (uvicorn re-raised the
+    signal once, which killed the process before its cleanup and left all three behind)."""
+    sock = await ensure_engine(state)
+    client = _client(sock)
+    op = await client.spawn_instance("true", "tag:busybox:latest", shell=True)
+    async for _ in client.follow_operation_events(op.uuid):
+        pass
+    name = f"contree-tui-{StateDir(state).id}"
+    ours = [Path("/sys/fs/cgroup") / c / name for c in ("memory", "cpu", "pids", "")]  # v1 controllers, or v2
+    assert any(group.is_dir() for group in ours), "the engine runs without cgroups here"
+    stopped = subprocess.run([*CLI, "engine", "stop", "--state-dir", str(state)], capture_output=True, text=True,
+                             check=False)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not sock.exists()
+    assert not (state / "engine.pid").exists()
+    assert not any(group.exists() for group in ours)

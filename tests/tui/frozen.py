@@ -45,8 +45,11 @@ WORKING = uid(5)
 def _op(n: int, command: str, image: str, minutes: float, status: OperationStatus = OperationStatus.SUCCESS,
         result: str | None = None, exit_code: int | None = 0, duration: float | None = 1.25,
         error: str | None = None) -> Operation:
+    done = status.is_terminal() and exit_code is not None  # the exit event carries the rusage
     return Operation(uuid=uid(n, "c"), command=command, image=image, status=status, result=result,
-                     exit_code=exit_code, duration=duration, error=error, created_at=ago(minutes=minutes))
+                     exit_code=exit_code, duration=duration, error=error, created_at=ago(minutes=minutes),
+                     cpu_seconds=round((duration or 0) * 0.7, 2) if done else None,
+                     memory_kb=1024 + 96 * n if done else None)
 
 
 OPERATIONS = [

@@ -195,6 +195,8 @@ class MainScreen(Screen[None]):
                         self._operation_changed(op)
                 elif isinstance(event, Exited):
                     op.exit_code = event.code
+                    op.cpu_seconds = event.cpu_seconds if event.cpu_seconds is not None else op.cpu_seconds
+                    op.memory_kb = event.memory_kb if event.memory_kb is not None else op.memory_kb
                     self._operation_changed(op)
                 elif isinstance(event, Completed):
                     op.status, op.error, op.duration = event.status, event.error, event.duration

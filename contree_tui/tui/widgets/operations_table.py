@@ -14,7 +14,8 @@ from contree_tui.tui.widgets.snapshot_tree import Clock, op_icon, utc_now
 
 # The command goes last: it is the one column that may be cut when the pane is narrow.
 COLUMNS = (("status", "status", 11), ("images", "image → result", 19), ("exit", "exit", 4), ("duration", "time", 7),
-           ("command", "command", None))
+           ("cpu", "cpu", 6), ("memory", "mem", 6), ("command", "command", None))
+PENDING = "—"  # CPU and memory come with the process's exit (its rusage): none while it runs
 COMMAND_WIDTH = 40
 
 
@@ -27,6 +28,24 @@ def format_duration(seconds: float | None) -> str:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def format_cpu(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds:.2f}s" if seconds < 10 else format_duration(seconds)
+
+
+def format_memory(kilobytes: int | None) -> str:
+    """Peak RSS as getrusage reports it on Linux: kilobytes."""
+    if kilobytes is None:
+        return ""
+    size = float(kilobytes)
+    for unit in ("K", "M", "G"):
+        if size < 1024 or unit == "G":
+            return f"{size:.0f}{unit}" if size >= 10 or unit == "K" else f"{size:.1f}{unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 class OperationsTable(DataTable[Text | str]):
@@ -88,8 +107,10 @@ class OperationsTable(DataTable[Text | str]):
         failed = op.exit_code not in (None, 0)
         exit_cell = Text(exit_code, style=self.get_component_rich_style("operations-table--failed", partial=True)
                          if failed else "")
+        cpu = PENDING if op.running else format_cpu(op.cpu_seconds)
+        memory = PENDING if op.running else format_memory(op.memory_kb)
         return {"status": status, "images": images, "exit": exit_cell, "duration": self._duration(op),
-                "command": command}
+                "cpu": cpu, "memory": memory, "command": command}
 
     def select(self, uuid: str) -> None:
         if uuid in self.rows:

@@ -1,0 +1,44 @@
+"""The operations table's CPU and memory columns against a real engine: "—" while a run goes, its rusage
+(from the exit event) once it ends; operations listed at load carry theirs from the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contree_tui.tui.app import ContreeApp
+from contree_tui.tui.widgets.operations_table import PENDING, format_cpu, format_memory
+from tests.tui.helpers import loaded, run_in_bar, until
+
+SIZE = (160, 40)
+
+
+def test_cpu_and_memory_formats() -> None:
+    assert format_cpu(0.0123) == "0.01s" and format_cpu(None) == ""
+    assert format_memory(900) == "900K" and format_memory(1536) == "1.5M" and format_memory(40 * 1024) == "40M"
+    assert format_memory(3 * 1024 * 1024) == "3.0G"
+
+
+async def test_cpu_and_memory_columns_fill_when_a_run_ends(tui_engine_dir: Path, tmp_path: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        table = screen.table
+        await run_in_bar(pilot, "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; sleep 3; echo spun")
+        await until(pilot, lambda: any(op.running for op in table.operations.values()), what="the run to start")
+        op = next(op for op in table.operations.values() if op.running)
+        assert str(table.get_cell(op.uuid, "cpu")) == PENDING and str(table.get_cell(op.uuid, "memory")) == PENDING
+        await until(pilot, lambda: not op.running and op.exit_code is not None, what="the run to end")
+        assert op.cpu_seconds is not None and op.cpu_seconds > 0, "the busy loop used CPU"
+        assert op.memory_kb is not None and op.memory_kb > 0
+        await until(pilot, lambda: str(table.get_cell(op.uuid, "cpu")) == format_cpu(op.cpu_seconds),
+                    what="the cpu cell")
+        assert str(table.get_cell(op.uuid, "memory")) == format_memory(op.memory_kb)
+
+    # a new session lists the same run with the server's figures
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        await until(pilot, lambda: op.uuid in screen.table.operations, what="the run listed")
+        listed = screen.table.operations[op.uuid]
+        assert listed.cpu_seconds is not None and listed.memory_kb is not None
+        assert str(screen.table.get_cell(op.uuid, "cpu")) not in ("", PENDING)
