@@ -14,7 +14,7 @@ from contree_tui.tui.widgets.snapshot_tree import Clock, op_icon, utc_now
 
 # The command goes last: it is the one column that may be cut when the pane is narrow.
 COLUMNS = (("status", "status", 11), ("images", "image → result", 19), ("exit", "exit", 4), ("duration", "time", 7),
-           ("cpu", "cpu", 6), ("memory", "mem", 6), ("command", "command", None))
+           ("cpu", "cpu", 5), ("memory", "mem", 5), ("command", "command", None))
 PENDING = "—"  # CPU and memory come with the process's exit (its rusage): none while it runs
 COMMAND_WIDTH = 40
 
