@@ -213,6 +213,12 @@ class Connection:
         except AuthenticationError as exc:
             raise TokenRejected(_rejected(self.target, exc)) from exc
 
+    async def revive(self) -> None:
+        """Before a retry made outside `call` (a broken event stream): the embedded target's engine is started
+        again if it went away (raises EngineUnavailable if it cannot be); nothing to do for a hosted one."""
+        if self.target.embedded:
+            await self._revive()
+
     async def _revive(self) -> None:
         """Before retrying the embedded target: start its engine again if it went away."""
         try:

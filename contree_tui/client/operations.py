@@ -4,7 +4,7 @@ cancel, and the two-stage interrupt a terminal's Ctrl-C maps to.
 Following is contree-client's `follow_operation_events`: it reconnects with `Last-Event-Id` by itself while
 the operation runs and drains the retained tail once it is terminal. What it gives up on (a log it could not
 read after its retries) is retried here with the connection's backoff, from the last event this client saw,
-while the connection's status says "reconnecting".
+while the connection's status says "reconnecting"; the embedded engine is started again first if it died.
 
 Two-stage interrupt, as contree-cli does it: the first press sends SIGINT to the main process's group
 (`DELETE /operations/{id}/subprocesses/1?signal=INT`), so the command can clean up and the run still leaves
@@ -76,6 +76,7 @@ async def follow_events(connection: Connection, operation_id: str, *, cursor: Ev
             delay = backoff.delay(attempt)
             connection.status.set(ConnectionState.reconnecting(attempt, delay, reason))
             await asyncio.sleep(delay)
+            await connection.revive()  # a crashed embedded engine comes back; its recovery ends the run FAILED
 
 
 @dataclass

@@ -102,6 +102,9 @@ class Backend(Protocol):
 
     async def operation(self, uuid: str) -> Operation: ...
 
+    async def ping(self) -> None:
+        """One cheap request: a dead link shows in `status` (and the embedded engine is started again)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -202,6 +205,9 @@ class ContreeBackend:
             return await call
         except (ConnectionProblem, APIStatusError, APIConnectionError, TimeoutError) as exc:
             raise BackendError(describe_error(exc)) from exc
+
+    async def ping(self) -> None:
+        await self._call(self.client.whoami)  # retried with backoff, the embedded engine revived first
 
     async def lineage(self) -> Lineage:
         """The whole tree, refreshed (only what is new since the last refresh is listed)."""

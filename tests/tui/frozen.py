@@ -108,5 +108,8 @@ class FrozenBackend:
     async def operation(self, uuid: str) -> Operation:
         return next(op for op in OPERATIONS if op.uuid == uuid)
 
+    async def ping(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None

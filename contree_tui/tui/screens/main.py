@@ -22,8 +22,10 @@ from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnap
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.screens.confirm import ConfirmScreen
+from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
+from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 from contree_tui.tui.widgets.log_view import LogPanel
 from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
@@ -33,7 +35,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(Screen[None]):
+class MainScreen(LinkWatch, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("u", "rollback", "Roll back", id="rollback"),
@@ -51,8 +53,10 @@ class MainScreen(Screen[None]):
         self._start_on = working
         self.buffers: dict[str, OutputBuffer] = {}
         self._followed: set[str] = set()  # operations whose events a worker is reading
+        self._init_link_watch()
 
     def compose(self) -> ComposeResult:
+        yield ConnectionBanner(id="connection-banner")
         with Horizontal(id="body"):
             yield SnapshotTree(id="tree", clock=self.clock)
             with Vertical(id="right"):
@@ -94,10 +98,12 @@ class MainScreen(Screen[None]):
         self.status_bar.target = message.backend.name
         self.status_bar.link = message.backend.status.value
         message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
+        self._attach_link_watch(message.backend)
         self.load()
 
     def on_link_changed(self, message: LinkChanged) -> None:
         self.status_bar.link = message.state
+        self._link_changed(message.state)  # the banner, the toasts, resuming after an outage (link_watch.py)
 
     @work(exclusive=True, group="load", exit_on_error=False, description="loading snapshots")
     async def load(self) -> None:
