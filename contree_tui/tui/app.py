@@ -18,9 +18,12 @@ from contree_tui.client.reconnect import ConnectionState
 from contree_tui.tui.data import Backend, describe_error, open_backend
 from contree_tui.tui.keymap import KeymapError, read_keymap
 from contree_tui.tui.messages import Connected, LinkChanged
+from contree_tui.tui.palette import PROVIDERS
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.help import HelpScreen
 from contree_tui.tui.screens.main import MainScreen
+from contree_tui.tui.screens.prompt import PromptScreen
+from contree_tui.tui.screens.snapshot_detail import EntryList, SnapshotDetailScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.log_view import LogView
 from contree_tui.tui.widgets.operations_table import OperationsTable
@@ -30,6 +33,7 @@ from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
 class ContreeApp(App[None]):
     TITLE = "contree-tui"
     CSS_PATH = "styles/app.tcss"
+    COMMANDS = App.COMMANDS | set(PROVIDERS)  # ctrl+p: go to a snapshot, tag, operation; any action by name
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark,f1", "help", "Help", id="help"),
@@ -148,4 +152,6 @@ class ContreeApp(App[None]):
             ("command bar", [*CommandBar.BINDINGS, Binding("enter", "run", "Run on the working snapshot",
                                                            id="command-bar.run")]),
             ("confirm dialog", list(ConfirmScreen.BINDINGS)),
+            ("snapshot files (i)", [*SnapshotDetailScreen.BINDINGS, *EntryList.BINDINGS]),
+            ("prompt", list(PromptScreen.BINDINGS)),
         ]
