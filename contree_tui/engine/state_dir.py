@@ -6,12 +6,40 @@ path (the `--state-dir` flag) override it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from contree_tui.paths import LOG_NAME, PID_NAME, SOCKET_NAME, TOKEN_NAME, engine_root
+
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+FS_TOPDIR_FL = 0x00020000
+
+
+def spread_subdirectories(path: Path) -> None:
+    """Mark `path` a top of a directory hierarchy (chattr +T), so ext4 places each run's scratch dir in a
+    block group of its own rather than next to its siblings.
+
+    Every run creates and deletes a handful of inodes (its dirs, and overlay's checks at each mount). On an
+    ext4 without a journal, allocation skips inodes deleted in the last few seconds one by one, so at ~100
+    runs/s one crowded group made inode allocation the largest single cost of a trivial run (perf: 22% of
+    all CPU in ext4's recently_deleted). Other filesystems ignore or refuse the flag; either is fine.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        flags = struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETFLAGS, struct.pack("i", 0)))[0]
+        if not flags & FS_TOPDIR_FL:
+            fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("i", flags | FS_TOPDIR_FL))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -26,6 +54,7 @@ class StateDir:
         os.chmod(root, 0o700)
         for sub in (state.layers, state.blobs, state.runs):
             sub.mkdir(exist_ok=True)
+        spread_subdirectories(state.runs)
         # Mountpoints live in a lower layer of their own, so a run never writes /proc or /dev into its upper.
         for name in ("proc", "dev", "sys"):
             (state.scaffold / name).mkdir(parents=True, exist_ok=True)
