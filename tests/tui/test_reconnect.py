@@ -19,12 +19,13 @@ from textual.pilot import Pilot
 
 from contree_tui.client.connection import EMBEDDED_TIMEOUT, IDENTITY, Connection, connect, embedded_target
 from contree_tui.client.embedded import engine_pid, ensure_engine
-from contree_tui.client.reconnect import Backoff, LinkState
+from contree_tui.client.reconnect import Backoff, ConnectionState, LinkState
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.data import ContreeBackend
 from contree_tui.tui.model import Operation, Stream
 from contree_tui.tui.screens.main import MainScreen
 from tests.client.conftest import served_engine
+from tests.tui.frozen import WORKING, FrozenBackend, frozen_clock
 from tests.tui.helpers import loaded, run_in_bar, until
 
 SIZE = (140, 40)
@@ -53,6 +54,38 @@ async def started(pilot: Pilot[None], screen: MainScreen, command: str, first_li
     op = screen.table.operations[uuid]
     await until(pilot, lambda: first_line in stdout_lines(screen, op), what=f"{first_line!r} in the log")
     return op
+
+
+async def test_the_banner_says_what_the_link_is_doing_and_each_outage_is_a_toast() -> None:
+    backend = FrozenBackend()
+    app = ContreeApp(backend, working=WORKING, clock=frozen_clock)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.main.tree.node_for(WORKING) is not None, what="the tree")
+        banner = app.main.banner
+        assert not banner.display
+
+        backend.status.set(ConnectionState.reconnecting(3, 2.0, "cannot connect: refused"))
+        await until(pilot, lambda: banner.display, what="the banner")
+        assert str(banner.render()).startswith("⚠ engine unreachable — reconnecting in 2 s (attempt 3)…")
+        assert "cannot connect: refused" in str(banner.render()) and not banner.has_class("-failed")
+        backend.status.set(ConnectionState.reconnecting(4, 4.0, "cannot connect: refused"))
+        backend.status.set(ConnectionState.failed("cannot connect: refused"))
+        await until(pilot, lambda: banner.has_class("-failed"), what="the banner to say it gave up")
+        assert "trying again every 2 s" in str(banner.render())
+        backend.status.set(ConnectionState.connected())
+        await until(pilot, lambda: not banner.display, what="the banner to go")
+
+        assert toasts(pilot, "connection lost") == ["cannot connect: refused; reconnecting"], "one per outage"
+        assert len(toasts(pilot, "cannot reconnect")) == 1 and len(toasts(pilot, "reconnected")) == 1
+
+
+async def test_a_profile_that_does_not_exist_is_no_outage_banner() -> None:
+    app = ContreeApp(profile="no-such-profile")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: any("connecting failed" in (n.title or "") for n in app._notifications),
+                    what="the toast")
+        assert app.main.status_bar.link.state is LinkState.FAILED
+        assert not app.main.banner.display and not toasts(pilot, "connection lost")
 
 
 async def test_an_engine_killed_mid_run_shows_a_banner_fails_the_run_with_the_reason_and_comes_back(

@@ -1,5 +1,6 @@
 """A warning strip docked at the top while Contree does not answer: what is wrong, the next attempt and when.
-Hidden while connected (and while first connecting: the status bar says that)."""
+Hidden while connected, and before the first connection (the status bar and a toast say how that went: a
+profile that does not exist is not an outage)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,17 @@ class ConnectionBanner(Static):
 
     @property
     def showing(self) -> bool:
-        return self.state.state in (LinkState.RECONNECTING, LinkState.FAILED)
+        return bool(self.target) and self.state.state in (LinkState.RECONNECTING, LinkState.FAILED)
 
-    def watch_state(self, state: ConnectionState) -> None:
+    def watch_state(self) -> None:
+        self._show()
+
+    def watch_target(self) -> None:
+        self._show()
+
+    def _show(self) -> None:
         self.set_class(self.showing, "-visible")
-        self.set_class(state.state is LinkState.FAILED, "-failed")
+        self.set_class(self.state.state is LinkState.FAILED, "-failed")
 
     def _what(self) -> str:
         if self.target == "embedded":
