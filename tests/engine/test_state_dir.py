@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import struct
 import subprocess
 from pathlib import Path
@@ -13,8 +14,11 @@ from contree_tui.engine.state_dir import FS_IOC_GETFLAGS, FS_TOPDIR_FL, StateDir
 
 
 def _flags(path: Path) -> int:
-    with open(path) as fh:
-        return struct.unpack("i", fcntl.ioctl(fh.fileno(), FS_IOC_GETFLAGS, struct.pack("i", 0)))[0]
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETFLAGS, struct.pack("i", 0)))[0]
+    finally:
+        os.close(fd)
 
 
 def test_runs_dir_spreads_its_subdirectories_on_ext4(tmp_path: Path) -> None:
