@@ -24,6 +24,7 @@ import uvicorn
 
 from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.models import EngineError
+from contree_tui.engine.sandbox.syscalls import set_process_name
 from contree_tui.engine.state_dir import StateDir
 
 log = logging.getLogger("contree_tui.engine")
@@ -129,6 +130,7 @@ def run(options: ServeOptions) -> None:
     """Serve until stopped, on uvloop when it is installed: the engine is one event loop doing all the
     bookkeeping of every run, and uvloop's loop (with uvicorn's httptools parser, also picked up when
     installed) roughly halves the per-request cost of asyncio's pure-Python one."""
+    set_process_name("ct-engine")  # for ps, top and perf: the engine among other Python processes
     try:
         import uvloop
     except ImportError:
