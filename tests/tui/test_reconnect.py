@@ -6,6 +6,7 @@ executing when it died ends FAILED with the engine's reason, and every failure i
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +25,7 @@ from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.data import ContreeBackend
 from contree_tui.tui.model import Operation, Stream
 from contree_tui.tui.screens.main import MainScreen
-from tests.client.conftest import served_engine
+from tests.client.conftest import served_engine, stop_engine
 from tests.tui.frozen import WORKING, FrozenBackend, frozen_clock
 from tests.tui.helpers import loaded, run_in_bar, until
 
@@ -88,8 +89,11 @@ async def test_a_profile_that_does_not_exist_is_no_outage_banner() -> None:
         assert not app.main.banner.display and not toasts(pilot, "connection lost")
 
 
-async def test_an_engine_killed_mid_run_shows_a_banner_fails_the_run_with_the_reason_and_comes_back(
-        own_engine: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("how", "reason"), [("kill", "engine restarted"), ("stop", "engine stopped")])
+async def test_an_engine_gone_mid_run_shows_a_banner_fails_the_run_with_the_reason_and_comes_back(
+        own_engine: Path, tmp_path: Path, how: str, reason: str) -> None:
+    """`kill`: a crash, nothing gets to say goodbye (the restarted engine's recovery fails the run); `stop`:
+    `engine stop`, which fails its runs on the way out."""
     app = ContreeApp(state_dir=own_engine, folder=tmp_path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await loaded(pilot)
@@ -99,20 +103,23 @@ async def test_an_engine_killed_mid_run_shows_a_banner_fails_the_run_with_the_re
 
         first = engine_pid(own_engine)
         assert first is not None
-        os.kill(first, signal.SIGKILL)  # a crash: nothing gets to say goodbye
+        if how == "kill":
+            os.kill(first, signal.SIGKILL)
+        else:
+            await asyncio.to_thread(stop_engine, own_engine)  # in a thread: the app shares this event loop
 
         await until(pilot, lambda: banner.display, what="the banner")
         assert "engine unreachable" in str(banner.render()) and "attempt" in str(banner.render())
         await until(pilot, lambda: op.status.is_terminal(), timeout=60, what="the run to end")
-        assert op.status is OperationStatus.FAILED and "engine restarted" in (op.error or ""), op
+        assert op.status is OperationStatus.FAILED and reason in (op.error or ""), op
         await until(pilot, lambda: not banner.display, timeout=60, what="the banner to go")
         assert engine_pid(own_engine) not in (None, first), "the TUI started the engine again"
         assert screen.backend is not None and screen.backend.status.value.state is LinkState.CONNECTED
 
         lines = stdout_lines(screen, op)
         assert lines == [f"n{i}" for i in range(1, len(lines) + 1)], "what the run printed, once, in order"
-        assert "engine restarted" in screen.buffers[op.uuid].lines[-1][1], "the exit summary says why"
-        assert any("engine restarted" in m for m in toasts(pilot, "run failed")), "the failure is a toast"
+        assert reason in screen.buffers[op.uuid].lines[-1][1], "the exit summary says why"
+        assert any(reason in m for m in toasts(pilot, "run failed")), "the failure is a toast"
         assert toasts(pilot, "connection lost"), "so is the outage"
 
         # the engine is back: the next command runs
