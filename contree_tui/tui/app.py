@@ -25,6 +25,7 @@ from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.prompt import PromptScreen
 from contree_tui.tui.screens.snapshot_detail import EntryList, SnapshotDetailScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
+from contree_tui.tui.widgets.log_prompt import LogPrompt
 from contree_tui.tui.widgets.log_view import LogView
 from contree_tui.tui.widgets.operations_table import OperationsTable
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
@@ -149,6 +150,8 @@ class ContreeApp(App[None]):
             ("snapshot tree", list(SnapshotTree.BINDINGS)),
             ("operations", list(OperationsTable.BINDINGS)),
             ("log", list(LogView.BINDINGS)),
+            ("log prompt (/ & s)", [*LogPrompt.BINDINGS, Binding("enter", "answer", "Search; &text filters; save",
+                                                                  id="log-prompt.answer")]),
             ("command bar", [*CommandBar.BINDINGS, Binding("enter", "run", "Run on the working snapshot",
                                                            id="command-bar.run")]),
             ("confirm dialog", list(ConfirmScreen.BINDINGS)),

@@ -43,6 +43,7 @@ class BackendError(Exception):
 class Output:
     stream: Stream
     text: str
+    ts: float | None = None  # the event's time (epoch seconds), for the log's timestamps
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ class ContreeBackend:
             async for event in follow_events(self.connection, operation_uuid, cursor=EventCursor(after)):
                 data = event.data
                 if event.type in ("stdout", "stderr") and isinstance(data, EventDataStream):
-                    yield event.id, Output(Stream(event.type), data.as_text())
+                    yield event.id, Output(Stream(event.type), data.as_text(), event.ts.timestamp())
                 elif event.type == "exit" and isinstance(data, EventDataExit) and event.spid == 1:
                     usage = data.resources if hasattr(data.resources, "max_rss_kb") else None
                     cpu = (usage.user_time_us + usage.sys_time_us) / 1e6 if usage is not None else None

@@ -12,7 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-KEY_NAMES = {"question_mark": "?", "colon": ":", "escape": "esc", "enter": "enter", "space": "space"}
+KEY_NAMES = {"question_mark": "?", "colon": ":", "escape": "esc", "enter": "enter", "space": "space", "slash": "/",
+             "ampersand": "&"}
 
 
 def key_display(keys: str) -> str:

@@ -71,6 +71,7 @@ class MainScreen(LinkWatch, Screen[None]):
         self.table.border_title = "operations"
         self.query_one(LogPanel).border_title = "log"
         self.tree.focus()
+        self.log_panel.running_logs = self.running_logs
         self.set_interval(1.0, self.table.tick)
         self.set_interval(30.0, self.tree.refresh_labels)  # ages move on
 
@@ -195,7 +196,7 @@ class MainScreen(LinkWatch, Screen[None]):
             async for event_id, event in self._backend().follow(op.uuid, buffer.last_event_id):
                 buffer.last_event_id = event_id
                 if isinstance(event, Output):
-                    buffer.feed(event.stream, event.text)
+                    buffer.feed(event.stream, event.text, event.ts)
                     if op.status is not OperationStatus.EXECUTING and not op.status.is_terminal():
                         op.status = OperationStatus.EXECUTING
                         self._operation_changed(op)
@@ -245,9 +246,22 @@ class MainScreen(LinkWatch, Screen[None]):
         if op is None:
             return
         buffer = self.buffers.setdefault(uuid, OutputBuffer())
-        self.log_panel.show(f"{short_command(op.command, 60)} · {uuid[:8]}", buffer)
+        self.log_panel.show(f"{short_command(op.command, 60)} · {uuid[:8]}", buffer, key=uuid)
         if not buffer.complete and uuid not in self._followed and self.backend is not None:
             self.follow_existing(op)
+
+    def running_logs(self) -> list[tuple[str, OutputBuffer]]:
+        """The running operations' buffers, for the merged log (`m`); their events are read from now on."""
+        logs = []
+        for op in list(self.table.operations.values()):
+            if not op.running:
+                continue
+            buffer = self.buffers.setdefault(op.uuid, OutputBuffer())
+            if not buffer.complete and op.uuid not in self._followed and self.backend is not None:
+                self._followed.add(op.uuid)  # now, not when the worker starts: the next call must not start another
+                self.follow_existing(op)
+            logs.append((op.uuid, buffer))
+        return logs
 
     # Working snapshot -----------------------------------------------------------------------------------
 
