@@ -19,6 +19,7 @@ from contree_tui.tui.data import Backend, describe_error, open_backend
 from contree_tui.tui.keymap import KeymapError, read_keymap
 from contree_tui.tui.messages import Connected, LinkChanged
 from contree_tui.tui.palette import PROVIDERS
+from contree_tui.tui.screens.command_log import CommandLogScreen
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.help import HelpScreen
 from contree_tui.tui.screens.main import MainScreen
@@ -155,6 +156,7 @@ class ContreeApp(App[None]):
             ("command bar", [*CommandBar.BINDINGS, Binding("enter", "run", "Run on the working snapshot",
                                                            id="command-bar.run")]),
             ("confirm dialog", list(ConfirmScreen.BINDINGS)),
+            ("command log (@)", list(CommandLogScreen.BINDINGS)),
             ("snapshot files (i)", [*SnapshotDetailScreen.BINDINGS, *EntryList.BINDINGS]),
             ("prompt", list(PromptScreen.BINDINGS)),
         ]

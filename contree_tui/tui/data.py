@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from contree_client.exceptions import APIConnectionError, APIStatusError
 from contree_client.models import EventDataCompletion, EventDataExit, EventDataStream, OperationStatus
@@ -29,8 +29,11 @@ from contree_tui.client.operations import EventCursor, follow_events
 from contree_tui.client.position import PositionError, WorkingPosition
 from contree_tui.client.reconnect import ConnectionState, describe_failure
 from contree_tui.client.records import OperationRecord
+from contree_tui.client.sync import SyncError
+from contree_tui.tui.folder_sync import FolderSync
 from contree_tui.tui.model import Lineage, Operation, Snapshot, Stream
 from contree_tui.tui.snapshot_files import ClientSnapshotFiles, SnapshotFiles
+from contree_tui.tui.verb_calls import VerbCalls
 
 T = TypeVar("T")
 
@@ -82,7 +85,7 @@ class WorkingSnapshot(Protocol):
     def forward(self) -> str | None: ...
 
     def record_run(self, source: str, result: str | None, *, operation: str, command: str,
-                   exit_code: int | None) -> bool: ...
+                   exit_code: int | None, move: bool = True) -> bool: ...
 
 
 class Backend(Protocol):
@@ -97,7 +100,8 @@ class Backend(Protocol):
 
     async def commands(self, operation_uuids: list[str]) -> dict[str, str]: ...
 
-    async def run(self, command: str, image: str, *, disposable: bool = False) -> Operation: ...
+    async def run(self, command: str, image: str, *, disposable: bool = False, env: dict[str, str] | None = None,
+                  cwd: str | None = None, files: dict[str, Any] | None = None) -> Operation: ...
 
     def follow(self, operation_uuid: str, after: int | None = None) -> AsyncIterator[tuple[int, OpEvent]]: ...
 
@@ -110,7 +114,7 @@ class Backend(Protocol):
 
 
 def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, BackendError | ConnectionProblem | PositionError | InspectError):
+    if isinstance(exc, BackendError | ConnectionProblem | PositionError | SyncError | InspectError):
         return str(exc)
     if isinstance(exc, APIStatusError):
         return f"the server answered HTTP {exc.status}: {exc.error}"
@@ -168,10 +172,11 @@ class StoredPosition:
         return self.working
 
     def record_run(self, source: str, result: str | None, *, operation: str, command: str,
-                   exit_code: int | None) -> bool:
+                   exit_code: int | None, move: bool = True) -> bool:
         """Move to the run's result if it made one and the position is still where the run started (the
-        user may have moved meanwhile); the run goes into the history either way. True if it moved."""
-        moved = self.working == source and result is not None and result != source
+        user may have moved meanwhile); the run goes into the history either way. True if it moved.
+        `move=False`: a `:parallel` branch, recorded but never followed."""
+        moved = move and self.working == source and result is not None and result != source
         self._position.record_run(source, result, operation=operation, command=command, exit_code=exit_code,
                                   moved=moved)
         return moved
@@ -180,7 +185,7 @@ class StoredPosition:
         self._position.reload()
 
 
-class ContreeBackend:
+class ContreeBackend(VerbCalls):
     """The real thing, over a verified `Connection`, for the project folder `folder`."""
 
     def __init__(self, connection: Connection, folder: str | Path) -> None:
@@ -194,6 +199,7 @@ class ContreeBackend:
         working = WorkingPosition(folder, connection.cache_key)
         self._store = working.store
         self.position = StoredPosition(working, lambda: self._view)
+        self.folder_sync = FolderSync(connection, self._store, folder)
 
     async def _call(self, fn: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
         try:
@@ -232,10 +238,12 @@ class ContreeBackend:
     async def operation(self, uuid: str) -> Operation:
         return operation_from_record(await self._guard(self.images.operation(uuid, detail=True)))
 
-    async def run(self, command: str, image: str, *, disposable: bool = False) -> Operation:
+    async def run(self, command: str, image: str, *, disposable: bool = False, env: dict[str, str] | None = None,
+                  cwd: str | None = None, files: dict[str, Any] | None = None) -> Operation:
+        options: dict[str, Any] = {"shell": True, "disposable": disposable}
+        options.update((k, v) for k, v in (("env", env), ("cwd", cwd), ("files", files)) if v)
         # Not idempotent: retried only when the request never left, so a run is never spawned twice.
-        spawned = await self._call(lambda: self.client.spawn_instance(command, image, shell=True,
-                                                                        disposable=disposable),
+        spawned = await self._call(lambda: self.client.spawn_instance(command, image, **options),
                                    idempotent=False)
         return Operation(uuid=str(spawned.uuid), command=command, image=image, status=OperationStatus.PENDING,
                          disposable=disposable)
@@ -261,6 +269,7 @@ class ContreeBackend:
             raise BackendError(f"the log of {operation_uuid[:8]} broke off: {describe_error(exc)}") from exc
 
     async def aclose(self) -> None:
+        await self.folder_sync.close()
         self.images.close()
         self._store.close()
         await self.connection.aclose()

@@ -13,7 +13,7 @@ import time
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import overload
 
@@ -119,6 +119,17 @@ class Lineage:
     def by_tag(self, tag: str) -> Snapshot | None:
         return next((s for s in self.snapshots.values() if s.tag == tag), None)
 
+    def tags(self) -> list[str]:
+        return sorted({t for s in self.snapshots.values() if s.tag for t in s.tag.split(", ")})
+
+    def set_tags(self, uuid: str, tags: tuple[str, ...]) -> None:
+        """After `:tag`/`:untag`: `uuid`'s tags are these; a tag lives on one image, so it leaves any other."""
+        for other, snapshot in list(self.snapshots.items()):
+            had = tuple(snapshot.tag.split(", ")) if snapshot.tag else ()
+            kept = tags if other == uuid else tuple(t for t in had if t not in tags)
+            if kept != had:
+                self.snapshots[other] = replace(snapshot, tag=", ".join(kept) or None)
+
     def __len__(self) -> int:
         return len(self.snapshots)
 
@@ -156,9 +167,9 @@ class Position:
         return self.working
 
     def record_run(self, source: str, result: str | None, *, operation: str, command: str,
-                   exit_code: int | None) -> bool:
+                   exit_code: int | None, move: bool = True) -> bool:
         """Move to a run's new result if the position is still where the run started; True if it moved."""
-        if self.working != source or result is None or result == source:
+        if not move or self.working != source or result is None or result == source:
             return False
         self.move_to(result)
         return True

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEY_NAMES = {"question_mark": "?", "colon": ":", "escape": "esc", "enter": "enter", "space": "space", "slash": "/",
-             "ampersand": "&"}
+             "ampersand": "&", "at": "@"}
 
 
 def key_display(keys: str) -> str:

@@ -18,9 +18,11 @@ from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
 from contree_tui.client.position import PositionError
+from contree_tui.tui.command_log import LogEntry
 from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnapshot, describe_error
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
+from contree_tui.tui.screens.command_verbs import CommandVerbs
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
@@ -35,9 +37,11 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(LinkWatch, Screen[None]):
+class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
+        Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
+        Binding("at", "command_log", "Command log", show=False, id="command-log"),
         Binding("u", "rollback", "Roll back", id="rollback"),
         Binding("U", "forward", "Forward", id="forward"),
         Binding("R", "reload", "Reload", show=False, id="reload"),
@@ -53,6 +57,7 @@ class MainScreen(LinkWatch, Screen[None]):
         self._start_on = working
         self.buffers: dict[str, OutputBuffer] = {}
         self._followed: set[str] = set()  # operations whose events a worker is reading
+        self._init_command_verbs()
         self._init_link_watch()
 
     def compose(self) -> ComposeResult:
@@ -99,6 +104,7 @@ class MainScreen(LinkWatch, Screen[None]):
         self.status_bar.target = message.backend.name
         self.status_bar.link = message.backend.status.value
         message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
+        self._attach_command_verbs(message.backend)
         self._attach_link_watch(message.backend)
         self.load()
 
@@ -152,21 +158,21 @@ class MainScreen(LinkWatch, Screen[None]):
 
     @on(CommandBar.Run)
     def _run(self, message: CommandBar.Run) -> None:
-        if self.backend is None:
-            self.notify("not connected yet", title="cannot run", severity="error")
-        elif not self.position.working:
-            self.notify("no working snapshot: choose one in the tree (enter)", title="cannot run",
-                        severity="error")
-        else:
-            self.run_command(message.command, self.position.working)
+        self.submit_line(message.command)  # a shell command or a :verb (command_verbs.py)
 
     @on(CommandBar.Left)
     def _left_bar(self) -> None:
         self.tree.focus()
 
     @work(group="run", exit_on_error=False, description="run")
-    async def run_command(self, command: str, image: str) -> None:
-        op = await self._backend().run(command, image)
+    async def run_command(self, command: str, image: str, *, branch: bool = False,
+                          entry: LogEntry | None = None) -> None:
+        """`branch`: a :parallel branch, which never moves the working snapshot."""
+        try:
+            op = await self._backend().run(command, image, **await self.run_options())
+        except Exception as exc:
+            self.run_failed(entry, exc)
+            raise
         op.created_at = op.created_at or self.clock()
         self.buffers[op.uuid] = OutputBuffer()
         self.table.upsert(op)
@@ -176,13 +182,14 @@ class MainScreen(LinkWatch, Screen[None]):
         made = op.status is OperationStatus.SUCCESS and op.result is not None and op.result != op.image
         # The position follows the run only if it is still where the run started (the user may have moved).
         moved = self.position.record_run(image, op.result if made else None, operation=op.uuid,
-                                         command=op.command, exit_code=op.exit_code)
+                                         command=op.command, exit_code=op.exit_code, move=not branch)
+        self.run_finished(entry, op, moved)
         if moved:
             self._show_working()
         if op.status is not OperationStatus.SUCCESS:
             reason = op.error or op.status.value.lower()
             self.notify(f"{short_command(op.command)}: {reason}", title="run failed", severity="error")
-        elif not made:
+        elif not made and not op.disposable:
             self.notify(f"{short_command(op.command)} changed no file: no new snapshot", title="no change")
         elif op.exit_code not in (None, 0):
             self.notify(f"{short_command(op.command)} exited {op.exit_code}; u rolls back",
@@ -318,6 +325,7 @@ class MainScreen(LinkWatch, Screen[None]):
             return
         if self._moved(lambda: self.position.rollback(parent.uuid)):
             self._show_working()
+            self.log_move("rollback", f"u: {snapshot.name} → {parent.name}", f"working {parent.short}")
 
     def action_forward(self) -> None:
         target: list[str | None] = []
@@ -327,6 +335,7 @@ class MainScreen(LinkWatch, Screen[None]):
             self.notify("nothing to go forward to (u rolls back first)", title="forward", severity="warning")
             return
         self._show_working()
+        self.log_move("forward", "U", f"working {target[0][:8]}")
 
     def action_command_bar(self) -> None:
         self.query_one(CommandBar).focus()

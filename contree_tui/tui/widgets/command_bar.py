@@ -1,20 +1,104 @@
-"""The command bar: `:` focuses it; enter runs the text as a shell command on the working snapshot."""
+"""The command bar: `:` focuses it; enter runs the line (a shell command on the working snapshot, or a
+`:verb`, see verbs.py). ↑/↓ walk the history (kept across sessions, history.py), ctrl+r searches it
+backwards (the query shows in the status bar; typing narrows, ctrl+r again goes older, enter runs the
+match, escape gives the line back, any other key keeps the match to edit). Completion is Textual's
+suggester: the rest of the word shows dimmed, tab (or →) takes it; what completes is completion.py's.
+"""
 
 from __future__ import annotations
 
-from textual import on
+import asyncio
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from textual import events, on
 from textual.binding import Binding
 from textual.message import Message
+from textual.suggester import Suggester
 from textual.widgets import Input
+
+from contree_tui.tui.completion import (
+    Kind,
+    complete_line,
+    path_candidates,
+    slot_for,
+    split_image_path,
+    split_local_path,
+    static_candidates,
+)
+from contree_tui.tui.history import CommandHistory, HistoryWalk, ReverseSearch, history_path
+
+LISTING_TIMEOUT = 2.0  # a completion that needs a slow listing is dropped rather than shown late
+LOCAL_LISTING_LIMIT = 2000
+
+
+class CompletionSource(Protocol):
+    """Where the bar's completions come from (the main screen)."""
+
+    def completion_tags(self) -> Iterable[str]: ...
+
+    def completion_cwd(self) -> str: ...
+
+    def completion_local_root(self) -> Path: ...
+
+    async def completion_listing(self, directory: str) -> list[tuple[str, bool]]: ...
+
+
+class CommandSuggester(Suggester):
+    """Completes the line's last word. Uncached by Textual (tags and the working snapshot change under it);
+    image listings are cached by the source."""
+
+    def __init__(self, source: CompletionSource) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.source = source
+
+    async def get_suggestion(self, value: str) -> str | None:
+        slot = slot_for(value)
+        if slot is None:
+            return None
+        if slot.kind in (Kind.VERB, Kind.CHOICE, Kind.TAG):
+            return complete_line(value, slot, static_candidates(slot, self.source.completion_tags()))
+        if slot.kind is Kind.LOCAL_PATH:
+            word = split_local_path(slot.word)
+            directory = Path(word.directory)
+            if not directory.is_absolute():
+                directory = self.source.completion_local_root() / directory
+            return complete_line(value, slot, path_candidates(word, _local_entries(directory)))
+        word = split_image_path(slot.word, self.source.completion_cwd())
+        try:
+            entries = await asyncio.wait_for(self.source.completion_listing(word.directory), LISTING_TIMEOUT)
+        except Exception:  # noqa: BLE001 - no listing (not connected, no such directory): simply no suggestion
+            return None
+        return complete_line(value, slot, path_candidates(word, entries, dirs_only=slot.kind is Kind.IMAGE_DIR))
+
+
+def _local_entries(directory: Path) -> list[tuple[str, bool]]:
+    entries: list[tuple[str, bool]] = []
+    try:
+        with os.scandir(directory) as found:
+            for entry in found:
+                entries.append((entry.name, entry.is_dir()))
+                if len(entries) >= LOCAL_LISTING_LIMIT:
+                    break
+    except OSError:
+        return []
+    return entries
 
 
 class CommandBar(Input):
     BINDINGS = [
-        Binding("escape", "leave", "Leave", show=False, id="command-bar.leave"),
+        Binding("escape", "leave", "Leave (in a search: give the line back)", show=False, id="command-bar.leave"),
+        Binding("up", "history_older", "Older command in the history", show=False, id="command-bar.history-older"),
+        Binding("down", "history_newer", "Newer command in the history", show=False, id="command-bar.history-newer"),
+        Binding("ctrl+r", "history_search", "Search the history backwards (again: older)", show=False,
+                id="command-bar.history-search"),
+        Binding("tab", "complete", "Complete the word (path, tag, verb)", show=False, id="command-bar.complete"),
     ]
 
     class Run(Message):
-        """A command to run on the working snapshot."""
+        """A line to carry out: a shell command on the working snapshot, or a `:verb`."""
 
         def __init__(self, command: str) -> None:
             super().__init__()
@@ -23,18 +107,125 @@ class CommandBar(Input):
     class Left(Message):
         """The user left the bar (escape or after submitting): focus goes back where it was."""
 
-    def __init__(self, *, id: str | None = None) -> None:
+    class Searching(Message):
+        """The reverse search's prompt for the status bar ("" when the search ends)."""
+
+        def __init__(self, prompt: str) -> None:
+            super().__init__()
+            self.prompt = prompt
+
+    def __init__(self, *, id: str | None = None, history: CommandHistory | None = None) -> None:
         super().__init__(placeholder=":  a shell command to run on the working snapshot", id=id)
+        self.history = history if history is not None else CommandHistory(history_path())
+        self._walk: HistoryWalk | None = None
+        self._search: ReverseSearch | None = None
+        self._navigated: str | None = None  # the value the walk/search set (Changed arrives later, async)
+
+    def use_completion(self, source: CompletionSource) -> None:
+        self.suggester = CommandSuggester(source)
+
+    # Submitting and leaving -------------------------------------------------------------------------------
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        self._end_search(keep=True)
         command = event.value.strip()
-        self.value = ""
+        self._set("")
+        self._walk = None
         if command:
+            self.history.add(command)
             self.post_message(self.Run(command))
         self.post_message(self.Left())
 
     def action_leave(self) -> None:
-        self.value = ""
+        if self._search is not None:
+            self._end_search(keep=False)
+            return
+        self._set("")
+        self._walk = None
         self.post_message(self.Left())
+
+    def _set(self, value: str) -> None:
+        self._navigated = value
+        self.value = value
+        self.cursor_position = len(value)
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        if event.value != self._navigated:
+            self._walk = None  # typing starts a new walk from what is typed
+
+    # History --------------------------------------------------------------------------------------------
+
+    def action_history_older(self) -> None:
+        self._end_search(keep=True)
+        if self._walk is None:
+            self._walk = HistoryWalk(self.history, self.value)
+        line = self._walk.older()
+        if line is not None:
+            self._set(line)
+
+    def action_history_newer(self) -> None:
+        self._end_search(keep=True)
+        if self._walk is None:
+            return
+        line = self._walk.newer()
+        if line is not None:
+            self._set(line)
+
+    def action_history_search(self) -> None:
+        if self._search is None:
+            self._search = ReverseSearch(self.history, self.value)
+            self._walk = None
+        else:
+            self._search.older()
+        self._show_search()
+
+    def _show_search(self) -> None:
+        search = self._search
+        assert search is not None
+        match = search.match
+        if match is not None:
+            self._set(match)
+        found = "" if match is not None or not search.query else " (no match)"
+        self.post_message(self.Searching(f"history search: {search.query!r}{found} · ctrl+r older · enter runs "
+                                         "· esc gives the line back"))
+
+    def _end_search(self, *, keep: bool) -> None:
+        search, self._search = self._search, None
+        if search is None:
+            return
+        if not keep:
+            self._set(search.original)
+        self.post_message(self.Searching(""))
+
+    async def _on_key(self, event: events.Key) -> None:
+        """While searching, typing edits the query, not the line."""
+        search = self._search
+        if search is None:
+            return
+        if event.is_printable and event.character is not None:
+            event.stop()
+            event.prevent_default()
+            search.type(search.query + event.character)
+            self._show_search()
+        elif event.key == "backspace":
+            event.stop()
+            event.prevent_default()
+            search.type(search.query[:-1])
+            self._show_search()
+        elif event.key not in ("enter", "escape", "ctrl+r") and not self._is_search_key(event.key):
+            self._end_search(keep=True)  # a cursor key: edit the match
+
+    def _is_search_key(self, key: str) -> bool:
+        """The search binding's keys, as remapped by a keymap."""
+        return any(binding.action == "history_search" for binding in self._bindings.key_to_bindings.get(key, []))
+
+    # Completion -----------------------------------------------------------------------------------------
+
+    def action_complete(self) -> None:
+        """Take the suggested completion (tab stays in the bar even when there is none)."""
+        if self._suggestion and self._suggestion != self.value:
+            self.value = self._suggestion
+            self.cursor_position = len(self.value)

@@ -1,4 +1,8 @@
-"""The status bar: which Contree (and whether it answers), the working snapshot, how many runs are going."""
+"""The status bar: which Contree (and whether it answers), the folder's sync, the working snapshot, how many
+runs are going. While the command bar searches its history, the search's prompt takes the bar's place.
+
+The sync part appears once the folder uses sync (on at start, or `:sync` typed): "sync off", "syncing…",
+"synced N files", or the error; a folder that never syncs is not told about it on every screen."""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from contree_tui.client.reconnect import ConnectionState, LinkState
+from contree_tui.client.sync import SyncPhase, SyncStatus
+
+SYNC_UNUSED = "unused"
 
 
 class StatusBar(Static):
@@ -17,9 +24,15 @@ class StatusBar(Static):
     link: reactive[ConnectionState] = reactive(ConnectionState.connecting)
     working: reactive[str] = reactive("")
     running: reactive[int] = reactive(0)
+    sync: reactive[SyncStatus | str | None] = reactive(SYNC_UNUSED)
+    """The folder's sync: None when off, SYNC_UNUSED before the session touched it."""
+    prompt: reactive[str] = reactive("")
+    """The command bar's history search, shown instead of the rest while it lasts."""
 
     def render(self) -> Text:
         part = self.get_component_rich_style
+        if self.prompt:
+            return Text(self.prompt, part("status-bar--warning"))
         state = self.link.state
         if state is LinkState.CONNECTED:
             link = Text("● " + (self.target or "connected"), part("status-bar--ok"))
@@ -30,7 +43,26 @@ class StatusBar(Static):
         else:
             link = Text(f"◌ {self.target or 'Contree'} connecting…", part("status-bar--warning"))
         return Text.assemble(
-            link,
+            link, *self._sync_part(),
             ("  working ", part("status-bar--label")), self.working or "-",
             ("  running ", part("status-bar--label")), str(self.running),
         )
+
+    def _sync_part(self) -> list[Text | tuple[str, object] | str]:
+        part = self.get_component_rich_style
+        sync = self.sync
+        if sync == SYNC_UNUSED:
+            return []
+        label = ("  sync ", part("status-bar--label"))
+        if not isinstance(sync, SyncStatus):
+            return [label, "off"]
+        if sync.phase is SyncPhase.ERROR:
+            return [label, Text(f"error: {sync.reason}", part("status-bar--error"))]
+        if sync.phase is SyncPhase.SYNCING:
+            return [label, Text("syncing…", part("status-bar--warning"))]
+        return [label, Text(f"synced {sync.files} file{'s' if sync.files != 1 else ''}", part("status-bar--ok"))]
+
+    @property
+    def sync_text(self) -> str:
+        """The sync part as plain text ("" when not shown)."""
+        return Text.assemble(*self._sync_part()).plain.strip()

@@ -1,0 +1,386 @@
+"""What the main screen does with a command-bar line (verbs.py parses it): runs with the session's settings
+(`:cd`, `:env`, `:disposable`, the folder's sync), the verbs, the two-stage interrupt (`c` / ctrl+c), the
+command log (`@`) and the bar's completion source. A mixin of MainScreen, kept apart so the screen's module
+stays about layout, loading and following.
+
+`:parallel` starts every branch from the working snapshot as it is when typed; none of them becomes the
+working snapshot (which one should is the user's call: `enter` on it in the tree). Each branch is recorded
+in the folder's history as a run that did not move the position.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from contree_client.exceptions import APIStatusError
+from contree_client.models import OperationStatus
+from textual import work
+from textual.message import Message
+
+from contree_tui.client.operations import Interrupter, InterruptStage
+from contree_tui.client.sync import SyncStatus
+from contree_tui.tui import verbs as v
+from contree_tui.tui.command_log import CommandLog, LogEntry
+from contree_tui.tui.data import BackendError, describe_error
+from contree_tui.tui.messages import OperationUpdated
+from contree_tui.tui.model import Operation
+from contree_tui.tui.run_settings import RunSettings
+from contree_tui.tui.screens.command_log import CommandLogScreen
+from contree_tui.tui.widgets.command_bar import CommandBar
+
+INTERRUPT_WINDOW = 5.0  # seconds within which a second `c` cancels what the first one signalled
+LISTING_CACHE = 256  # (image, directory) listings kept for completion; an image's files never change
+
+
+class SyncChanged(Message):
+    """The folder's sync status changed (None: off)."""
+
+    def __init__(self, status: SyncStatus | None) -> None:
+        super().__init__()
+        self.status = status
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SyncChanged)
+
+
+class CommandVerbs:
+    """Mixed into MainScreen: uses its backend, position, lineage, tree, table, status bar and workers."""
+
+    def _init_command_verbs(self) -> None:
+        self.run_settings = RunSettings()
+        self.command_log = CommandLog()
+        self._interrupts: dict[str, tuple[Interrupter, float]] = {}
+        self._listings: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+
+    def _attach_command_verbs(self, backend: Any) -> None:
+        """On connect: completion from this screen, the folder's sync resumed if it was left on."""
+        self.query_one(CommandBar).use_completion(self)
+        sync = getattr(backend, "folder_sync", None)
+        if sync is not None:
+            sync.status.subscribe(lambda status: self.post_message(SyncChanged(status)))
+            self._resume_sync(sync)
+
+    @work(group="sync", exit_on_error=False, description="resuming the folder's sync")
+    async def _resume_sync(self, sync: Any) -> None:
+        await sync.resume()
+
+    def on_sync_changed(self, message: SyncChanged) -> None:
+        self.status_bar.sync = message.status
+
+    def on_command_bar_searching(self, message: CommandBar.Searching) -> None:
+        self.status_bar.prompt = message.prompt
+
+    # A line from the bar --------------------------------------------------------------------------------
+
+    def submit_line(self, line: str) -> None:
+        try:
+            verb = v.parse_line(line)
+        except v.VerbError as exc:
+            self.command_log.record(self.clock(), "verb", line, exc.reason, ok=False)
+            self.notify(str(exc), title="command bar", severity="error", timeout=10)
+            return
+        if isinstance(verb, v.Shell):
+            self.start_run(verb.command)
+            return
+        if not isinstance(verb, v.Cd | v.Env | v.Disposable) and self.backend is None:
+            self.notify("not connected yet", title=f"cannot {v.describe(verb)}", severity="error")
+            return
+        entry = self.command_log.record(self.clock(), "verb", v.describe(verb))
+        getattr(self, f"_verb_{type(verb).__name__.lower()}")(verb, entry)
+
+    def start_run(self, command: str, *, branch: bool = False) -> bool:
+        if self.backend is None:
+            self.notify("not connected yet", title="cannot run", severity="error")
+            return False
+        working = self.position.working
+        if not working:
+            self.notify("no working snapshot: choose one in the tree (enter)", title="cannot run", severity="error")
+            return False
+        entry = self.command_log.record(self.clock(), "branch" if branch else "run", command)
+        self.run_command(command, working, branch=branch, entry=entry)
+        return True
+
+    async def run_options(self) -> dict[str, Any]:
+        """The spawn's options from the session's settings; syncs the folder first when sync is on. Only
+        what differs from the defaults is passed."""
+        settings = self.run_settings
+        options: dict[str, Any] = {"disposable": settings.disposable, "env": dict(settings.env),
+                                   "cwd": settings.cwd}
+        sync = getattr(self.backend, "folder_sync", None)
+        synced = await sync.for_run() if sync is not None else None
+        if synced is not None:
+            options["files"] = synced.files
+            options["cwd"] = settings.cwd or synced.destination
+        return {key: value for key, value in options.items() if value}
+
+    def run_failed(self, entry: LogEntry | None, exc: BaseException) -> None:
+        if entry is not None:
+            entry.finish(describe_error(exc), ok=False)
+
+    def run_finished(self, entry: LogEntry | None, op: Operation, moved: bool) -> None:
+        if entry is None:
+            return
+        if op.status is not OperationStatus.SUCCESS:
+            entry.finish(" · ".join(filter(None, [op.status.value.lower(), op.error])), ok=False)
+            return
+        parts = [f"exit {op.exit_code}"] if op.exit_code is not None else []
+        if op.disposable:
+            parts.append("disposable")
+        elif op.result and op.result != op.image:
+            parts.append(f"→ {op.result[:8]}" + (" (working)" if moved else ""))
+        else:
+            parts.append("no change")
+        entry.finish(" · ".join(parts), ok=op.exit_code in (0, None))
+
+    # Verbs ----------------------------------------------------------------------------------------------
+
+    @work(group="verb", exit_on_error=False, description="command")
+    async def _carry_out(self, entry: LogEntry, title: str, call: Awaitable[str | None]) -> None:
+        """Await a verb's work; its message (or the reason it failed) is a toast and the log's result."""
+        try:
+            message = await call
+        except Exception as exc:  # noqa: BLE001 - every failure a user can cause ends as a toast
+            reason = describe_error(exc)
+            entry.finish(reason, ok=False)
+            self.notify(reason, title=title, severity="error", timeout=10)
+            return
+        if message is not None:
+            entry.finish(message)
+            self.notify(message, title=entry.text.split()[0])
+
+    def _working_or_toast(self, title: str) -> str | None:
+        working = self.position.working
+        if not working:
+            self.notify("no working snapshot: choose one in the tree (enter)", title=title, severity="error")
+        return working
+
+    def _done(self, entry: LogEntry, message: str, *, ok: bool = True) -> None:
+        entry.finish(message, ok=ok)
+        self.notify(message, title=entry.text.split()[0], severity="information" if ok else "warning")
+
+    def _verb_import(self, verb: v.Import, entry: LogEntry) -> None:
+        self._carry_out(entry, f"cannot import {verb.ref}", self._import(verb.ref))
+
+    async def _import(self, ref: str) -> str:
+        backend = self._backend()
+        url = ref if "://" in ref else f"docker://{ref}"
+        try:
+            operation = await backend.import_image(url)
+        except BackendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, APIStatusError) and cause.status == 501:
+                raise BackendError(f"{backend.name} does not import images from registries ({cause.error}); "
+                                   "a hosted Contree does (--profile NAME)") from None
+            raise
+        self.notify(f"importing {url} (operation {operation[:8]})", title=":import")
+        statuses = await backend.wait([operation])
+        status = str(getattr(statuses.get(operation), "value", statuses.get(operation)))
+        if status != OperationStatus.SUCCESS.value:
+            raise BackendError(f"the import of {url} ended {status.lower()}")
+        self.load()
+        return f"imported {url}"
+
+    def _verb_tag(self, verb: v.Tag, entry: LogEntry) -> None:
+        working = self._working_or_toast(":tag")
+        if working:
+            self._carry_out(entry, f"cannot tag {working[:8]}", self._tag(working, verb.name, add=True))
+
+    def _verb_untag(self, verb: v.Untag, entry: LogEntry) -> None:
+        working = self._working_or_toast(":untag")
+        if working:
+            self._carry_out(entry, f"cannot untag {working[:8]}", self._tag(working, verb.name, add=False))
+
+    async def _tag(self, image: str, name: str | None, *, add: bool) -> str:
+        backend = self._backend()
+        snapshot = self.lineage.get(image)
+        current = tuple(snapshot.tag.split(", ")) if snapshot and snapshot.tag else ()
+        if add:
+            assert name is not None
+            tags = await backend.tag(image, name, current)
+        else:
+            tags = await backend.untag(image, name, current)
+        self.lineage.set_tags(image, tags)
+        self.tree.refresh_labels()
+        self._show_working(move_cursor=False)
+        if add:
+            return f"{image[:8]} tagged {name}"
+        return f"{image[:8]} untagged {name}" if name else f"{image[:8]}: every tag removed"
+
+    def _default_cwd(self) -> str:
+        sync = getattr(self.backend, "folder_sync", None)
+        if sync is not None and sync.enabled:
+            return str(sync.settings.destination)
+        return "/"
+
+    def _verb_cd(self, verb: v.Cd, entry: LogEntry) -> None:
+        cwd = self.run_settings.cd(verb.path, self._default_cwd())
+        self._done(entry, f"following runs start in {cwd}" if cwd else
+                   "following runs start in the default directory (the sync destination when syncing)")
+
+    def _verb_env(self, verb: v.Env, entry: LogEntry) -> None:
+        if verb.lists:
+            self._done(entry, self.run_settings.describe_env())
+            return
+        missing = self.run_settings.update_env(verb.set, verb.unset)
+        listed = self.run_settings.describe_env()
+        if missing:
+            self._done(entry, f"{', '.join(missing)} {'was' if len(missing) == 1 else 'were'} not set\n{listed}",
+                       ok=False)
+        else:
+            self._done(entry, listed)
+
+    def _verb_disposable(self, verb: v.Disposable, entry: LogEntry) -> None:
+        self.run_settings.disposable = verb.on
+        self._done(entry, "following runs are disposable: they leave no snapshot" if verb.on else
+                   "following runs make snapshots again")
+
+    def _verb_parallel(self, verb: v.Parallel, entry: LogEntry) -> None:
+        working = self._working_or_toast(":parallel")
+        if not working:
+            return
+        started = sum(self.start_run(command, branch=True) for command in verb.commands)
+        self._done(entry, f"{started} branches of {working[:8]}; the working snapshot stays (enter on a branch "
+                          "in the tree makes it working)")
+
+    def _verb_download(self, verb: v.Download, entry: LogEntry) -> None:
+        working = self._working_or_toast(":download")
+        if not working:
+            return
+        path = verb.path if verb.path.startswith("/") else posixpath.join(
+            self.run_settings.cwd or self._default_cwd(), verb.path)
+        path = posixpath.normpath(path)
+        name = posixpath.basename(path) or "download"
+        folder = Path(getattr(self.app, "folder", Path.cwd()))
+        dest = folder / Path(verb.dest).expanduser() if verb.dest else folder / name
+        if dest.is_dir():
+            dest = dest / name
+        self._carry_out(entry, f"cannot download {path}", self._download(working, path, dest))
+
+    async def _download(self, image: str, path: str, dest: Path) -> str:
+        size = await self._backend().download(image, path, dest)
+        return f"{path} → {dest} ({size} bytes)"
+
+    def _verb_sync(self, verb: v.Sync, entry: LogEntry) -> None:
+        sync = getattr(self.backend, "folder_sync", None)
+        if sync is None:
+            self._done(entry, "this backend cannot sync a folder", ok=False)
+            return
+        self._carry_out(entry, f"cannot turn sync {'on' if verb.on else 'off'}", self._sync(sync, verb.on))
+
+    async def _sync(self, sync: Any, on: bool) -> str:
+        settings = await sync.turn(on)
+        if on:
+            return f"{sync.folder} → {settings.destination} in every following run, re-synced on change"
+        return f"sync off: following runs get no files from {sync.folder}"
+
+    def _verb_cancel(self, verb: v.Cancel, entry: LogEntry) -> None:
+        op = self._target_operation()
+        if op is None:
+            self._done(entry, "nothing running to cancel", ok=False)
+            return
+        self._carry_out(entry, f"cannot cancel {op.uuid[:8]}", self._cancel(op))
+
+    async def _cancel(self, op: Operation) -> str:
+        cancelled = await self._backend().cancel(op.uuid)
+        name = short(op.command)
+        return f"cancelled {name}" if cancelled else f"{name} had already ended"
+
+    def _verb_wait(self, verb: v.Wait, entry: LogEntry) -> None:
+        running = [op.uuid for op in self.table.operations.values() if op.running]
+        if not running:
+            self._done(entry, "nothing running")
+            return
+        self.notify(f"waiting for {len(running)} operation{'s' if len(running) != 1 else ''}…", title=":wait")
+        self._carry_out(entry, ":wait failed", self._wait(running))
+
+    async def _wait(self, running: list[str]) -> str:
+        backend = self._backend()
+        statuses = await backend.wait(running)
+        for uuid in running:  # one not followed here (started elsewhere) learns its end from the server
+            op = self.table.operations.get(uuid)
+            if op is not None and op.running and uuid not in self._followed:
+                self.post_message(OperationUpdated(await backend.operation(uuid)))
+        values = [str(getattr(s, "value", s)) for s in statuses.values()]
+        ok = values.count(OperationStatus.SUCCESS.value)
+        failed = f", {len(values) - ok} did not succeed" if ok != len(values) else ""
+        return f"all {len(values)} operations ended: {ok} succeeded{failed}"
+
+    # Interrupt, command log -----------------------------------------------------------------------------
+
+    def _target_operation(self) -> Operation | None:
+        """The selected operation if it runs, else the newest running one."""
+        selected = self.table.operations.get(self.table.selected_uuid or "")
+        if selected is not None and selected.running:
+            return selected
+        running = [op for op in self.table.operations.values() if op.running]
+        return running[-1] if running else None
+
+    def action_interrupt(self) -> None:
+        """First press: SIGINT to the command (it may clean up, its snapshot is kept); a second press within
+        INTERRUPT_WINDOW seconds cancels the operation."""
+        op = self._target_operation()
+        if self.backend is None or op is None:
+            self.notify("nothing running to interrupt (q quits)", title="interrupt", severity="warning")
+            return
+        now = time.monotonic()
+        held = self._interrupts.get(op.uuid)
+        if held is None or now - held[1] > INTERRUPT_WINDOW:
+            held = (self.backend.interrupter(op.uuid), now)
+            self._interrupts[op.uuid] = held
+        self._interrupt(op, held[0])
+
+    @work(group="interrupt", exit_on_error=False, description="interrupt")
+    async def _interrupt(self, op: Operation, interrupter: Interrupter) -> None:
+        stage = await self._backend().interrupt(interrupter)
+        name = short(op.command)
+        if stage is InterruptStage.SIGNALLED:
+            message = f"sent SIGINT to {name}; press c again within {INTERRUPT_WINDOW:g} s to kill it"
+            self.notify(message, title="interrupt", severity="warning", timeout=INTERRUPT_WINDOW)
+        else:
+            self._interrupts.pop(op.uuid, None)
+            message = f"cancelled {name}" if stage is InterruptStage.CANCELLED else f"{name} had already ended"
+            self.notify(message, title="interrupt")
+        self.command_log.record(self.clock(), "interrupt", op.command, message)
+
+    def action_command_log(self) -> None:
+        if not isinstance(self.app.screen, CommandLogScreen):
+            self.app.push_screen(CommandLogScreen(self.command_log))
+
+    def log_move(self, kind: str, text: str, result: str) -> None:
+        """A rollback, forward or jump, for the command log."""
+        self.command_log.record(self.clock(), kind, text, result)
+
+    # Completion source (CommandBar.CompletionSource) ----------------------------------------------------
+
+    def completion_tags(self) -> list[str]:
+        return self.lineage.tags()
+
+    def completion_cwd(self) -> str:
+        return self.run_settings.cwd or self._default_cwd()
+
+    def completion_local_root(self) -> Path:
+        return Path(getattr(self.app, "folder", Path.cwd()))
+
+    async def completion_listing(self, directory: str) -> list[tuple[str, bool]]:
+        working = self.position.working
+        if self.backend is None or not working:
+            return []
+        key = (working, directory)
+        if key not in self._listings:
+            entries = await self.backend.list_dir(working, directory)
+            if len(self._listings) >= LISTING_CACHE:
+                self._listings.clear()
+            self._listings[key] = [(e.name, e.is_dir) for e in entries]
+        return self._listings[key]
+
+
+def short(command: str | None, width: int = 40) -> str:
+    one_line = " ".join((command or "").split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+__all__ = ["INTERRUPT_WINDOW", "CommandLog", "CommandVerbs", "SyncChanged"]

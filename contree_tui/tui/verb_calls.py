@@ -1,0 +1,135 @@
+"""The backend calls behind the command bar's verbs (tag, untag, list, download, import, cancel, wait, the
+two-stage interrupt), mixed into data.ContreeBackend so data.py stays the one door to the client layer
+without growing past a sitting. Every failure leaves as data.BackendError with the reason to show.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from contree_client.exceptions import APIStatusError, NotFoundError
+from contree_client.models import ImageImportRegistry
+
+from contree_tui.client.operations import Interrupter, InterruptStage, cancel_operation, wait_operations
+
+if TYPE_CHECKING:
+    from contree_tui.client.connection import Connection
+    from contree_tui.client.lineage import Lineage as ClientLineage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    name: str
+    is_dir: bool
+
+
+class VerbCalls:
+    """Needs `connection`, `images` (client lineage) and `_call`/`_guard` from ContreeBackend."""
+
+    connection: Connection
+    images: ClientLineage
+
+    async def _call(self, fn: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
+        raise NotImplementedError
+
+    async def _guard(self, call: Awaitable[T]) -> T:
+        raise NotImplementedError
+
+    async def tag(self, image: str, name: str, current: tuple[str, ...]) -> tuple[str, ...]:
+        """Tag `image`, whose tags are `current` (the tag leaves any other image, as on the server); the
+        image's tags after."""
+        client = self.connection.client
+        tagged = await self._call(lambda: client.update_image_tag(image, name))
+        tags = tuple(dict.fromkeys((*current, name)))
+        self.images.learn_image(tagged)  # a run's result this client never listed yet
+        self.images.set_tags(image, tags)
+        return tags
+
+    async def untag(self, image: str, name: str | None, current: tuple[str, ...]) -> tuple[str, ...]:
+        """Remove `name` (None: every tag) from `image`, whose tags are `current`; its tags after."""
+        from contree_tui.tui.data import BackendError
+
+        if name is not None and name not in current:
+            raise BackendError(f"the working snapshot has no tag {name!r}")
+        if not current:
+            raise BackendError("the working snapshot has no tag")
+        client = self.connection.client
+        try:
+            await self._call(lambda: client.delete_image_tag(image, tag=name))
+        except BackendError as exc:
+            if isinstance(exc.__cause__, NotFoundError):
+                raise BackendError(f"the working snapshot has no tag {name!r}") from None
+            raise
+        tags = () if name is None else tuple(t for t in current if t != name)
+        self.images.set_tags(image, tags)
+        return tags
+
+    async def list_dir(self, image: str, path: str) -> list[DirEntry]:
+        """The entries of directory `path` inside `image` (for completion)."""
+        client = self.connection.client
+        listing = await self._call(lambda: client.inspect_image_list(image, path))
+        entries = []
+        for item in listing.files:
+            name = item.path.rstrip("/").rsplit("/", 1)[-1]
+            if name:
+                entries.append(DirEntry(name, bool(item.is_dir)))
+        return entries
+
+    async def download(self, image: str, path: str, dest: Path) -> int:
+        """Copy the regular file `path` of `image` to `dest` (written aside, renamed into place); its size."""
+        from contree_tui.tui.data import BackendError
+
+        client = self.connection.client
+        try:
+            return await self._guard(_download_to(client.inspect_image_download_stream(image, path), dest))
+        except BackendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, NotFoundError):
+                raise BackendError(f"no file {path} in the working snapshot") from None
+            if isinstance(cause, APIStatusError) and cause.status == 422:
+                raise BackendError(f"{path} is not a regular file (a directory?)") from None
+            raise
+
+    async def import_image(self, ref: str) -> str:
+        """Start importing `ref` from a registry; the import operation's uuid."""
+        client = self.connection.client
+        return str(await self._call(lambda: client.import_image(ImageImportRegistry(url=ref)), idempotent=False))
+
+    def interrupter(self, operation: str) -> Interrupter:
+        return Interrupter(self.connection, operation)
+
+    async def interrupt(self, interrupter: Interrupter) -> InterruptStage:
+        return await self._guard(interrupter.interrupt())
+
+    async def cancel(self, operation: str) -> bool:
+        """False when it had already ended."""
+        return await self._guard(cancel_operation(self.connection, operation))
+
+    async def wait(self, operations: list[str]) -> dict[str, Any]:
+        """Until every one of `operations` has ended: uuid -> the server's final status."""
+        result = await self._guard(wait_operations(self.connection, operations))
+        return {uuid: response.status for uuid, response in result.done.items()}
+
+
+async def _download_to(chunks: AsyncIterator[bytes], target: Path) -> int:
+    """No half-written file on failure: written next to `target`, renamed over it at the end."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            async for chunk in chunks:
+                handle.write(chunk)
+                size += len(chunk)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return size

@@ -1,0 +1,252 @@
+"""What a line typed in the command bar means: a shell command, or a `:verb` with its arguments.
+
+Pure parsing (no Textual, no network) so every rule is unit-tested on its own; the main screen carries the
+verbs out. A verb is a colon followed by a letter (`:tag v1`); anything else is a shell command, so the
+shell's own `:` builtin still works (`: > empty`, `:;true`).
+
+Arguments are split like a shell does (`:env GREETING="hello world"`), except `:parallel`, whose commands
+are the raw text between `;;` separators (each is a whole shell command line of its own).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+PARALLEL_SEPARATOR = ";;"
+_VERB = re.compile(r"^:([A-Za-z][\w-]*)(?:\s+(.*))?$", re.DOTALL)
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+USAGE: dict[str, str] = {
+    "import": ":import REF  import an image from a registry (e.g. docker.io/library/alpine:3)",
+    "tag": ":tag NAME  tag the working snapshot",
+    "untag": ":untag [NAME]  remove NAME (or every tag) from the working snapshot",
+    "cd": ":cd [PATH]  working directory of the following runs (no PATH: the image's default)",
+    "env": ":env [K=V …] [-K …]  set or remove variables of the following runs; alone, list them",
+    "disposable": ":disposable on|off  following runs leave no snapshot",
+    "parallel": ":parallel CMD ;; CMD ;; …  run each command as a branch of the working snapshot, at once",
+    "download": ":download PATH [DEST]  copy a file from the working snapshot into the local folder",
+    "sync": ":sync on|off  attach the local folder (kept synced on change) to the following runs",
+    "cancel": ":cancel  cancel the selected operation (or the newest running one)",
+    "wait": ":wait  wait until every running operation ends",
+}
+VERBS = tuple(USAGE)
+
+
+class VerbError(ValueError):
+    """A line that names an unknown verb or gives a verb bad arguments; `str()` says what and how."""
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        super().__init__(f"{message}\nusage: {usage}" if usage else message)
+        self.reason = message
+        self.usage = usage
+
+
+@dataclass(frozen=True)
+class Shell:
+    command: str
+
+
+@dataclass(frozen=True)
+class Import:
+    ref: str
+
+
+@dataclass(frozen=True)
+class Tag:
+    name: str
+
+
+@dataclass(frozen=True)
+class Untag:
+    name: str | None  # None: every tag
+
+
+@dataclass(frozen=True)
+class Cd:
+    path: str | None  # None: back to the default
+
+
+@dataclass(frozen=True)
+class Env:
+    """`:env` alone lists (both empty); `K=V` sets, `-K` removes; they may be mixed."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    unset: tuple[str, ...] = ()
+
+    @property
+    def lists(self) -> bool:
+        return not self.set and not self.unset
+
+
+@dataclass(frozen=True)
+class Disposable:
+    on: bool
+
+
+@dataclass(frozen=True)
+class Parallel:
+    commands: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Download:
+    path: str
+    dest: str | None = None
+
+
+@dataclass(frozen=True)
+class Sync:
+    on: bool
+
+
+@dataclass(frozen=True)
+class Cancel:
+    pass
+
+
+@dataclass(frozen=True)
+class Wait:
+    pass
+
+
+Verb = Shell | Import | Tag | Untag | Cd | Env | Disposable | Parallel | Download | Sync | Cancel | Wait
+
+
+def is_verb(text: str) -> bool:
+    return _VERB.match(text.strip()) is not None
+
+
+def parse_line(text: str) -> Verb:
+    """The meaning of one command-bar line; VerbError (with the verb's usage) if it cannot be carried out."""
+    line = text.strip()
+    match = _VERB.match(line)
+    if match is None:
+        if not line:
+            raise VerbError("nothing to run")
+        return Shell(line)
+    name, rest = match.group(1).lower(), (match.group(2) or "").strip()
+    if name not in USAGE:
+        raise VerbError(f"unknown verb :{name}", "one of " + " ".join(f":{v}" for v in VERBS))
+    usage = USAGE[name]
+    if name == "parallel":
+        return _parallel(rest, usage)
+    try:
+        args = shlex.split(rest)
+    except ValueError as exc:  # an unterminated quote
+        raise VerbError(f":{name}: {exc}", usage) from None
+    return _PARSERS[name](args, usage)
+
+
+def _count(args: list[str], low: int, high: int, name: str, usage: str) -> None:
+    if not low <= len(args) <= high:
+        wanted = str(low) if low == high else f"{low} to {high}"
+        raise VerbError(f":{name} takes {wanted} argument{'s' if high != 1 else ''}, got {len(args)}", usage)
+
+
+def _import(args: list[str], usage: str) -> Verb:
+    _count(args, 1, 1, "import", usage)
+    return Import(args[0])
+
+
+def _tag(args: list[str], usage: str) -> Verb:
+    _count(args, 1, 1, "tag", usage)
+    return Tag(args[0])
+
+
+def _untag(args: list[str], usage: str) -> Verb:
+    _count(args, 0, 1, "untag", usage)
+    return Untag(args[0] if args else None)
+
+
+def _cd(args: list[str], usage: str) -> Verb:
+    _count(args, 0, 1, "cd", usage)
+    return Cd(args[0] if args else None)
+
+
+def _env(args: list[str], usage: str) -> Verb:
+    pairs: list[tuple[str, str]] = []
+    unset: list[str] = []
+    for arg in args:
+        if arg.startswith("-"):
+            key = arg[1:]
+            if not _ENV_KEY.match(key):
+                raise VerbError(f":env: {arg!r} removes nothing: -NAME removes the variable NAME", usage)
+            unset.append(key)
+            continue
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise VerbError(f":env: {arg!r} is not K=V", usage)
+        if not _ENV_KEY.match(key):
+            raise VerbError(f":env: {key!r} is not a variable name (letters, digits, _)", usage)
+        pairs.append((key, value))
+    return Env(tuple(pairs), tuple(unset))
+
+
+def _on_off(name: str, args: list[str], usage: str) -> bool:
+    _count(args, 1, 1, name, usage)
+    word = args[0].lower()
+    if word in ("on", "yes", "true", "1"):
+        return True
+    if word in ("off", "no", "false", "0"):
+        return False
+    raise VerbError(f":{name}: {args[0]!r} is neither on nor off", usage)
+
+
+def _disposable(args: list[str], usage: str) -> Verb:
+    return Disposable(_on_off("disposable", args, usage))
+
+
+def _sync(args: list[str], usage: str) -> Verb:
+    return Sync(_on_off("sync", args, usage))
+
+
+def _parallel(rest: str, usage: str) -> Verb:
+    commands = tuple(part.strip() for part in rest.split(PARALLEL_SEPARATOR))
+    if not rest or any(not c for c in commands):
+        raise VerbError(":parallel: give commands separated by ;; (none may be empty)", usage)
+    return Parallel(commands)
+
+
+def _download(args: list[str], usage: str) -> Verb:
+    _count(args, 1, 2, "download", usage)
+    return Download(args[0], args[1] if len(args) == 2 else None)
+
+
+def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
+    def parse(args: list[str], usage: str) -> Verb:
+        _count(args, 0, 0, name, usage)
+        return verb
+    return parse
+
+
+_PARSERS = {
+    "import": _import, "tag": _tag, "untag": _untag, "cd": _cd, "env": _env, "disposable": _disposable,
+    "sync": _sync, "download": _download, "cancel": _no_args("cancel", Cancel()), "wait": _no_args("wait", Wait()),
+}
+
+
+def describe(verb: Verb) -> str:
+    """A verb as the command log shows it (the line, normalised)."""
+    if isinstance(verb, Shell):
+        return verb.command
+    if isinstance(verb, Parallel):
+        return ":parallel " + f" {PARALLEL_SEPARATOR} ".join(verb.commands)
+    name = type(verb).__name__.lower()
+    if isinstance(verb, Env):
+        words = [f"{k}={shlex.quote(v)}" for k, v in verb.set] + [f"-{k}" for k in verb.unset]
+    elif isinstance(verb, Disposable | Sync):
+        words = ["on" if verb.on else "off"]
+    elif isinstance(verb, Download):
+        words = [verb.path, *([verb.dest] if verb.dest else [])]
+    elif isinstance(verb, Import):
+        words = [verb.ref]
+    elif isinstance(verb, Tag | Untag):
+        words = [verb.name] if verb.name else []
+    elif isinstance(verb, Cd):
+        words = [verb.path] if verb.path else []
+    else:
+        words = []
+    return " ".join([f":{name}", *(shlex.quote(w) if not isinstance(verb, Env) else w for w in words)])
