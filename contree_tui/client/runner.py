@@ -15,7 +15,7 @@ from typing import Any, Literal
 from contree_client.exceptions import APIStatusError, NotFoundError
 from contree_client.models import OperationResponse, OperationStatus
 
-from contree_tui.client.operations import EventCursor, Interrupter, RunOutcome, follow_events, stream_bytes
+from contree_tui.client.operations import FULL_OUTPUT, EventCursor, Interrupter, RunOutcome, follow_events, stream_bytes
 from contree_tui.client.records import OperationRecord
 from contree_tui.client.sync import SyncReport
 from contree_tui.client.workspace import Workspace
@@ -128,7 +128,7 @@ async def start_run(workspace: Workspace, spec: RunSpec) -> StartedRun:
         if cwd is None:
             cwd = settings.destination
     client = ws.connection.client
-    options: dict[str, Any] = {"shell": True, "disposable": spec.disposable}
+    options: dict[str, Any] = {"shell": True, "disposable": spec.disposable, "truncate_output_at": FULL_OUTPUT}
     if files:
         options["files"] = files
     if spec.env:

@@ -185,3 +185,11 @@ def test_engine_commands_still_work_with_the_global_state_dir(cli: Cli) -> None:
     done = subprocess.run([*CLI, "engine", "status", "--state-dir", str(cli.engine_dir)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0 and "engine running" in done.stdout
+
+
+def test_run_keeps_a_long_log_whole(cli: Cli) -> None:
+    """Our runs ask for the spec's largest output cap: 3 MB of log (the server default keeps 1 MiB) arrives."""
+    done = cli("run", "--", "awk 'BEGIN { for (i = 1; i <= 60000; i++) printf \"line %05d of a long log\\n\", i }'")
+    lines = done.stdout.splitlines()
+    assert len(lines) == 60000
+    assert lines[-1] == "line 60000 of a long log"
