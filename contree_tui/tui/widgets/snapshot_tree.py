@@ -148,8 +148,43 @@ class SnapshotTree(Tree[str]):
     def _kids(self, uuid: str) -> list[str]:
         return [child.uuid for child in self.lineage.children_of(uuid) if self._shows(child.uuid)]
 
+    # A chain (each snapshot the only child of the one before, a session's runs one after another) is drawn
+    # flat, under the snapshot it starts from: indentation grows only where the tree branches. Nested, a
+    # 10,000-run session was 10,000 levels deep and took minutes to draw (every line carries its guides).
+
+    def _is_head(self, uuid: str) -> bool:
+        """Drawn under its parent (a root, or a child of a branch point), not after it."""
+        parent = self.lineage.parent_of(uuid)
+        if parent is None or parent not in self.lineage.snapshots or not self._shows(parent):
+            return True
+        return len(self._kids(parent)) != 1
+
+    def _display_kids(self, uuid: str) -> list[str]:
+        kids = self._kids(uuid)
+        if len(kids) != 1:
+            return kids
+        if not self._is_head(uuid):
+            return []  # its only child follows it, under the chain's head
+        chain = [kids[0]]
+        while len(after := self._kids(chain[-1])) == 1:
+            chain.append(after[0])
+        return chain
+
+    def _has_display_kids(self, uuid: str) -> bool:
+        kids = self._kids(uuid)
+        return len(kids) > 1 or (len(kids) == 1 and self._is_head(uuid))
+
+    def _display_parent(self, uuid: str) -> str | None:
+        """The snapshot whose node holds `uuid`'s node (None: the root)."""
+        if self._is_head(uuid):
+            return self.lineage.parent_of(uuid) if self.lineage.parent_of(uuid) in self.lineage.snapshots else None
+        parent = self.lineage.parent_of(uuid)
+        while parent is not None and not self._is_head(parent):
+            parent = self.lineage.parent_of(parent)
+        return parent
+
     def _add(self, parent: TreeNode[str], uuid: str) -> str:
-        node = parent.add("", data=uuid, allow_expand=bool(self._kids(uuid)))
+        node = parent.add("", data=uuid, allow_expand=self._has_display_kids(uuid))
         self._by_uuid[uuid] = node
         return uuid
 
@@ -158,7 +193,7 @@ class SnapshotTree(Tree[str]):
             return
         self._populated.add(uuid)
         node = self._by_uuid[uuid]
-        shown = [self._add(node, child) for child in self._kids(uuid)]
+        shown = [self._add(node, child) for child in self._display_kids(uuid)]
         node.allow_expand = bool(shown)
         self._ask_commands(shown)
 
@@ -173,8 +208,13 @@ class SnapshotTree(Tree[str]):
             self._populate(event.node.data)
 
     def reveal(self, uuid: str) -> TreeNode[str] | None:
-        """Open every ancestor of `uuid` so its node exists and is visible; returns it."""
-        for ancestor in self.lineage.ancestors(uuid):
+        """Open every node above `uuid` so its node exists and is visible; returns it."""
+        path: list[str] = []
+        above = self._display_parent(uuid) if uuid in self.lineage.snapshots else None
+        while above is not None and above not in path:
+            path.append(above)
+            above = self._display_parent(above)
+        for ancestor in reversed(path):
             if ancestor in self._by_uuid:
                 self._populate(ancestor)
                 self._by_uuid[ancestor].expand()
@@ -193,11 +233,42 @@ class SnapshotTree(Tree[str]):
             return
         if parent is None or parent not in self.lineage.snapshots:
             self._ask_commands([self._add(self.root, uuid)])
-        elif parent in self._populated:
-            self._by_uuid[parent].allow_expand = True
-            self._ask_commands([self._add(self._by_uuid[parent], uuid)])
-        elif parent in self._by_uuid:
-            self._by_uuid[parent].allow_expand = True
+            return
+        siblings = len(self._kids(parent))
+        if siblings == 2:
+            # the parent just became a branch point: its first child's chain, drawn flat, moves under it
+            self._rebuild(parent if self._is_head(parent) else self._display_parent(parent))
+            return
+        holder = self._display_parent(uuid)
+        if holder is None:
+            return
+        if holder in self._populated:
+            self._by_uuid[holder].allow_expand = True
+            self._ask_commands([self._add(self._by_uuid[holder], uuid)])  # a chain's end, or a new branch
+        elif holder in self._by_uuid:
+            self._by_uuid[holder].allow_expand = True
+
+    def _rebuild(self, uuid: str | None) -> None:
+        """Build the nodes under `uuid` again (the cursor stays on its snapshot)."""
+        if uuid is None or uuid not in self._by_uuid:
+            self._refilter()
+            return
+        node = self._by_uuid[uuid]
+        cursor = self.cursor_uuid
+        stack = list(node.children)
+        while stack:
+            child = stack.pop()
+            stack.extend(child.children)
+            if child.data is not None:
+                self._by_uuid.pop(child.data, None)
+                self._populated.discard(child.data)
+        node.remove_children()
+        self._populated.discard(uuid)
+        node.allow_expand = self._has_display_kids(uuid)
+        if node.is_expanded:
+            self._populate(uuid)
+        if cursor is not None and (target := self.reveal(cursor)) is not None:
+            self.call_after_refresh(self.move_cursor, target)
 
     def set_working(self, uuid: str | None, *, move_cursor: bool = True) -> None:
         self.working = uuid
@@ -252,7 +323,7 @@ class SnapshotTree(Tree[str]):
         pending = list(roots)
         while pending:
             uuid = pending.pop()
-            kids = self._kids(uuid)
+            kids = self._display_kids(uuid)
             if kids:
                 self._populate(uuid)
                 self._by_uuid[uuid].expand()

@@ -1,0 +1,60 @@
+"""A chain of snapshots (each the only child of the one before) is drawn flat under its first snapshot;
+indentation grows only at branch points, and a run that makes a branch mid-chain moves the rest under it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from contree_tui.tui.app import ContreeApp
+from contree_tui.tui.model import Lineage, Operation, Snapshot
+from tests.tui.frozen import BASE, NOW, FrozenBackend, frozen_clock, uid
+from tests.tui.helpers import until
+
+SIZE = (130, 34)
+CHAIN = [uid(n) for n in range(1, 7)]  # busybox -> 1 -> 2 -> ... -> 6
+
+
+class ChainBackend(FrozenBackend):
+    async def lineage(self) -> Lineage:
+        snapshots = [Snapshot(BASE, None, "busybox:latest", NOW - timedelta(days=1))]
+        parent = BASE
+        for n, uuid in enumerate(CHAIN, start=1):
+            snapshots.append(Snapshot(uuid, parent, None, NOW - timedelta(minutes=60 - n), uid(n, "c")))
+            parent = uuid
+        return Lineage(snapshots)
+
+    async def recent_operations(self, limit: int = 30) -> list[Operation]:
+        return []
+
+
+async def test_a_chain_is_flat_and_a_branch_in_it_nests() -> None:
+    app = ContreeApp(ChainBackend(), working=CHAIN[-1], clock=frozen_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.main
+        await until(pilot, lambda: screen.query("#tree") and screen.tree.cursor_uuid == CHAIN[-1], what="the tree")
+        tree = screen.tree
+        base = tree.node_for(BASE)
+        assert base is not None
+        assert [n.data for n in base.children] == CHAIN, "the whole chain one level under busybox"
+
+        # a second child of snapshot 3: it becomes a branch point; 4..6 move under 3 with the new one
+        branch = uid(0x99)
+        screen.lineage.add(Snapshot(branch, CHAIN[2], None, NOW, uid(0x99, "c")))
+        tree.add_snapshot(branch)
+        await pilot.pause()
+        assert [n.data for n in base.children] == CHAIN[:3]
+        third = tree.node_for(CHAIN[2])
+        assert third is not None and [n.data for n in third.children] == [CHAIN[3], branch]
+        fourth = tree.node_for(CHAIN[3])
+        assert fourth is not None and [n.data for n in fourth.children] == CHAIN[4:], "the rest of that chain"
+        await until(pilot, lambda: tree.cursor_uuid == CHAIN[-1], what="the cursor kept on its snapshot")
+
+        # a run on the branch's tip continues its chain, after it
+        tip = uid(0x9A)
+        screen.lineage.add(Snapshot(tip, branch, None, NOW, uid(0x9A, "c")))
+        tree.add_snapshot(tip)
+        await pilot.pause()
+        branch_node = tree.node_for(branch)
+        assert branch_node is not None and branch_node.allow_expand, "collapsed, it can open now"
+        assert tree.reveal(tip) is not None
+        assert [n.data for n in branch_node.children] == [tip]
