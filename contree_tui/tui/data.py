@@ -25,7 +25,7 @@ from contree_tui.client.image_files import ImageFiles, InspectError
 from contree_tui.client.lineage import Lineage as ClientLineage
 from contree_tui.client.lineage import LineageTree
 from contree_tui.client.observable import Observable
-from contree_tui.client.operations import EventCursor, follow_events
+from contree_tui.client.operations import FULL_OUTPUT, EventCursor, follow_events
 from contree_tui.client.position import PositionError, WorkingPosition
 from contree_tui.client.reconnect import ConnectionState, describe_failure
 from contree_tui.client.records import OperationRecord
@@ -240,7 +240,7 @@ class ContreeBackend(VerbCalls):
 
     async def run(self, command: str, image: str, *, disposable: bool = False, env: dict[str, str] | None = None,
                   cwd: str | None = None, files: dict[str, Any] | None = None) -> Operation:
-        options: dict[str, Any] = {"shell": True, "disposable": disposable}
+        options: dict[str, Any] = {"shell": True, "disposable": disposable, "truncate_output_at": FULL_OUTPUT}
         options.update((k, v) for k, v in (("env", env), ("cwd", cwd), ("files", files)) if v)
         # Not idempotent: retried only when the request never left, so a run is never spawned twice.
         spawned = await self._call(lambda: self.client.spawn_instance(command, image, **options),
