@@ -40,9 +40,9 @@ def make_snapshots(images: int, shape: str) -> tuple[list[Snapshot], str]:
     tips = [BASE] * chains
     for n in range(1, images + 1):
         chain = (n - 1) % chains
-        snapshots.append(Snapshot(uid(n), tips[chain], f"t{n}" if n % 997 == 0 else None,
+        snapshots.append(Snapshot(uid(n, "d"), tips[chain], f"t{n}" if n % 997 == 0 else None,
                                   NOW - timedelta(seconds=images - n), uid(n, "c")))
-        tips[chain] = uid(n)
+        tips[chain] = uid(n, "d")  # not "a": uid(0xB0) is busybox
     return snapshots, tips[0]
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.model import Lineage, Operation, Snapshot
+from contree_tui.tui.widgets import snapshot_tree
 from tests.tui.frozen import BASE, NOW, FrozenBackend, frozen_clock, uid
 from tests.tui.helpers import until
 
@@ -58,3 +59,60 @@ async def test_a_chain_is_flat_and_a_branch_in_it_nests() -> None:
         assert branch_node is not None and branch_node.allow_expand, "collapsed, it can open now"
         assert tree.reveal(tip) is not None
         assert [n.data for n in branch_node.children] == [tip]
+
+
+LONG = [uid(n, "d") for n in range(1, 1501)]  # busybox -> 1 -> ... -> 1500 (not "a": uid(0xB0) is busybox)
+
+
+class LongChainBackend(FrozenBackend):
+    async def lineage(self) -> Lineage:
+        snapshots = [Snapshot(BASE, None, "busybox:latest", NOW - timedelta(days=1))]
+        parent = BASE
+        for n, uuid in enumerate(LONG, start=1):
+            snapshots.append(Snapshot(uuid, parent, None, NOW - timedelta(seconds=2000 - n), uid(n, "c")))
+            parent = uuid
+        return Lineage(snapshots)
+
+    async def recent_operations(self, limit: int = 30) -> list[Operation]:
+        return []
+
+
+async def test_a_long_chain_shows_its_newest_window_and_more_on_demand() -> None:
+    window = snapshot_tree.WINDOW
+    app = ContreeApp(LongChainBackend(), working=LONG[-1], clock=frozen_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.main
+        await until(pilot, lambda: screen.query("#tree") and screen.tree.cursor_uuid == LONG[-1], what="the tree")
+        tree = screen.tree
+        base = tree.node_for(BASE)
+        assert base is not None
+        kids = [n.data for n in base.children]
+        assert kids[0].startswith(snapshot_tree.MORE) and kids[1:] == LONG[-window:], "the newest window only"
+        assert f"… {len(LONG) - window:,} earlier snapshots" in str(tree.render_label(base.children[0], *styles()))
+
+        # a run at the tip still lands in the window
+        tip = uid(0x5000)
+        screen.lineage.add(Snapshot(tip, LONG[-1], None, NOW, uid(0x5000, "c")))
+        tree.add_snapshot(tip)
+        assert [n.data for n in base.children][-1] == tip
+
+        # enter on the "… more" line shows CHUNK more
+        tree.move_cursor(base.children[0])
+        await pilot.press("enter")
+        await pilot.pause()
+        kids = [n.data for n in base.children]
+        still_hidden = len(LONG) - window - snapshot_tree.CHUNK
+        assert still_hidden > 0 and kids[0].startswith(snapshot_tree.MORE)
+        assert kids[1:] == [*LONG[still_hidden:], tip]
+
+        # jumping to a snapshot outside the window moves the window to it
+        assert tree.jump_to(LONG[0])
+        kids = [n.data for n in base.children]
+        assert LONG[0] in kids and kids[-1].startswith(snapshot_tree.MORE), "the first ones, and later ones folded"
+        assert len(kids) <= window + 2
+
+
+def styles():  # type: ignore[no-untyped-def]
+    from rich.style import Style
+
+    return Style(), Style()
