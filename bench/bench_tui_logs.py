@@ -7,8 +7,10 @@ Three figures, each against a baseline measured in the same run:
            the last. Baseline: the same 20 operations' events read again through the client layer alone
            (contree-client's follow, decoded to text, lines counted), 20 at once: the wire's own rate.
   keys     key presses in the focused log while another 20 runs stream (j/k, t, w, g/G: scrolls, timestamps,
-           wrap re-mapping 50,000 lines): Pilot.press() → the screen idle again, per press. Baseline: the same
-           presses with nothing streaming.
+           wrap re-mapping 50,000 lines): from the key event entering the app (as a terminal's would) to the
+           first frame the compositor renders after the key's action ran. Not Pilot.press(), which waits for
+           the whole process to go idle (at least 40 ms, up to 1 s a wait while a flood keeps it busy).
+           Baseline: the same presses with nothing streaming.
   rss      1,000,000 lines buffered (20 OutputBuffers x 50,000, fed in 1,000-line chunks as events arrive) in a
            fresh process that imported the TUI; the process's RSS. Baseline: the same lines as a plain Python
            list of str, in another fresh process.
@@ -101,6 +103,49 @@ async def wait_for(predicate, timeout: float = 600.0) -> None:  # type: ignore[n
         await asyncio.sleep(0.005)
 
 
+KEY_ACTIONS = ("action_scroll_down_line", "action_scroll_up_line", "action_toggle_timestamps", "action_toggle_wrap",
+               "action_top", "action_follow")
+
+
+class KeyClock:
+    """Times key → action → rendered frame: wraps the log view's key actions and the app's frame output."""
+
+    def __init__(self, app, view) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.handled = 0.0
+        self.frames: list[float] = []
+        display = app._display
+
+        def timed_display(screen, renderable) -> None:  # type: ignore[no-untyped-def]
+            if renderable is not None:
+                self.frames.append(time.perf_counter())
+            display(screen, renderable)
+
+        app._display = timed_display
+        for name in KEY_ACTIONS:
+            setattr(view, name, self._timed(getattr(view, name)))
+
+    def _timed(self, action):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            action()
+            self.handled = time.perf_counter()
+        return run
+
+    async def press(self, key: str) -> float:
+        from textual import events
+
+        self.handled = 0.0
+        started = time.perf_counter()
+        self.app._driver.send_message(events.Key(key, key))
+        deadline = started + 30
+        while not (self.handled and self.frames and self.frames[-1] >= self.handled):
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"key {key!r}: no action or frame within 30 s")
+            await asyncio.sleep(0.001)
+        frame = next(t for t in self.frames if t >= self.handled)
+        return frame - started
+
+
 async def tui_side(state_dir: Path, folder: Path, runs: int, lines: int) -> dict[str, object]:
     from contree_tui.tui.app import ContreeApp
 
@@ -117,11 +162,11 @@ async def tui_side(state_dir: Path, folder: Path, runs: int, lines: int) -> dict
         ops = await start_runs(screen, 1, lines)
         await wait_for(lambda: screen.buffers[ops[0]].complete)
         await pilot.pause(0.2)
+        clock = KeyClock(app, view)
         idle: list[float] = []
         for key in KEYS * 5:
-            started = time.perf_counter()
-            await pilot.press(key)
-            idle.append(time.perf_counter() - started)
+            idle.append(await clock.press(key))
+            await asyncio.sleep(0.02)
         result["idle_keys"] = idle
 
         # Ingest: nothing pressed.
@@ -143,10 +188,8 @@ async def tui_side(state_dir: Path, folder: Path, runs: int, lines: int) -> dict
         streaming: list[float] = []
         keys = cycle(KEYS)
         while not all(b.complete for b in buffers):
-            started = time.perf_counter()
-            await pilot.press(next(keys))
-            streaming.append(time.perf_counter() - started)
-            await asyncio.sleep(0.01)
+            streaming.append(await clock.press(next(keys)))
+            await asyncio.sleep(0.02)
         last = time.perf_counter()
         result.update(streaming_keys=streaming, pressed_lines=sum(b.total - 1 for b in buffers),
                       pressed_seconds=last - first)
