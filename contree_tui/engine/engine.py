@@ -532,6 +532,10 @@ class Engine:
         task.add_done_callback(self._background.discard)
         return spid
 
+    def is_starting(self, op_uuid: str) -> bool:
+        """The operation is being run by this engine: its events are coming (follow waits for them)."""
+        return op_uuid in self._tasks
+
     def instance_run(self, op_uuid: str) -> InstanceRun | None:
         """The live run of an operation (its sandbox is up or starting), else None."""
         return self._runs.get(op_uuid)
