@@ -42,7 +42,9 @@ class KeeperPool:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}
         try:
             self._factory = subprocess.Popen(
-                [sys.executable, "-m", "contree_tui.engine.sandbox.factory", str(theirs.fileno())],
+                # -S: no site (its .pth hooks and site-packages): every page of this interpreter is copied
+                # into every sandbox and torn down with it, and the launcher needs only the stdlib.
+                [sys.executable, "-S", "-m", "contree_tui.engine.sandbox.factory", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
         except OSError:
             ours.close()
