@@ -492,18 +492,31 @@ class Engine:
     async def follow(self, op_uuid: str, *, after: int = 0, spid: int | None = None,
                      follow: bool = True) -> AsyncIterator[Event]:
         """The operation's events after `after`; with follow, waits for more until `completion`."""
+        async for batch in self.follow_batches(op_uuid, after=after, spid=spid, follow=follow):
+            for event in batch:
+                yield event
+
+    async def follow_batches(self, op_uuid: str, *, after: int = 0, spid: int | None = None, follow: bool = True,
+                             idle: float | None = None) -> AsyncIterator[list[Event]]:
+        """follow() as the store hands them out: the events written together, in one list; with `idle`, an
+        empty list after that many seconds without any (an SSE keepalive is due)."""
         self.store.get_operation(op_uuid)
         while True:
             flag = self._changed.get(op_uuid)  # taken before reading: an event landing after the read sets it
             events = self.store.events(op_uuid, after=after, spid=spid)
             if not events and follow and flag is not None and op_uuid in self._tasks:
-                await flag.wait()
+                try:
+                    await asyncio.wait_for(flag.wait(), idle)  # Event.wait is safe to cancel
+                except TimeoutError:
+                    yield []
                 continue
-            for event in events:
-                yield event
-                after = event.id
+            for index, event in enumerate(events):
                 if event.type == "completion":
+                    yield events[:index + 1]
                     return
+            if events:
+                yield events
+                after = events[-1].id
             if not follow or (not events and op_uuid not in self._tasks):
                 return
 

@@ -158,8 +158,11 @@ async def serve(options: ServeOptions, config: EngineConfig | None = None,
             sockets.append(tcp_listener(*options.listen))
             app = TokenOnTcp(app, token)
         state.pid_file.write_text(str(os.getpid()))
+        # No proxy-header rewriting (nothing sits in front of a local engine) and no Server/Date headers:
+        # per-request work the engine's one event loop is better without.
         server = EngineServer(engine, uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                                                     timeout_graceful_shutdown=3))
+                                                     timeout_graceful_shutdown=3, proxy_headers=False,
+                                                     server_header=False, date_header=False))
         if ready is not None:
             asyncio.get_running_loop().call_soon(ready, state)
         log.info("engine serving on %s%s", state.socket,

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contree_tui.engine.http.context import api_path, engine_of, settings_of
@@ -19,7 +19,7 @@ from contree_tui.engine.http.serialize import (
     operation_summary,
     request_echo,
 )
-from contree_tui.engine.http.sse import event_stream
+from contree_tui.engine.http.sse import EventStreamResponse, event_stream
 from contree_tui.engine.models import Conflict, OperationStatus
 
 KINDS = ("instance", "image_import")
@@ -89,7 +89,7 @@ def _last_event_id(request: Request) -> int | None:
     return parse_int(raw, "Last-Event-Id")
 
 
-async def operation_events(request: Request) -> Response:
+async def operation_events(request: Request) -> EventStreamResponse:
     engine = engine_of(request)
     op = engine.store.get_operation(path_uuid(request, "op_id", "operation"))
     follow = flag(request, "follow")
@@ -103,10 +103,8 @@ async def operation_events(request: Request) -> Response:
             and not engine.store.last_event_id(op.uuid)):
         raise ApiError(f"events of operation {op.uuid} are not available yet; retry shortly", status=425,
                        headers=RETRY_AFTER)
-    stream = event_stream(engine, op.uuid, after=after, spid=spid, follow=follow,
-                          keepalive=settings_of(request).keepalive)
-    return StreamingResponse(stream, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventStreamResponse(event_stream(engine, op.uuid, after=after, spid=spid, follow=follow,
+                                            keepalive=settings_of(request).keepalive))
 
 
 routes = [
