@@ -23,9 +23,16 @@ from typing import Any, TextIO
 from contree_client.exceptions import APIConnectionError, APIStatusError, ContreeError, NotFoundError
 from contree_client.models import OperationStatus
 
-from contree_tui.client.connection import ConnectionProblem
-from contree_tui.client.operations import InterruptStage, cancel_operation, follow_events, stream_bytes
+from contree_tui.client.connection import Connection, ConnectionProblem
+from contree_tui.client.operations import (
+    InterruptStage,
+    RunOutcome,
+    cancel_operation,
+    follow_events,
+    stream_bytes,
+)
 from contree_tui.client.position import HistoryEntry, PositionError, SyncSettings
+from contree_tui.client.reconnect import ConnectionState, LinkState
 from contree_tui.client.render import (
     history_lines,
     human_size,
@@ -135,8 +142,11 @@ async def logs(ws: Workspace, opts: Options, console: Console) -> int:
 
     try:
         if opts.get("follow"):
+            outcome = RunOutcome()
             async for event in follow_events(ws.connection, operation):
+                outcome.observe(event)
                 emit(event)
+            return await _report_followed(ws, operation, outcome, console)
         else:
             async def dump() -> list[Any]:
                 return [e async for e in client.iter_operation_events(operation, follow=False)]
@@ -150,6 +160,20 @@ async def logs(ws: Workspace, opts: Options, console: Console) -> int:
             raise
         console.note(f"operation {operation} has not started yet (follow it with -f)")
     return 0
+
+
+async def _report_followed(ws: Workspace, operation: str, outcome: RunOutcome, console: Console) -> int:
+    """After `logs -f`: an operation that did not succeed (cancelled, or failed because its engine stopped)
+    says why on stderr and makes the exit status 1, as `run` would have."""
+    status, error = outcome.status, outcome.error
+    if status is None:  # the completion event never reached us (a log resumed past it): ask
+        response = await ws.connection.call(lambda: ws.connection.client.get_operation_status(operation))
+        status = OperationStatus(response.status)
+        error = response.error if isinstance(response.error, str) and response.error else None
+    if status is OperationStatus.SUCCESS or not status.is_terminal():
+        return 0
+    console.note(f"operation {operation} {status.value}{f': {error}' if error else ''}")
+    return 1
 
 
 async def _logs_from_status(ws: Workspace, operation: str, console: Console, as_json: bool) -> int:
@@ -420,7 +444,11 @@ def execute(name: str, opts: Options, console: Console | None = None) -> int:
         ws = await Workspace.open(opts.get("folder") or os.getcwd(), profile=opts.get("profile"),
                                   state_dir=opts.get("state_dir"))
         async with ws:
-            return await command(ws, opts, console)
+            unwatch = _announce_outages(ws.connection, console)
+            try:
+                return await command(ws, opts, console)
+            finally:
+                unwatch()
 
     try:
         return asyncio.run(go())
@@ -451,6 +479,23 @@ def execute(name: str, opts: Options, console: Console | None = None) -> int:
             raise
         console.note(f"internal error: {type(exc).__name__}: {exc} (CONTREE_TUI_DEBUG=1 shows the traceback)")
         return 70  # EX_SOFTWARE
+
+
+def _announce_outages(connection: Connection, console: Console) -> Callable[[], None]:
+    """One stderr line when the link goes down, not one per retry: the connection (or a follow) retries on its
+    own, and either gets the server back or ends the command with the reason. Returns the unsubscriber."""
+    what = "engine" if connection.target.embedded else connection.target.describe()
+    down = False
+
+    def changed(state: ConnectionState) -> None:
+        nonlocal down
+        if state.state is LinkState.RECONNECTING and not down:
+            down = True
+            console.note(f"{what} unreachable, reconnecting…")
+        elif state.state is LinkState.CONNECTED:
+            down = False
+
+    return connection.status.subscribe(changed)
 
 
 def _warnings_to(console: Console) -> None:

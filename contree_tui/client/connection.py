@@ -18,9 +18,11 @@ Every failure is a `ConnectionProblem` whose message is meant for the user as it
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import hashlib
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +30,20 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from contree_client.exceptions import APIStatusError, AuthenticationError
+from contree_client.exceptions import APIConnectionError, APIStatusError, AuthenticationError
 from contree_client.httpx import ContreeAsyncClient
 from contree_client.profiles import AUTH_TYPE_IAM, AUTH_TYPE_JWT, DEFAULT_IAM_URL, Profile, contree_home, load_profiles
 
 from contree_tui.client.embedded import EngineStartError, ensure_engine
 from contree_tui.client.observable import Observable
-from contree_tui.client.reconnect import Backoff, ConnectionState, GaveUp, with_reconnect
+from contree_tui.client.reconnect import (
+    GATEWAY_STATUSES,
+    Backoff,
+    ConnectionState,
+    GaveUp,
+    describe_failure,
+    with_reconnect,
+)
 from contree_tui.paths import engine_root
 
 T = TypeVar("T")
@@ -193,6 +202,8 @@ class Connection:
         self.status = status if status is not None else Observable(ConnectionState.connecting())
         self.identity = ""  # whoami token_uuid: names the namespace for caches (an engine's state, a token)
         self._http = http
+        self._probe: asyncio.Future[str | None] | None = None  # the link check in flight (see `probe`)
+        self._answered_at = float("-inf")  # when the server last answered a probe
 
     @property
     def cache_key(self) -> str:
@@ -212,6 +223,35 @@ class Connection:
                                     f"(gave up after {exc.attempts} attempts)") from exc
         except AuthenticationError as exc:
             raise TokenRejected(_rejected(self.target, exc)) from exc
+
+    async def probe(self, *, fresh_for: float = 0.0, timeout: float = 5.0) -> str | None:
+        """Does the server answer at all? None if it does (any HTTP answer, an error status included), else
+        the reason it does not. One request, no retries. Concurrent callers share the request in flight, and
+        an answer younger than `fresh_for` seconds is reused: many quiet followers cost one whoami."""
+        if self._probe is None:
+            if time.monotonic() - self._answered_at < fresh_for:
+                return None
+            self._probe = asyncio.ensure_future(self._probe_once(timeout))
+            self._probe.add_done_callback(self._probe_done)
+        return await asyncio.shield(self._probe)
+
+    def _probe_done(self, _task: asyncio.Future[str | None]) -> None:
+        self._probe = None
+
+    async def _probe_once(self, timeout: float) -> str | None:
+        try:
+            await asyncio.wait_for(self.client.whoami(), timeout)
+        except APIStatusError as exc:
+            if exc.status not in GATEWAY_STATUSES:
+                self._answered_at = time.monotonic()
+                return None
+            return describe_failure(exc)
+        except APIConnectionError as exc:
+            return describe_failure(exc)
+        except TimeoutError:
+            return f"no answer within {timeout:g} s"
+        self._answered_at = time.monotonic()
+        return None
 
     async def revive(self) -> None:
         """Before a retry made outside `call` (a broken event stream): the embedded target's engine is started

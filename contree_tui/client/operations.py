@@ -2,9 +2,11 @@
 cancel, and the two-stage interrupt a terminal's Ctrl-C maps to.
 
 Following is contree-client's `follow_operation_events`: it reconnects with `Last-Event-Id` by itself while
-the operation runs and drains the retained tail once it is terminal. What it gives up on (a log it could not
-read after its retries) is retried here with the connection's backoff, from the last event this client saw,
-while the connection's status says "reconnecting"; the embedded engine is started again first if it died.
+the operation runs and drains the retained tail once it is terminal. But it retries a dead server quietly and
+forever, so a quiet stream is checked here (one probe of the server after a few seconds without an event);
+a server that does not answer, or a log contree-client gave up on, is retried here with the connection's
+backoff for up to RECONNECT_BUDGET seconds, from the last event this client saw, while the connection's
+status says "reconnecting"; the embedded engine is started again first if it died.
 
 Two-stage interrupt, as contree-cli does it: the first press sends SIGINT to the main process's group
 (`DELETE /operations/{id}/subprocesses/1?signal=INT`), so the command can clean up and the run still leaves
@@ -15,8 +17,10 @@ already gone), cancels the whole operation (`DELETE /operations/{id}`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
-from collections.abc import AsyncIterator, Iterable, Mapping
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
@@ -40,6 +44,16 @@ MAIN_SPID = 1
 FULL_OUTPUT = 10 * 1024 * 1024
 
 
+# contree-client's follow retries a broken stream quietly and forever (every 0.5 s while the server does not
+# answer), so a follower cannot tell a quiet command from a dead server by the stream alone: after this many
+# seconds without an event it asks the server (Connection.probe, shared by all followers of a connection).
+LINK_CHECK_EMBEDDED = 2.0  # a whoami down the engine's socket costs well under a millisecond
+LINK_CHECK_HOSTED = 10.0
+# How long a follower keeps trying to get its server back (backing off per the connection's Backoff) before
+# it gives up with ServerUnreachable; counted from the moment the outage was noticed.
+RECONNECT_BUDGET = 60.0
+
+
 @dataclass
 class EventCursor:
     """Where a follower is in an operation's event log: hand it to the next `follow_events` to resume."""
@@ -47,39 +61,98 @@ class EventCursor:
     last_event_id: int | None = None
 
 
+class LinkDown(Exception):
+    """The server stopped answering while a follow was waiting for events."""
+
+
 async def follow_events(connection: Connection, operation_id: str, *, cursor: EventCursor | None = None,
                         spid: int | None = None, timeout: float | None = None) -> AsyncIterator[OperationEvent]:
     """The operation's events from `cursor` on (from the start by default), live, until `completion`.
 
-    Raises NotFoundError for an unknown operation (or a log the server dropped, e.g. for a cancelled run on
-    a hosted Contree) and ServerUnreachable once the connection's backoff is spent."""
+    While the server does not answer, the connection's status says "reconnecting" (with the reason), the
+    embedded engine is started again (its recovery ends the run FAILED, "engine restarted", and that
+    completion is the next event), and the follow resumes from the last event seen: nothing lost, nothing
+    twice. Raises NotFoundError for an unknown operation (or a log the server dropped, e.g. for a cancelled
+    run on a hosted Contree), ServerUnreachable once RECONNECT_BUDGET seconds passed without getting the
+    server back, and EngineUnavailable if the embedded engine cannot be started again."""
     cursor = cursor if cursor is not None else EventCursor()
-    client = connection.client
+    quiet = LINK_CHECK_EMBEDDED if connection.target.embedded else LINK_CHECK_HOSTED
+    outage: float | None = None  # when the current run of failures began
     attempt = 0
+
+    def healthy() -> None:
+        nonlocal outage, attempt
+        if attempt:
+            outage, attempt = None, 0
+            connection.status.set(ConnectionState.connected())
+
     while True:
+        events = connection.client.follow_operation_events(
+            operation_id, last_event_id=cursor.last_event_id, spid=spid, timeout=timeout)
         try:
-            async for event in client.follow_operation_events(operation_id, last_event_id=cursor.last_event_id,
-                                                              spid=spid, timeout=timeout):
-                cursor.last_event_id = event.id
-                if attempt:
-                    attempt = 0
-                    connection.status.set(ConnectionState.connected())
-                yield event
+            # aclosing: a consumer that stops early closes the stream now, not when the generator is collected
+            async with contextlib.aclosing(_watched(events, connection, quiet, healthy)) as watched:
+                async for event in watched:
+                    cursor.last_event_id = event.id
+                    healthy()
+                    yield event
             return
+        except LinkDown as exc:
+            reason = str(exc)
         except APIConnectionError as exc:
             cause = exc.__cause__
             if isinstance(cause, APIStatusError) and not is_transient(cause):
                 raise cause from None  # 404 and friends: an answer, not a broken link
-            attempt += 1
-            backoff = connection.backoff
             reason = describe_failure(cause or exc)
-            if backoff.max_attempts is not None and attempt > backoff.max_attempts:
+        # Back off until the server answers again (the embedded engine restarted first), then follow anew.
+        outage = outage if outage is not None else time.monotonic()
+        while True:
+            attempt += 1
+            left = outage + RECONNECT_BUDGET - time.monotonic()
+            if left <= 0:
                 connection.status.set(ConnectionState.failed(reason))
-                raise ServerUnreachable(f"lost the event stream of operation {operation_id}: {reason}") from exc
-            delay = backoff.delay(attempt)
+                raise ServerUnreachable(
+                    f"lost {connection.target.describe()} while following operation {operation_id}: {reason} "
+                    f"(gave up after {RECONNECT_BUDGET:g} s)")
+            delay = min(connection.backoff.delay(attempt), left)
             connection.status.set(ConnectionState.reconnecting(attempt, delay, reason))
             await asyncio.sleep(delay)
-            await connection.revive()  # a crashed embedded engine comes back; its recovery ends the run FAILED
+            await connection.revive()
+            failure = await connection.probe()
+            if failure is None:
+                break
+            reason = failure
+
+
+async def _watched(events: AsyncGenerator[OperationEvent, None], connection: Connection, quiet: float,
+                   answered: Callable[[], None]) -> AsyncIterator[OperationEvent]:
+    """`events`, with the server asked whether it is still there after every `quiet` seconds without one:
+    LinkDown if it does not answer. `answered` is called when it does."""
+    pending: asyncio.Future[OperationEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait((pending,), timeout=quiet)
+            if not done:
+                failure = await connection.probe(fresh_for=quiet / 2)
+                if failure is None:
+                    answered()
+                elif not pending.done():
+                    raise LinkDown(failure)
+                continue
+            step, pending = pending, None
+            try:
+                event = step.result()
+            except StopAsyncIteration:
+                return
+            yield event
+    finally:
+        if pending is not None:
+            pending.cancel()  # ends contree-client's generator inside its await, closing the stream
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # what ends us matters, not this
+                await pending
+        await events.aclose()
 
 
 @dataclass
