@@ -85,6 +85,9 @@ class FrozenBackend:
     def __init__(self) -> None:
         self.status: Observable[ConnectionState] = Observable(ConnectionState.connected())
         self.position = Position()
+        from tests.tui.frozen_files import frozen_files  # here: its trees are built from this module's snapshots
+
+        self.files = frozen_files()
 
     async def lineage(self) -> Lineage:
         return Lineage(SNAPSHOTS, OPERATIONS)

@@ -6,9 +6,11 @@ new SVGs (snapshot_report.html) before committing them."""
 
 from __future__ import annotations
 
+from textual.command import CommandInput, CommandList, CommandPalette
 from textual.pilot import Pilot
 
 from contree_tui.tui.app import ContreeApp
+from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from tests.tui.frozen import WORKING, FrozenBackend, frozen_clock, uid
 from tests.tui.helpers import until
 
@@ -56,3 +58,83 @@ def test_help_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
         await pilot.pause(0.2)
 
     assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=help_)
+
+
+async def detail(pilot: Pilot[None]) -> SnapshotDetailScreen:
+    """`i` on the working snapshot in the tree: its detail view, the root listed."""
+    await settled(pilot)
+    app = pilot.app
+    assert isinstance(app, ContreeApp)
+    tree = app.main.tree
+    tree.focus()
+    node = tree.node_for(WORKING)
+    assert node is not None
+    tree.move_cursor(node)
+    await until(pilot, lambda: tree.cursor_uuid == WORKING, what="the tree's cursor on the working snapshot")
+    await pilot.press("i")
+    await until(pilot, lambda: isinstance(app.screen, SnapshotDetailScreen), what="the detail view")
+    screen = app.screen
+    assert isinstance(screen, SnapshotDetailScreen)
+    await until(pilot, lambda: "/app" in screen.targets, what="the root listed")
+    return screen
+
+
+async def open_row(pilot: Pilot[None], screen: SnapshotDetailScreen, key: str) -> None:
+    """Move to the row `key` with j, as a user would, and press enter."""
+    table = screen.entry_list
+    await until(pilot, lambda: key in screen.targets, what=f"{key} in the list")
+    table.move_cursor(row=0)
+    for _ in range(table.row_count):
+        if str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value) == key:
+            await pilot.press("enter")
+            return
+        await pilot.press("j")
+    raise AssertionError(f"{key} not reachable with j")
+
+
+def test_snapshot_detail_files(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """/app listed (a directory, a file), the file open in the viewer."""
+    async def browse(pilot: Pilot[None]) -> None:
+        screen = await detail(pilot)
+        await open_row(pilot, screen, "/app")
+        await until(pilot, lambda: screen.directory == "/app" and "/app/Makefile" in screen.targets,
+                    what="/app listed")
+        assert set(screen.targets) == {"..", "/app/Makefile", "/app/build"}
+        await open_row(pilot, screen, "/app/Makefile")
+        await until(pilot, lambda: any("run-specs" in line for line in screen.view.lines), what="the Makefile")
+        await pilot.pause(0.1)
+
+    assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=browse)
+
+
+def test_snapshot_detail_diff(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The diff against the parent: added, modified (by size, and by content only), removed; the removed file
+    open as it was in the parent."""
+    async def diff(pilot: Pilot[None]) -> None:
+        screen = await detail(pilot)
+        await pilot.press("d")
+        await until(pilot, lambda: screen.mode == "diff", what="the diff")
+        assert screen.diff is not None
+        assert screen.diff.summary == "3 added, 2 modified, 1 removed"
+        await open_row(pilot, screen, "/app/NOTES")
+        await until(pilot, lambda: any("ship it" in line for line in screen.view.lines), what="the removed file")
+        await pilot.pause(0.1)
+
+    assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=diff)
+
+
+def test_command_palette(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """ctrl+p with a query typed: the hits ranked, the query's letters highlighted."""
+    async def search(pilot: Pilot[None]) -> None:
+        await settled(pilot)
+        app = pilot.app
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
+        app.screen.query_one(CommandInput).cursor_blink = False  # else the cursor is on or off by the clock
+        # hits of equal score from different providers come in either order: this query matches one provider
+        await pilot.press(*"snapshot make")
+        options = app.screen.query_one(CommandList)
+        await until(pilot, lambda: options.option_count >= 2, what="the hits")
+        await pilot.pause(0.5)  # the palette gathers hits from every provider before it settles
+
+    assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=search)
