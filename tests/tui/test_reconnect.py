@@ -103,13 +103,23 @@ async def test_an_engine_gone_mid_run_shows_a_banner_fails_the_run_with_the_reas
 
         first = engine_pid(own_engine)
         assert first is not None
+        # What the banner said while it showed: under load the TUI can be back before a poll sees it.
+        shown: list[str] = []
+        watch = banner.watch_state
+
+        def record() -> None:
+            watch()
+            if banner.showing:
+                shown.append(str(banner.render()))
+
+        banner.watch_state = record  # type: ignore[method-assign]
         if how == "kill":
             os.kill(first, signal.SIGKILL)
         else:
             await asyncio.to_thread(stop_engine, own_engine)  # in a thread: the app shares this event loop
 
-        await until(pilot, lambda: banner.display, what="the banner")
-        assert "engine unreachable" in str(banner.render()) and "attempt" in str(banner.render())
+        await until(pilot, lambda: shown, what="the banner")
+        assert "engine unreachable" in shown[0] and "attempt" in shown[0]
         await until(pilot, lambda: op.status.is_terminal(), timeout=60, what="the run to end")
         assert op.status is OperationStatus.FAILED and reason in (op.error or ""), op
         await until(pilot, lambda: not banner.display, timeout=60, what="the banner to go")
