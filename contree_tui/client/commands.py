@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +23,7 @@ from contree_client.exceptions import APIConnectionError, APIStatusError, Contre
 from contree_client.models import OperationStatus
 
 from contree_tui.client.connection import Connection, ConnectionProblem
+from contree_tui.client.image_files import save_stream
 from contree_tui.client.operations import (
     InterruptStage,
     RunOutcome,
@@ -375,7 +375,7 @@ async def download(ws: Workspace, opts: Options, console: Console) -> int:
         target = Path(dest)
         if target.is_dir():
             target = target / os.path.basename(path.rstrip("/"))
-        size = await _download_to(client.inspect_image_download_stream(image, path), target)
+        size = await save_stream(client.inspect_image_download_stream(image, path), target)
     except NotFoundError:
         raise CommandError(f"no file {path} in image {image}") from None
     except APIStatusError as exc:
@@ -384,23 +384,6 @@ async def download(ws: Workspace, opts: Options, console: Console) -> int:
         raise
     console.note(f"{path} -> {target} ({human_size(size)})")
     return 0
-
-
-async def _download_to(chunks: Any, target: Path) -> int:
-    """Write the stream next to `target` and rename it into place: no half-written file on failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    size = 0
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            async for chunk in chunks:
-                handle.write(chunk)
-                size += len(chunk)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return size
 
 
 async def sync(ws: Workspace, opts: Options, console: Console) -> int:

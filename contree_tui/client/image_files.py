@@ -192,23 +192,9 @@ class ImageFiles:
         if dest.is_dir():
             dest = dest / (path.rstrip("/").rsplit("/", 1)[-1] or "download")
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+            size = await save_stream(self._stream(image, path), dest)
         except OSError as exc:
             raise InspectError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-        size = 0
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                async for chunk in self._stream(image, path):
-                    handle.write(chunk)
-                    size += len(chunk)
-            os.replace(temp, dest)
-        except OSError as exc:
-            Path(temp).unlink(missing_ok=True)
-            raise InspectError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
         return dest, size
 
     async def grep(self, image: str, pattern: str, path: str = "/", *, max_total: int = 500,
@@ -244,3 +230,21 @@ def describe(exc: BaseException, path: str, image: str) -> str:
     if isinstance(exc, TimeoutError):
         return f"{path} {where}: timed out"
     return f"{path} {where}: {exc}"
+
+
+async def save_stream(chunks: AsyncIterator[bytes], target: Path) -> int:
+    """Write `chunks` beside `target` and rename the file into place: a failure leaves no half-written file.
+    Returns the size written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            async for chunk in chunks:
+                handle.write(chunk)
+                size += len(chunk)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return size

@@ -5,9 +5,7 @@ without growing past a sitting. Every failure leaves as data.BackendError with t
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from contree_client.exceptions import APIStatusError, NotFoundError
 from contree_client.models import ImageImportRegistry
 
+from contree_tui.client.image_files import save_stream
 from contree_tui.client.operations import Interrupter, InterruptStage, cancel_operation, wait_operations
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ class VerbCalls:
 
         client = self.connection.client
         try:
-            return await self._guard(_download_to(client.inspect_image_download_stream(image, path), dest))
+            return await self._guard(save_stream(client.inspect_image_download_stream(image, path), dest))
         except BackendError as exc:
             cause = exc.__cause__
             if isinstance(cause, NotFoundError):
@@ -116,20 +115,3 @@ class VerbCalls:
         """Until every one of `operations` has ended: uuid -> the server's final status."""
         result = await self._guard(wait_operations(self.connection, operations))
         return {uuid: response.status for uuid, response in result.done.items()}
-
-
-async def _download_to(chunks: AsyncIterator[bytes], target: Path) -> int:
-    """No half-written file on failure: written next to `target`, renamed over it at the end."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    size = 0
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            async for chunk in chunks:
-                handle.write(chunk)
-                size += len(chunk)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return size
