@@ -40,3 +40,13 @@ async def run_in_bar(pilot: Pilot[None], command: str) -> None:
     await pilot.press(*command)
     assert bar.value == command  # type: ignore[attr-defined]
     await pilot.press("enter")
+
+
+async def run_and_wait(pilot: Pilot[None], screen: MainScreen, command: str) -> str:
+    """Run `command` from the bar; the new working snapshot once the run made it."""
+    before = screen.position.working
+    await run_in_bar(pilot, command)
+    await until(pilot, lambda: screen.position.working != before, what=f"{command!r} to make a snapshot")
+    working = screen.position.working
+    assert working is not None
+    return working

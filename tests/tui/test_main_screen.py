@@ -13,19 +13,10 @@ from contree_tui.tui.model import Stream
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.help import HelpScreen
 from contree_tui.tui.screens.main import MainScreen
-from tests.tui.helpers import loaded, run_in_bar, until
+from tests.tui.helpers import loaded, run_and_wait, run_in_bar, until
 
 SIZE = (140, 40)
 
-
-async def run_and_wait(pilot, screen: MainScreen, command: str) -> str:  # type: ignore[no-untyped-def]
-    """Run `command` from the bar; the new working snapshot once the run made it."""
-    before = screen.position.working
-    await run_in_bar(pilot, command)
-    await until(pilot, lambda: screen.position.working != before, what=f"{command!r} to make a snapshot")
-    working = screen.position.working
-    assert working is not None
-    return working
 
 
 async def test_a_command_typed_in_the_bar_runs_and_its_snapshot_becomes_working(tui_engine_dir: Path) -> None:

@@ -13,17 +13,10 @@ from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.prompt import PromptScreen
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
-from tests.tui.helpers import loaded, run_in_bar, until
+from tests.tui.helpers import loaded, run_and_wait, until
 
 SIZE = (140, 40)
 
-
-async def run_and_wait(pilot: Pilot[None], screen: MainScreen, command: str) -> str:
-    before = screen.position.working
-    await run_in_bar(pilot, command)
-    await until(pilot, lambda: screen.position.working != before, what=f"{command!r} to make a snapshot")
-    assert screen.position.working is not None
-    return screen.position.working
 
 
 async def select(pilot: Pilot[None], detail: SnapshotDetailScreen, key: str) -> None:

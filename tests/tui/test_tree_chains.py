@@ -16,11 +16,18 @@ CHAIN = [uid(n) for n in range(1, 7)]  # busybox -> 1 -> 2 -> ... -> 6
 
 
 class ChainBackend(FrozenBackend):
+    """busybox, then `chain`: each snapshot the only child of the one before, the newest last."""
+
+    def __init__(self, chain: list[str]) -> None:
+        super().__init__()
+        self.chain = chain
+
     async def lineage(self) -> Lineage:
         snapshots = [Snapshot(BASE, None, "busybox:latest", NOW - timedelta(days=1))]
         parent = BASE
-        for n, uuid in enumerate(CHAIN, start=1):
-            snapshots.append(Snapshot(uuid, parent, None, NOW - timedelta(minutes=60 - n), uid(n, "c")))
+        for n, uuid in enumerate(self.chain, start=1):
+            snapshots.append(Snapshot(uuid, parent, None, NOW - timedelta(seconds=len(self.chain) + 60 - n),
+                                      uid(n, "c")))
             parent = uuid
         return Lineage(snapshots)
 
@@ -29,7 +36,7 @@ class ChainBackend(FrozenBackend):
 
 
 async def test_a_chain_is_flat_and_a_branch_in_it_nests() -> None:
-    app = ContreeApp(ChainBackend(), working=CHAIN[-1], clock=frozen_clock)
+    app = ContreeApp(ChainBackend(CHAIN), working=CHAIN[-1], clock=frozen_clock)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.main
         await until(pilot, lambda: screen.query("#tree") and screen.tree.cursor_uuid == CHAIN[-1], what="the tree")
@@ -64,22 +71,9 @@ async def test_a_chain_is_flat_and_a_branch_in_it_nests() -> None:
 LONG = [uid(n, "d") for n in range(1, 1501)]  # busybox -> 1 -> ... -> 1500 (not "a": uid(0xB0) is busybox)
 
 
-class LongChainBackend(FrozenBackend):
-    async def lineage(self) -> Lineage:
-        snapshots = [Snapshot(BASE, None, "busybox:latest", NOW - timedelta(days=1))]
-        parent = BASE
-        for n, uuid in enumerate(LONG, start=1):
-            snapshots.append(Snapshot(uuid, parent, None, NOW - timedelta(seconds=2000 - n), uid(n, "c")))
-            parent = uuid
-        return Lineage(snapshots)
-
-    async def recent_operations(self, limit: int = 30) -> list[Operation]:
-        return []
-
-
 async def test_a_long_chain_shows_its_newest_window_and_more_on_demand() -> None:
     window = snapshot_tree.WINDOW
-    app = ContreeApp(LongChainBackend(), working=LONG[-1], clock=frozen_clock)
+    app = ContreeApp(ChainBackend(LONG), working=LONG[-1], clock=frozen_clock)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.main
         await until(pilot, lambda: screen.query("#tree") and screen.tree.cursor_uuid == LONG[-1], what="the tree")

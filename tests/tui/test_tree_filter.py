@@ -12,17 +12,10 @@ from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.prompt import PromptScreen
-from tests.tui.helpers import loaded, run_in_bar, until
+from tests.tui.helpers import loaded, run_and_wait, until
 
 SIZE = (140, 40)
 
-
-async def run_and_wait(pilot: Pilot[None], screen: MainScreen, command: str) -> str:
-    before = screen.position.working
-    await run_in_bar(pilot, command)
-    await until(pilot, lambda: screen.position.working != before, what=f"{command!r} to make a snapshot")
-    assert screen.position.working is not None
-    return screen.position.working
 
 
 async def filter_tree(pilot: Pilot[None], text: str) -> None:
