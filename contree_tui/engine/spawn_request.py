@@ -26,6 +26,7 @@ from contree_tui.engine.models import (
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:[:/.][A-Za-z0-9_-]+)*$")
 CWD_RE = re.compile(r"^((/[^/]*)+/?)?$")
+MAX_ID = (1 << 32) - 2  # uid_t is 32 bits and -1 means "unchanged": a larger id must not wrap around to root
 
 
 def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -86,15 +87,24 @@ def parse_stdin(raw: Any) -> StdinSpec:
     return StdinSpec(data=data, close=True if close is None else bool(close))
 
 
+def _no_nul(value: str, what: str) -> None:
+    """No process can be given a NUL byte in an argument, a variable or a path: refuse it here, by name."""
+    if "\0" in value:
+        raise EngineError(f"{what}: may not contain a NUL byte")
+
+
 def parse_spawn_request(body: Any, image_uuid: str) -> SpawnRequest:
     if not isinstance(body, dict):
         raise EngineError("request body must be a JSON object")
     command = body.get("command")
     if not isinstance(command, str) or not command:
         raise EngineError("command: required, a non-empty string")
+    _no_nul(command, "command")
     args = _field(body, "args", list, [])
     if not all(isinstance(a, str) for a in args):
         raise EngineError("args: expected a list of strings")
+    for arg in args:
+        _no_nul(arg, "args")
     env = _field(body, "env", dict, {})
     clean_env: dict[str, str] = {}
     for key, value in env.items():
@@ -102,8 +112,13 @@ def parse_spawn_request(body: Any, image_uuid: str) -> SpawnRequest:
             continue  # "" / null remove a variable (preserve_env semantics)
         if not isinstance(value, str):
             raise EngineError(f"env.{key}: expected a string")
+        if not key or "=" in key:
+            raise EngineError(f"env: {key!r} is not a variable name")
+        _no_nul(key, "env")
+        _no_nul(value, f"env.{key}")
         clean_env[key] = value
     cwd = _field(body, "cwd", str, "")
+    _no_nul(cwd, "cwd")
     if not CWD_RE.match(cwd):
         raise EngineError(f"cwd: {cwd!r} is not an absolute path")
     timeout = _field(body, "timeout", (int, float), None)
@@ -124,17 +139,20 @@ def parse_spawn_request(body: Any, image_uuid: str) -> SpawnRequest:
             raise EngineError(f"files[{path}]: expected {{uuid, mode, uid, gid}} with a file uuid")
         uid = spec.get("uid") or 0
         gid = spec.get("gid") or 0
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (uid, gid)):
-            raise EngineError(f"files[{path}]: uid and gid must be non-negative integers")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_ID for v in (uid, gid)):
+            raise EngineError(f"files[{path}]: uid and gid must be integers between 0 and {MAX_ID}")
         files.append(FileMount(target, spec["uuid"].lower(), parse_mode(spec.get("mode") or "0644"), uid, gid))
     uid = _field(body, "uid", int, 0)
     gid = _field(body, "gid", int, 0)
-    if uid < 0 or gid < 0:
-        raise EngineError("uid/gid: must be non-negative")
+    if not (0 <= uid <= MAX_ID and 0 <= gid <= MAX_ID):
+        raise EngineError(f"uid/gid: must be between 0 and {MAX_ID}")
+    hostname = _field(body, "hostname", str, DEFAULT_HOSTNAME) or DEFAULT_HOSTNAME
+    if len(hostname.encode()) > 64 or "\0" in hostname:
+        raise EngineError("hostname: at most 64 bytes, no NUL")
     return SpawnRequest(
         image=image_uuid, command=command, args=tuple(args), shell=bool(_field(body, "shell", bool, False)),
         env=clean_env, cwd=cwd.rstrip("/") if cwd not in ("", "/") else cwd, uid=uid, gid=gid,
-        hostname=_field(body, "hostname", str, DEFAULT_HOSTNAME) or DEFAULT_HOSTNAME,
+        hostname=hostname,
         disposable=bool(_field(body, "disposable", bool, False)), timeout=timeout, truncate_output_at=truncate,
         stdin=parse_stdin(body.get("stdin")), files=tuple(files), max_layer_bytes=max_layer,
         networking=bool(networking.get("enabled", True)),

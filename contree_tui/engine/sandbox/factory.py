@@ -5,8 +5,11 @@ multi-threaded process), which capped throughput. This process is a fresh interp
 launcher, so its forks are cheap, happen on the other core, and never copy engine state (sqlite handles,
 sockets, threads). Protocol on one SOCK_SEQPACKET socket:
 
-    engine → factory   {"id": N, "cgroup_procs": [...]}          fork an idle keeper into those cgroups
-    factory → engine   {"id": N, "pid": P} + fds [keeper socket, pidfd]   (or {"id": N, "error": "..."})
+    engine → factory   {"id": N, "cgroup_procs": [...]}          start an idle keeper into those cgroups
+    factory → engine   {"id": N, "pid": P, "native": B} + fds [keeper socket, pidfd]   (or {"id": N, "error": "..."})
+
+With a built native keeper (argv[2], see native.py) keepers are keeper.c started by posix_spawn; without
+one they are forks of this process.
 
 The engine then talks to the keeper directly and watches its pidfd; the factory only reaps. The factory dies
 with the engine (PDEATHSIG), and idle keepers die with the factory.
@@ -35,7 +38,7 @@ def _reap(_signum: int, _frame: object) -> None:
             return
 
 
-def serve(sock: socket.socket) -> None:
+def serve(sock: socket.socket, native: str | None = None) -> None:
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.set_process_name("ct-factory")
     # Every fork shares the heap copy-on-write; a collection in a keeper would write to every object's
@@ -53,13 +56,15 @@ def serve(sock: socket.socket) -> None:
             return
         request = json.loads(message)
         try:
-            keeper = Keeper.fork(request.get("cgroup_procs", []))
+            procs = request.get("cgroup_procs", [])
+            keeper = Keeper.spawn_native(native, procs) if native else Keeper.fork(procs)
             pidfd = os.pidfd_open(keeper.pid)
         except OSError as exc:
             sock.send(json.dumps({"id": request["id"], "error": str(exc)}).encode())
             continue
         try:
-            socket.send_fds(sock, [json.dumps({"id": request["id"], "pid": keeper.pid}).encode()],
+            reply = {"id": request["id"], "pid": keeper.pid, "native": keeper.native}
+            socket.send_fds(sock, [json.dumps(reply).encode()],
                             [keeper.sock.fileno(), pidfd])
         finally:
             keeper.sock.close()
@@ -68,9 +73,10 @@ def serve(sock: socket.socket) -> None:
 
 def main() -> int:
     fd = int(sys.argv[1])
+    os.set_inheritable(fd, False)  # passed to us by the engine; not for the keepers we start
     sock = socket.socket(fileno=fd)
     try:
-        serve(sock)
+        serve(sock, sys.argv[2] if len(sys.argv) > 2 else None)
     except (BrokenPipeError, ConnectionResetError):
         pass
     return 0

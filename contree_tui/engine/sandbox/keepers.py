@@ -17,6 +17,7 @@ from pathlib import Path
 
 from contree_tui.engine.sandbox.launch import Keeper
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits
+from contree_tui.engine.sandbox.native import keeper_binary
 
 # Enough idle keepers for a burst of parallel runs on two cores; each costs one sleeping process.
 DEFAULT_IDLE_KEEPERS = 4
@@ -34,17 +35,20 @@ class KeeperPool:
         self._factory: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._closed = False
+        self.native: str | None = None  # the built keeper.c the factory starts, if any
 
     # -- factory --------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the factory; refill as replies come. Failure to start only means slower forks."""
+        self.native = keeper_binary()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}
         try:
             self._factory = subprocess.Popen(
                 # -S: no site (its .pth hooks and site-packages): every page of this interpreter is copied
                 # into every sandbox and torn down with it, and the launcher needs only the stdlib.
-                [sys.executable, "-S", "-m", "contree_tui.engine.sandbox.factory", str(theirs.fileno())],
+                [sys.executable, "-S", "-m", "contree_tui.engine.sandbox.factory", str(theirs.fileno()),
+                 *([self.native] if self.native else [])],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
         except OSError:
             ours.close()
@@ -86,7 +90,8 @@ class KeeperPool:
                 os.close(fd)
             keeper_and_slot = self._fork_here(slot)
         else:
-            keeper_and_slot = (Keeper(reply["pid"], socket.socket(fileno=fds[0]), pidfd=fds[1]), slot)
+            keeper = Keeper(reply["pid"], socket.socket(fileno=fds[0]), pidfd=fds[1], native=reply.get("native", False))
+            keeper_and_slot = (keeper, slot)
         if future is not None and not future.done():
             future.set_result(keeper_and_slot)
         elif self._closed:

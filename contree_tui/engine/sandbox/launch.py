@@ -104,10 +104,34 @@ class Keeper:
     a run's critical path by forking keepers while the engine is idle.
     """
 
-    def __init__(self, pid: int, sock: socket.socket, pidfd: int | None = None) -> None:
+    def __init__(self, pid: int, sock: socket.socket, pidfd: int | None = None, *, native: bool = False) -> None:
         self.pid = pid
         self.sock = sock
         self.pidfd = pidfd  # only for keepers forked by the factory, which reaps them
+        self.native = native  # keeper.c, which reads native.encode_spec's records instead of a pickle
+
+    @classmethod
+    def spawn_native(cls, binary: str, cgroup_procs: list[str]) -> Keeper:
+        """Start keeper.c as pid 1 of a new pid namespace with posix_spawn: a vfork, so nothing of this
+        process is copied, touched or torn down for it."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            child.set_inheritable(True)
+            own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.unshare(sc.CLONE_NEWPID)
+                try:
+                    pid = os.posix_spawn(binary, [binary, str(child.fileno()), *cgroup_procs], {})
+                finally:
+                    sc.setns(own, sc.CLONE_NEWPID)
+            finally:
+                os.close(own)
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        return cls(pid, parent, native=True)
 
     @classmethod
     def fork(cls, cgroup_procs: list[str]) -> Keeper:
@@ -129,10 +153,17 @@ class Keeper:
         # The spec rides in a memfd: a run with thousands of injected files pickles to more than one
         # SOCK_SEQPACKET message may carry (~200 KB here); the message itself only says "go".
         spec_fd = os.memfd_create("contree-tui-spec", os.MFD_CLOEXEC)
-        os.write(spec_fd, pickle.dumps(spec))
         child_fds.append(spec_fd)
         try:
+            if self.native:
+                from contree_tui.engine.sandbox.native import encode_spec  # the engine's side only
+
+                os.write(spec_fd, encode_spec(spec))
+            else:
+                os.write(spec_fd, pickle.dumps(spec))
             socket.send_fds(self.sock, [b"run"], child_fds)
+        except ValueError as exc:  # a NUL byte in an argument or variable: no process can be given it
+            os.write(status_w, (json.dumps({"error": str(exc)}) + "\n").encode())
         except OSError as exc:
             # The keeper died before its run (killed, or the engine is closing): report it as a setup error.
             os.write(status_w, (json.dumps({"error": f"sandbox keeper is gone: {exc}"}) + "\n").encode())
@@ -236,8 +267,8 @@ def _sandbox(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, statu
         os._exit(EXIT_SETUP_FAILED)
     try:
         command_pid = _spawn_command(spec, stdin_r, stdout_w, stderr_w, status_w)
-    except OSError as exc:
-        message = exc.strerror or str(exc)
+    except BaseException as exc:  # noqa: BLE001 - nothing may escape a fork (ValueError: a NUL byte)
+        message = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
         _report(status_w, exec_error=f"{spec.argv[0]}: {message}")
         os._exit(EXIT_EXEC_FAILED)
     for fd in (stdin_r, stdout_w, stderr_w):
@@ -321,8 +352,9 @@ def _inject_files(files: list[InjectedFile], blob_fd: int) -> None:
                 pass
             target = os.open(item.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
-                while os.sendfile(target, source, None, 1 << 20) > 0:
-                    pass
+                offset = 0  # explicit: _same_file may have read the blob through a shared file offset
+                while (sent := os.sendfile(target, source, offset, 1 << 20)) > 0:
+                    offset += sent
                 os.fchown(target, item.uid, item.gid)
                 os.fchmod(target, item.mode)
             finally:

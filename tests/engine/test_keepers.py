@@ -1,0 +1,126 @@
+"""Both sandbox keepers: keeper.c (built with the machine's compiler, the default) and the forked Python
+keeper (no compiler, or CONTREE_TUI_NATIVE_KEEPER=0). Each behaviour below runs under both, so the
+fallback cannot rot while the native keeper carries every other test."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import resource
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from contree_tui.engine.engine import Engine
+from contree_tui.engine.models import EngineError, OperationStatus
+from contree_tui.engine.sandbox import native
+from contree_tui.engine.sandbox.launch import KEPT_CAPABILITIES
+from tests.engine.helpers import sh, stdout
+
+HAVE_CC = shutil.which("cc") is not None or shutil.which("gcc") is not None
+
+
+@pytest.fixture(params=["native", "python"])
+async def kept(request: pytest.FixtureRequest, open_engine: Callable[..., Awaitable[Engine]],
+               monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Engine, str]]:
+    if request.param == "native" and not HAVE_CC:
+        pytest.skip("no C compiler on this machine")
+    monkeypatch.setenv(native.ENV_SWITCH, "1" if request.param == "native" else "0")
+    engine = await open_engine()
+    assert (engine.keepers.native is not None) == (request.param == "native")
+    image = await engine.ensure_busybox()
+    yield engine, image.uuid
+
+
+async def test_pid_1_is_the_keeper_the_engine_chose(kept: tuple[Engine, str]) -> None:
+    engine, image = kept
+    op = await engine.spawn({"image": image, "command": "sleep 30", "shell": True, "disposable": True})
+    for _ in range(200):
+        run = engine._runs.get(op.uuid)
+        if run is not None and run.command_pid:
+            break
+        await asyncio.sleep(0.02)
+    assert run is not None and run.sandbox_pid
+    exe = os.readlink(f"/proc/{run.sandbox_pid}/exe")
+    if engine.keepers.native:
+        assert exe == engine.keepers.native
+    else:
+        assert "python" in Path(exe).name
+    assert Path(f"/proc/{run.sandbox_pid}/comm").read_text().strip() == "ct-sandbox"
+    await engine.cancel(op.uuid)
+
+
+async def test_sandbox_shape(kept: tuple[Engine, str]) -> None:
+    engine, image = kept
+    script = ("echo pid=$$; hostname; cat /proc/1/comm; grep CapBnd /proc/self/status; ulimit -n; ls /dev;"
+              " cat /proc/kcore | wc -c; echo x > /proc/sys/kernel/hostname 2>/dev/null || echo ro; pwd; id -u; id -g")
+    op = await sh(engine, image, script, hostname="box", cwd="/made/here", uid=1234, gid=99, disposable=True)
+    assert op.status is OperationStatus.SUCCESS, op.error
+    lines = stdout(op).split("\n")
+    bounding = sum(1 << cap for cap in KEPT_CAPABILITIES)
+    assert lines[:4] == ["pid=2", "box", "ct-sandbox", f"CapBnd:\t{bounding:016x}"]
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # a limit is only ever lowered
+    assert int(lines[4]) == min(engine.config.limits.open_files, hard if hard >= 0 else 1 << 62)
+    assert lines[5:19] == ["fd", "full", "null", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty",
+                           "urandom", "zero", "0", "ro"]
+    assert lines[19:22] == ["/made/here", "1234", "99"]
+
+
+async def test_exit_codes_signals_and_rusage(kept: tuple[Engine, str]) -> None:
+    engine, image = kept
+    exited = await sh(engine, image, "exit 3", disposable=True)
+    killed = await sh(engine, image, "kill -9 $$", disposable=True)
+    for op, code, signal in ((exited, 3, -1), (killed, -1, 9)):
+        assert op.result is not None
+        assert (op.result["state"]["exit_code"], op.result["state"]["signal"]) == (code, signal), op.result
+        assert op.result["resources"]["max_rss"] > 0 and op.result["resources"]["page_faults"] > 0
+
+
+async def test_a_command_that_cannot_start_is_named(kept: tuple[Engine, str]) -> None:
+    engine, image = kept
+    op = await engine.run({"image": image, "command": "/no/such/tool", "shell": False, "disposable": True})
+    assert op.status is OperationStatus.FAILED
+    assert "cannot start the command: /no/such/tool: No such file or directory" in (op.error or "")
+    assert not [e for e in engine.store.events(op.uuid) if e.type == "spawn"]
+
+
+async def test_networking_off_has_loopback_up(kept: tuple[Engine, str]) -> None:
+    engine, image = kept
+    op = await sh(engine, image, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; ifconfig lo | grep -c UP",
+                  networking={"enabled": False}, disposable=True)
+    assert stdout(op).split() == ["lo", "1"]
+
+
+async def test_reinjecting_a_same_size_file_replaces_its_content(kept: tuple[Engine, str]) -> None:
+    """Same size, mode and owner, other bytes: the content check must not leave the blob half-read."""
+    engine, image = kept
+    content = b"A" * 70_000 + b"B" * 30_000
+    first = engine.add_file(b"A" * 100_000)
+    second = engine.add_file(content)
+    op = await sh(engine, image, "true", files={"/data/f": {"uuid": first.uuid, "mode": "0644"}})
+    assert op.status is OperationStatus.SUCCESS, op.error
+    again = await sh(engine, op.result_image_uuid, "md5sum < /data/f; wc -c < /data/f",
+                     files={"/data/f": {"uuid": second.uuid, "mode": "0644"}}, disposable=True)
+    assert stdout(again).split() == [hashlib.md5(content).hexdigest(), "-", "100000"]
+
+
+async def test_a_directory_in_the_way_of_a_file_is_a_setup_error(kept: tuple[Engine, str]) -> None:
+    engine, image = kept
+    f = engine.add_file(b"x")
+    op = await sh(engine, image, "true", files={"/etc": {"uuid": f.uuid, "mode": "0644"}}, disposable=True)
+    assert op.status is OperationStatus.FAILED
+    assert "cannot place a file at /etc: it is a directory" in (op.error or "")
+
+
+@pytest.mark.parametrize("field", [{"command": "echo a\0b"}, {"args": ["a\0b"]}, {"env": {"A": "b\0c"}},
+                                   {"env": {"A=B": "c"}}, {"uid": 1 << 32}, {"hostname": "h" * 65}])
+async def test_values_no_process_can_take_are_refused_by_name(kept: tuple[Engine, str], field: dict) -> None:
+    engine, image = kept
+    body = {"image": image, "command": "true", **field}
+    with pytest.raises(EngineError) as refused:
+        await engine.spawn(body)
+    assert refused.value.status == 400
+    assert next(iter(field)) in str(refused.value)
