@@ -124,3 +124,35 @@ async def test_values_no_process_can_take_are_refused_by_name(kept: tuple[Engine
         await engine.spawn(body)
     assert refused.value.status == 400
     assert next(iter(field)) in str(refused.value)
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler on this machine")
+def test_the_keeper_is_built_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = native.keeper_binary()
+    assert built is not None and Path(built).parent == tmp_path / "contree-tui"
+    assert Path(built).stat().st_mode & 0o777 == 0o700
+    first = Path(built).stat().st_mtime_ns
+    monkeypatch.setenv("CC", "/bin/false")  # a rebuild would now fail: the cached binary must be used
+    assert native.keeper_binary() == built
+    assert Path(built).stat().st_mtime_ns == first
+    assert [p.name for p in (tmp_path / "contree-tui").iterdir()] == [Path(built).name]  # no partial left
+
+
+def test_without_a_compiler_keepers_are_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CC", "/bin/false")
+    assert native.keeper_binary() is None
+    assert "did not build" in caplog.text
+    assert not [p for p in (tmp_path / "contree-tui").iterdir()], "a failed build leaves nothing behind"
+
+
+def test_a_cache_others_can_write_to_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """root runs what is there: a directory others can write to could hand it any program."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = tmp_path / "contree-tui"
+    cache.mkdir()
+    cache.chmod(0o777)
+    assert native.keeper_binary() is None
+    assert not list(cache.iterdir())
