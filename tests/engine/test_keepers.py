@@ -128,6 +128,7 @@ async def test_values_no_process_can_take_are_refused_by_name(kept: tuple[Engine
 
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler on this machine")
 def test_the_keeper_is_built_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     built = native.keeper_binary()
     assert built is not None and Path(built).parent == tmp_path / "contree-tui"
@@ -141,6 +142,7 @@ def test_the_keeper_is_built_once_and_reused(tmp_path: Path, monkeypatch: pytest
 
 def test_without_a_compiler_keepers_are_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", "/bin/false")
     assert native.keeper_binary() is None
@@ -150,6 +152,7 @@ def test_without_a_compiler_keepers_are_python(tmp_path: Path, monkeypatch: pyte
 
 def test_a_cache_others_can_write_to_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """root runs what is there: a directory others can write to could hand it any program."""
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cache = tmp_path / "contree-tui"
     cache.mkdir()
