@@ -87,6 +87,24 @@ async def test_a_command_that_cannot_start_is_named(kept: tuple[Engine, str]) ->
     assert not [e for e in engine.store.events(op.uuid) if e.type == "spawn"]
 
 
+async def test_a_file_that_is_not_an_executable_fails_alike(kept: tuple[Engine, str]) -> None:
+    """No /bin/sh retry of a script without a shebang (execvp's habit; posix_spawnp and Docker don't)."""
+    engine, image = kept
+    made = await sh(engine, image, "printf 'echo hi\\n' > /bin/noshebang && chmod +x /bin/noshebang")
+    op = await engine.run({"image": made.result_image_uuid, "command": "noshebang", "disposable": True})
+    assert op.status is OperationStatus.FAILED
+    assert "noshebang: Exec format error" in (op.error or "")
+
+
+async def test_thousands_of_arguments_and_files_all_arrive(kept: tuple[Engine, str]) -> None:
+    engine, image = kept
+    blob = engine.add_file(b"x")
+    files = {f"/many/f{i}": {"uuid": blob.uuid, "mode": "0644"} for i in range(4500)}
+    args = ["-c", 'echo $#; ls /many | wc -l', "sh", *(f"a{i}" for i in range(5000))]
+    op = await engine.run({"image": image, "command": "/bin/sh", "args": args, "files": files, "disposable": True})
+    assert stdout(op).split() == ["5000", "4500"]
+
+
 async def test_networking_off_has_loopback_up(kept: tuple[Engine, str]) -> None:
     engine, image = kept
     op = await sh(engine, image, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; ifconfig lo | grep -c UP",

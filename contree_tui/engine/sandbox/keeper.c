@@ -38,7 +38,6 @@
 
 #define EXIT_SETUP_FAILED 125
 #define EXIT_EXEC_FAILED 127
-#define MAX_ITEMS 4096
 
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -66,13 +65,9 @@ struct file_item {
 };
 
 struct spec {
-    char *lowers[MAX_ITEMS];
-    int n_lowers;
-    char *argv[MAX_ITEMS + 1];
-    int n_argv;
-    char *env[MAX_ITEMS + 1];
-    int n_env;
-    struct file_item files[MAX_ITEMS];
+    char **lowers, **argv, **env;  /* argv and env end with NULL */
+    int n_lowers, n_argv, n_env;
+    struct file_item *files;
     int n_files;
     int rl_resource[32];
     unsigned long long rl_value[32];
@@ -190,15 +185,22 @@ static int parse_spec(int fd, struct spec *s) {
     if (got != st.st_size) { errno = EIO; return fail("read spec"); }
     data[got] = 0;
     memset(s, 0, sizeof *s);
+    size_t counts[128] = {0};  /* records per key letter: every list is sized to fit, none is cut short */
+    for (char *p = data; p < data + got; p += strlen(p) + 1) counts[(unsigned char)*p & 127]++;
+    s->lowers = calloc(counts['L'] + 1, sizeof *s->lowers);
+    s->argv = calloc(counts['A'] + 1, sizeof *s->argv);
+    s->env = calloc(counts['E'] + 1, sizeof *s->env);
+    s->files = calloc(counts['F'] + 1, sizeof *s->files);
+    if (!s->lowers || !s->argv || !s->env || !s->files) return fail("read spec");
     s->cwd = "/";
     s->hostname = "linuxkit";
     s->network = 1;
     for (char *p = data; p < data + got; p += strlen(p) + 1) {
         char key = *p, *value = p + 1;
         switch (key) {
-        case 'L': if (s->n_lowers < MAX_ITEMS) s->lowers[s->n_lowers++] = value; break;
-        case 'A': if (s->n_argv < MAX_ITEMS) s->argv[s->n_argv++] = value; break;
-        case 'E': if (s->n_env < MAX_ITEMS) s->env[s->n_env++] = value; break;
+        case 'L': s->lowers[s->n_lowers++] = value; break;
+        case 'A': s->argv[s->n_argv++] = value; break;
+        case 'E': s->env[s->n_env++] = value; break;
         case 'U': s->upper = value; break;
         case 'W': s->work = value; break;
         case 'M': s->merged = value; break;
@@ -209,14 +211,13 @@ static int parse_spec(int fd, struct spec *s) {
         case 'g': s->gid = (unsigned)strtoul(value, NULL, 10); break;
         case 'N': s->network = value[0] == '1'; break;
         case 'R':
-            if (s->n_rlimits < 32) {
+            if (s->n_rlimits < (int)(sizeof s->rl_resource / sizeof *s->rl_resource)) {
                 char *end;
                 s->rl_resource[s->n_rlimits] = (int)strtol(value, &end, 10);
                 s->rl_value[s->n_rlimits++] = strtoull(end + 1, NULL, 10);
             }
             break;
         case 'F': {  /* mode:uid:gid:blob:path */
-            if (s->n_files >= MAX_ITEMS) break;
             struct file_item *f = &s->files[s->n_files];
             char *end;
             f->mode = (unsigned)strtoul(value, &end, 10);
@@ -224,7 +225,7 @@ static int parse_spec(int fd, struct spec *s) {
             f->gid = (unsigned)strtoul(end + 1, &end, 10);
             f->blob = end + 1;
             char *colon = strchr(f->blob, ':');
-            if (!colon) break;
+            if (!colon) { errno = EINVAL; return fail("bad file record"); }
             *colon = 0;
             f->path = colon + 1;
             s->n_files++;
@@ -404,6 +405,34 @@ static int inject_files(const struct spec *s, int blob_fd) {
 
 /* -- the command ------------------------------------------------------------------------------------ */
 
+/* posix_spawnp's PATH search (what the Python keeper uses), without execvp's /bin/sh retry of a file that is
+ * not an executable: both keepers then fail such a command alike, with "Exec format error". */
+static void exec_search(char *const argv[], char *const envp[], const char *path) {
+    const char *command = argv[0];
+    if (strchr(command, '/')) {
+        execve(command, argv, envp);
+        return;
+    }
+    int got_eacces = 0;
+    for (const char *p = path;; p++) {
+        const char *end = strchrnul(p, ':');
+        char full[4096];
+        int n = end == p ? snprintf(full, sizeof full, "%s", command)
+                         : snprintf(full, sizeof full, "%.*s/%s", (int)(end - p), p, command);
+        if (n > 0 && (size_t)n < sizeof full) {
+            execve(full, argv, envp);
+            switch (errno) {
+            case EACCES: got_eacces = 1; break;
+            case ENOENT: case ESTALE: case ENOTDIR: case ENODEV: case ETIMEDOUT: break;
+            default: return;
+            }
+        }
+        if (*end == 0) break;
+        p = end;
+    }
+    errno = got_eacces ? EACCES : ENOENT;
+}
+
 static void exec_failed(const char *command, int err) {
     char text[600];
     snprintf(text, sizeof text, "%s: %s", command, strerror(err));
@@ -446,11 +475,9 @@ static pid_t spawn_command(const struct spec *s, int stdin_r, int stdout_w, int 
     if (setgroups(0, NULL) != 0 || setgid(s->gid) != 0 || setuid(s->uid) != 0) exec_failed(command, errno);
     prctl(PR_SET_PDEATHSIG, SIGKILL);  /* a credential change clears it */
     if (chdir(s->cwd) != 0) exec_failed(command, errno);
-    /* execvpe looks the command up in *this* process's PATH. */
-    const char *path = "";
+    const char *path = "";  /* the command is looked up in the run's PATH (empty: the cwd, as posix_spawnp) */
     for (int i = 0; i < s->n_env; i++)
         if (strncmp(s->env[i], "PATH=", 5) == 0) path = s->env[i] + 5;
-    setenv("PATH", path, 1);
 
     int handshake[2];
     if (pipe2(handshake, O_CLOEXEC) != 0) exec_failed(command, errno);
@@ -461,7 +488,7 @@ static pid_t spawn_command(const struct spec *s, int stdin_r, int stdout_w, int 
         setsid();
         if (dup2(stdin_r, 0) < 0 || dup2(stdout_w, 1) < 0 || dup2(stderr_w, 2) < 0) goto failed;
         if (has_as && setrlimit(RLIMIT_AS, &as_limit) != 0) goto failed;
-        execvpe(command, s->argv, s->env);
+        exec_search(s->argv, s->env, path);
     failed:;
         int err = errno;
         if (write(handshake[1], &err, sizeof err) < 0) { /* the parent reads EOF and reports a plain exit */ }
