@@ -369,6 +369,7 @@ static int inject_files(const struct spec *s, int blob_fd) {
     for (int i = 0; i < s->n_files; i++) {
         const struct file_item *f = &s->files[i];
         char parent[4096];
+        if (strlen(f->path) >= sizeof parent) { errno = ENAMETOOLONG; return fail("open %.200s...", f->path); }
         snprintf(parent, sizeof parent, "%s", f->path);
         char *slash = strrchr(parent, '/');
         if (slash && slash != parent) {
