@@ -15,7 +15,8 @@ Process layout (host view):
 
 One Python fork a run: each fork of an interpreter costs its page tables, a copy-on-write fault for every
 page the child then touches (~500 here) and the teardown, which made a separate keeper and pid 1 the
-largest cost of a trivial run.
+largest cost of a trivial run. keeper.c is this same keeper in C, started by posix_spawn, and is what runs
+wherever it could be built (native.py); the Python keeper here is the fallback, kept step for step alike.
 
 All setup is done with syscalls from here, never by running the image's own binaries (a util-linux
 `umount` inside the image once wrote /run/mount/ into the layer). Status travels as JSON lines on one
