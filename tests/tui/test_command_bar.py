@@ -57,6 +57,13 @@ async def run_done(pilot: Pilot[None], screen: MainScreen, command: str) -> Oper
     return ops_of(screen, command)[0]
 
 
+async def start_running(pilot: Pilot[None], screen: MainScreen, command: str) -> None:
+    """Submit `command` and wait until its run executes (a long command, to be interrupted or cancelled)."""
+    await submit(pilot, command)
+    await until(pilot, lambda: any(op.status is OperationStatus.EXECUTING for op in ops_of(screen, command)),
+                what=f"{command!r} to start")
+
+
 def label(screen: MainScreen, uuid: str) -> str:
     node = screen.tree.node_for(uuid)
     assert node is not None
@@ -268,9 +275,7 @@ async def test_cancel_cancels_a_running_command_and_wait_toasts_when_all_end(tui
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await loaded(pilot)
         command = f"echo started; sleep 30 # {uuidlib.uuid4().hex[:8]}"
-        await submit(pilot, command)
-        await until(pilot, lambda: any(op.status is OperationStatus.EXECUTING for op in ops_of(screen, command)),
-                    what="the sleep to start")
+        await start_running(pilot, screen, command)
         await submit(pilot, ":cancel")
         await until(pilot, lambda: ops_of(screen, command)[0].status is OperationStatus.CANCELLED,
                     what="the cancel")
@@ -330,9 +335,7 @@ async def test_c_interrupts_in_two_stages_and_ctrl_c_does_not_quit(tui_engine_di
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await loaded(pilot)
         command = f"trap '' INT; echo started; sleep 30; echo survived # {uuidlib.uuid4().hex[:8]}"
-        await submit(pilot, command)
-        await until(pilot, lambda: any(op.status is OperationStatus.EXECUTING for op in ops_of(screen, command)),
-                    what="the command to start")
+        await start_running(pilot, screen, command)
         op = ops_of(screen, command)[0]
         await pilot.press("ctrl+c")
         await until(pilot, lambda: any("press c again" in t for t in toasts(app)), what="the first stage")

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from textual.pilot import Pilot
+
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.model import Lineage, Operation, Snapshot
 from contree_tui.tui.widgets import snapshot_tree
+from contree_tui.tui.widgets.snapshot_tree import SnapshotTree
 from tests.tui.frozen import BASE, NOW, FrozenBackend, frozen_clock, uid
 from tests.tui.helpers import until
 
@@ -35,12 +38,18 @@ class ChainBackend(FrozenBackend):
         return []
 
 
+async def shown_tree(pilot: Pilot[None], app: ContreeApp, working: str) -> SnapshotTree:
+    """The main screen's tree once it is drawn with the cursor on `working`."""
+    screen = app.main
+    await until(pilot, lambda: screen.query("#tree") and screen.tree.cursor_uuid == working, what="the tree")
+    return screen.tree
+
+
 async def test_a_chain_is_flat_and_a_branch_in_it_nests() -> None:
     app = ContreeApp(ChainBackend(CHAIN), working=CHAIN[-1], clock=frozen_clock)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.main
-        await until(pilot, lambda: screen.query("#tree") and screen.tree.cursor_uuid == CHAIN[-1], what="the tree")
-        tree = screen.tree
+        tree = await shown_tree(pilot, app, CHAIN[-1])
         base = tree.node_for(BASE)
         assert base is not None
         assert [n.data for n in base.children] == CHAIN, "the whole chain one level under busybox"
@@ -76,8 +85,7 @@ async def test_a_long_chain_shows_its_newest_window_and_more_on_demand() -> None
     app = ContreeApp(ChainBackend(LONG), working=LONG[-1], clock=frozen_clock)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.main
-        await until(pilot, lambda: screen.query("#tree") and screen.tree.cursor_uuid == LONG[-1], what="the tree")
-        tree = screen.tree
+        tree = await shown_tree(pilot, app, LONG[-1])
         base = tree.node_for(BASE)
         assert base is not None
         kids = [n.data for n in base.children]
