@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from contree_tui.engine.sandbox.launch import Keeper
+from contree_tui.engine.sandbox.launch import Keeper, seccomp_program
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits
 from contree_tui.engine.sandbox.native import keeper_binary
 
@@ -40,7 +40,9 @@ class KeeperPool:
     # -- factory --------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the factory; refill as replies come. Failure to start only means slower forks."""
-        self.native = keeper_binary()
+        # The syscall filter, compiled here before any fork (the fallback keepers inherit it); without
+        # libseccomp this raises: no sandbox starts unfiltered.
+        self.native = keeper_binary(seccomp_program())
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}
         try:
