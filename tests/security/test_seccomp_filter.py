@@ -64,3 +64,14 @@ async def test_the_filter_covers_the_command_and_pid_1(keeper_engine: tuple[Engi
     assert sorted(stdout(op).split()) == sorted(
         ["/proc/self/status:Seccomp:", "2", "/proc/self/status:NoNewPrivs:", "0",
          "/proc/1/status:Seccomp:", "2", "/proc/1/status:NoNewPrivs:", "0"]), stdout(op)
+
+
+async def test_32_bit_syscalls_kill_the_process(keeper_engine: tuple[Engine, str], probe_binary: bytes) -> None:
+    """Stricter than Docker (seccomp.SUB_ARCHITECTURES): the i386 entry point is closed; SIGSYS, not EPERM."""
+    engine, image = keeper_engine
+    blob = engine.add_file(probe_binary)
+    op = await engine.run({"image": image, "command": "/probe", "args": ["work", "int80"], "disposable": True,
+                           "files": {"/probe": {"uuid": blob.uuid, "mode": "0755"}}})
+    assert op.result is not None, op.error
+    assert stdout(op) == "work=OK\n"
+    assert op.result["state"]["signal"] == 31  # SIGSYS
