@@ -1,28 +1,29 @@
 """The sandbox's syscall filter: Docker's default seccomp profile, compiled once into classic BPF.
 
-`seccomp_default.json` is moby/profiles' seccomp/default.json byte for byte (commit 3c28324, May 2026;
-Apache-2.0), so it can be diffed against upstream. `rules` is a line-by-line translation of that repository's
-`setupSeccomp` (seccomp_linux.go): a rule's `includes`/`excludes` are decided by the native architecture,
-the running kernel and the capabilities the sandbox keeps in its bounding set (launch.KEPT_CAPABILITIES:
-CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, SYS_CHROOT, SETFCAP).
-With those, of Docker's capability-conditional rules only `chroot` (CAP_SYS_CHROOT) is allowed; the
-CAP_SYS_ADMIN group (mount, umount2, unshare, setns, clone3, bpf, fsopen, ...) is not, clone is allowed only
-without namespace flags, clone3 fails with ENOSYS (so libc falls back to clone, whose flags a filter can
-see) and `socket` refuses AF_ALG and AF_VSOCK. add_key, keyctl and request_key are in no rule: the kernel
-keyring is not namespaced, so they fail with the default EPERM like every other unlisted syscall (io_uring,
-userfaultfd, kexec, ptrace-less process_madvise, ...).
+`seccomp_default.json` is moby/profiles' seccomp/default.json byte for byte (last changed in commit 3c28324,
+May 2026; git blob ea5a494; Apache-2.0), so it can be diffed against upstream. `rules` translates that
+repository's `setupSeccomp` (seccomp_linux.go) line by line: a rule's `includes`/`excludes` are decided by
+the native architecture, the running kernel and the capabilities the sandbox keeps in its bounding set
+(launch.KEPT_CAPABILITIES: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
+NET_BIND_SERVICE, SYS_CHROOT, SETFCAP). With those, of Docker's capability-conditional rules only `chroot`
+(CAP_SYS_CHROOT) applies; the CAP_SYS_ADMIN group (mount, umount2, unshare, setns, bpf, fsopen, ...) does
+not, so clone is allowed only without namespace flags, clone3 fails with ENOSYS (libc then falls back to
+clone, whose flags a filter can see), `socket` refuses AF_ALG and AF_VSOCK and `personality` takes Docker's
+five values. add_key, keyctl and request_key are in no rule: the kernel keyring is not namespaced, so they
+fail with the default EPERM like every other unlisted syscall (io_uring, userfaultfd, kexec, bpf, ...).
 
 One deliberate difference, stricter than Docker: only the native architecture is allowed (Docker's archMap
 adds x86 and x32 to x86_64). A 32-bit syscall (int 0x80, an i386 binary) kills the process with SIGSYS: the
 compat entry points are a surface of their own, and the kernel prepares the filter's action cache per
-architecture, so installing the filter took 360 us with i386 and 160 us without (measured here, 1257 vs
-421 BPF instructions) on every run's critical path. SUB_ARCHITECTURES = True restores Docker's list.
+architecture, so installing it took 350 us with i386 and 150 us without (bench/bench_seccomp.py; 1257 vs
+421 BPF instructions), on every run's critical path. SUB_ARCHITECTURES = True restores Docker's list.
 
 libseccomp (libseccomp.so.2, on every Debian: apt and systemd link it) is loaded through ctypes and only to
-compile, once per process: the keepers merely install the finished program (`apply`, or keeper.c with the
-program built into it, see native.py). Like runc, syscalls that the installed libseccomp cannot name are
-left out, and every syscall numbered above the highest one the filter knows fails with ENOSYS rather than
-EPERM, so a newer libc's probe of a newer syscall falls back to the old one (runc's "enosys" stub).
+compile (~5 ms), once per process: the keepers merely install the finished program (`apply`, or keeper.c
+with the program built into it, see native.py). Like runc, syscalls that the installed libseccomp cannot
+name are left out, and every syscall numbered above the highest one the filter knows fails with ENOSYS
+rather than EPERM, so a newer libc's probe of a newer syscall falls back to the old one (runc's "enosys"
+stub).
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def compile_filter(kept_capabilities: Iterable[int], profile_path: Path = PROFIL
         arches = _arches(lib, profile)
         for token in arches[1:]:
             _check(lib.seccomp_arch_add(ctx, token), "arch_add")
-        _check(lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2), "optimize")
+        lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2)  # libseccomp < 2.5 refuses it: a slower install
         _check(lib.seccomp_attr_set(ctx, _FLTATR_ACT_BADARCH, ACT_KILL_PROCESS), "bad-arch action")
         highest = {token: -1 for token in arches}
         for rule in chosen:
