@@ -32,7 +32,7 @@ def install_seconds(program: bytes) -> float:
     copy-on-write pages in a forked interpreter (~400 us here), which keeper.c never pays."""
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = seccomp._SockFprog(len(program) // 8, ctypes.addressof(buffer))
-    prctl = seccomp._libc.prctl
+    prctl = seccomp._prctl
     args = (seccomp._PR_SET_SECCOMP, ctypes.c_ulong(seccomp._SECCOMP_MODE_FILTER), ctypes.byref(fprog),
             ctypes.c_ulong(0), ctypes.c_ulong(0))
     read_fd, write_fd = os.pipe()
