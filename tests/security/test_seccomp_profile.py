@@ -7,6 +7,7 @@ import ctypes
 import errno
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,12 @@ def test_apply_in_a_forked_helper_refuses_namespaces_and_keys() -> None:
 def test_apply_refuses_what_is_not_a_program() -> None:
     with pytest.raises(ValueError):
         seccomp.apply(b"123")
+
+
+def test_a_profile_it_cannot_honour_is_refused(tmp_path: Path) -> None:
+    """An action the keepers cannot honour stops the compile (and with it the engine's start: 503)."""
+    profile = dict(PROFILE, syscalls=[{"names": ["read"], "action": "SCMP_ACT_TRACE"}])
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    with pytest.raises(seccomp.SeccompUnavailable, match="SCMP_ACT_TRACE"):
+        seccomp.compile_filter(KEPT_CAPABILITIES, profile_path=path)
