@@ -157,12 +157,26 @@ def _apply_layer(layer: str, out: str) -> None:
 
 # -- base images --------------------------------------------------------------------------------------
 
+def _device_nodes(directory: str, names: list[str]) -> set[str]:
+    """copytree's ignore: character and block devices. copy2 would read a device's contents into a regular
+    file (a debootstrap rootfs's dev/zero never ends); an image's devices have no place on the host anyway
+    (see rootfs_import)."""
+    skipped = set()
+    for name in names:
+        mode = os.lstat(os.path.join(directory, name)).st_mode
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            skipped.add(name)
+    return skipped
+
+
 def layer_from_directory(source: str, out: str) -> None:
-    """Copy a rootfs directory into a new layer, keeping owners, modes, links and xattrs."""
-    shutil.copytree(source, out, symlinks=True, copy_function=shutil.copy2)
+    """Copy a rootfs directory into a new layer, keeping owners, modes, links and xattrs; not device nodes."""
+    shutil.copytree(source, out, symlinks=True, copy_function=shutil.copy2, ignore=_device_nodes)
     for dirpath, dirnames, filenames in os.walk(source):
         for name in [".", *dirnames, *filenames]:
             src = os.path.normpath(os.path.join(dirpath, name))
+            if not os.path.lexists(os.path.join(out, os.path.relpath(src, source))):
+                continue  # a device node, left out above
             dst = os.path.join(out, os.path.relpath(src, source))
             st = os.lstat(src)
             os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)

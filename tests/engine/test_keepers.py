@@ -17,7 +17,7 @@ import pytest
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.models import EngineError, OperationStatus
 from contree_tui.engine.sandbox import native
-from contree_tui.engine.sandbox.launch import KEPT_CAPABILITIES
+from contree_tui.engine.sandbox.launch import KEPT_CAPABILITIES, seccomp_program
 from tests.engine.helpers import sh, stdout
 
 HAVE_CC = shutil.which("cc") is not None or shutil.which("gcc") is not None
@@ -148,12 +148,12 @@ async def test_values_no_process_can_take_are_refused_by_name(kept: tuple[Engine
 def test_the_keeper_is_built_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(native.ENV_SWITCH, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    built = native.keeper_binary()
+    built = native.keeper_binary(seccomp_program())
     assert built is not None and Path(built).parent == tmp_path / "contree-tui"
     assert Path(built).stat().st_mode & 0o777 == 0o700
     first = Path(built).stat().st_mtime_ns
     monkeypatch.setenv("CC", "/bin/false")  # a rebuild would now fail: the cached binary must be used
-    assert native.keeper_binary() == built
+    assert native.keeper_binary(seccomp_program()) == built
     assert Path(built).stat().st_mtime_ns == first
     assert [p.name for p in (tmp_path / "contree-tui").iterdir()] == [Path(built).name]  # no partial left
 
@@ -163,7 +163,7 @@ def test_without_a_compiler_keepers_are_python(tmp_path: Path, monkeypatch: pyte
     monkeypatch.delenv(native.ENV_SWITCH, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", "/bin/false")
-    assert native.keeper_binary() is None
+    assert native.keeper_binary(seccomp_program()) is None
     assert "did not build" in caplog.text
     assert not [p for p in (tmp_path / "contree-tui").iterdir()], "a failed build leaves nothing behind"
 
@@ -175,5 +175,5 @@ def test_a_cache_others_can_write_to_is_not_used(tmp_path: Path, monkeypatch: py
     cache = tmp_path / "contree-tui"
     cache.mkdir()
     cache.chmod(0o777)
-    assert native.keeper_binary() is None
+    assert native.keeper_binary(seccomp_program()) is None
     assert not list(cache.iterdir())

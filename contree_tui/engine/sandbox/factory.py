@@ -25,7 +25,7 @@ import socket
 import sys
 
 from contree_tui.engine.sandbox import syscalls as sc
-from contree_tui.engine.sandbox.launch import Keeper
+from contree_tui.engine.sandbox.launch import Keeper, seccomp_program
 
 
 def _reap(_signum: int, _frame: object) -> None:
@@ -41,6 +41,7 @@ def _reap(_signum: int, _frame: object) -> None:
 def serve(sock: socket.socket, native: str | None = None) -> None:
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.set_process_name("ct-factory")
+    seccomp_program()  # compiled once (~30 ms), before the first fork: every forked keeper inherits it
     # Every fork shares the heap copy-on-write; a collection in a keeper would write to every object's
     # header and copy the whole heap page by page. Nothing here makes cycles worth collecting.
     gc.disable()

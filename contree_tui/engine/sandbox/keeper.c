@@ -11,7 +11,8 @@
  * It closes every other fd, dies with the factory, joins the cgroups, then waits on SOCKET_FD for "run"
  * with five fds: stdin_r, stdout_w, stderr_w, status_w and a memfd holding the spec as NUL-terminated
  * records, one letter then the value (see native.py's encode_spec). Status goes to status_w as JSON
- * lines, exactly as launch.py writes them. Built by native.py with the machine's C compiler.
+ * lines, exactly as launch.py writes them. Built by native.py with the machine's C compiler, with the
+ * syscall filter built in (install_filter).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +36,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #define EXIT_SETUP_FAILED 125
 #define EXIT_EXEC_FAILED 127
@@ -507,6 +510,17 @@ static pid_t spawn_command(const struct spec *s, int stdin_r, int stdout_w, int 
     return pid;
 }
 
+/* Docker's default syscall filter as classic BPF: seccomp.py compiles it, native.py builds it in as
+ * `seccomp_program` (cc -include; keeper.c does not build without it). Installed as the last setup step,
+ * while still root, as runc does without no-new-privileges (setuid programs in images keep working);
+ * everything after it (limits, capability drop, setuid, fork, execve) is allowed by it. */
+static int install_filter(void) {
+    struct sock_fprog prog = {(unsigned short)(sizeof seccomp_program / sizeof(struct sock_filter)),
+                              (struct sock_filter *)seccomp_program};
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) return fail("seccomp filter");
+    return 0;
+}
+
 static void report_exit(int status, const struct rusage *ru) {
     int signalled = WIFSIGNALED(status);
     char message[1024];
@@ -549,7 +563,7 @@ static void sandbox(struct spec *s, int stdin_r, int stdout_w, int stderr_w) {
         if (inject_files(s, blob_fd)) fail_setup();
         close(blob_fd);
     }
-    if (mkdir_p(s->cwd, 0755)) fail_setup();
+    if (mkdir_p(s->cwd, 0755) || install_filter()) fail_setup();
     pid_t command = spawn_command(s, stdin_r, stdout_w, stderr_w);
     close(stdin_r);
     close(stdout_w);

@@ -15,9 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from contree_tui.engine.sandbox.launch import Keeper
+from contree_tui.engine.models import EngineError
+from contree_tui.engine.sandbox.launch import Keeper, seccomp_program
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits
 from contree_tui.engine.sandbox.native import keeper_binary
+from contree_tui.engine.sandbox.seccomp import SeccompUnavailable
 
 # Enough idle keepers for a burst of parallel runs on two cores; each costs one sleeping process.
 DEFAULT_IDLE_KEEPERS = 4
@@ -39,8 +41,13 @@ class KeeperPool:
 
     # -- factory --------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the factory; refill as replies come. Failure to start only means slower forks."""
-        self.native = keeper_binary()
+        """Start the factory; refill as replies come. Failure to start it only means slower forks; without
+        libseccomp the engine does not start (EngineError 503): no sandbox runs unfiltered."""
+        try:
+            program = seccomp_program()  # compiled before any fork: the fallback keepers inherit it
+        except SeccompUnavailable as exc:
+            raise EngineError(str(exc), status=503) from None
+        self.native = keeper_binary(program)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}
         try:

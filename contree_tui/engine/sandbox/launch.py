@@ -6,10 +6,11 @@ Process layout (host view):
                            it has closed every fd but its socket, joined the run's cgroups and dies with
                            its parent (PDEATHSIG). When its run's spec arrives it unshares (mnt, uts, ipc
                            [, net]), reports its host pid, mounts the overlay, /proc and a minimal /dev,
-                           pivot_root(".", ".") + detach of the old root, injects files, drops its
-                           privileges and posix_spawns C (a vfork), then reaps everything until C exits and
-                           reports C's exit status and rusage. When K exits the kernel kills whatever C left
-                           behind.
+                           pivot_root(".", ".") + detach of the old root, injects files, installs
+                           the syscall filter (seccomp.py), drops its privileges and posix_spawns C
+                           (a vfork; glibc's clone3 attempt gets ENOSYS and it falls back to clone),
+                           then reaps everything until C exits and reports C's exit status and rusage.
+                           When K exits the kernel kills whatever C left behind.
                            └─spawn─▶ C, the user's command in its own session, with the limits,
                                      capability bounding set, uid/gid and cwd K set on itself.
 
@@ -36,6 +37,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
+from contree_tui.engine.sandbox import seccomp
 from contree_tui.engine.sandbox import syscalls as sc
 
 DEVICE_NODES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -48,6 +50,12 @@ PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug", "kallsyms")
 
 EXIT_SETUP_FAILED = 125
 EXIT_EXEC_FAILED = 127
+
+
+def seccomp_program() -> bytes:
+    """Docker's default syscall filter for a sandbox keeping KEPT_CAPABILITIES (seccomp.py), compiled once
+    per process: compile it before forking keepers, and a fork inherits it."""
+    return seccomp.program_for(KEPT_CAPABILITIES)
 
 
 @dataclass(frozen=True)
@@ -260,6 +268,10 @@ def _sandbox(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, statu
             _inject_files(spec.files, blob_fd)
             os.close(blob_fd)
         os.makedirs(spec.cwd, mode=0o755, exist_ok=True)
+        # The last setup step: from here pid 1 and the command run under Docker's syscall filter. Installed
+        # while still root (as runc does without no-new-privileges: setuid programs keep working); the
+        # limits, capability drop, credential change and posix_spawn that follow are all allowed by it.
+        seccomp.apply(seccomp_program())
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing may escape a fork
         try:
             _report(status_w, error=f"sandbox setup failed: {exc}")

@@ -37,25 +37,35 @@ def _private(path: Path) -> bool:
     return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def keeper_binary() -> str | None:
-    """The built keeper's path, building it if needed; None when it cannot be had (then Python keepers)."""
+def keeper_binary(program: bytes) -> str | None:
+    """The built keeper's path, with the syscall filter `program` (launch.seccomp_program) built in, building
+    it if needed; None when it cannot be had (then Python keepers)."""
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return None
     try:
         source = SOURCE.read_bytes()
     except OSError:
         return None
-    target = _cache_dir() / f"ct-keeper-{hashlib.sha256(source).hexdigest()[:16]}"
+    # The syscall filter is built into the binary (no run or keeper pays to receive it): the name hashes
+    # both, so a new profile, libseccomp or kernel (the profile's minKernel rules) builds anew.
+    digest = hashlib.sha256(source + b"\0" + program).hexdigest()[:16]
+    target = _cache_dir() / f"ct-keeper-{digest}"
     try:
         if target.is_file() and _private(target) and _private(target.parent):
             return str(target)
-        return _build(target)
+        return _build(target, program)
     except OSError as exc:
         log.warning("native keeper unavailable (%s); using forked Python keepers", exc)
         return None
 
 
-def _build(target: Path) -> str | None:
+def _filter_header(program: bytes) -> str:
+    """keeper.c's `seccomp_program`, given to the compiler with -include."""
+    body = ",".join(str(byte) for byte in program)
+    return f"static const unsigned char seccomp_program[] __attribute__((aligned(8))) = {{{body}}};\n"
+
+
+def _build(target: Path, program: bytes) -> str | None:
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         log.warning("no C compiler: using forked Python keepers")
@@ -65,14 +75,19 @@ def _build(target: Path) -> str | None:
         log.warning("%s is writable by others: not building the native keeper there", target.parent)
         return None
     partial = target.with_name(f".{target.name}.{os.getpid()}")
-    # Static first: no dynamic loader work at each of the thousands of execs; plain if libc.a is missing.
-    for flags in (["-static"], []):
-        done = subprocess.run([compiler, "-O2", "-Wall", *flags, "-o", str(partial), str(SOURCE)],
-                              capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            os.chmod(partial, 0o700)
-            os.replace(partial, target)
-            return str(target)
+    header = target.with_name(f".{target.name}.{os.getpid()}.h")
+    header.write_text(_filter_header(program))
+    try:
+        # Static first: no dynamic loader work at each of the thousands of execs; plain if libc.a is missing.
+        for flags in (["-static"], []):
+            done = subprocess.run([compiler, "-O2", "-Wall", *flags, "-include", str(header), "-o", str(partial),
+                                   str(SOURCE)], capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                os.chmod(partial, 0o700)
+                os.replace(partial, target)
+                return str(target)
+    finally:
+        header.unlink(missing_ok=True)
     partial.unlink(missing_ok=True)
     log.warning("native keeper did not build: %s", done.stderr.strip()[-500:])
     return None
