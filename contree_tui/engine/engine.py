@@ -14,12 +14,13 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from contree_tui.engine import layers as layerfs
+from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.exec_process import ExecRun
 from contree_tui.engine.grep import GrepQuery
 from contree_tui.engine.inspect import HelperStream, run_in_image
@@ -32,6 +33,7 @@ from contree_tui.engine.instance import (
     masked_env,
 )
 from contree_tui.engine.models import (
+    DEFAULT_MAX_LAYER_BYTES,
     Conflict,
     EngineError,
     Event,
@@ -47,7 +49,7 @@ from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
 from contree_tui.engine.sandbox.nsenter import exec_in_sandbox
-from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request
+from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request, stored_request
 from contree_tui.engine.state_dir import StateDir
 from contree_tui.engine.store import Store, iso_now
 
@@ -57,6 +59,7 @@ BUSYBOX_TAG = "busybox:latest"
 SQUASH_AT = 64
 KEEP_ON_TOP = 8  # the newest layers stay separate so siblings keep sharing them
 RUN_IMAGE_CACHE = 1024
+UPLOAD_BATCH = 1 << 20  # bytes an upload gathers before one thread hop writes and hashes them
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,12 @@ class EngineConfig:
     max_timeout: float = 3600.0
     squash_at: int = SQUASH_AT
     cgroups: bool = True
+    # The largest resources_limits.max_layer_bytes a request may ask for (the spec's default, 12 GiB).
+    max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES
+    max_upload_bytes: int = 4 << 30  # one POST /v1/files body (streamed to disk)
+    # Below this much free space on the state dir's filesystem, spawns and uploads are refused (507) and
+    # running sandboxes that write are stopped: sqlite needs room for the events and status rows.
+    min_free_bytes: int = 1 << 30
 
 
 class Engine:
@@ -274,13 +283,52 @@ class Engine:
             os.rename(tmp, blob)
         return self.store.add_file(str(uuid.uuid4()), digest, len(data))
 
+    async def add_file_stream(self, chunks: AsyncIterable[bytes]) -> StoredFile:
+        """add_file for a body that arrives in chunks: written to disk 1 MiB at a time (from a thread, with
+        the hash), so memory holds at most one batch; a stream that fails leaves no file behind."""
+        require_free(self._blobs_dir, self.config.min_free_bytes, "upload")
+        tmp = f"{self._blobs_dir}/.upload.{uuid.uuid4().hex}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        digest, size, batch = hashlib.sha256(), 0, bytearray()
+
+        def write(data: bytes) -> None:
+            digest.update(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+
+        try:
+            async for chunk in chunks:
+                batch += chunk
+                if len(batch) >= UPLOAD_BATCH:
+                    size += len(batch)
+                    await asyncio.to_thread(write, bytes(batch))
+                    batch.clear()
+                    require_free(self._blobs_dir, self.config.min_free_bytes, "upload")
+            size += len(batch)
+            await asyncio.to_thread(write, bytes(batch))
+            os.fchmod(fd, 0o444)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        name = digest.hexdigest()
+        blob = f"{self._blobs_dir}/{name}"
+        if os.path.exists(blob):
+            os.unlink(tmp)
+        else:
+            os.rename(tmp, blob)
+        return self.store.add_file(str(uuid.uuid4()), name, size)
+
     # -- operations ---------------------------------------------------------------------------------
     async def spawn(self, body: dict[str, Any]) -> Operation:
         """Validate a spawn request, record the operation and start it; returns at once."""
         if not isinstance(body, dict):
             raise EngineError("request body must be a JSON object")
         image = self._image_to_run(body.get("image"))
-        request = parse_spawn_request(body, image.uuid)
+        request = parse_spawn_request(body, image.uuid, self.config.max_layer_bytes)
+        require_free(self._layers_dir, self.config.min_free_bytes, "spawn")
         timeout = request.timeout or self.config.default_timeout
         if timeout > self.config.max_timeout:
             raise EngineError(f"timeout: at most {self.config.max_timeout:g} s on this engine")
@@ -288,7 +336,7 @@ class Engine:
         blobs = {f.file_uuid: self.store.file_by_uuid(f.file_uuid).sha256 for f in request.files}
         op = Operation(uuid=str(uuid.uuid4()), kind="instance", status=OperationStatus.PENDING,
                        created_at=time.time(), image_uuid=image.uuid,
-                       request={**body, "image": image.uuid, "timeout": timeout})
+                       request={**stored_request(body), "image": image.uuid, "timeout": timeout})
         self.store.add_operation(op)
         self._next_event[op.uuid] = 1
         self._changed[op.uuid] = asyncio.Event()

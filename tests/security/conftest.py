@@ -1,0 +1,1 @@
+"""The security suite: each test reproduces an attack on a real engine and asserts it is contained."""
