@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from contree_tui.engine import layers as layerfs
+from contree_tui.engine.admission import Admission, Withdrawn
 from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.exec_process import ExecRun
 from contree_tui.engine.grep import GrepQuery
@@ -75,6 +76,28 @@ class EngineConfig:
     # Below this much free space on the state dir's filesystem, spawns and uploads are refused (507) and
     # running sandboxes that write are stopped: sqlite needs room for the events and status rows.
     min_free_bytes: int = 1 << 30
+    # Admission (engine/admission.py): runs at once, and the memory all runs together may use (None: 3/4
+    # of the host's MemTotal, also the kernel's hard limit on the engine's parent cgroup). Each run
+    # reserves run_memory_reserve of it (None: a quarter of the per-run cap, 1 GiB by default: most runs
+    # use far less than their cap, and reserving the whole 4 GiB would admit only 4 runs on a 23 GB host).
+    max_concurrent_runs: int = 64
+    memory_budget: int | None = None
+    run_memory_reserve: int | None = None
+
+    def total_memory_budget(self) -> int:
+        return self.memory_budget if self.memory_budget is not None else host_memory() * 3 // 4
+
+    def memory_reserve(self) -> int:
+        return self.run_memory_reserve if self.run_memory_reserve is not None else self.limits.memory_bytes // 4
+
+
+def host_memory() -> int:
+    """MemTotal in bytes."""
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 class Engine:
@@ -95,6 +118,7 @@ class Engine:
         version = detect_cgroup_version() if config.cgroups else None
         self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
         self.keepers = KeeperPool(self.cgroups, config.limits)
+        self.admission = Admission(config.total_memory_budget(), config.max_concurrent_runs)
         self._lock_fd: int | None = None
         self._background: set[asyncio.Future[None]] = set()
         # Plain strings for the paths every run needs: pathlib objects cost the event loop more than the
@@ -126,11 +150,15 @@ class Engine:
         engine = cls(state, config or EngineConfig())
         engine._lock_fd = lock_fd
         await engine._recover()
+        engine.cgroups.limit_total(engine.admission.memory_budget)
         engine.keepers.start()
         return engine
 
     async def stop_runs(self, reason: str = "engine stopped") -> None:
-        """Kill every running sandbox and let each operation end (FAILED with `reason`)."""
+        """Kill every running sandbox and let each operation end (FAILED with `reason`); runs still waiting
+        for admission end FAILED too, without starting."""
+        for op_uuid in self.admission.queued():
+            self.admission.withdraw(op_uuid, reason)
         for run in list(self._runs.values()):
             run.kill(reason)
         if self._tasks:
@@ -344,6 +372,30 @@ class Engine:
         return op
 
     async def _run_instance(self, op_uuid: str, request: SpawnRequest, image: Image, blobs: dict[str, str]) -> None:
+        waiting = self.admission.enter(op_uuid, self.config.memory_reserve())
+        if waiting is not None:  # PENDING until there is room (the usual case does not wait)
+            try:
+                await waiting
+            except Withdrawn as exc:
+                self._end_unstarted(op_uuid, str(exc))
+                return
+        try:
+            await self._admitted_run(op_uuid, request, image, blobs)
+        finally:
+            self.admission.leave(op_uuid)
+
+    def _end_unstarted(self, op_uuid: str, reason: str) -> None:
+        """A queued run taken out of line: CANCELLED when cancelled, else FAILED with the reason."""
+        status = "CANCELLED" if reason == "cancelled" else "FAILED"
+        self.update_operation(op_uuid, status=OperationStatus(status), error=reason, finished_at=time.time())
+        self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
+        self._emit_completion(op_uuid, status, None, reason, 0, 0)
+        self._tasks.pop(op_uuid, None)
+        self._changed.pop(op_uuid, None)
+        self._cancel_requested.discard(op_uuid)
+        self._next_event.pop(op_uuid, None)
+
+    async def _admitted_run(self, op_uuid: str, request: SpawnRequest, image: Image, blobs: dict[str, str]) -> None:
         started = time.time()
         self.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=started)
         self.emit(op_uuid, "init", 0, {"started_at": iso_now(), "runtime_path": "contree-tui-engine",
@@ -368,6 +420,11 @@ class Engine:
             if op_uuid in self._cancel_requested:  # cancelled before its sandbox existed
                 run.kill("cancelled")
             verdict = await run.run(spec, keeper.start)
+            if slot is not None and self.cgroups.oom_kills_since_last(slot) and verdict.status != "CANCELLED":
+                verdict.status, verdict.reason = "FAILED", "signal"
+                verdict.error = (f"out of memory: the kernel killed a process of this run (limit "
+                                 f"{self.config.limits.memory_bytes} bytes a run, "
+                                 f"{self.admission.memory_budget} bytes for all runs together)")
             await self._finish(op_uuid, request, image, verdict, run_dir, time.time() - started)
         except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
             self.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
@@ -614,6 +671,8 @@ class Engine:
         run = self._runs.get(op_uuid)
         if run is not None:
             run.kill("cancelled")
+        elif self.admission.withdraw(op_uuid, "cancelled"):
+            pass  # it was waiting for admission: it ends CANCELLED without starting
         elif op_uuid in self._tasks:
             self._cancel_requested.add(op_uuid)
         return await self.wait(op_uuid)
