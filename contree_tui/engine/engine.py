@@ -33,6 +33,7 @@ from contree_tui.engine.instance import (
     instance_result,
     masked_env,
 )
+from contree_tui.engine.layer_cap import LayerWatch, mount_layer_tmpfs, unmount_layer_tmpfs, unmount_leftovers
 from contree_tui.engine.models import (
     DEFAULT_MAX_LAYER_BYTES,
     Conflict,
@@ -119,6 +120,7 @@ class Engine:
         self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
         self.keepers = KeeperPool(self.cgroups, config.limits)
         self.admission = Admission(config.total_memory_budget(), config.max_concurrent_runs)
+        self.layer_watch = LayerWatch(str(state.layers), config.min_free_bytes, self._stop_run)
         self._lock_fd: int | None = None
         self._background: set[asyncio.Future[None]] = set()
         # Plain strings for the paths every run needs: pathlib objects cost the event loop more than the
@@ -166,6 +168,7 @@ class Engine:
 
     async def close(self) -> None:
         await self.stop_runs()
+        await self.layer_watch.close()
         self.keepers.close()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -193,6 +196,7 @@ class Engine:
             self._emit_completion(op.uuid, "FAILED", None, reason, 0, 0)
             self._next_event.pop(op.uuid, None)
         self.cgroups.remove_all()
+        unmount_leftovers(self._runs_dir)
         await asyncio.to_thread(self._sweep_disk)
 
     def _sweep_disk(self) -> None:
@@ -400,9 +404,13 @@ class Engine:
         self.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=started)
         self.emit(op_uuid, "init", 0, {"started_at": iso_now(), "runtime_path": "contree-tui-engine",
                                        "verbose": False, "init_pid": 1, "hostname": request.hostname})
-        run_dir = f"{self._runs_dir}/{op_uuid}"  # made by the sandbox's keeper
+        run_dir = f"{self._runs_dir}/{op_uuid}"  # made by the sandbox's keeper (or here, as a tmpfs)
         slot: str | None = None
+        tmpfs = False
         try:
+            if request.disposable:  # the cap is the tmpfs's size (engine/layer_cap.py)
+                await asyncio.to_thread(mount_layer_tmpfs, run_dir, request.max_layer_bytes)
+                tmpfs = True
             argv, env = command_line(request, image)
             keeper, slot = await self.keepers.take(self.config.limits)
             asyncio.get_running_loop().call_soon(self.keepers.refill)
@@ -419,12 +427,15 @@ class Engine:
             self._runs[op_uuid] = run
             if op_uuid in self._cancel_requested:  # cancelled before its sandbox existed
                 run.kill("cancelled")
+            if not tmpfs:
+                self.layer_watch.watch(op_uuid, spec.upper, request.max_layer_bytes)
             verdict = await run.run(spec, keeper.start)
-            if slot is not None and self.cgroups.oom_kills_since_last(slot) and verdict.status != "CANCELLED":
-                verdict.status, verdict.reason = "FAILED", "signal"
-                verdict.error = (f"out of memory: the kernel killed a process of this run (limit "
-                                 f"{self.config.limits.memory_bytes} bytes a run, "
-                                 f"{self.admission.memory_budget} bytes for all runs together)")
+            self.layer_watch.unwatch(op_uuid)
+            filled = False
+            if tmpfs:
+                tmpfs = False
+                filled = await asyncio.to_thread(unmount_layer_tmpfs, run_dir)
+            self._judge_limits(verdict, request, slot, filled)
             await self._finish(op_uuid, request, image, verdict, run_dir, time.time() - started)
         except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
             self.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
@@ -432,6 +443,9 @@ class Engine:
             self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "spawn_failed"})
             self._emit_completion(op_uuid, "FAILED", None, f"engine error: {exc}", 0, time.time() - started)
         finally:
+            self.layer_watch.unwatch(op_uuid)
+            if tmpfs:  # before the slot is reused: the tmpfs's pages are charged to it
+                await asyncio.to_thread(unmount_layer_tmpfs, run_dir)
             self._runs.pop(op_uuid, None)
             self._tasks.pop(op_uuid, None)
             self._changed.pop(op_uuid, None)
@@ -440,6 +454,27 @@ class Engine:
                 self.cgroups.release(slot)
             self._next_event.pop(op_uuid, None)
             self._discard_scratch(run_dir)
+
+    def _judge_limits(self, verdict: Verdict, request: SpawnRequest, slot: str | None, filled: bool) -> None:
+        """A run the OOM killer hit, or that filled its tmpfs upper, is FAILED whatever its command said."""
+        if verdict.status == "CANCELLED":
+            return
+        if slot is not None and self.cgroups.oom_kills_since_last(slot):
+            verdict.status, verdict.reason = "FAILED", "signal"
+            verdict.error = (f"out of memory: the kernel killed a process of this run (limit "
+                             f"{self.config.limits.memory_bytes} bytes a run, "
+                             f"{self.admission.memory_budget} bytes for all runs together)")
+            if request.disposable:
+                verdict.error += "; a disposable run's files count against its memory too"
+        elif filled:
+            verdict.status, verdict.reason = "FAILED", "signal"
+            verdict.error = (f"max_layer_bytes: the run filled its writable layer ({request.max_layer_bytes} "
+                             "bytes); writes past it failed (no space left on device) and nothing was kept")
+
+    def _stop_run(self, op_uuid: str, reason: str) -> None:
+        run = self._runs.get(op_uuid)
+        if run is not None:
+            run.kill(reason)
 
     def _discard_scratch(self, path: str) -> None:
         """Remove a run's scratch dir off the critical path (waiters already have their result; close()
