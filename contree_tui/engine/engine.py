@@ -22,6 +22,7 @@ from typing import Any
 from contree_tui.engine import layers as layerfs
 from contree_tui.engine.admission import Admission, Withdrawn
 from contree_tui.engine.disk_space import require_free
+from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.exec_process import ExecRun
 from contree_tui.engine.grep import GrepQuery
 from contree_tui.engine.inspect import HelperStream, run_in_image
@@ -110,11 +111,7 @@ class Engine:
         self.store = Store(state.database)
         self._runs: dict[str, InstanceRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        # Set (and replaced) when an operation's new events are in the store; followers wait on it.
-        self._changed: dict[str, asyncio.Event] = {}
-        self._unwritten: list[tuple[str, list[Event]]] = []  # events emitted this loop tick
-        self._unwritten_updates: list[tuple[str, dict[str, Any]]] = []  # operation rows changed this tick
-        self._next_event: dict[str, int] = {}
+        self.events = EventLog(self.store)
         self._cancel_requested: set[str] = set()
         version = detect_cgroup_version() if config.cgroups else None
         self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
@@ -173,7 +170,7 @@ class Engine:
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         self.cgroups.remove_all()
-        self.flush_events()
+        self.events.flush()
         self.store.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -188,13 +185,12 @@ class Engine:
     async def _recover(self) -> None:
         """After a crash: runs left active become FAILED with a reason, scratch and orphan layers go."""
         for op in self.store.active_operations():
-            self._next_event[op.uuid] = self.store.last_event_id(op.uuid) + 1
             reason = "the engine stopped while this operation was running (engine restarted)"
-            self.emit(op.uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
+            self.events.emit(op.uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
             self.store.update_operation(op.uuid, status=OperationStatus.FAILED, error=reason,
                                         finished_at=time.time())
-            self._emit_completion(op.uuid, "FAILED", None, reason, 0, 0)
-            self._next_event.pop(op.uuid, None)
+            self.events.emit_completion(op.uuid, "FAILED", None, reason, 0, 0)
+            self.events.end(op.uuid)
         self.cgroups.remove_all()
         unmount_leftovers(self._runs_dir)
         await asyncio.to_thread(self._sweep_disk)
@@ -370,8 +366,7 @@ class Engine:
                        created_at=time.time(), image_uuid=image.uuid,
                        request={**stored_request(body), "image": image.uuid, "timeout": timeout})
         self.store.add_operation(op)
-        self._next_event[op.uuid] = 1
-        self._changed[op.uuid] = asyncio.Event()
+        self.events.begin(op.uuid)
         self._tasks[op.uuid] = asyncio.create_task(self._run_instance(op.uuid, request, image, blobs))
         return op
 
@@ -391,18 +386,17 @@ class Engine:
     def _end_unstarted(self, op_uuid: str, reason: str) -> None:
         """A queued run taken out of line: CANCELLED when cancelled, else FAILED with the reason."""
         status = "CANCELLED" if reason == "cancelled" else "FAILED"
-        self.update_operation(op_uuid, status=OperationStatus(status), error=reason, finished_at=time.time())
-        self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
-        self._emit_completion(op_uuid, status, None, reason, 0, 0)
+        self.events.update_operation(op_uuid, status=OperationStatus(status), error=reason, finished_at=time.time())
+        self.events.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
+        self.events.emit_completion(op_uuid, status, None, reason, 0, 0)
         self._tasks.pop(op_uuid, None)
-        self._changed.pop(op_uuid, None)
         self._cancel_requested.discard(op_uuid)
-        self._next_event.pop(op_uuid, None)
+        self.events.end(op_uuid)
 
     async def _admitted_run(self, op_uuid: str, request: SpawnRequest, image: Image, blobs: dict[str, str]) -> None:
         started = time.time()
-        self.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=started)
-        self.emit(op_uuid, "init", 0, {"started_at": iso_now(), "runtime_path": "contree-tui-engine",
+        self.events.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=started)
+        self.events.emit(op_uuid, "init", 0, {"started_at": iso_now(), "runtime_path": "contree-tui-engine",
                                        "verbose": False, "init_pid": 1, "hostname": request.hostname})
         run_dir = f"{self._runs_dir}/{op_uuid}"  # made by the sandbox's keeper (or here, as a tmpfs)
         slot: str | None = None
@@ -422,7 +416,7 @@ class Engine:
                 files=injected_files(request, blobs), blob_dir=self._blobs_dir,
                 rlimits=rlimits_for(self.config.limits, request.max_layer_bytes, cgroups=slot is not None),
             )
-            run = InstanceRun(self, op_uuid, request, image, run_dir)
+            run = InstanceRun(self.events, op_uuid, request, image, run_dir)
             run.cgroup_procs = self.cgroups.procs_files(slot) if slot is not None else []
             self._runs[op_uuid] = run
             if op_uuid in self._cancel_requested:  # cancelled before its sandbox existed
@@ -438,21 +432,20 @@ class Engine:
             self._judge_limits(verdict, request, slot, filled)
             await self._finish(op_uuid, request, image, verdict, run_dir, time.time() - started)
         except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
-            self.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
+            self.events.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
                                         finished_at=time.time())
-            self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "spawn_failed"})
-            self._emit_completion(op_uuid, "FAILED", None, f"engine error: {exc}", 0, time.time() - started)
+            self.events.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "spawn_failed"})
+            self.events.emit_completion(op_uuid, "FAILED", None, f"engine error: {exc}", 0, time.time() - started)
         finally:
             self.layer_watch.unwatch(op_uuid)
             if tmpfs:  # before the slot is reused: the tmpfs's pages are charged to it
                 await asyncio.to_thread(unmount_layer_tmpfs, run_dir)
             self._runs.pop(op_uuid, None)
             self._tasks.pop(op_uuid, None)
-            self._changed.pop(op_uuid, None)
             self._cancel_requested.discard(op_uuid)
             if slot is not None:
                 self.cgroups.release(slot)
-            self._next_event.pop(op_uuid, None)
+            self.events.end(op_uuid)
             self._discard_scratch(run_dir)
 
     def _judge_limits(self, verdict: Verdict, request: SpawnRequest, slot: str | None, filled: bool) -> None:
@@ -503,11 +496,11 @@ class Engine:
     async def _finish(self, op_uuid: str, request: SpawnRequest, image: Image, verdict: Verdict, run_dir: str,
                       elapsed: float) -> None:
         if verdict.exit is not None:
-            self.emit(op_uuid, "exit", 1, {
+            self.events.emit(op_uuid, "exit", 1, {
                 "pid": verdict.pid, "code": verdict.exit.get("code", -1), "signal": verdict.exit.get("signal", -1),
                 "core_dump": verdict.exit.get("core_dump", False), "timed_out": verdict.timed_out,
                 "duration_ms": int(elapsed * 1000), "resources": verdict.exit.get("resources", {})})
-        self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": verdict.reason})
+        self.events.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": verdict.reason})
         status, error = verdict.status, verdict.error
         result_image: str | None = None
         size = 0
@@ -518,12 +511,12 @@ class Engine:
                 status, error = "FAILED", str(exc)
         result = instance_result(verdict, elapsed)
         usage = (verdict.exit or {}).get("resources") or {}
-        self.update_operation(
+        self.events.update_operation(
             op_uuid, status=OperationStatus(status), error=error, finished_at=time.time(),
             result_image_uuid=result_image, image_size=size if result_image else None,
             consumed_cpu=(usage.get("user_time_us", 0) + usage.get("sys_time_us", 0)) / 1e6,
             consumed_memory=usage.get("max_rss_kb", 0), result=result)
-        self._emit_completion(op_uuid, status, result_image, error, size, elapsed)
+        self.events.emit_completion(op_uuid, status, result_image, error, size, elapsed)
 
     async def _commit(self, op_uuid: str, request: SpawnRequest, image: Image, run_dir: str) -> tuple[str, int]:
         """Turn the run's upper dir into the child image's top layer (a rename), or reuse the source image
@@ -586,79 +579,17 @@ class Engine:
         return (base, layer, *top)
 
     # -- events -------------------------------------------------------------------------------------
-    def emit(self, op_uuid: str, type_: str, spid: int | None, data: dict[str, Any]) -> None:
-        self.emit_many(op_uuid, [(type_, spid, data)])
-
-    def emit_many(self, op_uuid: str, items: list[tuple[str, int | None, dict[str, Any]]]) -> None:
-        """Record events. They are written in one transaction per loop tick (a flood of output chunks
-        costs one commit, not one each); followers wake once they are in the store."""
-        next_id = self._next_event.get(op_uuid) or self.store.last_event_id(op_uuid) + 1
-        events = []
-        for type_, spid, data in items:
-            events.append(Event(next_id, iso_now(), type_, spid, data))
-            next_id += 1
-        self._next_event[op_uuid] = next_id
-        self._schedule_flush()
-        self._unwritten.append((op_uuid, events))
-
-    def update_operation(self, op_uuid: str, **fields: Any) -> None:
-        """Change an operation's row; written with this tick's events, in the same transaction."""
-        self._schedule_flush()
-        self._unwritten_updates.append((op_uuid, fields))
-
-    def _schedule_flush(self) -> None:
-        if not self._unwritten and not self._unwritten_updates:
-            asyncio.get_running_loop().call_soon(self.flush_events)
-
-    def flush_events(self) -> None:
-        batch, self._unwritten = self._unwritten, []
-        updates, self._unwritten_updates = self._unwritten_updates, []
-        if not batch and not updates:
-            return
-        self.store.add_events_batch(batch, updates)
-        for op_uuid in {op for op, _ in batch}:
-            flag = self._changed.get(op_uuid)
-            if flag is not None:
-                flag.set()
-                self._changed[op_uuid] = asyncio.Event()
-
-    def _emit_completion(self, op_uuid: str, status: str, result_image: str | None, error: str | None,
-                         size: int, elapsed: float) -> None:
-        self.emit(op_uuid, "completion", None, {
-            "status": status, "result_image_uuid": result_image, "error": error,
-            "duration_ms": int(elapsed * 1000), "image_size_bytes": size})
-        self.flush_events()  # the log is complete before anyone learns the operation ended
-
     async def follow(self, op_uuid: str, *, after: int = 0, spid: int | None = None,
                      follow: bool = True) -> AsyncIterator[Event]:
         """The operation's events after `after`; with follow, waits for more until `completion`."""
-        async for batch in self.follow_batches(op_uuid, after=after, spid=spid, follow=follow):
+        async for batch in self.events.follow_batches(op_uuid, after=after, spid=spid, follow=follow):
             for event in batch:
                 yield event
 
-    async def follow_batches(self, op_uuid: str, *, after: int = 0, spid: int | None = None, follow: bool = True,
-                             idle: float | None = None) -> AsyncIterator[list[Event]]:
-        """follow() as the store hands them out: the events written together, in one list; with `idle`, an
-        empty list after that many seconds without any (an SSE keepalive is due)."""
-        self.store.get_operation(op_uuid)
-        while True:
-            flag = self._changed.get(op_uuid)  # taken before reading: an event landing after the read sets it
-            events = self.store.events(op_uuid, after=after, spid=spid)
-            if not events and follow and flag is not None and op_uuid in self._tasks:
-                try:
-                    await asyncio.wait_for(flag.wait(), idle)  # Event.wait is safe to cancel
-                except TimeoutError:
-                    yield []
-                continue
-            for index, event in enumerate(events):
-                if event.type == "completion":
-                    yield events[:index + 1]
-                    return
-            if events:
-                yield events
-                after = events[-1].id
-            if not follow or (not events and op_uuid not in self._tasks):
-                return
+    def follow_batches(self, op_uuid: str, *, after: int = 0, spid: int | None = None, follow: bool = True,
+                       idle: float | None = None) -> AsyncIterator[list[Event]]:
+        """See EventLog.follow_batches."""
+        return self.events.follow_batches(op_uuid, after=after, spid=spid, follow=follow, idle=idle)
 
     async def exec_process(self, op_uuid: str, body: dict[str, Any]) -> int:
         """Start another process (an ExecSpec) inside a running instance; returns its spid (≥ 2)."""
@@ -675,7 +606,7 @@ class Engine:
             run.sandbox_pid, argv, env, request.cwd or run.image.workdir or "/", request.uid, request.gid,
             rlimits_for(self.config.limits, run.request.max_layer_bytes, cgroups=bool(run.cgroup_procs)),
             run.cgroup_procs)
-        child = ExecRun(self, op_uuid, spid, launched, request.truncate_output_at, {
+        child = ExecRun(self.events, op_uuid, spid, launched, request.truncate_output_at, {
             "command": request.command, "args": argv[1:], "shell": request.shell, "cwd": request.cwd or "/",
             "uid": request.uid, "gid": request.gid, "timeout": None,
             "truncate_at": request.truncate_output_at, "env": masked_env(env)})
