@@ -127,3 +127,20 @@ async def test_memory_budget_is_a_hard_limit_for_all_runs(open_engine: Callable[
     op = await engine.run({"image": image, "shell": True, "disposable": True,
                            "command": "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}"})
     assert op.status == OperationStatus.FAILED and op.error is not None and op.error.startswith("out of memory")
+
+
+async def test_pending_run_through_the_api(open_engine: Callable[..., Awaitable[Engine]]) -> None:
+    from tests.security.limits_helpers import api_client
+
+    engine = await open_engine(EngineConfig(max_concurrent_runs=1))
+    image = (await engine.ensure_busybox()).uuid
+    body = {"image": image, "command": "read line", "shell": True, "stdin": {"value": "", "close": False}}
+    async with api_client(engine) as http:
+        running = (await http.post("/v1/instances", json=body)).json()["uuid"]
+        await until_running(engine, running)
+        queued = (await http.post("/v1/instances", json=body)).json()["uuid"]
+        shown = await http.get(f"/v1/operations/{queued}")
+        assert shown.json()["status"] == "PENDING" and shown.headers["retry-after"]
+        assert (await http.delete(f"/v1/operations/{queued}")).status_code == 202
+        assert (await http.get(f"/v1/operations/{queued}")).json()["status"] == "CANCELLED"
+        assert (await release(engine, running)).status == OperationStatus.SUCCESS
