@@ -34,7 +34,13 @@ from contree_tui.engine.instance import (
     instance_result,
     masked_env,
 )
-from contree_tui.engine.layer_cap import LayerWatch, mount_layer_tmpfs, unmount_layer_tmpfs, unmount_leftovers
+from contree_tui.engine.layer_cap import (
+    LayerWatch,
+    layer_tmpfs_full,
+    mount_layer_tmpfs,
+    unmount_layer_tmpfs,
+    unmount_leftovers,
+)
 from contree_tui.engine.models import (
     DEFAULT_MAX_LAYER_BYTES,
     Conflict,
@@ -425,11 +431,8 @@ class Engine:
                 self.layer_watch.watch(op_uuid, spec.upper, request.max_layer_bytes)
             verdict = await run.run(spec, keeper.start)
             self.layer_watch.unwatch(op_uuid)
-            filled = False
-            if tmpfs:
-                tmpfs = False
-                filled = await asyncio.to_thread(unmount_layer_tmpfs, run_dir)
-            self._judge_limits(verdict, request, slot, filled)
+            # The tmpfs is unmounted in `finally`, after the waiters have their result.
+            self._judge_limits(verdict, request, slot, tmpfs and layer_tmpfs_full(run_dir))
             await self._finish(op_uuid, request, image, verdict, run_dir, time.time() - started)
         except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
             self.events.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",

@@ -38,18 +38,20 @@ def mount_layer_tmpfs(run_dir: str, max_bytes: int) -> None:
     sc.mount("tmpfs", run_dir, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, f"size={size},mode=0700")
 
 
-def unmount_layer_tmpfs(run_dir: str) -> bool:
-    """Unmount a run's tmpfs (its pages are uncharged from the run's memory cgroup as they are freed);
-    True if the run had filled it, i.e. reached its max_layer_bytes."""
+def layer_tmpfs_full(run_dir: str) -> bool:
+    """The run filled its tmpfs, i.e. reached its max_layer_bytes (a write past it failed with ENOSPC)."""
     try:
-        full = os.statvfs(run_dir).f_bavail == 0
+        return os.statvfs(run_dir).f_bavail == 0
     except OSError:
-        full = False
+        return False
+
+
+def unmount_layer_tmpfs(run_dir: str) -> None:
+    """Unmount a run's tmpfs: its pages are uncharged from the run's memory cgroup as they are freed."""
     try:
         sc.umount2(run_dir, 0)
     except OSError:
         sc.umount2(run_dir, MNT_DETACH)  # still referenced (a dying sandbox's mount namespace): lazily
-    return full
 
 
 def unmount_leftovers(runs_dir: str) -> None:
