@@ -14,12 +14,15 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from contree_tui.engine import layers as layerfs
+from contree_tui.engine.admission import Admission, Withdrawn
+from contree_tui.engine.disk_space import require_free
+from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.exec_process import ExecRun
 from contree_tui.engine.grep import GrepQuery
 from contree_tui.engine.inspect import HelperStream, run_in_image
@@ -31,7 +34,15 @@ from contree_tui.engine.instance import (
     instance_result,
     masked_env,
 )
+from contree_tui.engine.layer_cap import (
+    LayerWatch,
+    layer_tmpfs_full,
+    mount_layer_tmpfs,
+    unmount_layer_tmpfs,
+    unmount_leftovers,
+)
 from contree_tui.engine.models import (
+    DEFAULT_MAX_LAYER_BYTES,
     Conflict,
     EngineError,
     Event,
@@ -47,7 +58,7 @@ from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
 from contree_tui.engine.sandbox.nsenter import exec_in_sandbox
-from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request
+from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request, stored_request
 from contree_tui.engine.state_dir import StateDir
 from contree_tui.engine.store import Store, iso_now
 
@@ -57,6 +68,7 @@ BUSYBOX_TAG = "busybox:latest"
 SQUASH_AT = 64
 KEEP_ON_TOP = 8  # the newest layers stay separate so siblings keep sharing them
 RUN_IMAGE_CACHE = 1024
+UPLOAD_BATCH = 1 << 20  # bytes an upload gathers before one thread hop writes and hashes them
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,34 @@ class EngineConfig:
     max_timeout: float = 3600.0
     squash_at: int = SQUASH_AT
     cgroups: bool = True
+    # The largest resources_limits.max_layer_bytes a request may ask for (the spec's default, 12 GiB).
+    max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES
+    max_upload_bytes: int = 4 << 30  # one POST /v1/files body (streamed to disk)
+    # Below this much free space on the state dir's filesystem, spawns and uploads are refused (507) and
+    # running sandboxes that write are stopped: sqlite needs room for the events and status rows.
+    min_free_bytes: int = 1 << 30
+    # Admission (engine/admission.py): runs at once, and the memory all runs together may use (None: 3/4
+    # of the host's MemTotal, also the kernel's hard limit on the engine's parent cgroup). Each run
+    # reserves run_memory_reserve of it (None: a quarter of the per-run cap, 1 GiB by default: most runs
+    # use far less than their cap, and reserving the whole 4 GiB would admit only 4 runs on a 23 GB host).
+    max_concurrent_runs: int = 64
+    memory_budget: int | None = None
+    run_memory_reserve: int | None = None
+
+    def total_memory_budget(self) -> int:
+        return self.memory_budget if self.memory_budget is not None else host_memory() * 3 // 4
+
+    def memory_reserve(self) -> int:
+        return self.run_memory_reserve if self.run_memory_reserve is not None else self.limits.memory_bytes // 4
+
+
+def host_memory() -> int:
+    """MemTotal in bytes."""
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 class Engine:
@@ -77,15 +117,13 @@ class Engine:
         self.store = Store(state.database)
         self._runs: dict[str, InstanceRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        # Set (and replaced) when an operation's new events are in the store; followers wait on it.
-        self._changed: dict[str, asyncio.Event] = {}
-        self._unwritten: list[tuple[str, list[Event]]] = []  # events emitted this loop tick
-        self._unwritten_updates: list[tuple[str, dict[str, Any]]] = []  # operation rows changed this tick
-        self._next_event: dict[str, int] = {}
+        self.events = EventLog(self.store)
         self._cancel_requested: set[str] = set()
         version = detect_cgroup_version() if config.cgroups else None
         self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
         self.keepers = KeeperPool(self.cgroups, config.limits)
+        self.admission = Admission(config.total_memory_budget(), config.max_concurrent_runs)
+        self.layer_watch = LayerWatch(str(state.layers), config.min_free_bytes, self._stop_run)
         self._lock_fd: int | None = None
         self._background: set[asyncio.Future[None]] = set()
         # Plain strings for the paths every run needs: pathlib objects cost the event loop more than the
@@ -117,11 +155,15 @@ class Engine:
         engine = cls(state, config or EngineConfig())
         engine._lock_fd = lock_fd
         await engine._recover()
+        engine.cgroups.limit_total(engine.admission.memory_budget)
         engine.keepers.start()
         return engine
 
     async def stop_runs(self, reason: str = "engine stopped") -> None:
-        """Kill every running sandbox and let each operation end (FAILED with `reason`)."""
+        """Kill every running sandbox and let each operation end (FAILED with `reason`); runs still waiting
+        for admission end FAILED too, without starting."""
+        for op_uuid in self.admission.queued():
+            self.admission.withdraw(op_uuid, reason)
         for run in list(self._runs.values()):
             run.kill(reason)
         if self._tasks:
@@ -129,11 +171,12 @@ class Engine:
 
     async def close(self) -> None:
         await self.stop_runs()
+        await self.layer_watch.close()
         self.keepers.close()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         self.cgroups.remove_all()
-        self.flush_events()
+        self.events.flush()
         self.store.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -148,14 +191,14 @@ class Engine:
     async def _recover(self) -> None:
         """After a crash: runs left active become FAILED with a reason, scratch and orphan layers go."""
         for op in self.store.active_operations():
-            self._next_event[op.uuid] = self.store.last_event_id(op.uuid) + 1
             reason = "the engine stopped while this operation was running (engine restarted)"
-            self.emit(op.uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
+            self.events.emit(op.uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
             self.store.update_operation(op.uuid, status=OperationStatus.FAILED, error=reason,
                                         finished_at=time.time())
-            self._emit_completion(op.uuid, "FAILED", None, reason, 0, 0)
-            self._next_event.pop(op.uuid, None)
+            self.events.emit_completion(op.uuid, "FAILED", None, reason, 0, 0)
+            self.events.end(op.uuid)
         self.cgroups.remove_all()
+        unmount_leftovers(self._runs_dir)
         await asyncio.to_thread(self._sweep_disk)
 
     def _sweep_disk(self) -> None:
@@ -274,13 +317,52 @@ class Engine:
             os.rename(tmp, blob)
         return self.store.add_file(str(uuid.uuid4()), digest, len(data))
 
+    async def add_file_stream(self, chunks: AsyncIterable[bytes]) -> StoredFile:
+        """add_file for a body that arrives in chunks: written to disk 1 MiB at a time (from a thread, with
+        the hash), so memory holds at most one batch; a stream that fails leaves no file behind."""
+        require_free(self._blobs_dir, self.config.min_free_bytes, "upload")
+        tmp = f"{self._blobs_dir}/.upload.{uuid.uuid4().hex}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        digest, size, batch = hashlib.sha256(), 0, bytearray()
+
+        def write(data: bytes) -> None:
+            digest.update(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+
+        try:
+            async for chunk in chunks:
+                batch += chunk
+                if len(batch) >= UPLOAD_BATCH:
+                    size += len(batch)
+                    await asyncio.to_thread(write, bytes(batch))
+                    batch.clear()
+                    require_free(self._blobs_dir, self.config.min_free_bytes, "upload")
+            size += len(batch)
+            await asyncio.to_thread(write, bytes(batch))
+            os.fchmod(fd, 0o444)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        name = digest.hexdigest()
+        blob = f"{self._blobs_dir}/{name}"
+        if os.path.exists(blob):
+            os.unlink(tmp)
+        else:
+            os.rename(tmp, blob)
+        return self.store.add_file(str(uuid.uuid4()), name, size)
+
     # -- operations ---------------------------------------------------------------------------------
     async def spawn(self, body: dict[str, Any]) -> Operation:
         """Validate a spawn request, record the operation and start it; returns at once."""
         if not isinstance(body, dict):
             raise EngineError("request body must be a JSON object")
         image = self._image_to_run(body.get("image"))
-        request = parse_spawn_request(body, image.uuid)
+        request = parse_spawn_request(body, image.uuid, self.config.max_layer_bytes)
+        require_free(self._layers_dir, self.config.min_free_bytes, "spawn")
         timeout = request.timeout or self.config.default_timeout
         if timeout > self.config.max_timeout:
             raise EngineError(f"timeout: at most {self.config.max_timeout:g} s on this engine")
@@ -288,21 +370,47 @@ class Engine:
         blobs = {f.file_uuid: self.store.file_by_uuid(f.file_uuid).sha256 for f in request.files}
         op = Operation(uuid=str(uuid.uuid4()), kind="instance", status=OperationStatus.PENDING,
                        created_at=time.time(), image_uuid=image.uuid,
-                       request={**body, "image": image.uuid, "timeout": timeout})
+                       request={**stored_request(body), "image": image.uuid, "timeout": timeout})
         self.store.add_operation(op)
-        self._next_event[op.uuid] = 1
-        self._changed[op.uuid] = asyncio.Event()
+        self.events.begin(op.uuid)
         self._tasks[op.uuid] = asyncio.create_task(self._run_instance(op.uuid, request, image, blobs))
         return op
 
     async def _run_instance(self, op_uuid: str, request: SpawnRequest, image: Image, blobs: dict[str, str]) -> None:
-        started = time.time()
-        self.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=started)
-        self.emit(op_uuid, "init", 0, {"started_at": iso_now(), "runtime_path": "contree-tui-engine",
-                                       "verbose": False, "init_pid": 1, "hostname": request.hostname})
-        run_dir = f"{self._runs_dir}/{op_uuid}"  # made by the sandbox's keeper
-        slot: str | None = None
+        waiting = self.admission.enter(op_uuid, self.config.memory_reserve())
+        if waiting is not None:  # PENDING until there is room (the usual case does not wait)
+            try:
+                await waiting
+            except Withdrawn as exc:
+                self._end_unstarted(op_uuid, str(exc))
+                return
         try:
+            await self._admitted_run(op_uuid, request, image, blobs)
+        finally:
+            self.admission.leave(op_uuid)
+
+    def _end_unstarted(self, op_uuid: str, reason: str) -> None:
+        """A queued run taken out of line: CANCELLED when cancelled, else FAILED with the reason."""
+        status = "CANCELLED" if reason == "cancelled" else "FAILED"
+        self.events.update_operation(op_uuid, status=OperationStatus(status), error=reason, finished_at=time.time())
+        self.events.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
+        self.events.emit_completion(op_uuid, status, None, reason, 0, 0)
+        self._tasks.pop(op_uuid, None)
+        self._cancel_requested.discard(op_uuid)
+        self.events.end(op_uuid)
+
+    async def _admitted_run(self, op_uuid: str, request: SpawnRequest, image: Image, blobs: dict[str, str]) -> None:
+        started = time.time()
+        self.events.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=started)
+        self.events.emit(op_uuid, "init", 0, {"started_at": iso_now(), "runtime_path": "contree-tui-engine",
+                                       "verbose": False, "init_pid": 1, "hostname": request.hostname})
+        run_dir = f"{self._runs_dir}/{op_uuid}"  # made by the sandbox's keeper (or here, as a tmpfs)
+        slot: str | None = None
+        tmpfs = False
+        try:
+            if request.disposable:  # the cap is the tmpfs's size (engine/layer_cap.py)
+                await asyncio.to_thread(mount_layer_tmpfs, run_dir, request.max_layer_bytes)
+                tmpfs = True
             argv, env = command_line(request, image)
             keeper, slot = await self.keepers.take(self.config.limits)
             asyncio.get_running_loop().call_soon(self.keepers.refill)
@@ -314,27 +422,55 @@ class Engine:
                 files=injected_files(request, blobs), blob_dir=self._blobs_dir,
                 rlimits=rlimits_for(self.config.limits, request.max_layer_bytes, cgroups=slot is not None),
             )
-            run = InstanceRun(self, op_uuid, request, image, run_dir)
+            run = InstanceRun(self.events, op_uuid, request, image, run_dir)
             run.cgroup_procs = self.cgroups.procs_files(slot) if slot is not None else []
             self._runs[op_uuid] = run
             if op_uuid in self._cancel_requested:  # cancelled before its sandbox existed
                 run.kill("cancelled")
+            if not tmpfs:
+                self.layer_watch.watch(op_uuid, spec.upper, request.max_layer_bytes)
             verdict = await run.run(spec, keeper.start)
+            self.layer_watch.unwatch(op_uuid)
+            # The tmpfs is unmounted in `finally`, after the waiters have their result.
+            self._judge_limits(verdict, request, slot, tmpfs and layer_tmpfs_full(run_dir))
             await self._finish(op_uuid, request, image, verdict, run_dir, time.time() - started)
         except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
-            self.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
+            self.events.update_operation(op_uuid, status=OperationStatus.FAILED, error=f"engine error: {exc}",
                                         finished_at=time.time())
-            self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "spawn_failed"})
-            self._emit_completion(op_uuid, "FAILED", None, f"engine error: {exc}", 0, time.time() - started)
+            self.events.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "spawn_failed"})
+            self.events.emit_completion(op_uuid, "FAILED", None, f"engine error: {exc}", 0, time.time() - started)
         finally:
+            self.layer_watch.unwatch(op_uuid)
+            if tmpfs:  # before the slot is reused: the tmpfs's pages are charged to it
+                await asyncio.to_thread(unmount_layer_tmpfs, run_dir)
             self._runs.pop(op_uuid, None)
             self._tasks.pop(op_uuid, None)
-            self._changed.pop(op_uuid, None)
             self._cancel_requested.discard(op_uuid)
             if slot is not None:
                 self.cgroups.release(slot)
-            self._next_event.pop(op_uuid, None)
+            self.events.end(op_uuid)
             self._discard_scratch(run_dir)
+
+    def _judge_limits(self, verdict: Verdict, request: SpawnRequest, slot: str | None, filled: bool) -> None:
+        """A run the OOM killer hit, or that filled its tmpfs upper, is FAILED whatever its command said."""
+        if verdict.status == "CANCELLED":
+            return
+        if slot is not None and self.cgroups.oom_kills_since_last(slot):
+            verdict.status, verdict.reason = "FAILED", "signal"
+            verdict.error = (f"out of memory: the kernel killed a process of this run (limit "
+                             f"{self.config.limits.memory_bytes} bytes a run, "
+                             f"{self.admission.memory_budget} bytes for all runs together)")
+            if request.disposable:
+                verdict.error += "; a disposable run's files count against its memory too"
+        elif filled:
+            verdict.status, verdict.reason = "FAILED", "signal"
+            verdict.error = (f"max_layer_bytes: the run filled its writable layer ({request.max_layer_bytes} "
+                             "bytes); writes past it failed (no space left on device) and nothing was kept")
+
+    def _stop_run(self, op_uuid: str, reason: str) -> None:
+        run = self._runs.get(op_uuid)
+        if run is not None:
+            run.kill(reason)
 
     def _discard_scratch(self, path: str) -> None:
         """Remove a run's scratch dir off the critical path (waiters already have their result; close()
@@ -363,11 +499,11 @@ class Engine:
     async def _finish(self, op_uuid: str, request: SpawnRequest, image: Image, verdict: Verdict, run_dir: str,
                       elapsed: float) -> None:
         if verdict.exit is not None:
-            self.emit(op_uuid, "exit", 1, {
+            self.events.emit(op_uuid, "exit", 1, {
                 "pid": verdict.pid, "code": verdict.exit.get("code", -1), "signal": verdict.exit.get("signal", -1),
                 "core_dump": verdict.exit.get("core_dump", False), "timed_out": verdict.timed_out,
                 "duration_ms": int(elapsed * 1000), "resources": verdict.exit.get("resources", {})})
-        self.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": verdict.reason})
+        self.events.emit(op_uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": verdict.reason})
         status, error = verdict.status, verdict.error
         result_image: str | None = None
         size = 0
@@ -378,12 +514,12 @@ class Engine:
                 status, error = "FAILED", str(exc)
         result = instance_result(verdict, elapsed)
         usage = (verdict.exit or {}).get("resources") or {}
-        self.update_operation(
+        self.events.update_operation(
             op_uuid, status=OperationStatus(status), error=error, finished_at=time.time(),
             result_image_uuid=result_image, image_size=size if result_image else None,
             consumed_cpu=(usage.get("user_time_us", 0) + usage.get("sys_time_us", 0)) / 1e6,
             consumed_memory=usage.get("max_rss_kb", 0), result=result)
-        self._emit_completion(op_uuid, status, result_image, error, size, elapsed)
+        self.events.emit_completion(op_uuid, status, result_image, error, size, elapsed)
 
     async def _commit(self, op_uuid: str, request: SpawnRequest, image: Image, run_dir: str) -> tuple[str, int]:
         """Turn the run's upper dir into the child image's top layer (a rename), or reuse the source image
@@ -446,79 +582,17 @@ class Engine:
         return (base, layer, *top)
 
     # -- events -------------------------------------------------------------------------------------
-    def emit(self, op_uuid: str, type_: str, spid: int | None, data: dict[str, Any]) -> None:
-        self.emit_many(op_uuid, [(type_, spid, data)])
-
-    def emit_many(self, op_uuid: str, items: list[tuple[str, int | None, dict[str, Any]]]) -> None:
-        """Record events. They are written in one transaction per loop tick (a flood of output chunks
-        costs one commit, not one each); followers wake once they are in the store."""
-        next_id = self._next_event.get(op_uuid) or self.store.last_event_id(op_uuid) + 1
-        events = []
-        for type_, spid, data in items:
-            events.append(Event(next_id, iso_now(), type_, spid, data))
-            next_id += 1
-        self._next_event[op_uuid] = next_id
-        self._schedule_flush()
-        self._unwritten.append((op_uuid, events))
-
-    def update_operation(self, op_uuid: str, **fields: Any) -> None:
-        """Change an operation's row; written with this tick's events, in the same transaction."""
-        self._schedule_flush()
-        self._unwritten_updates.append((op_uuid, fields))
-
-    def _schedule_flush(self) -> None:
-        if not self._unwritten and not self._unwritten_updates:
-            asyncio.get_running_loop().call_soon(self.flush_events)
-
-    def flush_events(self) -> None:
-        batch, self._unwritten = self._unwritten, []
-        updates, self._unwritten_updates = self._unwritten_updates, []
-        if not batch and not updates:
-            return
-        self.store.add_events_batch(batch, updates)
-        for op_uuid in {op for op, _ in batch}:
-            flag = self._changed.get(op_uuid)
-            if flag is not None:
-                flag.set()
-                self._changed[op_uuid] = asyncio.Event()
-
-    def _emit_completion(self, op_uuid: str, status: str, result_image: str | None, error: str | None,
-                         size: int, elapsed: float) -> None:
-        self.emit(op_uuid, "completion", None, {
-            "status": status, "result_image_uuid": result_image, "error": error,
-            "duration_ms": int(elapsed * 1000), "image_size_bytes": size})
-        self.flush_events()  # the log is complete before anyone learns the operation ended
-
     async def follow(self, op_uuid: str, *, after: int = 0, spid: int | None = None,
                      follow: bool = True) -> AsyncIterator[Event]:
         """The operation's events after `after`; with follow, waits for more until `completion`."""
-        async for batch in self.follow_batches(op_uuid, after=after, spid=spid, follow=follow):
+        async for batch in self.events.follow_batches(op_uuid, after=after, spid=spid, follow=follow):
             for event in batch:
                 yield event
 
-    async def follow_batches(self, op_uuid: str, *, after: int = 0, spid: int | None = None, follow: bool = True,
-                             idle: float | None = None) -> AsyncIterator[list[Event]]:
-        """follow() as the store hands them out: the events written together, in one list; with `idle`, an
-        empty list after that many seconds without any (an SSE keepalive is due)."""
-        self.store.get_operation(op_uuid)
-        while True:
-            flag = self._changed.get(op_uuid)  # taken before reading: an event landing after the read sets it
-            events = self.store.events(op_uuid, after=after, spid=spid)
-            if not events and follow and flag is not None and op_uuid in self._tasks:
-                try:
-                    await asyncio.wait_for(flag.wait(), idle)  # Event.wait is safe to cancel
-                except TimeoutError:
-                    yield []
-                continue
-            for index, event in enumerate(events):
-                if event.type == "completion":
-                    yield events[:index + 1]
-                    return
-            if events:
-                yield events
-                after = events[-1].id
-            if not follow or (not events and op_uuid not in self._tasks):
-                return
+    def follow_batches(self, op_uuid: str, *, after: int = 0, spid: int | None = None, follow: bool = True,
+                       idle: float | None = None) -> AsyncIterator[list[Event]]:
+        """See EventLog.follow_batches."""
+        return self.events.follow_batches(op_uuid, after=after, spid=spid, follow=follow, idle=idle)
 
     async def exec_process(self, op_uuid: str, body: dict[str, Any]) -> int:
         """Start another process (an ExecSpec) inside a running instance; returns its spid (≥ 2)."""
@@ -535,7 +609,7 @@ class Engine:
             run.sandbox_pid, argv, env, request.cwd or run.image.workdir or "/", request.uid, request.gid,
             rlimits_for(self.config.limits, run.request.max_layer_bytes, cgroups=bool(run.cgroup_procs)),
             run.cgroup_procs)
-        child = ExecRun(self, op_uuid, spid, launched, request.truncate_output_at, {
+        child = ExecRun(self.events, op_uuid, spid, launched, request.truncate_output_at, {
             "command": request.command, "args": argv[1:], "shell": request.shell, "cwd": request.cwd or "/",
             "uid": request.uid, "gid": request.gid, "timeout": None,
             "truncate_at": request.truncate_output_at, "env": masked_env(env)})
@@ -566,6 +640,8 @@ class Engine:
         run = self._runs.get(op_uuid)
         if run is not None:
             run.kill("cancelled")
+        elif self.admission.withdraw(op_uuid, "cancelled"):
+            pass  # it was waiting for admission: it ends CANCELLED without starting
         elif op_uuid in self._tasks:
             self._cancel_requested.add(op_uuid)
         return await self.wait(op_uuid)

@@ -16,20 +16,20 @@ from contree_tui.engine.output import ProcessOutput, encode_stream
 from contree_tui.engine.sandbox.launch import Launched
 
 if TYPE_CHECKING:
-    from contree_tui.engine.engine import Engine
+    from contree_tui.engine.event_log import EventSink
 
 
 class ExecRun:
-    def __init__(self, engine: Engine, op_uuid: str, spid: int, launched: Launched, truncate_at: int,
+    def __init__(self, events: EventSink, op_uuid: str, spid: int, launched: Launched, truncate_at: int,
                  spawn_data: dict[str, Any]) -> None:
-        self.engine = engine
+        self.events = events
         self.op_uuid = op_uuid
         self.spid = spid
         self.launched = launched
         self.spawn_data = spawn_data
         self.host_pid: int | None = None
         self.exited = False
-        self.output = ProcessOutput(lambda items: engine.emit_many(op_uuid, items), spid, truncate_at)
+        self.output = ProcessOutput(lambda items: events.emit_many(op_uuid, items), spid, truncate_at)
         self._status = b""
         self._exit: dict[str, Any] | None = None
         self._error: str | None = None
@@ -61,8 +61,8 @@ class ExecRun:
         self.output.emit_truncations()
         exit_info = self._exit or {"code": -1, "signal": signal.SIGKILL, "core_dump": False, "resources": {}}
         if self._error:
-            self.engine.emit(self.op_uuid, "stderr", self.spid, encode_stream(f"{self._error}\n".encode()))
-        self.engine.emit(self.op_uuid, "exit", self.spid, {
+            self.events.emit(self.op_uuid, "stderr", self.spid, encode_stream(f"{self._error}\n".encode()))
+        self.events.emit(self.op_uuid, "exit", self.spid, {
             "pid": self.spawn_data.get("pid", 0), "code": exit_info.get("code", -1),
             "signal": exit_info.get("signal", -1), "core_dump": exit_info.get("core_dump", False),
             "timed_out": False, "duration_ms": 0, "resources": exit_info.get("resources", {})})
@@ -92,7 +92,7 @@ class ExecRun:
             if "spawned" in message:
                 self.host_pid = message.get("host_pid")
                 self.spawn_data["pid"] = message["spawned"]
-                self.engine.emit(self.op_uuid, "spawn", self.spid, self.spawn_data)
+                self.events.emit(self.op_uuid, "spawn", self.spid, self.spawn_data)
                 self.output.release()
             elif "exit" in message:
                 self._exit = message["exit"]

@@ -20,7 +20,7 @@ from contree_tui.engine.output import CappedStream, ProcessOutput, encode_stream
 from contree_tui.engine.sandbox.launch import InjectedFile, Launched, LaunchSpec, launch
 
 if TYPE_CHECKING:
-    from contree_tui.engine.engine import Engine
+    from contree_tui.engine.event_log import EventSink
     from contree_tui.engine.exec_process import ExecRun
 
 SECRET_SUFFIXES = ("TOKEN", "SECRET", "PASSWORD", "API_KEY", "CREDENTIALS", "AUTHORIZATION")
@@ -60,13 +60,13 @@ class Verdict:
 
 
 class InstanceRun:
-    def __init__(self, engine: Engine, op_uuid: str, request: SpawnRequest, image: Image, run_dir: str) -> None:
-        self.engine = engine
+    def __init__(self, events: EventSink, op_uuid: str, request: SpawnRequest, image: Image, run_dir: str) -> None:
+        self.events = events
         self.op_uuid = op_uuid
         self.request = request
         self.image = image
         self.run_dir = run_dir
-        self.output = ProcessOutput(lambda items: engine.emit_many(op_uuid, items), 1, request.truncate_output_at)
+        self.output = ProcessOutput(lambda items: events.emit_many(op_uuid, items), 1, request.truncate_output_at)
         self.stdout, self.stderr = self.output.stdout, self.output.stderr
         self.stdin_log = CappedStream("stdin", request.truncate_output_at)  # delivery is never capped
         self._stdin_busy = False
@@ -119,7 +119,7 @@ class InstanceRun:
         chunks = self.stdin_log.feed(data)
         if chunks:
             self._loop.call_soon_threadsafe(
-                self.engine.emit_many, self.op_uuid, [("stdin", 1, encode_stream(c)) for c in chunks])
+                self.events.emit_many, self.op_uuid, [("stdin", 1, encode_stream(c)) for c in chunks])
         self._stdin_busy = True
         os.set_blocking(fd, True)
         try:
@@ -257,7 +257,7 @@ class InstanceRun:
             elif "spawned" in message:
                 self.command_pid = message["spawned"]
                 argv, env = command_line(self.request, self.image)
-                self.engine.emit(self.op_uuid, "spawn", 1, {
+                self.events.emit(self.op_uuid, "spawn", 1, {
                     "pid": self.command_pid, "command": self.request.command, "args": list(argv[1:]),
                     "shell": self.request.shell, "cwd": self.request.cwd or "/", "uid": self.request.uid,
                     "gid": self.request.gid, "timeout": self.request.timeout,

@@ -93,7 +93,8 @@ def _no_nul(value: str, what: str) -> None:
         raise EngineError(f"{what}: may not contain a NUL byte")
 
 
-def parse_spawn_request(body: Any, image_uuid: str) -> SpawnRequest:
+def parse_spawn_request(body: Any, image_uuid: str, max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES) -> SpawnRequest:
+    """The request validated; `max_layer_bytes` is the engine's ceiling for resources_limits.max_layer_bytes."""
     if not isinstance(body, dict):
         raise EngineError("request body must be a JSON object")
     command = body.get("command")
@@ -128,9 +129,11 @@ def parse_spawn_request(body: Any, image_uuid: str) -> SpawnRequest:
     if not 0 <= truncate <= MAX_TRUNCATE_OUTPUT_AT:
         raise EngineError(f"truncate_output_at: must be between 0 and {MAX_TRUNCATE_OUTPUT_AT}")
     limits = _field(body, "resources_limits", dict, {})
-    max_layer = limits.get("max_layer_bytes") or DEFAULT_MAX_LAYER_BYTES
+    max_layer = limits.get("max_layer_bytes") or min(DEFAULT_MAX_LAYER_BYTES, max_layer_bytes)
     if not isinstance(max_layer, int) or isinstance(max_layer, bool) or max_layer < 1:
         raise EngineError("resources_limits.max_layer_bytes: expected a positive integer")
+    if max_layer > max_layer_bytes:
+        raise EngineError(f"resources_limits.max_layer_bytes: at most {max_layer_bytes} on this engine")
     networking = _field(body, "networking", dict, {})
     files = []
     for path, spec in _field(body, "files", dict, {}).items():
@@ -159,3 +162,29 @@ def parse_spawn_request(body: Any, image_uuid: str) -> SpawnRequest:
         preserve_env=bool(_field(body, "preserve_env", bool, False)),
         preserve_cwd=bool(_field(body, "preserve_cwd", bool, False)), raw=body,
     )
+
+
+# The InstanceSpawnRequest schema's fields, and of the objects inside it. Anything else is dropped before the
+# request is stored: a 50 MB unknown field was kept verbatim and every GET /operations paid for it (70x).
+SPAWN_FIELDS = frozenset({
+    "image", "command", "args", "shell", "env", "cwd", "uid", "gid", "hostname", "disposable", "timeout",
+    "truncate_output_at", "stdin", "files", "resources_limits", "networking", "preserve_env", "preserve_cwd"})
+NESTED_FIELDS = {"stdin": frozenset({"value", "encoding", "close"}),
+                 "resources_limits": frozenset({"max_layer_bytes"}), "networking": frozenset({"enabled"})}
+FILE_FIELDS = frozenset({"uuid", "mode", "uid", "gid"})
+
+
+def stored_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The spawn request as the operation keeps it: the schema's fields only (the body was validated)."""
+    kept: dict[str, Any] = {}
+    for name, value in body.items():
+        if name not in SPAWN_FIELDS:
+            continue
+        inner = NESTED_FIELDS.get(name)
+        if inner is not None and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k in inner}
+        elif name == "files" and isinstance(value, dict):
+            value = {path: {k: v for k, v in spec.items() if k in FILE_FIELDS} if isinstance(spec, dict) else spec
+                     for path, spec in value.items()}
+        kept[name] = value
+    return kept

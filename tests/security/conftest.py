@@ -1,4 +1,6 @@
-"""Fixtures of the attack tests: real engines, under each sandbox keeper."""
+"""The security suite: each test reproduces an attack on a real engine and asserts it is contained.
+
+Fixtures: real engines under each sandbox keeper, and a static probe program."""
 
 from __future__ import annotations
 

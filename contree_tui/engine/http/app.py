@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.http import routes_files, routes_images, routes_inspect, routes_operations, routes_subprocesses
+from contree_tui.engine.http.body_limits import BodyLimit
 from contree_tui.engine.http.context import Settings, engine_of
 from contree_tui.engine.http.errors import CatchAll, engine_error, http_error
 from contree_tui.engine.models import MAX_TRUNCATE_OUTPUT_AT, EngineError
@@ -49,7 +50,8 @@ def create_app(engine: Engine, *, keepalive: float = 15.0, cancel_wait: float = 
         *routes_images.routes, *routes_files.routes, *routes_operations.routes, *routes_subprocesses.routes,
         *routes_inspect.routes, Route("/v1/whoami", whoami, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(CatchAll)],
+    middleware = [Middleware(CatchAll), Middleware(BodyLimit, upload_limit=lambda: engine.config.max_upload_bytes)]
+    app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={EngineError: engine_error, HTTPException: http_error})
     app.state.engine = engine
     app.state.settings = Settings(keepalive=keepalive, cancel_wait=cancel_wait, stdin_timeout=stdin_timeout)

@@ -18,8 +18,9 @@ SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 async def upload_file(request: Request) -> Response:
-    data = await request.body()
-    stored = engine_of(request).add_file(data)
+    # Streamed to disk as it arrives (hashed on the way): a whole body in memory cost 676 MB of RSS for a
+    # 300 MB upload. The size cap is BodyLimit's (engine.config.max_upload_bytes).
+    stored = await engine_of(request).add_file_stream(request.stream())
     return JSONResponse({"uuid": stored.uuid, "sha256": stored.sha256, "size": stored.size}, status_code=201)
 
 

@@ -69,7 +69,7 @@ def _stdin_echo(raw: Any) -> dict[str, Any]:
 def parsed_request(op: Operation) -> SpawnRequest | None:
     """The operation's request as the engine understood it (it was validated at spawn)."""
     try:
-        return parse_spawn_request(op.request, op.image_uuid or "")
+        return parse_spawn_request(op.request, op.image_uuid or "", max_layer_bytes=1 << 62)  # checked at spawn
     except EngineError:
         return None
 
