@@ -30,7 +30,7 @@ import sys
 
 from contree_tui.engine.sandbox import syscalls as sc
 from contree_tui.engine.sandbox.launch import Keeper
-from contree_tui.engine.sandbox.network import NetworkSlots, pasta_binary
+from contree_tui.engine.sandbox.network import IDLE_SLOT_SECONDS, NetworkSlots, pasta_binary
 
 _slots: NetworkSlots | None = None
 
@@ -83,10 +83,16 @@ def serve(sock: socket.socket, native: str | None = None) -> None:
     gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the engine's terminal is the engine's to handle
+    if _slots is not None:
+        sock.settimeout(IDLE_SLOT_SECONDS)  # an idle engine's free network slots are stopped all the same
     while True:
         try:
             message = sock.recv(1 << 16)
         except InterruptedError:
+            continue
+        except TimeoutError:
+            if _slots is not None:
+                _slots.trim()
             continue
         if not message:
             return

@@ -22,7 +22,7 @@ at a time and taken back when that keeper is reaped. A keeper is pid 1 of its sa
 when it has been reaped every process of that sandbox is gone, and with it every socket it had: the next
 sandbox in the slot cannot reach anything the previous one left listening. Two sandboxes never share a slot
 at the same time. Joining a slot is one setns (~microseconds); a slot's pasta is started only when the pool
-of slots grows, and surplus free slots are stopped (MAX_FREE_SLOTS) to bound the memory.
+of slots grows, and a slot left free for IDLE_SLOT_SECONDS is stopped to give its memory back.
 
 Lifetimes: the factory (factory.py) owns the slots. Each pasta is the factory's child (so the factory reaps
 it and can kill it without a pid-reuse race) but lives in a pid namespace whose pid 1, the *guard*, exits
@@ -32,18 +32,22 @@ namespace whose pid 1 exits: no pasta outlives the factory, which dies with the 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import shutil
 import signal
+import time
 from dataclasses import dataclass
 
 from contree_tui.engine.sandbox import syscalls as sc
 
 ENV_PASTA = "CONTREE_TUI_PASTA"  # a path to pasta; empty: no pasta (networking runs are refused)
 MISSING = "networking needs pasta: apt-get install passt (or spawn with networking disabled)"
-# Free slots kept for later keepers; more are stopped. 31 MB RSS each; 4 idle keepers hold 4 more.
-MAX_FREE_SLOTS = 4
+# A free slot (29 MB of pasta RSS; 19.6 MB with IPv4 only) is stopped after this long unused. Not a count: a
+# cap of 4 free slots made 4 concurrent spawners (8 slots in use: 4 running, 4 idle keepers) start 32 pastas
+# in 120 runs (~100 ms each under load, blocking the factory) and halved bench_throughput's rate.
+IDLE_SLOT_SECONDS = 30.0
 # A pasta that has not configured its namespace by then is taken as failed (0.8 s seen under load).
 READY_TIMEOUT = 10.0
 _NETNS_FD, _READY_FD = 3, 4  # where pasta finds them (posix_spawn dup2s them there)
@@ -61,6 +65,16 @@ PASTA_OPTIONS = (
     "--netns", f"/proc/self/fd/{_NETNS_FD}",  # a descriptor: /proc/PID/ns/net needs ptrace rights pasta drops
     "--pid", f"/proc/self/fd/{_READY_FD}",  # written once the namespace is configured: the ready signal
 )
+
+
+def _above_targets(fd: int) -> int:
+    """`fd`, moved above the numbers pasta gets its descriptors at: a dup2 onto 3 must not overwrite the
+    source of the dup2 onto 4."""
+    if fd > _READY_FD:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _READY_FD + 1)
+    os.close(fd)
+    return moved
 
 
 def pasta_binary() -> str | None:
@@ -116,6 +130,7 @@ class Slot:
     netns: int  # a descriptor of the namespace (keeps it alive)
     pasta: int  # pasta's pid (our child)
     dead: bool = False
+    free_since: float = 0.0  # time.monotonic() when it was last given back
 
 
 class NetworkSlots:
@@ -159,7 +174,7 @@ class NetworkSlots:
     # -- slots ----------------------------------------------------------------------------------------
     def acquire(self) -> Slot:
         """A free slot, or a new one (blocks until its pasta has configured the namespace)."""
-        self._collect()
+        self.trim()
         while self._free:
             slot = self._free.pop()
             if not slot.dead:
@@ -200,10 +215,19 @@ class NetworkSlots:
                     os.close(slot.netns)
 
     def _release(self, slot: Slot) -> None:
-        if slot.dead or len(self._free) >= MAX_FREE_SLOTS:
+        if slot.dead:
             self._stop(slot)
         else:
+            slot.free_since = time.monotonic()
             self._free.append(slot)
+
+    def trim(self) -> None:
+        """Stop the slots nobody used for IDLE_SLOT_SECONDS (called between requests and when idle)."""
+        self._collect()
+        stale = time.monotonic() - IDLE_SLOT_SECONDS
+        for slot in [slot for slot in self._free if slot.free_since < stale]:
+            self._free.remove(slot)
+            self._stop(slot)
 
     def _stop(self, slot: Slot) -> None:
         if not slot.dead:
@@ -217,10 +241,11 @@ class NetworkSlots:
     def _new_slot(self) -> Slot:
         sc.unshare(sc.CLONE_NEWNET)
         try:
-            netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            netns = _above_targets(os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
         finally:
             self.leave()
         ready_r, ready_w = os.pipe()
+        ready_w = _above_targets(ready_w)
         try:
             sc.setns(self._guard_ns, sc.CLONE_NEWPID)
             try:
