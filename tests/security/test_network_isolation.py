@@ -174,6 +174,17 @@ async def test_networking_without_pasta_is_refused_with_the_package_to_install(
     assert stdout(offline) == "fine\n"
 
 
+async def test_a_pasta_that_does_not_start_fails_the_run_instead_of_sharing_the_host_network(
+        open_engine: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTREE_TUI_PASTA", "/bin/false")
+    engine = await open_engine()  # type: ignore[operator]
+    image = await engine.ensure_busybox()
+    op = await sh(engine, image.uuid, "cat /proc/net/unix | wc -l")
+    assert op.status is OperationStatus.FAILED and "networking unavailable" in (op.error or ""), op
+    offline = await sh(engine, image.uuid, "echo fine", networking={"enabled": False})
+    assert stdout(offline) == "fine\n"
+
+
 def running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -213,3 +224,20 @@ async def test_no_pasta_outlives_the_engine(open_engine: object) -> None:
     while alive := {pid for pid in pastas if running(pid)}:
         assert loop.time() < deadline, f"pasta outlived the engine: {alive}"
         await asyncio.sleep(0.02)
+
+
+async def test_a_reused_network_namespace_keeps_nothing_of_the_sandbox_before(engine: Engine, busybox: Image) -> None:
+    """Namespaces are lent again once their keeper is reaped: whatever the last sandbox left listening died
+    with it (its pid namespace), so a later sandbox in the same namespace reaches nothing of it."""
+    leaving = ("nc -ll -p 7777 -e echo left-behind & until grep -q ':1E61 [0-9A-F:]* 0A' /proc/net/tcp"
+               " /proc/net/tcp6; do sleep 0.02; done; readlink /proc/self/ns/net")
+    first = await sh(engine, busybox.uuid, leaving, disposable=True, timeout=20)
+    namespace = stdout(first).strip()
+    assert namespace.startswith("net:["), first.result
+    probe = "readlink /proc/self/ns/net; echo x | nc -w 1 127.0.0.1 7777 && echo reached || echo unreachable"
+    seen = []
+    for _ in range(8):  # more than the idle keepers ahead of the freed namespace (4)
+        later = await sh(engine, busybox.uuid, probe, disposable=True, timeout=20)
+        seen.append(stdout(later).split())
+    assert all(answer == "unreachable" for _, answer in seen), seen
+    assert namespace in {ns for ns, _ in seen}, f"the namespace was not lent again: {namespace} {seen}"
