@@ -88,7 +88,9 @@ def pasta_binary() -> str | None:
 def resolv_conf(host_resolv_conf: str = "/etc/resolv.conf") -> str:
     """The sandbox's /etc/resolv.conf: the host's resolvers, which it reaches through pasta like any host.
 
-    Loopback resolvers (systemd-resolved's 127.0.0.53) are dropped: the sandbox's loopback is its own.
+    Loopback resolvers (systemd-resolved's 127.0.0.53) are dropped: the sandbox's loopback is its own, and
+    pasta (this version, with --no-map-gw) forwards nothing to the host's; so are link-local ones (fe80::…%if:
+    the sandbox's interface is not the host's). A host with only those leaves sandboxes without DNS.
     """
     lines = []
     try:
@@ -97,7 +99,7 @@ def resolv_conf(host_resolv_conf: str = "/etc/resolv.conf") -> str:
                 words = line.split()
                 if not words or words[0] not in ("nameserver", "search", "options"):
                     continue
-                if words[0] == "nameserver" and (len(words) < 2 or words[1].startswith(("127.", "::1"))):
+                if words[0] == "nameserver" and (len(words) < 2 or words[1].startswith(("127.", "::1", "fe80:"))):
                     continue
                 lines.append(" ".join(words))
     except OSError:
@@ -154,7 +156,12 @@ class NetworkSlots:
         """pid 1 of the pastas' pid namespace; it exits (and the kernel kills the pastas) when we do."""
         read_end, write_end = os.pipe()
         sc.unshare(sc.CLONE_NEWPID)
-        pid = os.fork()
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:  # our own next children are ordinary ones again
+                sc.setns(self._own_pid, sc.CLONE_NEWPID)
         if pid == 0:  # pragma: no cover - the guard
             try:
                 sc.set_process_name("ct-netguard")
@@ -162,11 +169,11 @@ class NetworkSlots:
                     sc.close_range(3, read_end - 1)
                 sc.close_range(read_end + 1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the engine's terminal: not ours
                 while os.read(read_end, 1):
                     pass
             finally:
                 os._exit(0)
-        sc.setns(self._own_pid, sc.CLONE_NEWPID)
         os.close(read_end)
         guard_ns = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         return pid, guard_ns, write_end
@@ -255,7 +262,10 @@ class NetworkSlots:
                                   (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                                   (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
                                   (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)],
-                    setsigdef=(signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD), setsigmask=())
+                    # A session of its own: a Ctrl-C in the engine's terminal is not pasta's to die of. SIGPIPE
+                    # back to its default: with it ignored (as Python leaves it) this pasta does not start.
+                    setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD),
+                    setsigmask=())
             finally:
                 sc.setns(self._own_pid, sc.CLONE_NEWPID)
         except OSError:
