@@ -21,6 +21,7 @@ from contree_tui.engine.models import Image, OperationStatus
 from tests.engine.helpers import sh, stdout
 
 HOST_SIDE, TEST_HOST = "198.51.100.1", "198.51.100.2"
+HOST_SIDE6, TEST_HOST6 = "2001:db8:c7::1", "2001:db8:c7::2"  # the IPv6 documentation prefix
 PORT = 8080
 
 pytestmark = pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's ip")
@@ -45,15 +46,17 @@ def test_host(tmp_path: Path) -> Iterator[str]:
         ip("addr", "add", f"{HOST_SIDE}/24", "dev", outer)
         ip("link", "set", outer, "up")
         ip("-n", netns, "addr", "add", f"{TEST_HOST}/24", "dev", inner)
+        ip("addr", "add", f"{HOST_SIDE6}/64", "dev", outer, "nodad")
+        ip("-n", netns, "addr", "add", f"{TEST_HOST6}/64", "dev", inner, "nodad")
         ip("-n", netns, "link", "set", inner, "up")
         ip("-n", netns, "link", "set", "lo", "up")
         server = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-m", "http.server", "--bind", TEST_HOST,
+            ["ip", "netns", "exec", netns, sys.executable, "-m", "http.server", "--bind", "::",  # v4 and v6
              "--directory", str(tmp_path / "www"), str(PORT)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while subprocess.run(["ip", "netns", "exec", netns, "sh", "-c", f"grep -q ':{PORT:04X} 00000000:0000 0A'"
-                              " /proc/net/tcp"], check=False).returncode != 0:
+        while subprocess.run(["ip", "netns", "exec", netns, "sh", "-c", f"grep -q ':{PORT:04X} 0*:0000 0A'"
+                              " /proc/net/tcp6"], check=False).returncode != 0:
             assert server.poll() is None and time.monotonic() < deadline, "the test host's server did not start"
             time.sleep(0.05)
         yield tag
@@ -66,18 +69,20 @@ def test_host(tmp_path: Path) -> Iterator[str]:
         assert not os.path.exists(f"/run/netns/{netns}")
 
 
-def http_get(path: str) -> str:
+def http_get(path: str, host: str = TEST_HOST) -> str:
     """A shell line fetching http://TEST_HOST:PORT/path with busybox nc (busybox's wget segfaults in this image).
 
     nc's stdin stays open (a FIFO the shell holds) so it never half-closes: passt 0.0~git20230309 then loses
     the server's FIN about one time in five and nc would wait forever (see sandbox/network.py).
     """
-    return (f"mkfifo /tmp/in; nc -w 5 {TEST_HOST} {PORT} < /tmp/in & exec 3> /tmp/in;"
+    return (f"mkfifo /tmp/in; nc -w 5 {host} {PORT} < /tmp/in & exec 3> /tmp/in;"
             f" printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3; wait $!; echo rc=$?")
 
 
-async def test_outbound_reaches_a_host_route_through_pasta(engine: Engine, busybox: Image, test_host: str) -> None:
-    op = await sh(engine, busybox.uuid, http_get("/hello.txt"), disposable=True, timeout=30)
+@pytest.mark.parametrize("address", [TEST_HOST, TEST_HOST6])
+async def test_outbound_reaches_a_host_route_through_pasta(engine: Engine, busybox: Image, test_host: str,
+                                                           address: str) -> None:
+    op = await sh(engine, busybox.uuid, http_get("/hello.txt", address), disposable=True, timeout=30)
     assert op.status is OperationStatus.SUCCESS, op.error
     lines = stdout(op).splitlines()
     assert lines[0].startswith("HTTP/1.0 200"), lines
