@@ -28,6 +28,15 @@ Lifetimes: the factory (factory.py) owns the slots. Each pasta is the factory's 
 it and can kill it without a pid-reuse race) but lives in a pid namespace whose pid 1, the *guard*, exits
 when the factory does (it reads a pipe only the factory holds), and the kernel kills every process of a pid
 namespace whose pid 1 exits: no pasta outlives the factory, which dies with the engine.
+
+Known limits: pasta connects from the host, so a sandbox reaches what the host reaches outbound, including
+services bound to the host's *other* non-loopback addresses (the address of the outbound interface is the
+sandbox's own copy, so that one is not) and the gateway. A reused namespace still shows the last sandbox's
+TIME_WAIT sockets and interface counters (/proc/net/tcp, /proc/net/dev): metadata, no reachable state.
+pasta runs as uid 0 with CAP_NET_BIND_SERVICE and CAP_SYS_ADMIN (see PASTA_OPTIONS) parsing the sandbox's
+packets. This passt (0.0~git20230309) loses the server's FIN about one time in five when the sandbox
+half-closes first (measured: 3 of 15 `shutdown(SHUT_WR)` then read; 0 of 15 without), so such a client
+waits for its own timeout.
 """
 
 from __future__ import annotations
