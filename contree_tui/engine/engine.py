@@ -57,6 +57,7 @@ from contree_tui.engine.rootfs_import import layer_from_tarball
 from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
+from contree_tui.engine.sandbox.network import MISSING, pasta_binary, write_network_layer
 from contree_tui.engine.sandbox.nsenter import exec_in_sandbox
 from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request, stored_request
 from contree_tui.engine.state_dir import StateDir
@@ -133,6 +134,9 @@ class Engine:
         self._trash: list[str] = []  # scratch dirs waiting for _empty_trash
         self._sweep: asyncio.Future[None] | None = None
         self._run_images: dict[str, Image] = {}  # by UUID, oldest first (see _image_to_run)
+        # Networking needs pasta (sandbox/network.py); without it, runs with networking on are refused.
+        self.network_available = pasta_binary() is not None
+        self._network_layer = f"{state.root}/network"  # /etc/resolv.conf for networked runs
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
@@ -154,6 +158,7 @@ class Engine:
             raise EngineError(f"another engine is already using {state.root}", status=409) from None
         engine = cls(state, config or EngineConfig())
         engine._lock_fd = lock_fd
+        write_network_layer(engine._network_layer)
         await engine._recover()
         engine.cgroups.limit_total(engine.admission.memory_budget)
         engine.keepers.start()
@@ -362,6 +367,8 @@ class Engine:
             raise EngineError("request body must be a JSON object")
         image = self._image_to_run(body.get("image"))
         request = parse_spawn_request(body, image.uuid, self.config.max_layer_bytes)
+        if request.networking and not self.network_available:
+            raise EngineError(MISSING)
         require_free(self._layers_dir, self.config.min_free_bytes, "spawn")
         timeout = request.timeout or self.config.default_timeout
         if timeout > self.config.max_timeout:
@@ -414,8 +421,14 @@ class Engine:
             argv, env = command_line(request, image)
             keeper, slot = await self.keepers.take(self.config.limits)
             asyncio.get_running_loop().call_soon(self.keepers.refill)
+            if request.networking and not keeper.networked:  # never the host's network namespace
+                keeper.discard()
+                raise EngineError("networking unavailable: pasta did not start a network for this sandbox")
+            lowers = self.lowers_for(image)
+            if request.networking:
+                lowers.insert(0, self._network_layer)
             spec = LaunchSpec(
-                lowers=self.lowers_for(image), upper=f"{run_dir}/upper", work=f"{run_dir}/work",
+                lowers=lowers, upper=f"{run_dir}/upper", work=f"{run_dir}/work",
                 merged=f"{run_dir}/merged", argv=argv, env=env,
                 cwd=request.cwd or image.workdir or "/", uid=request.uid, gid=request.gid,
                 hostname=request.hostname, network=request.networking,

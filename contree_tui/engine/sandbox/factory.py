@@ -6,13 +6,17 @@ launcher, so its forks are cheap, happen on the other core, and never copy engin
 sockets, threads). Protocol on one SOCK_SEQPACKET socket:
 
     engine → factory   {"id": N, "cgroup_procs": [...]}          start an idle keeper into those cgroups
-    factory → engine   {"id": N, "pid": P, "native": B} + fds [keeper socket, pidfd]   (or {"id": N, "error": "..."})
+    factory → engine   {"id": N, "pid": P, "native": B, "net": B} + fds [keeper socket, pidfd]
+                       (or {"id": N, "error": "..."})
 
 With a built native keeper (argv[2], see native.py) keepers are keeper.c started by posix_spawn; without
 one they are forks of this process.
 
 The engine then talks to the keeper directly and watches its pidfd; the factory only reaps. The factory dies
 with the engine (PDEATHSIG), and idle keepers die with the factory.
+
+Every keeper is born in a network namespace of its own, a slot lent by network.NetworkSlots with a pasta
+serving it ("net": true), or, without pasta, in ours ("net": false: the engine refuses it networking runs).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ import sys
 
 from contree_tui.engine.sandbox import syscalls as sc
 from contree_tui.engine.sandbox.launch import Keeper, seccomp_program
+from contree_tui.engine.sandbox.network import IDLE_SLOT_SECONDS, NetworkSlots, pasta_binary
+
+_slots: NetworkSlots | None = None
 
 
 def _reap(_signum: int, _frame: object) -> None:
@@ -36,35 +43,70 @@ def _reap(_signum: int, _frame: object) -> None:
             return
         if pid == 0:
             return
+        if _slots is not None:
+            _slots.reaped(pid)  # a keeper's slot is free again once the keeper (its pid 1) is gone
+
+
+def _start_keeper(native: str | None, procs: list[str]) -> tuple[Keeper, bool]:
+    """A keeper in a network slot of its own (True), or in ours when there is no pasta (False)."""
+    try:
+        slot = _slots.acquire() if _slots is not None else None
+    except OSError:  # pasta did not start: this keeper gets no network; the engine says so if one is asked
+        slot = None
+    if _slots is None or slot is None:
+        return (Keeper.spawn_native(native, procs) if native else Keeper.fork(procs)), False
+    try:
+        _slots.enter(slot)
+        try:
+            keeper = Keeper.spawn_native(native, procs) if native else Keeper.fork(procs)
+        finally:
+            _slots.leave()
+    except BaseException:
+        _slots.give_back(slot)
+        raise
+    _slots.lend(slot, keeper.pid)
+    return keeper, True
 
 
 def serve(sock: socket.socket, native: str | None = None) -> None:
+    global _slots
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.set_process_name("ct-factory")
     seccomp_program()  # compiled once (~30 ms), before the first fork: every forked keeper inherits it
+    pasta = pasta_binary()
+    try:
+        _slots = NetworkSlots(pasta) if pasta else None
+    except OSError:
+        _slots = None
     # Every fork shares the heap copy-on-write; a collection in a keeper would write to every object's
     # header and copy the whole heap page by page. Nothing here makes cycles worth collecting.
     gc.disable()
     gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the engine's terminal is the engine's to handle
+    if _slots is not None:
+        sock.settimeout(IDLE_SLOT_SECONDS)  # an idle engine's free network slots are stopped all the same
     while True:
         try:
             message = sock.recv(1 << 16)
         except InterruptedError:
+            continue
+        except TimeoutError:
+            if _slots is not None:
+                _slots.trim()
             continue
         if not message:
             return
         request = json.loads(message)
         try:
             procs = request.get("cgroup_procs", [])
-            keeper = Keeper.spawn_native(native, procs) if native else Keeper.fork(procs)
+            keeper, networked = _start_keeper(native, procs)
             pidfd = os.pidfd_open(keeper.pid)
         except OSError as exc:
             sock.send(json.dumps({"id": request["id"], "error": str(exc)}).encode())
             continue
         try:
-            reply = {"id": request["id"], "pid": keeper.pid, "native": keeper.native}
+            reply = {"id": request["id"], "pid": keeper.pid, "native": keeper.native, "net": networked}
             socket.send_fds(sock, [json.dumps(reply).encode()],
                             [keeper.sock.fileno(), pidfd])
         finally:

@@ -97,7 +97,8 @@ class KeeperPool:
                 os.close(fd)
             keeper_and_slot = self._fork_here(slot)
         else:
-            keeper = Keeper(reply["pid"], socket.socket(fileno=fds[0]), pidfd=fds[1], native=reply.get("native", False))
+            keeper = Keeper(reply["pid"], socket.socket(fileno=fds[0]), pidfd=fds[1], native=reply.get("native", False),
+                            networked=reply.get("net", False))
             keeper_and_slot = (keeper, slot)
         if future is not None and not future.done():
             future.set_result(keeper_and_slot)

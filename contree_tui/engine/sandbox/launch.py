@@ -113,11 +113,15 @@ class Keeper:
     keepers while the engine is idle.
     """
 
-    def __init__(self, pid: int, sock: socket.socket, pidfd: int | None = None, *, native: bool = False) -> None:
+    def __init__(self, pid: int, sock: socket.socket, pidfd: int | None = None, *, native: bool = False,
+                 networked: bool = False) -> None:
         self.pid = pid
         self.sock = sock
         self.pidfd = pidfd  # only for keepers forked by the factory, which reaps them
         self.native = native  # keeper.c, which reads native.encode_spec's records instead of a pickle
+        # Born in a network namespace of its own with pasta attached (network.py); only such a keeper may
+        # run with networking on: any other shares the host's network namespace.
+        self.networked = networked
 
     @classmethod
     def spawn_native(cls, binary: str, cgroup_procs: list[str]) -> Keeper:
