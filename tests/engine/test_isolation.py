@@ -92,9 +92,11 @@ async def test_networking_disabled_leaves_only_loopback_and_no_way_to_the_host(e
         script = (
             "sed -n 's/^ *\\([^:]*\\):.*/\\1/p' /proc/net/dev;"
             f" echo from-sandbox | nc -w 2 127.0.0.1 {port} && echo host-reached || echo host-unreachable;"
-            # control: the sandbox's own loopback is up, so nc itself works in there
-            " nc -l -p 7777 > /tmp/got & for i in $(seq 50); do"
-            " echo inside | nc -w 1 127.0.0.1 7777 2>/dev/null && break; sleep 0.1; done; wait; cat /tmp/got"
+            # control: the sandbox's own loopback is up, so nc itself works in there. busybox's `nc -l` takes
+            # one connection and at times got it empty (5 failures in 30 runs), so listen again until a line lands.
+            " (while true; do nc -l -p 7777 >> /tmp/got; done) & server=$!; for i in $(seq 50); do"
+            " echo inside | nc -w 1 127.0.0.1 7777 2>/dev/null; grep -q inside /tmp/got 2>/dev/null && break;"
+            " sleep 0.1; done; kill $server; pkill nc; sort -u /tmp/got"
         )
         op = await sh(engine, busybox.uuid, script, networking={"enabled": False}, disposable=True, timeout=10)
         assert stdout(op).splitlines() == ["lo", "host-unreachable", "inside"], op.result
