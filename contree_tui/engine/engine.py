@@ -22,7 +22,7 @@ from typing import Any
 from contree_tui.engine import layers as layerfs
 from contree_tui.engine.exec_process import ExecRun
 from contree_tui.engine.grep import GrepQuery
-from contree_tui.engine.inspect import HelperStream, run_in_image
+from contree_tui.engine.inspect import IDLE_SECONDS, open_in_image
 from contree_tui.engine.instance import (
     InstanceRun,
     Verdict,
@@ -43,6 +43,7 @@ from contree_tui.engine.models import (
     StoredFile,
 )
 from contree_tui.engine.rootfs_import import layer_from_tarball
+from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
@@ -57,6 +58,7 @@ BUSYBOX_TAG = "busybox:latest"
 SQUASH_AT = 64
 KEEP_ON_TOP = 8  # the newest layers stay separate so siblings keep sharing them
 RUN_IMAGE_CACHE = 1024
+MAX_COLLECTED = 256 << 20  # the most an inspect call through this API gathers in memory (HTTP streams)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class Engine:
         self._trash: list[str] = []  # scratch dirs waiting for _empty_trash
         self._sweep: asyncio.Future[None] | None = None
         self._run_images: dict[str, Image] = {}  # by UUID, oldest first (see _image_to_run)
+        self.helpers = HelperSet()  # the confined inspect helpers (list, read, archive, grep)
+        # Every helper mounts its image here, in a mount namespace of its own: the host sees an empty dir.
+        self._inspect_root = f"{self._runs_dir}/inspect-root"
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
@@ -117,6 +122,7 @@ class Engine:
         engine = cls(state, config or EngineConfig())
         engine._lock_fd = lock_fd
         await engine._recover()
+        os.makedirs(engine._inspect_root, exist_ok=True)
         engine.keepers.start()
         return engine
 
@@ -129,6 +135,7 @@ class Engine:
 
     async def close(self) -> None:
         await self.stop_runs()
+        await self.helpers.close()
         self.keepers.close()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -237,31 +244,33 @@ class Engine:
         await asyncio.to_thread(layerfs.build_busybox_rootfs, busybox, str(scratch))
         return await self._commit_root_layer(scratch, layer, BUSYBOX_TAG)
 
-    # -- inspect (confined to the image's root) -----------------------------------------------------------
-    def open_in_image(self, image: Image, operation: str, path: str) -> tuple[dict[str, Any], HelperStream]:
-        """Start a confined read of `path` (operation: list, read or archive); see engine/inspect.py."""
-        return run_in_image(self.lowers_for(image), self.state.runs, operation, path)
+    # -- inspect (confined helpers, see engine/inspect.py and sandbox/helper.py) ------------------------
+    async def open_in_image(self, image: Image, operation: str, path: str,
+                            query: GrepQuery | None = None) -> tuple[dict[str, Any], HelperProcess]:
+        """Start a confined `operation` (list, list-text, read, archive, grep) on `path`; its header and the
+        helper, whose payload is read with `helper.chunks(IDLE_SECONDS)` (or dropped with close())."""
+        if operation == "grep":
+            assert query is not None
+            query = query.validate()
+            path = query.paths[0]
+        return await open_in_image(self.helpers, self.lowers_for(image), self._inspect_root, operation, path, query)
+
+    async def _collect(self, image: Image, operation: str, path: str, query: GrepQuery | None = None) -> bytes:
+        _, helper = await self.open_in_image(image, operation, path, query)
+        return await helper.read_all(MAX_COLLECTED, IDLE_SECONDS)
 
     async def list_directory(self, image: Image, path: str) -> dict[str, Any]:
-        _, stream = self.open_in_image(image, "list", path)
-        with stream:
-            return json.loads(await asyncio.to_thread(stream.read))
+        return json.loads(await self._collect(image, "list", path))
 
     async def read_file(self, image: Image, path: str) -> bytes:
-        _, stream = self.open_in_image(image, "read", path)
-        with stream:
-            return await asyncio.to_thread(stream.read)
+        return await self._collect(image, "read", path)
 
     async def archive(self, image: Image, path: str) -> bytes:
-        _, stream = self.open_in_image(image, "archive", path)
-        with stream:
-            return await asyncio.to_thread(stream.read)
+        return await self._collect(image, "archive", path)
 
     async def grep(self, image: Image, query: GrepQuery) -> dict[str, Any]:
         """Search file contents (the API's GrepResult); the query is validated first (EngineError, 400)."""
-        _, stream = run_in_image(self.lowers_for(image), self.state.runs, "grep", query.validate().paths[0], query)
-        with stream:
-            return json.loads(await asyncio.to_thread(stream.read))
+        return json.loads(await self._collect(image, "grep", "/", query))
 
     # -- files --------------------------------------------------------------------------------------
     def add_file(self, data: bytes) -> StoredFile:
