@@ -169,7 +169,9 @@ class _NoImports:
 
 
 def _enter_sandbox(lowers: list[str], mountpoint: str, limits: HelperLimits) -> None:
-    locale.setlocale(locale.LC_ALL, "C")  # no message catalogues or locale data read from the image later
+    # gettext reads message catalogues lazily (strerror), and they would now be the image's; LC_CTYPE stays
+    # (Python's text encoding follows it, and its codecs cannot be imported from here on).
+    locale.setlocale(locale.LC_MESSAGES, "C")
     with open("/proc/self/statm", "rb") as fh:  # read while /proc is still the host's
         mapped = int(fh.read().split()[0]) * resource.getpagesize()
     sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS | sc.CLONE_NEWNET)
