@@ -247,7 +247,7 @@ async def open_in_image(helpers: HelperSet, lowers: list[str], mountpoint: str, 
         limits = HelperLimits(cpu_seconds=int(query.deadline) + 30, lifetime=query.deadline + 60)
     else:
         header_deadline, limits = _LIMITS[operation]
-    helper = helpers.start(lowers, mountpoint, _work(operation, path, query), limits)
+    helper = await helpers.start(lowers, mountpoint, _work(operation, path, query), limits)
     try:
         header = await helper.header(header_deadline)
     except BaseException:

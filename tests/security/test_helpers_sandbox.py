@@ -23,9 +23,16 @@ from typing import Any
 import pytest
 
 from contree_tui.engine.engine import Engine
-from contree_tui.engine.models import Image
+from contree_tui.engine.models import EngineError, Image
 from contree_tui.engine.sandbox import credentials
-from contree_tui.engine.sandbox.helper import HELPER_UID, HelperFailed, HelperLimits, HelperOutput, HelperTimeout
+from contree_tui.engine.sandbox.helper import (
+    HELPER_UID,
+    HelperFailed,
+    HelperLimits,
+    HelperOutput,
+    HelperSet,
+    HelperTimeout,
+)
 from tests.engine.helpers import sh
 
 PLANTED = r"""
@@ -109,7 +116,7 @@ def probe(out: HelperOutput, host_paths: list[str], port: int) -> None:  # pragm
 async def test_a_helper_holds_no_host_privilege(engine: Engine, planted: Image, tmp_path: Path,
                                                listener: int) -> None:
     host_paths = [str(tmp_path), str(engine.state.root), "/proc/1", "/sys/kernel", "/dev/vda", "/dev/sda"]
-    helper = engine.helpers.start(engine.lowers_for(planted), engine._inspect_root,
+    helper = await engine.helpers.start(engine.lowers_for(planted), engine._inspect_root,
                                   lambda out: probe(out, host_paths, listener), HelperLimits())
     report = (await helper.header(10))["report"]
     helper.close()
@@ -137,7 +144,7 @@ async def test_a_root_only_file_is_still_readable_through_the_api(engine: Engine
 
 async def test_a_silent_helper_is_killed_at_its_deadline(engine: Engine, busybox: Image) -> None:
     lowers = engine.lowers_for(busybox)
-    silent = engine.helpers.start(lowers, engine._inspect_root, lambda out: time.sleep(60), HelperLimits())
+    silent = await engine.helpers.start(lowers, engine._inspect_root, lambda out: time.sleep(60), HelperLimits())
     started = time.monotonic()
     with pytest.raises(HelperTimeout, match=r"did not answer within 0\.3 s") as refused:
         await silent.header(0.3)
@@ -150,13 +157,14 @@ async def test_a_silent_helper_is_killed_at_its_deadline(engine: Engine, busybox
         out._file.flush()
         time.sleep(60)
 
-    stalled = engine.helpers.start(lowers, engine._inspect_root, stall, HelperLimits())
+    stalled = await engine.helpers.start(lowers, engine._inspect_root, stall, HelperLimits())
     await stalled.header(5)
     with pytest.raises(HelperTimeout, match="stalled"):
         await stalled.read_all(1 << 20, 0.3)
     assert await stalled.exit_code() == -9
 
-    late = engine.helpers.start(lowers, engine._inspect_root, lambda out: time.sleep(60), HelperLimits(lifetime=0.3))
+    late = await engine.helpers.start(lowers, engine._inspect_root, lambda out: time.sleep(60),
+                                      HelperLimits(lifetime=0.3))
     with pytest.raises(HelperTimeout):
         await late.header(10)
     assert await late.exit_code() == -9 and len(engine.helpers) == 0
@@ -169,12 +177,28 @@ async def test_a_helpers_error_answer_is_checked(engine: Engine, busybox: Image)
     def lying(out: HelperOutput) -> None:
         out._file.write(json.dumps({"ok": False, "status": 302, "error": "x" * 5000}).encode() + b"\n")
 
-    helper = engine.helpers.start(lowers, engine._inspect_root, lying, HelperLimits())
+    helper = await engine.helpers.start(lowers, engine._inspect_root, lying, HelperLimits())
     with pytest.raises(HelperFailed) as failed:  # a 500, not the 302 it asked for
         await helper.header(5)
     assert failed.value.status == 500 and len(str(failed.value)) <= 2000
-    garbage = engine.helpers.start(lowers, engine._inspect_root, lambda out: out._file.write(b"x" * 100_000),
+    garbage = await engine.helpers.start(lowers, engine._inspect_root, lambda out: out._file.write(b"x" * 100_000),
                                    HelperLimits())
     with pytest.raises(HelperFailed) as malformed:
         await garbage.header(5)
     assert malformed.value.status == 500
+
+
+async def test_helpers_at_once_are_capped(engine: Engine, busybox: Image) -> None:
+    """Each helper may take a CPU and a GiB: a flood of inspect requests queues, then gets a 503."""
+    helpers = HelperSet(max_live=2, slot_wait=0.3)
+    lowers = engine.lowers_for(busybox)
+    first, second = [await helpers.start(lowers, engine._inspect_root, lambda out: time.sleep(60), HelperLimits())
+                     for _ in range(2)]
+    with pytest.raises(EngineError, match="already running") as refused:
+        await helpers.start(lowers, engine._inspect_root, lambda out: time.sleep(60), HelperLimits())
+    assert refused.value.status == 503
+    first.close()
+    await first.exit_code()
+    third = await helpers.start(lowers, engine._inspect_root, lambda out: time.sleep(60), HelperLimits())
+    await helpers.close()
+    assert len(helpers) == 0 and await second.exit_code() == -9 and await third.exit_code() == -9

@@ -45,7 +45,9 @@ HEADER_LIMIT = 64 << 10  # a header is a short JSON object; anything longer is a
 CHUNK = 256 << 10
 EXIT_CUT = 2  # the payload was cut short after the header went out (the engine aborts the response)
 _MESSAGE_CHARS = 2000
-_ANSWER_STATUSES = (400, 404, 422)  # what a helper may answer; anything else reads as its failure
+_ANSWER_STATUSES = (400, 404, 422)
+MAX_HELPERS = 16  # at once per engine: each may use a CPU and HelperLimits.memory_bytes
+SLOT_WAIT = 10.0  # what a helper may answer; anything else reads as its failure
 
 
 class HelperTimeout(EngineError):
@@ -349,26 +351,43 @@ class HelperProcess:
 
 
 class HelperSet:
-    """The engine's helpers: started here, killed and awaited when the engine closes."""
+    """The engine's helpers: at most `max_live` at once (each may take a CPU and its memory budget; a
+    request waits up to `slot_wait` s for a slot, then gets a 503), killed and awaited when the engine closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_live: int = MAX_HELPERS, slot_wait: float = SLOT_WAIT) -> None:
         self._live: set[HelperProcess] = set()
+        self._max_live, self._slot_wait = max_live, slot_wait
+        self._slots = asyncio.Semaphore(max_live)
 
-    def start(self, lowers: list[str], mountpoint: str, work: Work, limits: HelperLimits) -> HelperProcess:
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    async def start(self, lowers: list[str], mountpoint: str, work: Work, limits: HelperLimits) -> HelperProcess:
         try:
-            pid = sc.fork_pid1()
+            async with asyncio.timeout(self._slot_wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise EngineError(f"{self._max_live} inspect requests are already running; retry shortly",
+                              status=503) from None
+        try:
+            read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+            try:
+                pid = sc.fork_pid1()
+            except BaseException:
+                os.close(read_fd)
+                os.close(write_fd)
+                raise
         except BaseException:
-            os.close(read_fd)
-            os.close(write_fd)
+            self._slots.release()
             raise
         if pid == 0:  # pragma: no cover - the helper
             _helper_main(write_fd, lowers, mountpoint, work, limits)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
-        helper = HelperProcess(pid, read_fd, limits.lifetime, self._live.discard)
+        helper = HelperProcess(pid, read_fd, limits.lifetime, self._reaped)
         self._live.add(helper)
         return helper
+
+    def _reaped(self, helper: HelperProcess) -> None:
+        self._live.discard(helper)
+        self._slots.release()
 
     def __len__(self) -> int:
         return len(self._live)
