@@ -232,14 +232,18 @@ class HelperProcess:
                 pass
 
     def _reap(self) -> None:
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:  # reaped by someone else (a waitpid(-1) elsewhere): it has exited
+            pid, code = self.pid, -1
         if pid == 0:
             return
         self._loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._timer.cancel()
         if not self._exited.done():
-            self._exited.set_result(os.waitstatus_to_exitcode(status))
+            self._exited.set_result(code)
         self._on_reaped(self)
 
     async def exit_code(self) -> int:
