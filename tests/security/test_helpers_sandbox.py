@@ -116,7 +116,12 @@ def probe(out: HelperOutput, host_paths: list[str], port: int) -> None:  # pragm
 async def test_a_helper_holds_no_host_privilege(engine: Engine, planted: Image, tmp_path: Path,
                                                listener: int) -> None:
     host_paths = [str(tmp_path), str(engine.state.root), "/proc/1", "/sys/kernel", "/dev/vda", "/dev/sda"]
-    helper = await engine.helpers.start(engine.lowers_for(planted), engine._inspect_root,
+    # An image can ship files under /proc (a helper mounts no procfs): one that lies about the kernel's
+    # capabilities must not shrink the set of those dropped.
+    lie = tmp_path / "proc-lie"
+    (lie / "proc/sys/kernel").mkdir(parents=True)
+    (lie / "proc/sys/kernel/cap_last_cap").write_text("1\n")
+    helper = await engine.helpers.start([str(lie), *engine.lowers_for(planted)], engine._inspect_root,
                                   lambda out: probe(out, host_paths, listener), HelperLimits())
     report = (await helper.header(10))["report"]
     helper.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from contree_tui.engine.sandbox.syscalls import drop_bounding_capabilities, prctl
+from contree_tui.engine.sandbox.syscalls import prctl
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -73,10 +73,10 @@ def no_new_privs() -> bool:
 def become_unprivileged(uid: int, gid: int, keep: frozenset[int]) -> None:
     """Switch to uid/gid (no supplementary groups) keeping only `keep` of root's capabilities.
 
-    The bounding set goes first (dropping from it needs CAP_SETPCAP, which the uid change takes away);
-    KEEPCAPS carries the permitted set across setresuid, which would otherwise empty it.
+    Call drop_bounding_capabilities(keep) before, while /proc is the host's (it reads cap_last_cap) and
+    CAP_SETPCAP is still held. KEEPCAPS carries the permitted set across setresuid, which would otherwise
+    empty it.
     """
-    drop_bounding_capabilities(keep)
     prctl(PR_SET_KEEPCAPS, 1)
     os.setgroups([])
     os.setresgid(gid, gid, gid)

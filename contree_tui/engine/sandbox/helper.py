@@ -180,6 +180,9 @@ def _enter_sandbox(lowers: list[str], mountpoint: str, limits: HelperLimits) -> 
     # Below the engine in the scheduler: with 8 busy helpers on 2 cores, a helper at the engine's own
     # priority is what stretches a concurrent request's wait (bench_inspect's whoami under hostile load).
     os.setpriority(os.PRIO_PROCESS, 0, HELPER_NICE)
+    # Now, while /proc/sys/kernel/cap_last_cap is the host's: after pivot_root that path is the image's
+    # (no /proc is mounted for a helper), and a planted "1" would leave capabilities 2-40 in the set.
+    sc.drop_bounding_capabilities(HELPER_CAPABILITIES)
     sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS | sc.CLONE_NEWNET)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     sc.overlay_mount(lowers, None, None, mountpoint, attrs=sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NODEV
