@@ -7,6 +7,7 @@ then shows up as slow answers the test can measure and assert on, instead of fre
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import subprocess
@@ -105,44 +106,52 @@ async def run(api: httpx.AsyncClient, image: str, script: str, files: dict[str, 
     raise AssertionError(f"operation {op_uuid} did not end within 60 s")
 
 
+# The watcher runs in a process of its own: in the test's process it would share an event loop (and the
+# GIL) with the test's own reading of large answers, and measure that instead of the engine.
+_WATCHER = """
+import json, select, sys, time
+import httpx
+samples = []
+with httpx.Client(transport=httpx.HTTPTransport(uds=sys.argv[1]), base_url="http://engine", timeout=10) as http:
+    while True:
+        started = time.perf_counter()
+        try:
+            assert http.get("/v1/whoami").status_code == 200
+        except httpx.TimeoutException:
+            pass
+        samples.append(time.perf_counter() - started)
+        if len(samples) == 1:
+            print("ready", flush=True)
+        if select.select([sys.stdin], [], [], 0.01)[0]:
+            break
+print(json.dumps(samples), flush=True)
+"""
+
+
 @dataclass
 class LatencyWatch:
-    """`GET /v1/whoami` every few ms on a connection of its own, until stopped; the slowest answer wins."""
+    """`GET /v1/whoami` every ~10 ms from a separate process, until the block ends; the slowest answer wins."""
 
-    served: ServedEngine
     samples: list[float] = field(default_factory=list)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def worst(self) -> float:
         return max(self.samples, default=float("inf"))
 
-    async def watch(self) -> None:
-        transport = httpx.AsyncHTTPTransport(uds=str(self.served.socket))
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=10) as http:
-            while not self.stop.is_set():
-                started = time.perf_counter()
-                try:
-                    answer = await http.get("/v1/whoami")
-                    assert answer.status_code == 200
-                except httpx.TimeoutException:
-                    pass  # recorded below as the time waited
-                self.samples.append(time.perf_counter() - started)
-                try:
-                    await asyncio.wait_for(self.stop.wait(), 0.01)
-                except TimeoutError:
-                    pass
-
 
 @asynccontextmanager
 async def whoami_watch(served: ServedEngine) -> AsyncIterator[LatencyWatch]:
     """Measure `whoami` latency for the duration of the block (from one first answer on)."""
-    watch = LatencyWatch(served)
-    task = asyncio.create_task(watch.watch())
+    watch = LatencyWatch()
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", _WATCHER, str(served.socket),
+                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
     try:
-        while not watch.samples and not task.done():
-            await asyncio.sleep(0.005)
+        assert (await asyncio.wait_for(process.stdout.readline(), 30)).strip() == b"ready"
         yield watch
     finally:
-        watch.stop.set()
-        await task
+        process.stdin.write(b"stop\n")
+        await process.stdin.drain()
+        output = await asyncio.wait_for(process.stdout.readline(), 30)
+        await process.wait()
+    watch.samples = json.loads(output)
