@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
+from contree_tui.engine.state_dir import StateDir
+
 BASE_URL = "http://engine"
 WHOAMI_BUDGET = 0.2  # seconds: what a cheap request may take while hostile helpers run (issue #10)
 
@@ -58,7 +60,18 @@ def served_engine() -> Iterator[ServedEngine]:
             process.kill()
             process.wait()
         log.close()
+        _remove_engine_cgroups(state)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _remove_engine_cgroups(state: Path) -> None:
+    """The engine leaves its empty per-state-dir parent group in each v1 controller (bench/common.py)."""
+    name = f"contree-tui-{StateDir(state).id}"
+    for controller in ("memory", "cpu", "pids"):
+        try:
+            (Path("/sys/fs/cgroup") / controller / name).rmdir()
+        except OSError:
+            pass
 
 
 def _answers(sock: Path) -> bool:
