@@ -8,13 +8,16 @@ touches and asserts the request answers at once while `whoami` answers within 20
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import tarfile
 import time
 
 import httpx
 import pytest
 
+from contree_tui.engine.sandbox.helper import HELPER_UID
 from tests.security.served_engine import WHOAMI_BUDGET, ServedEngine, busybox, run, whoami_watch
 
 ANSWER_BUDGET = 5.0  # seconds: generous for a 2-core machine shared with other test suites
@@ -71,3 +74,31 @@ async def test_fifos_never_block_a_helper_or_the_engine(served_engine: ServedEng
             assert found.status_code == 200, found.text
             assert all("fifo" not in m["path"] and "pipe" not in m["path"] for m in found.json()["matches"])
     assert watch.worst < WHOAMI_BUDGET, f"whoami waited {watch.worst * 1000:.0f} ms while helpers met FIFOs"
+
+
+def _helper_processes() -> list[int]:
+    """Host pids running as the helpers' uid (only inspect helpers ever do)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == HELPER_UID:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+async def test_a_client_that_goes_away_takes_its_helper_with_it(served_api: httpx.AsyncClient) -> None:
+    """A helper streaming a large file into a pipe nobody reads any more is killed, not left blocked."""
+    image = await run(served_api, await busybox(served_api), "head -c 200000000 /dev/zero > /big")
+    for url in (f"/v1/inspect/{image}/download", f"/v1/inspect/{image}/archive"):
+        async with served_api.stream("GET", url, params={"path": "/big"}) as answer:
+            assert answer.status_code == 200
+            async for _ in answer.aiter_raw():
+                break
+            assert _helper_processes(), "the helper should still be streaming"
+        deadline = time.monotonic() + 5
+        while _helper_processes() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert _helper_processes() == []
