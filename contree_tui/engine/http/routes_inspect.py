@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from contree_tui.engine.grep import DEFAULT_MAX_TOTAL, MAX_CONTEXT, MAX_COUNT, MAX_TOTAL, GrepQuery
 from contree_tui.engine.http.context import api_path, engine_of
@@ -70,6 +72,22 @@ async def _chunks(helper: HelperProcess, compress: bool = False) -> AsyncIterato
         yield gzip.flush()
 
 
+class HelperResponse(StreamingResponse):
+    """A helper's payload as the response body; the helper is closed however the response ends. A body
+    generator that never started (the client left before the first byte) runs no `finally`, and its
+    helper would hold one of the engine's helper slots until its lifetime ran out."""
+
+    def __init__(self, helper: HelperProcess, compress: bool = False, **kwargs: Any) -> None:
+        super().__init__(_chunks(helper, compress), **kwargs)
+        self.helper = helper
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.helper.close()
+
+
 def _sized(header: dict[str, object]) -> dict[str, str]:
     size = header.get("size")
     return {"Content-Length": str(size)} if isinstance(size, int) and size >= 0 else {}
@@ -83,7 +101,7 @@ async def download(request: Request) -> Response:
     if request.method == "HEAD":
         helper.close()
         return Response(status_code=200, headers=headers, media_type=media_type)
-    return StreamingResponse(_chunks(helper), headers=headers, media_type=media_type)
+    return HelperResponse(helper, headers=headers, media_type=media_type)
 
 
 def accepts_gzip(request: Request) -> bool:
@@ -110,7 +128,7 @@ async def archive(request: Request) -> Response:
     compress = accepts_gzip(request)
     if compress:
         headers["Content-Encoding"] = "gzip"
-    return StreamingResponse(_chunks(helper, compress), headers=headers, media_type="application/x-tar")
+    return HelperResponse(helper, compress, headers=headers, media_type="application/x-tar")
 
 
 async def list_directory(request: Request) -> Response:
@@ -120,7 +138,7 @@ async def list_directory(request: Request) -> Response:
     text = flag(request, "text")
     header, helper = await engine_of(request).open_in_image(image, "list-text" if text else "list", path)
     media_type = "text/plain; charset=utf-8" if text else "application/json"
-    return StreamingResponse(_chunks(helper), headers=_sized(header), media_type=media_type)
+    return HelperResponse(helper, headers=_sized(header), media_type=media_type)
 
 
 async def grep(request: Request) -> Response:
@@ -137,7 +155,7 @@ async def grep(request: Request) -> Response:
         max_count=int_param(request, "max_count", None, 1, MAX_COUNT),
         max_total=int_param(request, "max_total", DEFAULT_MAX_TOTAL, 1, MAX_TOTAL) or DEFAULT_MAX_TOTAL)
     header, helper = await engine_of(request).open_in_image(image, "grep", "/", query)
-    return StreamingResponse(_chunks(helper), headers=_sized(header), media_type="application/json")
+    return HelperResponse(helper, headers=_sized(header), media_type="application/json")
 
 
 routes = [
