@@ -25,7 +25,7 @@ from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.exec_process import ExecRun
 from contree_tui.engine.grep import GrepQuery
-from contree_tui.engine.inspect import HelperStream, run_in_image
+from contree_tui.engine.inspect import IDLE_SECONDS, open_in_image
 from contree_tui.engine.instance import (
     InstanceRun,
     Verdict,
@@ -54,6 +54,7 @@ from contree_tui.engine.models import (
     StoredFile,
 )
 from contree_tui.engine.rootfs_import import layer_from_tarball
+from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
@@ -70,6 +71,7 @@ SQUASH_AT = 64
 KEEP_ON_TOP = 8  # the newest layers stay separate so siblings keep sharing them
 RUN_IMAGE_CACHE = 1024
 UPLOAD_BATCH = 1 << 20  # bytes an upload gathers before one thread hop writes and hashes them
+MAX_COLLECTED = 256 << 20  # the most an inspect call through this API gathers in memory (HTTP streams)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,9 @@ class Engine:
         # Networking needs pasta (sandbox/network.py); without it, runs with networking on are refused.
         self.network_available = pasta_binary() is not None
         self._network_layer = f"{state.root}/network"  # /etc/resolv.conf for networked runs
+        self.helpers = HelperSet()  # the confined inspect helpers (list, read, archive, grep)
+        # Every helper mounts its image here, in a mount namespace of its own: the host sees an empty dir.
+        self._inspect_root = f"{self._runs_dir}/inspect-root"
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
@@ -161,6 +166,7 @@ class Engine:
         write_network_layer(engine._network_layer)
         await engine._recover()
         engine.cgroups.limit_total(engine.admission.memory_budget)
+        os.makedirs(engine._inspect_root, exist_ok=True)
         engine.keepers.start()
         return engine
 
@@ -177,6 +183,7 @@ class Engine:
     async def close(self) -> None:
         await self.stop_runs()
         await self.layer_watch.close()
+        await self.helpers.close()
         self.keepers.close()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -285,31 +292,33 @@ class Engine:
         await asyncio.to_thread(layerfs.build_busybox_rootfs, busybox, str(scratch))
         return await self._commit_root_layer(scratch, layer, BUSYBOX_TAG)
 
-    # -- inspect (confined to the image's root) -----------------------------------------------------------
-    def open_in_image(self, image: Image, operation: str, path: str) -> tuple[dict[str, Any], HelperStream]:
-        """Start a confined read of `path` (operation: list, read or archive); see engine/inspect.py."""
-        return run_in_image(self.lowers_for(image), self.state.runs, operation, path)
+    # -- inspect (confined helpers, see engine/inspect.py and sandbox/helper.py) ------------------------
+    async def open_in_image(self, image: Image, operation: str, path: str,
+                            query: GrepQuery | None = None) -> tuple[dict[str, Any], HelperProcess]:
+        """Start a confined `operation` (list, list-text, read, archive, grep) on `path`; its header and the
+        helper, whose payload is read with `helper.chunks(IDLE_SECONDS)` (or dropped with close())."""
+        if operation == "grep":
+            assert query is not None
+            query = query.validate()
+            path = query.paths[0]
+        return await open_in_image(self.helpers, self.lowers_for(image), self._inspect_root, operation, path, query)
+
+    async def _collect(self, image: Image, operation: str, path: str, query: GrepQuery | None = None) -> bytes:
+        _, helper = await self.open_in_image(image, operation, path, query)
+        return await helper.read_all(MAX_COLLECTED, IDLE_SECONDS)
 
     async def list_directory(self, image: Image, path: str) -> dict[str, Any]:
-        _, stream = self.open_in_image(image, "list", path)
-        with stream:
-            return json.loads(await asyncio.to_thread(stream.read))
+        return json.loads(await self._collect(image, "list", path))
 
     async def read_file(self, image: Image, path: str) -> bytes:
-        _, stream = self.open_in_image(image, "read", path)
-        with stream:
-            return await asyncio.to_thread(stream.read)
+        return await self._collect(image, "read", path)
 
     async def archive(self, image: Image, path: str) -> bytes:
-        _, stream = self.open_in_image(image, "archive", path)
-        with stream:
-            return await asyncio.to_thread(stream.read)
+        return await self._collect(image, "archive", path)
 
     async def grep(self, image: Image, query: GrepQuery) -> dict[str, Any]:
         """Search file contents (the API's GrepResult); the query is validated first (EngineError, 400)."""
-        _, stream = run_in_image(self.lowers_for(image), self.state.runs, "grep", query.validate().paths[0], query)
-        with stream:
-            return json.loads(await asyncio.to_thread(stream.read))
+        return json.loads(await self._collect(image, "grep", "/", query))
 
     # -- files --------------------------------------------------------------------------------------
     def add_file(self, data: bytes) -> StoredFile:

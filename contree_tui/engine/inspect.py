@@ -1,42 +1,73 @@
-"""Reading an image without running it: list a directory, read a file, archive a path as tar.
+"""Reading an image without running it: list a directory, read a file, archive a path as tar, grep.
 
-Each call forks a helper that mounts the image read-only in a private mount namespace and chroots into it
-before touching a path, so every symlink — absolute, relative, `../../..` — resolves inside the image and
-never reaches a host file. Owner names come from the image's own /etc/passwd and /etc/group, parsed as
-text: NSS would load the image's libraries into this process.
+Each call runs in a confined helper (sandbox/helper.py): the image mounted read-only and noexec as the root
+of its own mount namespace, an unprivileged uid, no imports. So every path and symlink — absolute,
+relative, `../../..` — resolves inside the image and never reaches a host file, and nothing the image holds
+is loaded as code. The functions below run inside that helper and treat every file as hostile:
+
+- no libc lookup that could load from the image: owner names come from the image's /etc/passwd and
+  /etc/group parsed as text, tar headers are built here with numeric ids and those names (tarfile's own
+  `gettarinfo` asks pwd/grp, that is NSS, which dlopens whatever the image's nsswitch.conf names);
+- every file is opened O_NONBLOCK|O_NOCTTY and fstat'ed before a byte is read, and anything but a regular
+  file is refused or skipped: opening a FIFO for reading blocks until a writer comes, which is never.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import tarfile
-import uuid
-from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any
+from datetime import UTC, datetime
+from typing import Any
 
 from contree_tui.engine.grep import GrepQuery, search
-from contree_tui.engine.models import EngineError, NotFound
-from contree_tui.engine.sandbox import syscalls as sc
+from contree_tui.engine.models import EngineError, NotFound, Unprocessable
+from contree_tui.engine.sandbox.helper import CHUNK, HelperLimits, HelperOutput, HelperProcess, HelperSet, Work
+
+NAMES_FILE_BYTES = 16 << 20  # a larger /etc/passwd or /etc/group is ignored (ids are shown instead)
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+OPERATIONS = ("list", "list-text", "read", "archive", "grep")
 
 
-class Unprocessable(EngineError):
-    status = 422
+def open_regular(path: str, *, follow: bool = True) -> tuple[int, os.stat_result]:
+    """An fd on `path` if it is a regular file (Unprocessable otherwise), opened without blocking."""
+    try:
+        fd = os.open(path, OPEN_FLAGS | (0 if follow else os.O_NOFOLLOW))
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such file") from None
+    except OSError as exc:
+        raise Unprocessable(f"{path}: not a regular file ({exc.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise Unprocessable(f"{path}: not a regular file")
+    return fd, st
 
 
 def _names(path: str) -> dict[int, str]:
+    """id -> name from a passwd/group file, parsed as text (never through NSS)."""
     names: dict[int, str] = {}
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                parts = line.split(":")
-                if len(parts) >= 3 and parts[2].isdigit():
-                    names.setdefault(int(parts[2]), parts[0])
+        fd, st = open_regular(path)
+    except EngineError:
+        return names
+    try:
+        if st.st_size > NAMES_FILE_BYTES:
+            return names
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1
+            text = fh.read(NAMES_FILE_BYTES).decode("utf-8", "replace")
     except OSError:
-        pass
+        return names
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 3 and parts[2].isdigit():
+            names.setdefault(int(parts[2]), parts[0])
     return names
 
 
@@ -52,138 +83,174 @@ def file_item(path: str, name: str, users: dict[int, str], groups: dict[int, str
     }
 
 
-def _list(path: str, out: IO[bytes]) -> None:
+def human_size(size: float) -> str:
+    if size == 0:
+        return "0"
+    for unit in ("", " KB", " MB", " GB", " TB"):
+        if size < 1024 or unit == " TB":
+            return f"{size:.2f}{unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def listing_text(listing: dict[str, Any]) -> str:
+    """The ls-like form (`total 19.42 KB` / `drwxr-xr-x 1 0 0   858.00 May 30 12:13 bin`). Dates are
+    formatted by hand: strftime may consult the time zone and locale files, which here are the image's."""
+    files = listing["files"]
+    lines = [f"total {human_size(sum(f['size'] for f in files))}"]
+    for item in files:
+        when = datetime.fromtimestamp(item["mtime"], UTC)
+        stamp = f"{MONTHS[when.month - 1]} {when.day:02d} {when.hour:02d}:{when.minute:02d}"
+        name = item["path"] + (f" -> {item['symlink_to']}" if item["is_symlink"] else "")
+        lines.append(f"{stat.filemode(item['mode'])} {item['nlink']} {item['uid']} {item['gid']} "
+                     f"{human_size(item['size']):>8} {stamp} {name}")
+    return "\n".join(lines) + "\n"
+
+
+def _send(out: HelperOutput, body: bytes) -> None:
+    out.header(size=len(body))
+    for start in range(0, len(body), CHUNK):
+        out.write(body[start:start + CHUNK])
+
+
+def _list(path: str, out: HelperOutput, *, text: bool) -> None:
     if not os.path.exists(path):
         raise NotFound(f"{path}: no such file or directory")
     if not os.path.isdir(path):
         raise Unprocessable(f"{path}: not a directory")
     users, groups = _names("/etc/passwd"), _names("/etc/group")
-    items = [file_item(os.path.join(path, n), n, users, groups) for n in sorted(os.listdir(path))]
-    _header(out, {})
-    out.write(json.dumps({"path": path, "files": items}).encode())
+    listing = {"path": path, "files": [file_item(os.path.join(path, n), n, users, groups)
+                                       for n in sorted(os.listdir(path))]}
+    _send(out, listing_text(listing).encode("utf-8", "surrogateescape") if text else
+          json.dumps(listing).encode())
 
 
-def _read(path: str, out: IO[bytes]) -> None:
-    if not os.path.exists(path):  # follows symlinks, inside the chroot
-        raise NotFound(f"{path}: no such file")
-    if not os.path.isfile(path):
-        raise Unprocessable(f"{path}: not a regular file")
-    with open(path, "rb") as fh:
-        _header(out, {"size": os.fstat(fh.fileno()).st_size})
-        shutil.copyfileobj(fh, out, 1 << 20)
+def _read(path: str, out: HelperOutput) -> None:
+    fd, st = open_regular(path)  # follows symlinks, inside the image
+    with os.fdopen(fd, "rb") as fh:
+        out.header(size=st.st_size)
+        left = st.st_size
+        while left > 0 and (data := fh.read(min(CHUNK, left))):
+            out.write(data)
+            left -= len(data)
+        if left:
+            raise EngineError(f"{path}: shorter than its size")
 
 
-def _archive(path: str, out: IO[bytes]) -> None:
+class _TarWriter:
+    """tar members built from lstat: numeric ids, names from the image's own files, FIFOs and devices as
+    header-only members (never opened), hard links as links to the first name seen."""
+
+    def __init__(self, out: HelperOutput) -> None:
+        # closed by close(); a stream ("w|") never seeks, the helper's output is a pipe
+        self.archive = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]  # noqa: SIM115
+        self.users, self.groups = _names("/etc/passwd"), _names("/etc/group")
+        self.links: dict[tuple[int, int], str] = {}
+
+    def add_tree(self, path: str, arcname: str) -> None:
+        stack = [(path, arcname)]  # explicit, not recursive: an image may nest directories thousands deep
+        while stack:
+            source, name = stack.pop()
+            st = os.lstat(source)
+            self.add(source, name, st)
+            if stat.S_ISDIR(st.st_mode):
+                stack.extend((os.path.join(source, child), f"{name}/{child}")
+                             for child in sorted(os.listdir(source), reverse=True))
+
+    def add(self, path: str, name: str, st: os.stat_result) -> None:
+        info = tarfile.TarInfo(name)
+        info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+        info.uname, info.gname = self.users.get(st.st_uid, ""), self.groups.get(st.st_gid, "")
+        info.mtime = int(st.st_mtime)
+        mode = st.st_mode
+        if stat.S_ISREG(mode) and st.st_nlink > 1 and (st.st_dev, st.st_ino) in self.links:
+            info.type, info.linkname = tarfile.LNKTYPE, self.links[(st.st_dev, st.st_ino)]
+        elif stat.S_ISREG(mode):
+            if st.st_nlink > 1:
+                self.links[(st.st_dev, st.st_ino)] = name
+            fd, opened = open_regular(path, follow=False)
+            with os.fdopen(fd, "rb") as fh:
+                info.size = opened.st_size
+                self.archive.addfile(info, fh)
+            return
+        elif stat.S_ISDIR(mode):
+            info.type = tarfile.DIRTYPE
+        elif stat.S_ISLNK(mode):
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+        elif stat.S_ISFIFO(mode):
+            info.type = tarfile.FIFOTYPE
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        else:
+            return  # sockets have no tar form (GNU tar skips them too)
+        self.archive.addfile(info)
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+def _archive(path: str, out: HelperOutput) -> None:
     if not os.path.lexists(path):
         raise NotFound(f"{path}: no such file or directory")
     st = os.lstat(path)
     if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise Unprocessable(f"{path}: not a regular file or directory")
-    _header(out, {})
-    arcname = os.path.basename(path.rstrip("/")) or "."
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-        archive.add(path, arcname=arcname, recursive=True)
+    writer = _TarWriter(out)
+    out.header()
+    writer.add_tree(path, os.path.basename(path.rstrip("/")) or ".")
+    writer.close()
 
 
-def _grep(path: str, out: IO[bytes], query: GrepQuery) -> None:
+def _grep(query: GrepQuery, out: HelperOutput) -> None:
     result = search(query)  # raises NotFound for a missing root before any output
-    _header(out, {})
-    out.write(json.dumps(result).encode())
+    _send(out, json.dumps(result).encode())
 
 
-OPERATIONS: dict[str, Callable[[str, IO[bytes]], None]] = {"list": _list, "read": _read, "archive": _archive}
-# Operations that take a parameter object besides the path (its first root).
-QUERY_OPERATIONS: dict[str, Callable[[str, IO[bytes], Any], None]] = {"grep": _grep}
+# Seconds: the header deadline (the helper builds list and grep answers whole before its header) and the
+# helper's CPU limit and lifetime. Reads and archives stream: their lifetime bounds a slow client too.
+_LIMITS = {
+    "list": (30.0, HelperLimits(cpu_seconds=60, lifetime=300)),
+    "list-text": (30.0, HelperLimits(cpu_seconds=60, lifetime=300)),
+    "read": (10.0, HelperLimits(cpu_seconds=600, lifetime=3600)),
+    "archive": (10.0, HelperLimits(cpu_seconds=600, lifetime=3600)),
+}
+IDLE_SECONDS = 30.0  # the longest a helper may leave the engine waiting for its next chunk
 
 
-def _header(out: IO[bytes], header: dict[str, Any]) -> None:
-    out.write((json.dumps({"ok": True, **header}) + "\n").encode())
-    out.flush()
+def _work(operation: str, path: str, query: GrepQuery | None) -> Work:
+    path = os.path.normpath(path)
+    if operation == "grep":
+        assert query is not None
+        return lambda out: _grep(query, out)
+    if operation in ("list", "list-text"):
+        return lambda out: _list(path, out, text=operation == "list-text")
+    return {"read": lambda out: _read(path, out), "archive": lambda out: _archive(path, out)}[operation]
 
 
-def run_in_image(lowers: list[str], scratch_root: Path, operation: str,
-                 path: str, query: Any = None) -> tuple[dict[str, Any], HelperStream]:
-    """Fork the confined helper; return its header and a stream of the payload (read it to EOF, close it).
+async def open_in_image(helpers: HelperSet, lowers: list[str], mountpoint: str, operation: str, path: str,
+                        query: GrepQuery | None = None) -> tuple[dict[str, Any], HelperProcess]:
+    """Start a confined helper and wait (asynchronously) for its header; the caller reads the payload with
+    `helper.chunks(IDLE_SECONDS)` or closes it. Errors are the EngineError the helper answered (404 missing,
+    422 wrong kind), or a 504 (HelperTimeout) when it did not answer in time.
 
-    For `list` the payload is the DirectoryList JSON; for `read` the file's bytes; for `archive` a PAX tar;
-    for `grep` (with a GrepQuery as `query`) the GrepResult JSON.
-    Errors come back as the EngineError the helper raised (404 missing, 422 wrong kind).
+    Payloads: `list` the DirectoryList JSON, `list-text` its ls-like text, `read` the file's bytes,
+    `archive` a PAX tar, `grep` (with a validated GrepQuery) the GrepResult JSON.
     """
+    if operation not in OPERATIONS:
+        raise EngineError(f"unknown inspect operation {operation!r}")
     if not path.startswith("/") or "\0" in path:
         raise EngineError(f"path: {path!r} is not an absolute path")
-    mountpoint = scratch_root / f"inspect-{uuid.uuid4().hex}"
-    mountpoint.mkdir()
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - forked child, reports through the pipe
-        code = 0
-        try:
-            os.close(read_fd)
-            out = os.fdopen(write_fd, "wb", buffering=1 << 16)
-            try:
-                sc.prctl(sc.PR_SET_PDEATHSIG, 9)
-                sc.unshare(sc.CLONE_NEWNS)
-                sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-                sc.overlay_mount(lowers, None, None, str(mountpoint),
-                                 attrs=sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NODEV | sc.MOUNT_ATTR_NOSUID)
-                os.chroot(str(mountpoint))
-                os.chdir("/")
-                if operation in QUERY_OPERATIONS:
-                    QUERY_OPERATIONS[operation](os.path.normpath(path), out, query)
-                else:
-                    OPERATIONS[operation](os.path.normpath(path), out)
-            except EngineError as exc:
-                out.write((json.dumps({"ok": False, "error": str(exc), "status": exc.status}) + "\n").encode())
-            except BrokenPipeError:
-                code = 1
-            except Exception as exc:  # noqa: BLE001
-                out.write((json.dumps({"ok": False, "error": f"{path}: {exc}", "status": 500}) + "\n").encode())
-            out.flush()
-        except BaseException:  # noqa: BLE001
-            code = 1
-        os._exit(code)
-    os.close(write_fd)
-    stream = HelperStream(read_fd, pid, mountpoint)
-    line = stream.readline()
-    header = json.loads(line) if line else {"ok": False, "error": "inspect helper failed", "status": 500}
-    if not header.get("ok"):
-        stream.close()
-        status = header.get("status", 500)
-        cls = NotFound if status == 404 else Unprocessable if status == 422 else EngineError
-        raise cls(header.get("error", "inspect failed"), status=status)
-    return header, stream
-
-
-class HelperStream:
-    """The helper's pipe; closing it reaps the helper and removes its mountpoint."""
-
-    def __init__(self, fd: int, pid: int, mountpoint: Path) -> None:
-        self._file = os.fdopen(fd, "rb")
-        self._pid = pid
-        self._mountpoint = mountpoint
-
-    def read(self, n: int = -1) -> bytes:
-        return self._file.read(n)
-
-    def readline(self, limit: int = -1) -> bytes:
-        return self._file.readline(limit)
-
-    def close(self) -> None:
-        if self._file.closed:
-            return
-        self._file.close()
-        try:
-            os.kill(self._pid, 9)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self._pid, 0)
-        try:
-            self._mountpoint.rmdir()
-        except OSError:
-            pass
-
-    def __enter__(self) -> HelperStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    if operation == "grep":
+        assert query is not None
+        header_deadline = query.deadline + 10
+        limits = HelperLimits(cpu_seconds=int(query.deadline) + 30, lifetime=query.deadline + 60)
+    else:
+        header_deadline, limits = _LIMITS[operation]
+    helper = await helpers.start(lowers, mountpoint, _work(operation, path, query), limits)
+    try:
+        header = await helper.header(header_deadline)
+    except BaseException:
+        helper.close()
+        raise
+    return header, helper

@@ -48,6 +48,12 @@ class Conflict(EngineError):
     status = 409
 
 
+class Unprocessable(EngineError):
+    """422: the request is well formed but names the wrong kind of thing (a directory to download...)."""
+
+    status = 422
+
+
 @dataclass(frozen=True)
 class FileMount:
     """An uploaded file placed into the sandbox (`files` in the spawn request)."""

@@ -13,6 +13,7 @@ import pytest
 
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.sandbox import native
+from tests.security.served_engine import served_api, served_engine  # noqa: F401 - fixtures
 
 HAVE_CC = shutil.which("cc") is not None or shutil.which("gcc") is not None
 PROBE_SOURCE = Path(__file__).with_name("probe.c")

@@ -149,6 +149,7 @@ def drop_bounding_capabilities(keep: frozenset[int]) -> None:
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 
 
 def overlay_mount(lowers: list[str], upper: str | None, work: str | None, target: str,

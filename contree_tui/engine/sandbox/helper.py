@@ -1,0 +1,414 @@
+"""Confined helper processes: image content is read by a process that holds no host privilege, and the
+engine never waits for one synchronously.
+
+    engine ──fork_pid1──▶ H, pid 1 of its own pid namespace. H unshares mount, ipc, uts and network
+                          namespaces, mounts the image's layers read-only (nodev, nosuid, noexec) over a
+                          mountpoint of its now private mount namespace, pivot_roots into it and detaches the
+                          host's tree, then becomes HELPER_UID with CAP_DAC_READ_SEARCH as its only
+                          capability (so it can read an image's 0600 root files), no_new_privs, rlimits, and
+                          Python imports refused. Then `work(out)` writes one JSON header line and a payload.
+
+What H may meet is hostile: an image chooses its /etc/nsswitch.conf, its gconv modules, its libraries, even
+files at the paths of the engine's Python modules. noexec makes every dlopen of an image file fail (mmap
+PROT_EXEC is refused), the import block keeps Python from loading the image's .py files, and should code of
+the image run anyway it runs as an unprivileged uid in empty namespaces with no host path in reach.
+
+The engine reads H's pipe through a non-blocking transport on its event loop, with a deadline for the
+header, one between payload chunks and one for H's whole life; when one passes H is killed and the request
+fails with a 504. H's exit is awaited through a pidfd, so reaping never blocks the loop either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import gc
+import json
+import locale
+import os
+import resource
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from contree_tui.engine.models import EngineError, NotFound, Unprocessable
+from contree_tui.engine.sandbox import seccomp
+from contree_tui.engine.sandbox import syscalls as sc
+from contree_tui.engine.sandbox.credentials import CAP_DAC_READ_SEARCH, become_unprivileged
+from contree_tui.engine.sandbox.launch import seccomp_program
+
+# An id no host account or subordinate range uses (systemd leaves 0x70000000-0x7FFDFFFF unassigned), so
+# a helper owns no host file and shares a uid with no host process.
+HELPER_UID = HELPER_GID = 2_000_000_000
+HELPER_CAPABILITIES = frozenset({CAP_DAC_READ_SEARCH})
+HEADER_LIMIT = 64 << 10  # a header is a short JSON object; anything longer is a broken (or hostile) helper
+CHUNK = 256 << 10
+EXIT_CUT = 2  # the payload was cut short after the header went out (the engine aborts the response)
+_MESSAGE_CHARS = 2000
+_ANSWER_STATUSES = (400, 404, 422)
+MAX_HELPERS = 16  # at once per engine: each may use a CPU and HelperLimits.memory_bytes
+SLOT_WAIT = 10.0
+HELPER_NICE = 10  # what a helper may answer; anything else reads as its failure
+
+
+class HelperTimeout(EngineError):
+    """504: the request is valid but the helper serving it did not answer in time (it was killed).
+    Not 400/422 (the client's request is fine, retrying it unchanged is legitimate) and not 503 (nothing is
+    overloaded): the engine waited on a worker of its own, which is what a gateway timeout describes."""
+
+    status = 504
+
+
+class HelperFailed(EngineError):
+    status = 500
+
+
+@dataclass(frozen=True)
+class HelperLimits:
+    cpu_seconds: int = 60
+    memory_bytes: int = 1 << 30  # address space on top of what the forked engine already maps
+    open_files: int = 64
+    lifetime: float = 300.0  # seconds from fork to kill, whatever the helper is doing
+
+
+class HelperOutput:
+    """What `work` writes to: one header (a JSON object), then payload bytes."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "wb", buffering=CHUNK)
+        self.header_sent = False
+
+    def header(self, **fields: Any) -> None:
+        self._file.write((json.dumps({"ok": True, **fields}) + "\n").encode())
+        self._file.flush()
+        self.header_sent = True
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def fail(self, status: int, message: str) -> int:
+        """Report an error; the exit code that goes with it (a payload already started cannot carry it)."""
+        if self.header_sent:
+            return EXIT_CUT
+        self._file.write((json.dumps({"ok": False, "status": status, "error": message}) + "\n").encode())
+        return 0
+
+    def close(self) -> None:
+        self._file.close()
+
+
+Work = Callable[[HelperOutput], None]
+
+
+def apply_syscall_filter() -> None:
+    """The sandboxes' filter (Docker's default profile, seccomp.py), installed last, after no_new_privs.
+
+    It was compiled in the engine before any helper forked (KeeperPool.start), so the child only installs it
+    (~0.2 ms). Decided for the sandbox's capabilities, which lack CAP_DAC_READ_SEARCH, it refuses
+    open_by_handle_at: the one door that capability, which the helper keeps to read 0600 image files, would
+    open to host files by handle. It allows what a helper does from then on (read, getdents64, openat,
+    fstat, mmap, the rt_sig* of grep's deadline, exit).
+    """
+    seccomp.apply(seccomp_program())
+
+
+# -- the helper's side (a forked child; never returns) ----------------------------------------------------
+
+def _helper_main(write_fd: int, lowers: list[str], mountpoint: str, work: Work,
+                 limits: HelperLimits) -> NoReturn:  # pragma: no cover - runs in the forked helper
+    code = 1
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        gc.disable()  # a collection could finalise an engine object whose fd number is now one of ours
+        _quiet_signals()
+        out = HelperOutput(_settle_fds(write_fd))
+        try:
+            _enter_sandbox(lowers, mountpoint, limits)
+            work(out)
+            code = 0
+        except EngineError as exc:
+            code = out.fail(exc.status, str(exc)[:_MESSAGE_CHARS])
+        except MemoryError:
+            code = out.fail(422, f"too large for an inspect helper's {limits.memory_bytes >> 20} MiB of memory")
+        except BrokenPipeError:
+            code = 1
+        except Exception as exc:  # noqa: BLE001 - reported to the engine, which answers a 500
+            code = out.fail(500, f"inspect helper: {type(exc).__name__}: {exc}"[:_MESSAGE_CHARS])
+        out.close()
+    except BaseException:  # noqa: BLE001 - whatever happens, the child must not return into the engine
+        pass
+    os._exit(code)
+
+
+def _quiet_signals() -> None:
+    """The engine's signal plumbing is not ours: its wakeup fd number may be reused by our files."""
+    try:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+    except ValueError:  # not forked from the main thread: no Python handlers to undo there
+        pass
+
+
+def _settle_fds(write_fd: int) -> int:
+    """Keep only the pipe to the engine (as fd 3). 0-2 become a pipe nobody reads (non-blocking, so a stray
+    write fails instead of hanging): not /dev/null, whose devtmpfs would let CAP_DAC_READ_SEARCH open any
+    device node of the host through open_by_handle_at."""
+    high = fcntl.fcntl(write_fd, fcntl.F_DUPFD, 100)  # away from 0-2, which the engine may have closed
+    null_r, null_w = os.pipe()
+    os.set_blocking(null_w, False)
+    os.dup2(null_r, 0)
+    os.dup2(null_w, 1)
+    os.dup2(null_w, 2)
+    os.dup2(high, 3)
+    sc.close_range(4)
+    return 3
+
+
+class _NoImports:
+    """First on sys.meta_path inside the helper: after pivot_root every path on sys.path is the image's, and
+    a module found there would run as Python code. Everything a helper needs is imported before the fork."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        raise ImportError(f"{fullname}: nothing is imported inside an inspect helper (its files are the image's)")
+
+
+def _enter_sandbox(lowers: list[str], mountpoint: str, limits: HelperLimits) -> None:
+    # gettext reads message catalogues lazily (strerror), and they would now be the image's; LC_CTYPE stays
+    # (Python's text encoding follows it, and its codecs cannot be imported from here on).
+    locale.setlocale(locale.LC_MESSAGES, "C")
+    with open("/proc/self/statm", "rb") as fh:  # read while /proc is still the host's
+        mapped = int(fh.read().split()[0]) * resource.getpagesize()
+    # Below the engine in the scheduler: with 8 busy helpers on 2 cores, a helper at the engine's own
+    # priority is what stretches a concurrent request's wait (bench_inspect's whoami under hostile load).
+    os.setpriority(os.PRIO_PROCESS, 0, HELPER_NICE)
+    # Now, while /proc/sys/kernel/cap_last_cap is the host's: after pivot_root that path is the image's
+    # (no /proc is mounted for a helper), and a planted "1" would leave capabilities 2-40 in the set.
+    sc.drop_bounding_capabilities(HELPER_CAPABILITIES)
+    sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS | sc.CLONE_NEWNET)
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    sc.overlay_mount(lowers, None, None, mountpoint, attrs=sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NODEV
+                     | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NOEXEC)
+    # pivot_root, not chroot: root can climb out of a chroot (measured: sandbox-runtime.md §1.2); after the
+    # detach the host's tree is not in this mount namespace at all.
+    os.chdir(mountpoint)
+    sc.pivot_root(".", ".")
+    sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+    sys.meta_path.insert(0, _NoImports())  # type: ignore[arg-type]
+    sys.path_importer_cache.clear()
+    for limit, value in ((resource.RLIMIT_CPU, limits.cpu_seconds),
+                         (resource.RLIMIT_AS, mapped + limits.memory_bytes),
+                         (resource.RLIMIT_NOFILE, limits.open_files),
+                         (resource.RLIMIT_FSIZE, 0), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_MEMLOCK, 0),
+                         (resource.RLIMIT_MSGQUEUE, 0), (resource.RLIMIT_NPROC, 0)):
+        resource.setrlimit(limit, (value, value))
+    become_unprivileged(HELPER_UID, HELPER_GID, HELPER_CAPABILITIES)
+    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    apply_syscall_filter()
+
+
+# -- the engine's side ----------------------------------------------------------------------------------
+
+class HelperProcess:
+    """A running helper as the engine sees it: its pipe (read asynchronously) and its pidfd."""
+
+    def __init__(self, pid: int, read_fd: int, lifetime: float, on_reaped: Callable[[HelperProcess], None]) -> None:
+        self.pid = pid
+        self._loop = asyncio.get_running_loop()
+        self._read_fd: int | None = read_fd
+        self._reader: asyncio.StreamReader | None = None
+        self._transport: asyncio.ReadTransport | None = None
+        self._exited: asyncio.Future[int] = self._loop.create_future()
+        self._on_reaped = on_reaped
+        self._pidfd = os.pidfd_open(pid)
+        self._loop.add_reader(self._pidfd, self._reap)
+        self._timer = self._loop.call_later(lifetime, self._expire)
+        self.expired = False
+        self.closed = False
+        self.size: int | None = None  # the payload's length when the header announced it
+
+    # lifecycle
+    def _expire(self) -> None:
+        self.expired = True
+        self.kill()
+
+    def kill(self) -> None:
+        if not self._exited.done():
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _reap(self) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:  # reaped by someone else (a waitpid(-1) elsewhere): it has exited
+            pid, code = self.pid, -1
+        if pid == 0:
+            return
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._timer.cancel()
+        if not self._exited.done():
+            self._exited.set_result(code)
+        self._on_reaped(self)
+
+    async def exit_code(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def close(self) -> None:
+        """Stop reading and kill the helper if it still runs; it is reaped when its pidfd says so."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+        elif self._read_fd is not None:
+            os.close(self._read_fd)
+        self._read_fd = None
+        self.kill()
+
+    # reading
+    async def _stream(self) -> asyncio.StreamReader:
+        if self._reader is None:
+            assert self._read_fd is not None, "helper closed"
+            reader = asyncio.StreamReader(limit=HEADER_LIMIT)
+            pipe = os.fdopen(self._read_fd, "rb", buffering=0)
+            self._read_fd = None
+            self._transport, _ = await self._loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader), pipe)
+            self._reader = reader
+        return self._reader
+
+    def _timeout(self, what: str, seconds: float) -> HelperTimeout:
+        self.close()
+        return HelperTimeout(f"the inspect helper {what} within {seconds:g} s and was stopped "
+                             "(a very large tree or file in the image?)")
+
+    async def header(self, deadline: float) -> dict[str, Any]:
+        """The helper's first line; its error answer raised as the EngineError it names."""
+        try:
+            async with asyncio.timeout(deadline):
+                line = await (await self._stream()).readline()
+        except TimeoutError:
+            raise self._timeout("did not answer", deadline) from None
+        except ValueError:  # longer than HEADER_LIMIT
+            self.close()
+            raise HelperFailed("the inspect helper sent a malformed answer") from None
+        if self.expired:
+            raise self._timeout("did not answer", deadline)
+        try:
+            header = json.loads(line) if line.endswith(b"\n") else None
+        except ValueError:
+            header = None
+        if not isinstance(header, dict):
+            self.close()
+            code = await self._exit_code_soon()
+            raise HelperFailed(f"the inspect helper ended without an answer (exit status {code})")
+        if header.get("ok") is not True:
+            self.close()
+            status = header.get("status")
+            message = str(header.get("error") or "inspect failed")[:_MESSAGE_CHARS]
+            if status not in _ANSWER_STATUSES:
+                raise HelperFailed(message)
+            raise {404: NotFound, 422: Unprocessable}.get(status, EngineError)(message)
+        size = header.get("size")
+        self.size = size if isinstance(size, int) and size >= 0 else None
+        return header
+
+    async def _exit_code_soon(self) -> int | str:
+        try:
+            async with asyncio.timeout(5):
+                return await self.exit_code()
+        except TimeoutError:
+            return "unknown"
+
+    async def chunks(self, idle: float) -> AsyncIterator[bytes]:
+        """The payload as it comes; raises (cutting the response) if the helper stalls for `idle` seconds,
+        outlives its lifetime or ends with an error. Closes the helper when done or abandoned."""
+        received = 0
+        try:
+            reader = await self._stream()
+            while True:
+                try:
+                    async with asyncio.timeout(idle):
+                        data = await reader.read(CHUNK)
+                except TimeoutError:
+                    raise self._timeout("stalled", idle) from None
+                if not data:
+                    break
+                received += len(data)
+                yield data
+            if received == self.size and not self.expired:
+                return  # all announced bytes are here: no need to wait for the helper's exit (~0.7 ms)
+            code = await self._exit_code_soon()
+            if self.expired:
+                raise HelperTimeout("the inspect helper ran out of time and was stopped; the payload is cut")
+            if code != 0:
+                raise HelperFailed(f"the inspect helper failed mid-answer (exit status {code}); the payload is cut")
+        finally:
+            self.close()
+
+    async def read_all(self, limit: int, idle: float) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.chunks(idle):
+            size += len(chunk)
+            if size > limit:
+                raise EngineError(f"more than {limit >> 20} MiB: too large to collect (stream it instead)",
+                                  status=422)
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+class HelperSet:
+    """The engine's helpers: at most `max_live` at once (each may take a CPU and its memory budget; a
+    request waits up to `slot_wait` s for a slot, then gets a 503), killed and awaited when the engine closes."""
+
+    def __init__(self, max_live: int = MAX_HELPERS, slot_wait: float = SLOT_WAIT) -> None:
+        self._live: set[HelperProcess] = set()
+        self._max_live, self._slot_wait = max_live, slot_wait
+        self._slots = asyncio.Semaphore(max_live)
+
+    async def start(self, lowers: list[str], mountpoint: str, work: Work, limits: HelperLimits) -> HelperProcess:
+        try:
+            async with asyncio.timeout(self._slot_wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise EngineError(f"{self._max_live} inspect requests are already running; retry shortly",
+                              status=503) from None
+        try:
+            read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+            try:
+                pid = sc.fork_pid1()
+            except BaseException:
+                os.close(read_fd)
+                os.close(write_fd)
+                raise
+        except BaseException:
+            self._slots.release()
+            raise
+        if pid == 0:  # pragma: no cover - the helper
+            _helper_main(write_fd, lowers, mountpoint, work, limits)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        helper = HelperProcess(pid, read_fd, limits.lifetime, self._reaped)
+        self._live.add(helper)
+        return helper
+
+    def _reaped(self, helper: HelperProcess) -> None:
+        self._live.discard(helper)
+        self._slots.release()
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    async def close(self) -> None:
+        helpers = list(self._live)
+        for helper in helpers:
+            helper.close()
+        await asyncio.gather(*(helper.exit_code() for helper in helpers), return_exceptions=True)
