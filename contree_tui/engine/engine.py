@@ -141,7 +141,7 @@ class Engine:
         self._network_layer = f"{state.root}/network"  # /etc/resolv.conf for networked runs
         self.helpers = HelperSet()  # the confined inspect helpers (list, read, archive, grep)
         # Every helper mounts its image here, in a mount namespace of its own: the host sees an empty dir.
-        self._inspect_root = f"{self._runs_dir}/inspect-root"
+        self._inspect_root = f"{state.root}/inspect-root"  # not in runs/: that holds runs' scratch only
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
