@@ -19,6 +19,7 @@ import pytest
 
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.models import EngineError, OperationStatus
+from contree_tui.engine.output import decode_stream
 from tests.engine.helpers import sh, stdout
 
 # Prints its real and effective uid, then sleeps: the host reads its /proc/<pid>/status meanwhile.
@@ -141,3 +142,21 @@ async def test_ids_beyond_the_mapped_range_are_refused(keeper_engine: tuple[Engi
     with pytest.raises(EngineError, match="below 65536"):
         await engine.spawn({"image": image, "command": "true",
                             "files": {"/f": {"uuid": blob.uuid, "mode": "0644", "uid": 70000}}})
+
+
+async def test_a_process_exec_d_into_a_running_sandbox_joins_its_user_namespace(
+        keeper_engine: tuple[Engine, str]) -> None:
+    engine, image = keeper_engine
+    op = await engine.spawn({"image": image, "command": "while [ ! -e /done ]; do sleep 0.02; done", "shell": True})
+    limit = time.monotonic() + 10
+    while not ((run := engine.instance_run(op.uuid)) and run.command_pid) and time.monotonic() < limit:
+        await asyncio.sleep(0.01)
+    spid = await engine.exec_process(op.uuid, {
+        "command": "cat /proc/self/uid_map; id -u; echo x > /by-exec; echo y > /by-exec-1000;"
+                   " chown 1000:1000 /by-exec-1000; touch /done", "shell": True})
+    done = await engine.wait(op.uuid)
+    assert done.status is OperationStatus.SUCCESS and done.result_image_uuid
+    out = b"".join(decode_stream(e.data) for e in engine.store.events(op.uuid, spid=spid) if e.type == "stdout")
+    assert [line.split() for line in out.decode().splitlines()] == [["0", str(_base(engine)), "65536"], ["0"]]
+    layer = engine.layer_path(engine.store.get_image(done.result_image_uuid).layers[-1])
+    assert os.lstat(f"{layer}/by-exec").st_uid == 0 and os.lstat(f"{layer}/by-exec-1000").st_uid == 1000
