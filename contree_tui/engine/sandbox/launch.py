@@ -3,13 +3,16 @@
 Process layout (host view):
 
     factory ──fork_pid1──▶ K, the keeper, pid 1 of its own pid namespace from birth. Forked ahead of time:
-                           it has closed every fd but its socket, joined the run's cgroups and dies with
-                           its parent (PDEATHSIG). When its run's spec arrives it unshares (mnt, uts, ipc
-                           [, net]), reports its host pid, mounts the overlay, /proc and a minimal /dev,
-                           pivot_root(".", ".") + detach of the old root, injects files, installs
-                           the syscall filter (seccomp.py), drops its privileges and posix_spawns C
-                           (a vfork; glibc's clone3 attempt gets ENOSYS and it falls back to clone),
-                           then reaps everything until C exits and reports C's exit status and rusage.
+                           it has closed every fd but its socket (and the sandbox users' namespaces),
+                           joined the run's cgroups and the idmapped mount namespace with fsuid BASE
+                           (userns.py), and dies with its parent (PDEATHSIG). When its run's spec
+                           arrives it unshares (mnt, uts, ipc [, net]), reports its host pid, mounts
+                           the overlay, /proc and a minimal /dev, pivot_root(".", ".") + detach of the
+                           old root, injects files, joins the sandbox user namespace as its root
+                           (userns.py: host uid BASE, not 0), installs the syscall filter (seccomp.py),
+                           drops its privileges and posix_spawns C (a vfork; glibc's clone3 attempt
+                           gets ENOSYS and it falls back to clone), then reaps everything until C
+                           exits and reports C's exit status and rusage.
                            When K exits the kernel kills whatever C left behind.
                            └─spawn─▶ C, the user's command in its own session, with the limits,
                                      capability bounding set, uid/gid and cwd K set on itself.
@@ -283,8 +286,9 @@ def _sandbox(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, statu
             userns.join(users.userns_fd)
             os.close(users.userns_fd)
         # The last setup step: from here pid 1 and the command run under Docker's syscall filter. Installed
-        # while still root (as runc does without no-new-privileges: setuid programs keep working); the
-        # limits, capability drop, credential change and posix_spawn that follow are all allowed by it.
+        # while still (the sandbox's) root, as runc does without no-new-privileges: setuid programs keep
+        # working; the limits, capability drop, credential change and posix_spawn that follow are all
+        # allowed by it. setns, which it refuses, is done: the user namespace was joined just above.
         seccomp.apply(seccomp_program())
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing may escape a fork
         try:
