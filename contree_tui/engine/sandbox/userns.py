@@ -29,6 +29,7 @@ users nor its subordinate ranges can be given these ids. EngineConfig.sandbox_id
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ _AT_RECURSIVE = 0x8000
 _MOUNT_ATTR_IDMAP = 0x00100000
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_MS_SLAVE = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,9 @@ def open_sandbox_users(ids: SandboxIds, idmapped_dirs: list[str]) -> SandboxUser
     caller); the namespaces live on through the two fds. Raises OSError if the kernel or the filesystem
     cannot (idmapped mounts need Linux >= 5.12 and a filesystem that supports them).
     """
+    for base in (ids.uid_base, ids.gid_base):
+        if not 0 < base <= 0xFFFFFFFF - ids.count:  # a base of 0 would make the sandbox's root host root
+            raise OSError(errno.EINVAL, f"sandbox id base {base} is not in 1..{0xFFFFFFFF - ids.count}")
     userns_fd = _new_userns(ids)
     try:
         mntns_fd = _idmapped_mount_namespace(userns_fd, idmapped_dirs)
@@ -210,7 +215,10 @@ def idmap_over_itself(path: str, userns_fd: int) -> None:
 
 def _idmap_dirs(userns_fd: int, dirs: list[str]) -> None:
     sc.unshare(sc.CLONE_NEWNS)
-    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)  # nothing here propagates back to the host
+    # Nothing here propagates back to the host. Where the host's mounts are shared (systemd's default) its
+    # unmounts propagate here; a private copy would keep every filesystem mounted at engine start busy for
+    # the engine's lifetime. (This VM's / is private: an unmount there stays held here until engine stop.)
+    sc.mount(None, "/", None, sc.MS_REC | _MS_SLAVE)
     for path in dirs:
         idmap_over_itself(path, userns_fd)
 
