@@ -160,3 +160,24 @@ async def test_a_process_exec_d_into_a_running_sandbox_joins_its_user_namespace(
     assert [line.split() for line in out.decode().splitlines()] == [["0", str(_base(engine)), "65536"], ["0"]]
     layer = engine.layer_path(engine.store.get_image(done.result_image_uuid).layers[-1])
     assert os.lstat(f"{layer}/by-exec").st_uid == 0 and os.lstat(f"{layer}/by-exec-1000").st_uid == 1000
+
+
+async def test_keepers_forked_by_the_engine_itself_get_sandbox_users_too(keeper_engine: tuple[Engine, str]) -> None:
+    """Without the factory (it died), the engine forks Python keepers itself: they join the same namespaces."""
+    engine, image = keeper_engine
+    factory = engine.keepers._factory
+    assert factory is not None
+    factory.kill()
+    factory.wait()
+    limit = time.monotonic() + 10
+    while engine.keepers._sock is not None and time.monotonic() < limit:  # until the engine reads its EOF
+        await asyncio.sleep(0.01)
+    assert engine.keepers._sock is None
+    for keeper, slot in engine.keepers._idle:  # its keepers died with it (PDEATHSIG)
+        engine.keepers._discard(keeper, slot)
+    engine.keepers._idle.clear()
+    op = await sh(engine, image, "cat /proc/self/uid_map; echo x > /made; chown 1000 /made")
+    assert op.status is OperationStatus.SUCCESS, op.error
+    assert stdout(op).split() == ["0", str(_base(engine)), "65536"]
+    layer = engine.layer_path(engine.store.get_image(op.result_image_uuid).layers[-1])  # type: ignore[arg-type]
+    assert os.lstat(f"{layer}/made").st_uid == 1000
