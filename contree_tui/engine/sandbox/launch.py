@@ -346,6 +346,7 @@ def _build_root(spec: LaunchSpec) -> None:
     sc.sethostname(spec.hostname)
     if not spec.network:
         _loopback_up()
+        userns.allow_low_ports()
     os.chdir(merged)
     # pivot_root(".", ".") stacks the old root on the new one; detaching it leaves no path back to the
     # host tree (a chroot was escaped in the runtime probes; this was not).

@@ -258,6 +258,18 @@ def enter_keeper(users: SandboxUsers) -> None:
     _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
+UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+
+
+def allow_low_ports() -> None:
+    """In a sandbox's own network namespace, let any of its ids bind ports below 1024 (Docker sets the same
+    sysctl in every container's). CAP_NET_BIND_SERVICE would have to hold in the namespace's owner, the
+    host's user namespace, and the sandbox's root has it in its own only: `nc -l -p 80` failed with EACCES.
+    Called before /proc/sys becomes read-only; /proc/sys/net is the caller's network namespace's."""
+    with open(UNPRIVILEGED_PORT_START, "w") as fh:
+        fh.write("0")
+
+
 def join(userns_fd: int) -> None:
     """Join the sandbox user namespace as its root (host uid BASE). Every capability of the process then
     holds in that namespace only, and the bounding set is full again: drop it after this."""
