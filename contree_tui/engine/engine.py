@@ -174,7 +174,7 @@ class Engine:
         ids = engine.config.sandbox_ids
         if ids is not None:
             try:
-                engine.users = open_sandbox_users(ids, engine._idmapped_dirs())
+                engine.users = open_sandbox_users(ids, engine._idmapped_dirs(), str(state.root))
             except OSError as exc:
                 await engine.close()
                 raise EngineError(f"cannot give sandboxes their own user ids ({exc}); idmapped mounts need "
@@ -201,11 +201,11 @@ class Engine:
         await self.layer_watch.close()
         await self.helpers.close()
         self.keepers.close()
-        if self.users is not None:
-            self.users.close()
-            self.users = None
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.users is not None:  # after the runs' tmpfs uppers are unmounted (under its bind)
+            self.users.close()
+            self.users = None
         self.cgroups.remove_all()
         self.events.flush()
         self.store.close()

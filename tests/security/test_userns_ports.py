@@ -1,9 +1,10 @@
 """Low ports under sandbox users. The sandbox's root keeps CAP_NET_BIND_SERVICE, but it holds in the sandbox's
-user namespace only, and a network namespace's ports answer to the namespace that owns it:
-- its own network namespace (networking disabled): ip_unprivileged_port_start is 0 there (as Docker sets in
-  every container's), so its root and any other id bind port 80 as before (without it: EACCES);
-- the host's network namespace (networking enabled, until sandboxes get their own): binding the host's port
-  80 is refused. Before, a run's root could take the host's privileged ports (22, 53, 80...)."""
+user namespace only, and a network namespace's ports answer to the namespace that owns it (the host's user
+namespace, for a sandbox's own network namespace as for pasta's). So the keepers set ip_unprivileged_port_start
+to 0 in the sandbox's own network namespace (as Docker does in every container's): its root and any other
+id bind port 80, with networking on (pasta) or off. Without it `nc -l -p 80` failed with EACCES.
+The host's network namespace is never changed: no run is in it (offline runs unshare one of their own,
+online ones run in pasta's, engine.py refuses the rest)."""
 
 from __future__ import annotations
 
@@ -62,10 +63,10 @@ async def _bind(engine: Engine, image: str, binary: bytes, networking: bool, uid
 async def test_low_ports_in_the_sandboxs_own_network_namespace(keeper_engine: tuple[Engine, str],
                                                               bind_probe: bytes) -> None:
     engine, image = keeper_engine
-    for uid in (0, 1000):
-        assert (await _bind(engine, image, bind_probe, False, uid)).split() == ["80=OK", "0=OK"]
-
-
-async def test_the_hosts_low_ports_are_out_of_reach(keeper_engine: tuple[Engine, str], bind_probe: bytes) -> None:
-    engine, image = keeper_engine
-    assert (await _bind(engine, image, bind_probe, True, 0)).split() == ["80=EACCES", "0=OK"]
+    for networking in (False, True):
+        if networking and not engine.network_available:
+            continue
+        for uid in (0, 1000):
+            assert (await _bind(engine, image, bind_probe, networking, uid)).split() == ["80=OK", "0=OK"]
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as fh:
+        assert int(fh.read()) > 0  # the host's own setting is untouched

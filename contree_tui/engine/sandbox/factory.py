@@ -121,10 +121,11 @@ def main() -> int:
     fd = int(sys.argv[1])
     os.set_inheritable(fd, False)  # passed to us by the engine; not for the keepers we start
     sock = socket.socket(fileno=fd)
-    # The sandbox user and mount namespaces (userns.py), inherited by every keeper, native ones by exec.
+    # The sandbox user and mount namespaces (userns.py): every keeper gets them (close-on-exec here, so no
+    # pasta does; Keeper.spawn_native passes them on).
     users = SandboxUsers.from_env(os.environ.pop(ENV_NAME)) if ENV_NAME in os.environ else None
     for users_fd in users.fds if users else ():
-        os.set_inheritable(users_fd, True)
+        os.set_inheritable(users_fd, False)
     try:
         serve(sock, sys.argv[2] if len(sys.argv) > 2 else None, users)
     except (BrokenPipeError, ConnectionResetError):

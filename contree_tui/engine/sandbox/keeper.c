@@ -307,7 +307,8 @@ static int loopback_up(void) {
 }
 
 /* userns.py's allow_low_ports: in the sandbox's own network namespace, any id may bind ports < 1024 (the
- * sandbox's root has CAP_NET_BIND_SERVICE in its user namespace only, not in the netns owner's). */
+ * sandbox's root has CAP_NET_BIND_SERVICE in its user namespace only, not in the netns owner's). A run is
+ * never in the host's network namespace (unshared when offline, pasta's slot when online: engine.py). */
 static int allow_low_ports(void) {
     int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
     if (fd < 0) return fail("open ip_unprivileged_port_start");
@@ -357,7 +358,7 @@ static int build_root(const struct spec *s) {
     if (mkdir(path, 0755) != 0) return fail("mkdir %s", path);
     if (sethostname(s->hostname, strlen(s->hostname)) != 0) return fail("sethostname");
     if (!s->network && loopback_up()) return -1;
-    if (!s->network && allow_low_ports()) return -1;
+    if (allow_low_ports()) return -1;
     if (chdir(s->merged) != 0) return fail("chdir %s", s->merged);
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves no path back to the host
      * tree (a chroot was escaped in the runtime probes; this was not). */

@@ -138,8 +138,11 @@ class Keeper:
             try:
                 sc.unshare(sc.CLONE_NEWPID)
                 try:
-                    options = [users.native_arg()] if users else []  # its fds: inheritable in the factory
-                    pid = os.posix_spawn(binary, [binary, str(child.fileno()), *options, *cgroup_procs], {})
+                    options = [users.native_arg()] if users else []
+                    # dup2 of an fd onto itself clears its close-on-exec in the child only (glibc >= 2.29)
+                    keep = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in (users.fds if users else ())]
+                    pid = os.posix_spawn(binary, [binary, str(child.fileno()), *options, *cgroup_procs], {},
+                                         file_actions=keep)
                 finally:
                     sc.setns(own, sc.CLONE_NEWPID)
             finally:
@@ -346,7 +349,7 @@ def _build_root(spec: LaunchSpec) -> None:
     sc.sethostname(spec.hostname)
     if not spec.network:
         _loopback_up()
-        userns.allow_low_ports()
+    userns.allow_low_ports()
     os.chdir(merged)
     # pivot_root(".", ".") stacks the old root on the new one; detaching it leaves no path back to the
     # host tree (a chroot was escaped in the runtime probes; this was not).

@@ -51,6 +51,7 @@ _MOUNT_ATTR_IDMAP = 0x00100000
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _MS_SLAVE = 1 << 19
+_MS_SHARED = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class SandboxUsers:
     ids: SandboxIds
     userns_fd: int
     mntns_fd: int
+    bound_root: str | None = None  # the state dir we bound onto itself (share_mounts), unbound by close
 
     def to_env(self) -> str:
         return f"{self.userns_fd}:{self.mntns_fd}:{self.ids.uid_base}:{self.ids.gid_base}:{self.ids.count}"
@@ -113,10 +115,21 @@ class SandboxUsers:
     def close(self) -> None:
         for fd in self.fds:
             os.close(fd)
+        if self.bound_root is not None:
+            try:
+                sc.umount2(self.bound_root, sc.MNT_DETACH)
+            except OSError:
+                pass
 
 
-def open_sandbox_users(ids: SandboxIds, idmapped_dirs: list[str]) -> SandboxUsers:
+def open_sandbox_users(ids: SandboxIds, idmapped_dirs: list[str], shared_root: str | None = None) -> SandboxUsers:
     """Create the user namespace and the mount namespace with `idmapped_dirs` idmapped over themselves.
+
+    With `shared_root` (the state dir, holding every idmapped dir), what the engine later mounts under it in
+    the host's mount namespace (a disposable run's tmpfs upper, layer_cap.py) appears in the keepers' too,
+    as it is (not idmapped: nothing on it is committed): the state dir is made a shared mount (bound onto
+    itself unless it is a mount point already), and the keepers' namespace receives its mounts as a slave.
+    It is one mount, so commits stay renames (a bind of runs/ alone would make them EXDEV).
 
     Done by two short-lived forked children (the engine may have threads; unshare needs a single-threaded
     caller); the namespaces live on through the two fds. Raises OSError if the kernel or the filesystem
@@ -125,13 +138,36 @@ def open_sandbox_users(ids: SandboxIds, idmapped_dirs: list[str]) -> SandboxUser
     for base in (ids.uid_base, ids.gid_base):
         if not 0 < base <= 0xFFFFFFFF - ids.count:  # a base of 0 would make the sandbox's root host root
             raise OSError(errno.EINVAL, f"sandbox id base {base} is not in 1..{0xFFFFFFFF - ids.count}")
-    userns_fd = _new_userns(ids)
+    bound = _share_mounts(shared_root) if shared_root is not None else None
     try:
-        mntns_fd = _idmapped_mount_namespace(userns_fd, idmapped_dirs)
+        userns_fd = _new_userns(ids)
+        try:
+            mntns_fd = _idmapped_mount_namespace(userns_fd, idmapped_dirs)
+        except BaseException:
+            os.close(userns_fd)
+            raise
     except BaseException:
-        os.close(userns_fd)
+        if bound is not None:
+            sc.umount2(bound, sc.MNT_DETACH)
         raise
-    return SandboxUsers(ids, userns_fd, mntns_fd)
+    return SandboxUsers(ids, userns_fd, mntns_fd, bound)
+
+
+def _is_mount_point(path: str) -> bool:
+    with open("/proc/self/mountinfo") as fh:
+        points = [line.split()[4] for line in fh]
+    escaped = path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
+    return escaped in points
+
+
+def _share_mounts(root: str) -> str | None:
+    """Make `root` a shared mount; returns it if it had to be bound onto itself for that (else None)."""
+    bound = None
+    if not _is_mount_point(root):  # (a bind left by a crashed engine is one already: reused)
+        sc.mount(root, root, None, sc.MS_BIND)
+        bound = root
+    sc.mount(None, root, None, _MS_SHARED)
+    return bound
 
 
 def _in_child(work: object, *args: object) -> tuple[int, int]:
@@ -265,7 +301,8 @@ def allow_low_ports() -> None:
     """In a sandbox's own network namespace, let any of its ids bind ports below 1024 (Docker sets the same
     sysctl in every container's). CAP_NET_BIND_SERVICE would have to hold in the namespace's owner, the
     host's user namespace, and the sandbox's root has it in its own only: `nc -l -p 80` failed with EACCES.
-    Called before /proc/sys becomes read-only; /proc/sys/net is the caller's network namespace's."""
+    Called before /proc/sys becomes read-only; /proc/sys/net is the caller's network namespace's, and a run
+    is never in the host's (unshared when offline, pasta's slot when online: engine.py refuses the rest)."""
     with open(UNPRIVILEGED_PORT_START, "w") as fh:
         fh.write("0")
 
