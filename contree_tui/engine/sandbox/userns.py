@@ -153,21 +153,24 @@ def open_sandbox_users(ids: SandboxIds, idmapped_dirs: list[str], shared_root: s
     return SandboxUsers(ids, userns_fd, mntns_fd, bound)
 
 
-def _is_mount_point(path: str) -> bool:
-    with open("/proc/self/mountinfo") as fh:
-        points = [line.split()[4] for line in fh]
+def _mounted_at(path: str) -> list[str]:
+    """The root (within its filesystem) of each mount at `path`: "/" for a filesystem's own, a subdir for a bind."""
     escaped = path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
-    return escaped in points
+    with open("/proc/self/mountinfo") as fh:
+        return [fields[3] for fields in (line.split() for line in fh) if fields[4] == escaped]
 
 
 def _share_mounts(root: str) -> str | None:
-    """Make `root` a shared mount; returns it if it had to be bound onto itself for that (else None)."""
-    bound = None
-    if not _is_mount_point(root):  # (a bind left by a crashed engine is one already: reused)
+    """Make `root` a shared mount; returns it if it is our bind of it onto itself (close unbinds it)."""
+    mounts = _mounted_at(root)
+    if not mounts:
         sc.mount(root, root, None, sc.MS_BIND)
-        bound = root
+    elif mounts[-1] == "/":  # a filesystem of its own: shared as it is, and never unmounted by us
+        sc.mount(None, root, None, _MS_SHARED)
+        return None
+    # else the bind a crashed engine left: reused, and unbound at close
     sc.mount(None, root, None, _MS_SHARED)
-    return bound
+    return root
 
 
 def _in_child(work: object, *args: object) -> tuple[int, int]:
