@@ -60,6 +60,7 @@ from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits, detect_cgroup_version, rlimits_for
 from contree_tui.engine.sandbox.network import MISSING, pasta_binary, write_network_layer
 from contree_tui.engine.sandbox.nsenter import exec_in_sandbox
+from contree_tui.engine.sandbox.userns import SandboxIds, SandboxUsers, open_sandbox_users
 from contree_tui.engine.spawn_request import TAG_RE, UUID_RE, parse_spawn_request, stored_request
 from contree_tui.engine.state_dir import StateDir
 from contree_tui.engine.store import Store, iso_now
@@ -94,6 +95,8 @@ class EngineConfig:
     max_concurrent_runs: int = 64
     memory_budget: int | None = None
     run_memory_reserve: int | None = None
+    # Sandbox uid/gid i is host BASE+i (userns.py); None: sandboxes share the host's ids (measurements only)
+    sandbox_ids: SandboxIds | None = field(default_factory=SandboxIds.from_host)
 
     def total_memory_budget(self) -> int:
         return self.memory_budget if self.memory_budget is not None else host_memory() * 3 // 4
@@ -128,6 +131,7 @@ class Engine:
         self.admission = Admission(config.total_memory_budget(), config.max_concurrent_runs)
         self.layer_watch = LayerWatch(str(state.layers), config.min_free_bytes, self._stop_run)
         self._lock_fd: int | None = None
+        self.users: SandboxUsers | None = None
         self._background: set[asyncio.Future[None]] = set()
         # Plain strings for the paths every run needs: pathlib objects cost the event loop more than the
         # syscalls they name.
@@ -167,7 +171,19 @@ class Engine:
         await engine._recover()
         engine.cgroups.limit_total(engine.admission.memory_budget)
         os.makedirs(engine._inspect_root, exist_ok=True)
-        engine.keepers.start()
+        ids = engine.config.sandbox_ids
+        if ids is not None:
+            try:
+                engine.users = open_sandbox_users(ids, engine._idmapped_dirs(), str(state.root))
+            except OSError as exc:
+                await engine.close()
+                raise EngineError(f"cannot give sandboxes their own user ids ({exc}); idmapped mounts need "
+                                  "Linux >= 5.12 and a state dir on ext4, xfs, btrfs or tmpfs", status=503) from None
+        try:
+            engine.keepers.start(engine.users)
+        except EngineError:
+            await engine.close()
+            raise
         return engine
 
     async def stop_runs(self, reason: str = "engine stopped") -> None:
@@ -187,6 +203,9 @@ class Engine:
         self.keepers.close()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.users is not None:  # after the runs' tmpfs uppers are unmounted (under its bind)
+            self.users.close()
+            self.users = None
         self.cgroups.remove_all()
         self.events.flush()
         self.store.close()
@@ -247,6 +266,10 @@ class Engine:
 
     def layer_path(self, layer_id: str) -> str:
         return f"{self._layers_dir}/{layer_id}"
+
+    def _idmapped_dirs(self) -> list[str]:
+        """What a sandbox mounts from the state dir, shown to keepers with sandbox ids (userns.py)."""
+        return [self._layers_dir, self._scaffold, self._runs_dir, self._network_layer]
 
     def lowers_for(self, image: Image) -> list[str]:
         """Overlay lowers, topmost first: the scaffold (mountpoints) over the image's layers."""
@@ -379,6 +402,7 @@ class Engine:
         if request.networking and not self.network_available:
             raise EngineError(MISSING)
         require_free(self._layers_dir, self.config.min_free_bytes, "spawn")
+        self._check_ids(request)
         timeout = request.timeout or self.config.default_timeout
         if timeout > self.config.max_timeout:
             raise EngineError(f"timeout: at most {self.config.max_timeout:g} s on this engine")
@@ -391,6 +415,17 @@ class Engine:
         self.events.begin(op.uuid)
         self._tasks[op.uuid] = asyncio.create_task(self._run_instance(op.uuid, request, image, blobs))
         return op
+
+    def _check_ids(self, request: SpawnRequest) -> None:
+        """Sandboxes have ids 0..count-1 only (userns.py): a larger uid could not be set, nor owned on disk."""
+        if self.users is None:
+            return
+        limit = self.users.ids.count
+        if request.uid >= limit or request.gid >= limit:
+            raise EngineError(f"uid/gid: at most {limit - 1} on this engine (sandboxes map {limit} ids)")
+        for item in request.files:
+            if item.uid >= limit or item.gid >= limit:
+                raise EngineError(f"files[{item.path}]: uid and gid must be below {limit} on this engine")
 
     async def _run_instance(self, op_uuid: str, request: SpawnRequest, image: Image, blobs: dict[str, str]) -> None:
         waiting = self.admission.enter(op_uuid, self.config.memory_reserve())
@@ -625,6 +660,7 @@ class Engine:
         if run is None or not run.sandbox_pid or not run.command_pid or run.finished:
             raise EngineError(f"operation {op_uuid} has no running sandbox yet; retry shortly", status=425)
         request = parse_spawn_request(body, run.image.uuid)
+        self._check_ids(request)
         argv, env = command_line(request, run.image)
         spid = run.next_spid()
         launched = exec_in_sandbox(

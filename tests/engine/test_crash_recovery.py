@@ -38,9 +38,11 @@ asyncio.run(main())
 
 
 def _mounts_under(path: Path) -> list[str]:
+    """Mounts below `path`; not the open engine's own bind of the state dir onto itself (userns.py)."""
     prefix = str(path.resolve())
     with open("/proc/self/mountinfo") as fh:
-        return [line for line in fh if any(field.startswith(prefix) for field in line.split()[3:5])]
+        return [line for line in fh if any(field.startswith(prefix) for field in line.split()[3:5])
+                and line.split()[3:5] != [prefix, prefix]]
 
 
 def _slots_of(engine_pid: int) -> list[Path]:
@@ -92,6 +94,8 @@ async def test_engine_killed_mid_run_leaves_a_failed_op_and_nothing_running(open
     assert await lingering(SLEEPER, before, timeout=0.5) == set()
     assert list((state / "runs").iterdir()) == []
     assert _mounts_under(state) == []
+    with open("/proc/self/mountinfo") as fh:  # the killed engine's bind of the state dir was reused, not stacked
+        assert sum(line.split()[4] == str(state.resolve()) for line in fh) <= 1
     assert _slots_of(proc.pid) == [], "the dead engine's cgroup slots are removed"
     # and the state dir is usable again
     busybox = await engine.ensure_busybox()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from contree_tui.engine.engine import Engine
@@ -11,6 +12,13 @@ from contree_tui.engine.output import decode_stream
 
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+async def _swept(engine: Engine) -> None:
+    """Until the background removal of finished runs' scratch dirs is done: its rmtree holds dir fds."""
+    while engine._sweep is not None:
+        await engine._sweep
+        await asyncio.sleep(0)  # its done-callback clears (or replaces) engine._sweep
 
 
 async def test_stdin_is_recorded_as_events(engine: Engine, busybox: Image) -> None:
@@ -25,10 +33,12 @@ async def test_stdin_is_recorded_as_events(engine: Engine, busybox: Image) -> No
 async def test_a_kept_open_stdin_does_not_leak_when_the_run_ends(engine: Engine, busybox: Image) -> None:
     body = {"image": busybox.uuid, "command": "true", "stdin": {"value": "", "close": False}, "disposable": True}
     await engine.run(body)
+    await _swept(engine)
     before = _open_fds()
     for _ in range(10):
         op = await engine.run(body)
         assert op.status is OperationStatus.SUCCESS
+    await _swept(engine)
     assert _open_fds() <= before + 1
 
 

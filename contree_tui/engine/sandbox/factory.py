@@ -31,8 +31,10 @@ import sys
 from contree_tui.engine.sandbox import syscalls as sc
 from contree_tui.engine.sandbox.launch import Keeper, seccomp_program
 from contree_tui.engine.sandbox.network import IDLE_SLOT_SECONDS, NetworkSlots, pasta_binary
+from contree_tui.engine.sandbox.userns import ENV_NAME, SandboxUsers
 
 _slots: NetworkSlots | None = None
+_users: SandboxUsers | None = None  # the sandbox users' namespaces (userns.py), given to every keeper
 
 
 def _reap(_signum: int, _frame: object) -> None:
@@ -54,11 +56,11 @@ def _start_keeper(native: str | None, procs: list[str]) -> tuple[Keeper, bool]:
     except OSError:  # pasta did not start: this keeper gets no network; the engine says so if one is asked
         slot = None
     if _slots is None or slot is None:
-        return (Keeper.spawn_native(native, procs) if native else Keeper.fork(procs)), False
+        return (Keeper.spawn_native(native, procs, _users) if native else Keeper.fork(procs, _users)), False
     try:
         _slots.enter(slot)
         try:
-            keeper = Keeper.spawn_native(native, procs) if native else Keeper.fork(procs)
+            keeper = Keeper.spawn_native(native, procs, _users) if native else Keeper.fork(procs, _users)
         finally:
             _slots.leave()
     except BaseException:
@@ -68,8 +70,9 @@ def _start_keeper(native: str | None, procs: list[str]) -> tuple[Keeper, bool]:
     return keeper, True
 
 
-def serve(sock: socket.socket, native: str | None = None) -> None:
-    global _slots
+def serve(sock: socket.socket, native: str | None = None, users: SandboxUsers | None = None) -> None:
+    global _slots, _users
+    _users = users
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.set_process_name("ct-factory")
     seccomp_program()  # compiled once (~30 ms), before the first fork: every forked keeper inherits it
@@ -118,8 +121,13 @@ def main() -> int:
     fd = int(sys.argv[1])
     os.set_inheritable(fd, False)  # passed to us by the engine; not for the keepers we start
     sock = socket.socket(fileno=fd)
+    # The sandbox user and mount namespaces (userns.py): every keeper gets them (close-on-exec here, so no
+    # pasta does; Keeper.spawn_native passes them on).
+    users = SandboxUsers.from_env(os.environ.pop(ENV_NAME)) if ENV_NAME in os.environ else None
+    for users_fd in users.fds if users else ():
+        os.set_inheritable(users_fd, False)
     try:
-        serve(sock, sys.argv[2] if len(sys.argv) > 2 else None)
+        serve(sock, sys.argv[2] if len(sys.argv) > 2 else None, users)
     except (BrokenPipeError, ConnectionResetError):
         pass
     return 0

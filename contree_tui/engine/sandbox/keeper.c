@@ -6,9 +6,10 @@
  * The factory starts this binary with posix_spawn (a vfork: nothing is copied) as pid 1 of a new pid
  * namespace:
  *
- *     ct-keeper SOCKET_FD [CGROUP_PROCS_FILE ...]
+ *     ct-keeper SOCKET_FD [-uUSERNS_FD:MNTNS_FD:UID_BASE:GID_BASE] [CGROUP_PROCS_FILE ...]
  *
- * It closes every other fd, dies with the factory, joins the cgroups, then waits on SOCKET_FD for "run"
+ * It closes every other fd, dies with the factory, joins the cgroups (and, with -u, the sandbox users'
+ * idmapped mount namespace with fsuid/fsgid BASE: userns.py's enter_keeper), then waits on SOCKET_FD for "run"
  * with five fds: stdin_r, stdout_w, stderr_w, status_w and a memfd holding the spec as NUL-terminated
  * records, one letter then the value (see native.py's encode_spec). Status goes to status_w as JSON
  * lines, exactly as launch.py writes them. Built by native.py with the machine's C compiler, with the
@@ -31,11 +32,14 @@
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -81,6 +85,9 @@ struct spec {
 };
 
 static int status_fd = -1;
+/* The sandbox users (userns.py): -1 without them; host id = base + sandbox id. */
+static int userns_fd = -1, mntns_fd = -1;
+static unsigned uid_base, gid_base;
 static char failure[1024];  /* "what: strerror", for the setup error report */
 
 /* -- status messages (JSON lines, each far below PIPE_BUF) ------------------------------------------- */
@@ -264,7 +271,11 @@ static int overlay_mount(const struct spec *s) {
     if (syscall(SYS_FSCONFIG, fd, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) != 0) { fail("fsconfig create overlay"); goto out; }
     int mfd = (int)syscall(SYS_FSMOUNT, fd, 0, MOUNT_ATTR_NODEV_);
     if (mfd < 0) { fail("fsmount"); goto out; }
-    if (syscall(SYS_MOVE_MOUNT, mfd, "", AT_FDCWD, s->merged, MOVE_MOUNT_F_EMPTY_PATH_) != 0)
+    /* Overlay falls back to read-only, and succeeds, when it cannot make its work dir (syscalls.py). */
+    struct statvfs sv;
+    if (fstatvfs(mfd, &sv) != 0) fail("statvfs overlay");
+    else if (sv.f_flag & ST_RDONLY) { errno = EROFS; fail("overlay came up read-only (work dir %s)", s->work); }
+    else if (syscall(SYS_MOVE_MOUNT, mfd, "", AT_FDCWD, s->merged, MOVE_MOUNT_F_EMPTY_PATH_) != 0)
         fail("move_mount %s", s->merged);
     else
         rc = 0;
@@ -292,6 +303,17 @@ static int loopback_up(void) {
         if (ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) rc = fail("SIOCSIFFLAGS lo");
     }
     close(sock);
+    return rc;
+}
+
+/* userns.py's allow_low_ports: in the sandbox's own network namespace, any id may bind ports < 1024 (the
+ * sandbox's root has CAP_NET_BIND_SERVICE in its user namespace only, not in the netns owner's). A run is
+ * never in the host's network namespace (unshared when offline, pasta's slot when online: engine.py). */
+static int allow_low_ports(void) {
+    int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fail("open ip_unprivileged_port_start");
+    int rc = write(fd, "0", 1) == 1 ? 0 : fail("write ip_unprivileged_port_start");
+    close(fd);
     return rc;
 }
 
@@ -336,6 +358,7 @@ static int build_root(const struct spec *s) {
     if (mkdir(path, 0755) != 0) return fail("mkdir %s", path);
     if (sethostname(s->hostname, strlen(s->hostname)) != 0) return fail("sethostname");
     if (!s->network && loopback_up()) return -1;
+    if (allow_low_ports()) return -1;
     if (chdir(s->merged) != 0) return fail("chdir %s", s->merged);
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves no path back to the host
      * tree (a chroot was escaped in the runtime probes; this was not). */
@@ -350,8 +373,8 @@ static int build_root(const struct spec *s) {
 static int same_file(const struct file_item *f, int source) {
     struct stat st, src;
     if (lstat(f->path, &st) != 0 || fstat(source, &src) != 0) return 0;
-    if (!S_ISREG(st.st_mode) || st.st_size != src.st_size || (st.st_mode & 07777) != f->mode || st.st_uid != f->uid
-        || st.st_gid != f->gid)
+    if (!S_ISREG(st.st_mode) || st.st_size != src.st_size || (st.st_mode & 07777) != f->mode
+        || st.st_uid != uid_base + f->uid || st.st_gid != gid_base + f->gid)
         return 0;
     int current = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (current < 0) return 0;
@@ -398,7 +421,7 @@ static int inject_files(const struct spec *s, int blob_fd) {
             if (n < 0) { rc = fail("copy %s", f->path); break; }
             if (n == 0) break;
         }
-        if (!rc && fchown(target, f->uid, f->gid) != 0) rc = fail("chown %s", f->path);
+        if (!rc && fchown(target, uid_base + f->uid, gid_base + f->gid) != 0) rc = fail("chown %s", f->path);
         if (!rc && fchmod(target, f->mode) != 0) rc = fail("chmod %s", f->path);
         close(target);
         close(source);
@@ -510,6 +533,33 @@ static pid_t spawn_command(const struct spec *s, int stdin_r, int stdout_w, int 
     return pid;
 }
 
+/* userns.py's enter_keeper: the idmapped mount namespace; fsuid/fsgid BASE, with the filesystem capabilities
+ * that change clears raised again from the permitted set. */
+static int enter_keeper(void) {
+    if (mntns_fd < 0) return 0;
+    if (setns(mntns_fd, CLONE_NEWNS) != 0) return fail("setns mnt");
+    close(mntns_fd);
+    setfsgid(gid_base);
+    setfsuid(uid_base);
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return fail("capget");
+    data[0].effective = data[0].permitted;
+    data[1].effective = data[1].permitted;
+    if (syscall(SYS_capset, &header, data) != 0) return fail("capset");
+    return 0;
+}
+
+/* userns.py's join: the sandbox user namespace, as its root. setns makes the bounding set full again: it is
+ * dropped after this, in spawn_command. */
+static int join_userns(void) {
+    if (userns_fd < 0) return 0;
+    if (setns(userns_fd, CLONE_NEWUSER) != 0) return fail("setns user");
+    close(userns_fd);
+    if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) return fail("become the sandbox's root");
+    return 0;
+}
+
 /* Docker's default syscall filter as classic BPF: seccomp.py compiles it, native.py builds it in as
  * `seccomp_program` (cc -include; keeper.c does not build without it). Installed as the last setup step,
  * while still root, as runc does without no-new-privileges (setuid programs in images keep working);
@@ -548,8 +598,8 @@ static void sandbox(struct spec *s, int stdin_r, int stdout_w, int stderr_w) {
         blob_fd = open(s->blob_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (blob_fd < 0) { fail("open %s", s->blob_dir); fail_setup(); }
     }
-    int keep[] = {stdin_r, stdout_w, stderr_w, status_fd, blob_fd};
-    close_all_except(keep, blob_fd >= 0 ? 5 : 4);
+    int keep[] = {stdin_r, stdout_w, stderr_w, status_fd, userns_fd, blob_fd};
+    close_all_except(keep, blob_fd >= 0 ? 6 : 5);
     /* The run's scratch dirs are made here, on the other core, rather than on the engine's event loop. */
     if (mkdir_p(s->upper, 0777) || mkdir_p(s->work, 0777) || mkdir_p(s->merged, 0777)) fail_setup();
     int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (s->network ? 0 : CLONE_NEWNET);
@@ -563,7 +613,7 @@ static void sandbox(struct spec *s, int stdin_r, int stdout_w, int stderr_w) {
         if (inject_files(s, blob_fd)) fail_setup();
         close(blob_fd);
     }
-    if (mkdir_p(s->cwd, 0755) || install_filter()) fail_setup();
+    if (mkdir_p(s->cwd, 0755) || join_userns() || install_filter()) fail_setup();
     pid_t command = spawn_command(s, stdin_r, stdout_w, stderr_w);
     close(stdin_r);
     close(stdout_w);
@@ -589,7 +639,14 @@ int main(int argc, char **argv) {
     if (argc < 2) return EXIT_SETUP_FAILED;
     int sock = atoi(argv[1]);
     prctl(PR_SET_NAME, "ct-keeper");
-    close_all_except(&sock, 1);
+    int first_path = 2;
+    if (argc > 2 && strncmp(argv[2], "-u", 2) == 0) {
+        if (sscanf(argv[2] + 2, "%d:%d:%u:%u", &userns_fd, &mntns_fd, &uid_base, &gid_base) != 4)
+            return EXIT_SETUP_FAILED;
+        first_path = 3;
+    }
+    int inherited[] = {sock, userns_fd, mntns_fd};
+    close_all_except(inherited, userns_fd >= 0 ? 3 : 1);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* Ignored dispositions survive exec (Python ignores SIGPIPE and SIGXFSZ, the factory SIGINT). */
     for (int sig = 1; sig < NSIG; sig++)
@@ -597,11 +654,12 @@ int main(int argc, char **argv) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int i = 2; i < argc; i++) {  /* "0" is the writer, in any pid namespace (we are pid 1 of our own) */
+    for (int i = first_path; i < argc; i++) {  /* "0" is the writer, in any pid namespace (we are pid 1 of our own) */
         int fd = open(argv[i], O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "0", 1) != 1) return EXIT_SETUP_FAILED;
         close(fd);
     }
+    if (enter_keeper()) return EXIT_SETUP_FAILED;
     char message[64];
     int fds[5];
     char control[CMSG_SPACE(sizeof fds)];

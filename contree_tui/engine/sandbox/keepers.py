@@ -20,6 +20,7 @@ from contree_tui.engine.sandbox.launch import Keeper, seccomp_program
 from contree_tui.engine.sandbox.limits import CgroupPool, Limits
 from contree_tui.engine.sandbox.native import keeper_binary
 from contree_tui.engine.sandbox.seccomp import SeccompUnavailable
+from contree_tui.engine.sandbox.userns import ENV_NAME, SandboxUsers
 
 # Enough idle keepers for a burst of parallel runs on two cores; each costs one sleeping process.
 DEFAULT_IDLE_KEEPERS = 4
@@ -38,11 +39,13 @@ class KeeperPool:
         self._sock: socket.socket | None = None
         self._closed = False
         self.native: str | None = None  # the built keeper.c the factory starts, if any
+        self.users: SandboxUsers | None = None  # the sandboxes' user namespace (userns.py), set by start
 
     # -- factory --------------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, users: SandboxUsers | None = None) -> None:
         """Start the factory; refill as replies come. Failure to start it only means slower forks; without
         libseccomp the engine does not start (EngineError 503): no sandbox runs unfiltered."""
+        self.users = users
         try:
             program = seccomp_program()  # compiled before any fork: the fallback keepers inherit it
         except SeccompUnavailable as exc:
@@ -50,13 +53,15 @@ class KeeperPool:
         self.native = keeper_binary(program)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}
+        if users:
+            env[ENV_NAME] = users.to_env()
         try:
             self._factory = subprocess.Popen(
                 # -S: no site (its .pth hooks and site-packages): every page of this interpreter is copied
                 # into every sandbox and torn down with it, and the launcher needs only the stdlib.
                 [sys.executable, "-S", "-m", "contree_tui.engine.sandbox.factory", str(theirs.fileno()),
                  *([self.native] if self.native else [])],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
+                pass_fds=[theirs.fileno(), *(users.fds if users else ())], stdin=subprocess.DEVNULL, env=env)
         except OSError:
             ours.close()
             return
@@ -110,7 +115,7 @@ class KeeperPool:
     def _request(self, limits: Limits, future: asyncio.Future[tuple[Keeper, str | None]] | None) -> None:
         slot, procs = self.cgroups.acquire(limits) if self.cgroups.enabled else (None, [])
         if self._sock is None:
-            result = Keeper.fork(procs), slot
+            result = Keeper.fork(procs, self.users), slot
             if future is not None:
                 future.set_result(result)
             else:
@@ -125,7 +130,7 @@ class KeeperPool:
 
     def _fork_here(self, slot: str | None) -> tuple[Keeper, str | None]:
         procs = self.cgroups.procs_files(slot) if slot is not None else []
-        return Keeper.fork(procs), slot
+        return Keeper.fork(procs, self.users), slot
 
     # -- pool -----------------------------------------------------------------------------------------
     async def take(self, limits: Limits) -> tuple[Keeper, str | None]:

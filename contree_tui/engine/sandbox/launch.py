@@ -3,13 +3,16 @@
 Process layout (host view):
 
     factory ──fork_pid1──▶ K, the keeper, pid 1 of its own pid namespace from birth. Forked ahead of time:
-                           it has closed every fd but its socket, joined the run's cgroups and dies with
-                           its parent (PDEATHSIG). When its run's spec arrives it unshares (mnt, uts, ipc
-                           [, net]), reports its host pid, mounts the overlay, /proc and a minimal /dev,
-                           pivot_root(".", ".") + detach of the old root, injects files, installs
-                           the syscall filter (seccomp.py), drops its privileges and posix_spawns C
-                           (a vfork; glibc's clone3 attempt gets ENOSYS and it falls back to clone),
-                           then reaps everything until C exits and reports C's exit status and rusage.
+                           it has closed every fd but its socket (and the sandbox users' namespaces),
+                           joined the run's cgroups and the idmapped mount namespace with fsuid BASE
+                           (userns.py), and dies with its parent (PDEATHSIG). When its run's spec
+                           arrives it unshares (mnt, uts, ipc [, net]), reports its host pid, mounts
+                           the overlay, /proc and a minimal /dev, pivot_root(".", ".") + detach of the
+                           old root, injects files, joins the sandbox user namespace as its root
+                           (userns.py: host uid BASE, not 0), installs the syscall filter (seccomp.py),
+                           drops its privileges and posix_spawns C (a vfork; glibc's clone3 attempt
+                           gets ENOSYS and it falls back to clone), then reaps everything until C
+                           exits and reports C's exit status and rusage.
                            When K exits the kernel kills whatever C left behind.
                            └─spawn─▶ C, the user's command in its own session, with the limits,
                                      capability bounding set, uid/gid and cwd K set on itself.
@@ -37,8 +40,9 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
-from contree_tui.engine.sandbox import seccomp
+from contree_tui.engine.sandbox import seccomp, userns
 from contree_tui.engine.sandbox import syscalls as sc
+from contree_tui.engine.sandbox.userns import SandboxUsers
 
 DEVICE_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 # Docker's default capability set minus MKNOD, NET_RAW and AUDIT_WRITE: what a build needs (chown, setuid
@@ -100,7 +104,7 @@ class Launched:
 
 def launch(spec: LaunchSpec) -> Launched:
     """Fork a keeper for `spec` now (it joins spec.cgroup_procs itself); see Keeper for the pre-forked path."""
-    keeper = Keeper.fork(spec.cgroup_procs)
+    keeper = Keeper.fork(spec.cgroup_procs, None)
     return keeper.start(spec)
 
 
@@ -124,7 +128,7 @@ class Keeper:
         self.networked = networked
 
     @classmethod
-    def spawn_native(cls, binary: str, cgroup_procs: list[str]) -> Keeper:
+    def spawn_native(cls, binary: str, cgroup_procs: list[str], users: SandboxUsers | None) -> Keeper:
         """Start keeper.c as pid 1 of a new pid namespace with posix_spawn: a vfork, so nothing of this
         process is copied, touched or torn down for it."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -134,7 +138,11 @@ class Keeper:
             try:
                 sc.unshare(sc.CLONE_NEWPID)
                 try:
-                    pid = os.posix_spawn(binary, [binary, str(child.fileno()), *cgroup_procs], {})
+                    options = [users.native_arg()] if users else []
+                    # dup2 of an fd onto itself clears its close-on-exec in the child only (glibc >= 2.29)
+                    keep = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in (users.fds if users else ())]
+                    pid = os.posix_spawn(binary, [binary, str(child.fileno()), *options, *cgroup_procs], {},
+                                         file_actions=keep)
                 finally:
                     sc.setns(own, sc.CLONE_NEWPID)
             finally:
@@ -147,12 +155,12 @@ class Keeper:
         return cls(pid, parent, native=True)
 
     @classmethod
-    def fork(cls, cgroup_procs: list[str]) -> Keeper:
+    def fork(cls, cgroup_procs: list[str], users: SandboxUsers | None) -> Keeper:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = sc.fork_pid1()
         if pid == 0:  # pragma: no cover - forked child
             parent.close()
-            _idle_keeper(child, cgroup_procs)
+            _idle_keeper(child, cgroup_procs, users)
         child.close()
         return cls(pid, parent)
 
@@ -201,10 +209,13 @@ class Keeper:
         os.waitpid(self.pid, 0)
 
 
-def _idle_keeper(sock: socket.socket, cgroup_procs: list[str]) -> None:
+def _idle_keeper(sock: socket.socket, cgroup_procs: list[str], users: SandboxUsers | None) -> None:
     try:
         sc.set_process_name("ct-keeper")
-        detach_child({sock.fileno()}, cgroup_procs)
+        detach_child({sock.fileno(), *(users.fds if users else ())}, cgroup_procs)
+        if users:
+            userns.enter_keeper(users)
+            os.close(users.mntns_fd)
         message, fds, _, _ = socket.recv_fds(sock, 64, 5)
     except BaseException:  # noqa: BLE001
         os._exit(EXIT_SETUP_FAILED)
@@ -215,7 +226,7 @@ def _idle_keeper(sock: socket.socket, cgroup_procs: list[str]) -> None:
     with os.fdopen(spec_fd, "rb") as fh:
         fh.seek(0)
         spec = pickle.loads(fh.read())
-    _sandbox(spec, *pipes)
+    _sandbox(spec, *pipes, users=users)
 
 
 def detach_child(keep: set[int], cgroup_procs: list[str]) -> None:
@@ -251,13 +262,15 @@ def _close_all_except(keep: set[int]) -> None:
     sc.close_range(previous + 1)
 
 
-def _sandbox(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int) -> None:
+def _sandbox(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, status_w: int, *,
+             users: SandboxUsers | None = None) -> None:
     """The keeper's run, as pid 1 of the sandbox: build the root, spawn the command, reap until it exits."""
     try:
         sc.set_process_name("ct-sandbox")
         # Other runs' pipes must not stay open here, or their readers would never see EOF.
         blob_fd = os.open(spec.blob_dir, os.O_PATH | os.O_DIRECTORY) if spec.files and spec.blob_dir else -1
-        _close_all_except({stdin_r, stdout_w, stderr_w, status_w} | ({blob_fd} if blob_fd >= 0 else set()))
+        _close_all_except({stdin_r, stdout_w, stderr_w, status_w} | ({blob_fd} if blob_fd >= 0 else set())
+                          | ({users.userns_fd} if users else set()))
         # The run's scratch dirs are made here, on the other core, rather than on the engine's event loop.
         for path in (spec.upper, spec.work, spec.merged):
             os.makedirs(path, exist_ok=True)
@@ -269,12 +282,16 @@ def _sandbox(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, statu
         _report(status_w, sandbox_pid=int(os.readlink("/proc/self")))
         _build_root(spec)
         if blob_fd >= 0:
-            _inject_files(spec.files, blob_fd)
+            _inject_files(spec.files, blob_fd, (users.ids.uid_base, users.ids.gid_base) if users else (0, 0))
             os.close(blob_fd)
         os.makedirs(spec.cwd, mode=0o755, exist_ok=True)
+        if users:  # its root from here on; the bounding set is dropped after (setns makes it full again)
+            userns.join(users.userns_fd)
+            os.close(users.userns_fd)
         # The last setup step: from here pid 1 and the command run under Docker's syscall filter. Installed
-        # while still root (as runc does without no-new-privileges: setuid programs keep working); the
-        # limits, capability drop, credential change and posix_spawn that follow are all allowed by it.
+        # while still (the sandbox's) root, as runc does without no-new-privileges: setuid programs keep
+        # working; the limits, capability drop, credential change and posix_spawn that follow are all
+        # allowed by it. setns, which it refuses, is done: the user namespace was joined just above.
         seccomp.apply(seccomp_program())
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing may escape a fork
         try:
@@ -332,6 +349,7 @@ def _build_root(spec: LaunchSpec) -> None:
     sc.sethostname(spec.hostname)
     if not spec.network:
         _loopback_up()
+    userns.allow_low_ports()
     os.chdir(merged)
     # pivot_root(".", ".") stacks the old root on the new one; detaching it leaves no path back to the
     # host tree (a chroot was escaped in the runtime probes; this was not).
@@ -348,18 +366,19 @@ def _loopback_up() -> None:
         fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
-def _inject_files(files: list[InjectedFile], blob_fd: int) -> None:
+def _inject_files(files: list[InjectedFile], blob_fd: int, base: tuple[int, int]) -> None:
     """Copy uploaded blobs in after pivot_root, so a symlink in the image resolves inside the sandbox.
 
     The blob directory is reached only through a descriptor opened before the pivot. A file whose bytes
     and attributes already match is left alone, so re-attaching an unchanged folder changes nothing.
+    Owners are host ids: (uid_base + uid, gid_base + gid) with sandbox users (userns.py), on disk uid, gid.
     """
     for item in files:
         parent = os.path.dirname(item.path)
         os.makedirs(parent, mode=0o755, exist_ok=True)
         source = os.open(item.blob, os.O_RDONLY, dir_fd=blob_fd)
         try:
-            if _same_file(item, source):
+            if _same_file(item, source, base):
                 continue
             try:
                 if os.path.isdir(item.path) and not os.path.islink(item.path):
@@ -372,7 +391,7 @@ def _inject_files(files: list[InjectedFile], blob_fd: int) -> None:
                 offset = 0  # explicit: _same_file may have read the blob through a shared file offset
                 while (sent := os.sendfile(target, source, offset, 1 << 20)) > 0:
                     offset += sent
-                os.fchown(target, item.uid, item.gid)
+                os.fchown(target, base[0] + item.uid, base[1] + item.gid)
                 os.fchmod(target, item.mode)
             finally:
                 os.close(target)
@@ -380,14 +399,15 @@ def _inject_files(files: list[InjectedFile], blob_fd: int) -> None:
             os.close(source)
 
 
-def _same_file(item: InjectedFile, source: int) -> bool:
+def _same_file(item: InjectedFile, source: int, base: tuple[int, int]) -> bool:
     try:
         st = os.lstat(item.path)
     except OSError:
         return False
     src = os.fstat(source)
     if not (stat.S_ISREG(st.st_mode) and st.st_size == src.st_size
-            and stat.S_IMODE(st.st_mode) == item.mode and st.st_uid == item.uid and st.st_gid == item.gid):
+            and stat.S_IMODE(st.st_mode) == item.mode and st.st_uid == base[0] + item.uid
+            and st.st_gid == base[1] + item.gid):
         return False
     with open(item.path, "rb") as current, os.fdopen(os.dup(source), "rb") as blob:
         while True:

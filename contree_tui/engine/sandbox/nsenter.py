@@ -3,8 +3,9 @@
 A fork of the engine joins the sandbox's cgroups and its ipc, uts, net, pid and mount namespaces (setns
 through /proc/<pid 1>/ns), chroots into the sandbox's root (reached through /proc/<pid 1>/root, so it is the
 pivoted root, not the host's), then forks the process, which is thereby inside the sandbox's pid namespace:
-it dies with the instance like everything else in there. Privileges are dropped exactly as for the main
-command. Status travels as JSON lines, as in launch.py.
+it dies with the instance like everything else in there. Last it joins the sandbox's user namespace (as its
+root, userns.py: after it, it could join no other namespace), then privileges are dropped exactly as for the
+main command. Status travels as JSON lines, as in launch.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import resource
 import signal
 
 from contree_tui.engine.sandbox import syscalls as sc
+from contree_tui.engine.sandbox import userns
 from contree_tui.engine.sandbox.launch import (
     EXIT_EXEC_FAILED,
     EXIT_SETUP_FAILED,
@@ -41,6 +43,8 @@ def exec_in_sandbox(sandbox_pid: int, argv: list[str], env: dict[str, str], cwd:
             detach_child({stdin_r, stdout_w, stderr_w, status_w}, cgroup_procs)
             ns_fds = [os.open(f"/proc/{sandbox_pid}/ns/{name}", os.O_RDONLY) for name in NAMESPACES]
             root_fd = os.open(f"/proc/{sandbox_pid}/root", os.O_RDONLY | os.O_DIRECTORY)
+            user_fd = os.open(f"/proc/{sandbox_pid}/ns/user", os.O_RDONLY)
+            own_user = os.stat("/proc/self/ns/user").st_ino  # read now: after the pivot /proc is the sandbox's
             for fd in ns_fds:
                 sc.setns(fd)
                 os.close(fd)
@@ -48,6 +52,9 @@ def exec_in_sandbox(sandbox_pid: int, argv: list[str], env: dict[str, str], cwd:
             os.chroot(".")
             os.close(root_fd)
             os.chdir("/")
+            if os.fstat(user_fd).st_ino != own_user:  # else the engine runs without sandbox users
+                userns.join(user_fd)
+            os.close(user_fd)
             child = os.fork()
             if child == 0:
                 _exec(argv, env, cwd, uid, gid, rlimits, stdin_r, stdout_w, stderr_w, status_w)

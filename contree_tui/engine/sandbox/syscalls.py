@@ -184,6 +184,10 @@ def overlay_mount(lowers: list[str], upper: str | None, work: str | None, target
         # nodev by default: a device node shipped in an image must never reach a host device.
         mfd = _check(_libc.syscall(_SYS_FSMOUNT, fd, 0, attrs), "fsmount")
         try:
+            # Overlay falls back to read-only, and succeeds, when it cannot make its work dir (e.g. fsuid 0
+            # on an idmapped upper that does not map it: EOVERFLOW, only in dmesg). A run must not start so.
+            if upper is not None and not attrs & MOUNT_ATTR_RDONLY and os.fstatvfs(mfd).f_flag & os.ST_RDONLY:
+                raise OSError(30, f"overlay on {target} came up read-only (its work dir {work} could not be made)")
             _check(_libc.syscall(_SYS_MOVE_MOUNT, mfd, b"", AT_FDCWD, target.encode(), MOVE_MOUNT_F_EMPTY_PATH),
                    f"move_mount {target}")
         finally:
