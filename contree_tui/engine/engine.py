@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from contree_tui.engine.admission import Admission, Withdrawn
 from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.exec_process import ExecRun
+from contree_tui.engine.file_store import FileStore
 from contree_tui.engine.grep import GrepQuery
 from contree_tui.engine.inspect import IDLE_SECONDS, open_in_image
 from contree_tui.engine.instance import (
@@ -71,7 +71,6 @@ BUSYBOX_TAG = "busybox:latest"
 SQUASH_AT = 64
 KEEP_ON_TOP = 8  # the newest layers stay separate so siblings keep sharing them
 RUN_IMAGE_CACHE = 1024
-UPLOAD_BATCH = 1 << 20  # bytes an upload gathers before one thread hop writes and hashes them
 MAX_COLLECTED = 256 << 20  # the most an inspect call through this API gathers in memory (HTTP streams)
 
 
@@ -146,6 +145,7 @@ class Engine:
         self.helpers = HelperSet()  # the confined inspect helpers (list, read, archive, grep)
         # Every helper mounts its image here, in a mount namespace of its own: the host sees an empty dir.
         self._inspect_root = f"{state.root}/inspect-root"  # not in runs/: that holds runs' scratch only
+        self.files = FileStore(self.store, self._blobs_dir, config.min_free_bytes)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
@@ -343,54 +343,12 @@ class Engine:
         """Search file contents (the API's GrepResult); the query is validated first (EngineError, 400)."""
         return json.loads(await self._collect(image, "grep", "/", query))
 
-    # -- files --------------------------------------------------------------------------------------
+    # -- files (engine/file_store.py) ---------------------------------------------------------------
     def add_file(self, data: bytes) -> StoredFile:
-        digest = hashlib.sha256(data).hexdigest()
-        blob = self.state.blobs / digest
-        if not blob.exists():
-            tmp = self.state.blobs / f".{digest}.{uuid.uuid4().hex}"
-            tmp.write_bytes(data)
-            os.chmod(tmp, 0o444)
-            os.rename(tmp, blob)
-        return self.store.add_file(str(uuid.uuid4()), digest, len(data))
+        return self.files.add_file(data)
 
     async def add_file_stream(self, chunks: AsyncIterable[bytes]) -> StoredFile:
-        """add_file for a body that arrives in chunks: written to disk 1 MiB at a time (from a thread, with
-        the hash), so memory holds at most one batch; a stream that fails leaves no file behind."""
-        require_free(self._blobs_dir, self.config.min_free_bytes, "upload")
-        tmp = f"{self._blobs_dir}/.upload.{uuid.uuid4().hex}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        digest, size, batch = hashlib.sha256(), 0, bytearray()
-
-        def write(data: bytes) -> None:
-            digest.update(data)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-
-        try:
-            async for chunk in chunks:
-                batch += chunk
-                if len(batch) >= UPLOAD_BATCH:
-                    size += len(batch)
-                    await asyncio.to_thread(write, bytes(batch))
-                    batch.clear()
-                    require_free(self._blobs_dir, self.config.min_free_bytes, "upload")
-            size += len(batch)
-            await asyncio.to_thread(write, bytes(batch))
-            os.fchmod(fd, 0o444)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        os.close(fd)
-        name = digest.hexdigest()
-        blob = f"{self._blobs_dir}/{name}"
-        if os.path.exists(blob):
-            os.unlink(tmp)
-        else:
-            os.rename(tmp, blob)
-        return self.store.add_file(str(uuid.uuid4()), name, size)
+        return await self.files.add_file_stream(chunks)
 
     # -- operations ---------------------------------------------------------------------------------
     async def spawn(self, body: dict[str, Any]) -> Operation:
