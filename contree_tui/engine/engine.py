@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import os
 import shutil
 import time
@@ -25,7 +24,7 @@ from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.exec_process import ExecRun
 from contree_tui.engine.file_store import FileStore
 from contree_tui.engine.grep import GrepQuery
-from contree_tui.engine.inspect import IDLE_SECONDS, open_in_image
+from contree_tui.engine.image_reads import ImageReads
 from contree_tui.engine.instance import (
     InstanceRun,
     Verdict,
@@ -71,7 +70,6 @@ BUSYBOX_TAG = "busybox:latest"
 SQUASH_AT = 64
 KEEP_ON_TOP = 8  # the newest layers stay separate so siblings keep sharing them
 RUN_IMAGE_CACHE = 1024
-MAX_COLLECTED = 256 << 20  # the most an inspect call through this API gathers in memory (HTTP streams)
 
 
 @dataclass(frozen=True)
@@ -145,6 +143,7 @@ class Engine:
         self.helpers = HelperSet()  # the confined inspect helpers (list, read, archive, grep)
         # Every helper mounts its image here, in a mount namespace of its own: the host sees an empty dir.
         self._inspect_root = f"{state.root}/inspect-root"  # not in runs/: that holds runs' scratch only
+        self.reads = ImageReads(self.helpers, self.lowers_for, self._inspect_root)
         self.files = FileStore(self.store, self._blobs_dir, config.min_free_bytes)
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -315,33 +314,23 @@ class Engine:
         await asyncio.to_thread(layerfs.build_busybox_rootfs, busybox, str(scratch))
         return await self._commit_root_layer(scratch, layer, BUSYBOX_TAG)
 
-    # -- inspect (confined helpers, see engine/inspect.py and sandbox/helper.py) ------------------------
+    # -- inspect (engine/image_reads.py: confined helpers) --------------------------------------------
     async def open_in_image(self, image: Image, operation: str, path: str,
                             query: GrepQuery | None = None) -> tuple[dict[str, Any], HelperProcess]:
-        """Start a confined `operation` (list, list-text, read, archive, grep) on `path`; its header and the
-        helper, whose payload is read with `helper.chunks(IDLE_SECONDS)` (or dropped with close())."""
-        if operation == "grep":
-            assert query is not None
-            query = query.validate()
-            path = query.paths[0]
-        return await open_in_image(self.helpers, self.lowers_for(image), self._inspect_root, operation, path, query)
-
-    async def _collect(self, image: Image, operation: str, path: str, query: GrepQuery | None = None) -> bytes:
-        _, helper = await self.open_in_image(image, operation, path, query)
-        return await helper.read_all(MAX_COLLECTED, IDLE_SECONDS)
+        return await self.reads.open_in_image(image, operation, path, query)
 
     async def list_directory(self, image: Image, path: str) -> dict[str, Any]:
-        return json.loads(await self._collect(image, "list", path))
+        return await self.reads.list_directory(image, path)
 
     async def read_file(self, image: Image, path: str) -> bytes:
-        return await self._collect(image, "read", path)
+        return await self.reads.read_file(image, path)
 
     async def archive(self, image: Image, path: str) -> bytes:
-        return await self._collect(image, "archive", path)
+        return await self.reads.archive(image, path)
 
     async def grep(self, image: Image, query: GrepQuery) -> dict[str, Any]:
         """Search file contents (the API's GrepResult); the query is validated first (EngineError, 400)."""
-        return json.loads(await self._collect(image, "grep", "/", query))
+        return await self.reads.grep(image, query)
 
     # -- files (engine/file_store.py) ---------------------------------------------------------------
     def add_file(self, data: bytes) -> StoredFile:
