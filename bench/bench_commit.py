@@ -47,17 +47,18 @@ CASES: list[tuple[str, str, int, int]] = [
 
 
 class CommitTimer:
-    """Wraps one engine's `_commit` (and the layer functions it calls) to time each commit and its parts."""
+    """Wraps one engine's commit (RunCommit.commit, and the layer functions it calls) to time each commit and
+    its parts."""
 
     def __init__(self, bench: BenchEngine) -> None:
-        self.engine = bench.engine
+        self.committer = bench.engine.instances.commits
         self.commits: list[float] = []
         self.scans: list[float] = []
         self.fsyncs: list[float] = []
         self._saved: list[tuple[Any, str, Any]] = []
 
     def __enter__(self) -> CommitTimer:
-        original_commit = self.engine._commit
+        original_commit = self.committer.commit
 
         async def commit(*args: Any) -> Any:
             started = time.perf_counter()
@@ -66,7 +67,7 @@ class CommitTimer:
             finally:
                 self.commits.append(time.perf_counter() - started)
 
-        self._patch(self.engine, "_commit", commit)
+        self._patch(self.committer, "commit", commit)
         self._patch(layerfs, "scan_upper", self._timing(layerfs.scan_upper, self.scans))
         self._patch(layerfs, "fsync_dir", self._timing(layerfs.fsync_dir, self.fsyncs))
         return self
@@ -74,8 +75,8 @@ class CommitTimer:
     def __exit__(self, *exc: object) -> None:
         for owner, name, value in reversed(self._saved):
             setattr(owner, name, value)
-        if "_commit" in vars(self.engine):
-            del self.engine._commit
+        if "commit" in vars(self.committer):
+            del self.committer.commit
 
     def _patch(self, owner: Any, name: str, value: Any) -> None:
         self._saved.append((owner, name, getattr(owner, name)))

@@ -39,7 +39,7 @@ async def test_pid_1_is_the_keeper_the_engine_chose(kept: tuple[Engine, str]) ->
     engine, image = kept
     op = await engine.spawn({"image": image, "command": "sleep 30", "shell": True, "disposable": True})
     for _ in range(200):
-        run = engine._runs.get(op.uuid)
+        run = engine.instance_run(op.uuid)
         if run is not None and run.command_pid:
             break
         await asyncio.sleep(0.02)

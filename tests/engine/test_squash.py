@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from contree_tui.engine.engine import KEEP_ON_TOP, Engine, EngineConfig
+from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.models import OperationStatus
+from contree_tui.engine.run_commit import KEEP_ON_TOP
 from tests.engine.helpers import sh, stdout
 
 OpenEngine = Callable[..., Awaitable[Engine]]

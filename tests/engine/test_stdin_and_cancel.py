@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from contree_tui.engine.engine import Engine
@@ -16,9 +15,7 @@ def _open_fds() -> int:
 
 async def _swept(engine: Engine) -> None:
     """Until the background removal of finished runs' scratch dirs is done: its rmtree holds dir fds."""
-    while engine._sweep is not None:
-        await engine._sweep
-        await asyncio.sleep(0)  # its done-callback clears (or replaces) engine._sweep
+    await engine.instances.trash.emptied()
 
 
 async def test_stdin_is_recorded_as_events(engine: Engine, busybox: Image) -> None:
