@@ -53,7 +53,7 @@ from contree_tui.engine.models import (
     SpawnRequest,
     StoredFile,
 )
-from contree_tui.engine.rootfs_import import layer_from_tarball
+from contree_tui.engine.rootfs_import import DEFAULT_IMPORT_TIMEOUT, import_helpers, layer_from_tarball
 from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
@@ -84,6 +84,9 @@ class EngineConfig:
     # The largest resources_limits.max_layer_bytes a request may ask for (the spec's default, 12 GiB).
     max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES
     max_upload_bytes: int = 4 << 30  # one POST /v1/files body (streamed to disk)
+    # A rootfs tarball's extraction (a confined helper, rootfs_import.py) is killed after this many seconds;
+    # its files together, and each one, may hold at most max_layer_bytes.
+    import_timeout: float = DEFAULT_IMPORT_TIMEOUT
     # Below this much free space on the state dir's filesystem, spawns and uploads are refused (507) and
     # running sandboxes that write are stopped: sqlite needs room for the events and status rows.
     min_free_bytes: int = 1 << 30
@@ -140,6 +143,7 @@ class Engine:
         self.network_available = pasta_binary() is not None
         self._network_layer = f"{state.root}/network"  # /etc/resolv.conf for networked runs
         self.helpers = HelperSet()  # the confined inspect helpers (list, read, archive, grep)
+        self.importers = import_helpers()  # the confined helpers that extract rootfs tarballs
         # Every helper mounts its image here, in a mount namespace of its own: the host sees an empty dir.
         self._inspect_root = f"{state.root}/inspect-root"  # not in runs/: that holds runs' scratch only
 
@@ -184,6 +188,7 @@ class Engine:
         await self.stop_runs()
         await self.layer_watch.close()
         await self.helpers.close()
+        await self.importers.close()
         self.keepers.close()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -262,7 +267,9 @@ class Engine:
         if source.is_dir():
             await asyncio.to_thread(layerfs.layer_from_directory, str(source), str(scratch))
         elif source.is_file():
-            await layer_from_tarball(source, scratch)
+            require_free(self._layers_dir, self.config.min_free_bytes, "import")
+            await layer_from_tarball(self.importers, source, scratch, max_bytes=self.config.max_layer_bytes,
+                                     timeout=self.config.import_timeout)
         else:
             raise EngineError(f"{source}: no such rootfs directory or tarball", status=404)
         return await self._commit_root_layer(scratch, layer, tag)
