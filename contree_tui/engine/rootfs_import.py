@@ -127,24 +127,18 @@ class _NumericOwners(tarfile.TarFile):
 
 
 def _extract(out: HelperOutput, max_bytes: int) -> None:  # pragma: no cover - runs in the helper
-    """In the helper, whose root is the new layer: extract the tarball on INPUT_FD into `/`."""
+    """In the helper, whose root is the new layer: extract the tarball on INPUT_FD into `/`, in one pass
+    (extractall over the archive as it is read; a getmembers() first would decompress a .tar.gz twice)."""
     source = os.fdopen(INPUT_FD, "rb")
     try:
         archive = _NumericOwners.open(fileobj=source, mode="r:*")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise Unprocessable(f"not a readable tar archive ({exc})") from None
+    admit = _Admission(max_bytes)
     try:
-        # Headers first, counting as they come: a bomb's first header already says 2 GiB, so it is refused
-        # before a byte is written (or the 2 GiB decompressed just to skip it, ~15 s of a core here).
-        total = 0
-        for member in archive:
-            total += member.size if member.isreg() else 0
-            if total > max_bytes:
-                raise Unprocessable(f"its files hold more than the {_mib(max_bytes)} a layer may hold")
-        members = archive.getmembers()  # loaded by the loop above: not read again
-        skipped = _devices_and_their_links(members)
-        archive.extractall("/", numeric_owner=True,
-                           filter=lambda member, _path: None if id(member) in skipped else member)
+        archive.extractall("/", numeric_owner=True, filter=admit)
+    except _TooLarge:
+        raise Unprocessable(f"its files hold more than the {_mib(max_bytes)} a layer may hold") from None
     except MemoryError:
         raise Unprocessable(f"too many entries for the import's {_mib(IMPORT_MEMORY)} of memory") from None
     except OSError as exc:
@@ -153,28 +147,49 @@ def _extract(out: HelperOutput, max_bytes: int) -> None:  # pragma: no cover - r
         raise Unprocessable(f"extraction failed: {exc}") from None
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise Unprocessable(f"not a readable tar archive ({exc})") from None
-    out.header(entries=len(members) - len(skipped), bytes=total)
+    out.header(entries=admit.entries, bytes=admit.total)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Admission:
+    """extractall's filter, called member by member in archive order, before each is written.
+
+    Sizes: the running total of regular files' sizes may not pass max_bytes. A bomb's first header already
+    says 2 GiB, so it is refused before a byte is written or decompressed past that header; a tarball that
+    only gets there later is refused there, its partial layer removed by the engine.
+
+    Device nodes are left out, and hard links whose target is one of them: a hard link to a member that was
+    not extracted makes tarfile extract that target member again, through no filter (TarFile.makelink →
+    _find_link_target: the last member of that name before the link), so such links are dropped with their
+    device, transitively.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.total = self.entries = 0
+        self._skipped: set[int] = set()  # ids of members left out (tarfile keeps every member alive)
+        self._latest: dict[str, tarfile.TarInfo] = {}
+
+    def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
+        if member.isreg():
+            self.total += member.size
+            if self.total > self.max_bytes:
+                raise _TooLarge
+        if member.ischr() or member.isblk():
+            self._skipped.add(id(member))
+        elif member.islnk():
+            target = self._latest.get(os.path.normpath(member.linkname))
+            if target is not None and id(target) in self._skipped:
+                self._skipped.add(id(member))
+        self._latest[os.path.normpath(member.name)] = member
+        if id(member) in self._skipped:
+            return None
+        self.entries += 1
+        return member
 
 
 def _mib(size: int) -> str:
     return f"{size / (1 << 20):g} MiB"
-
-
-def _devices_and_their_links(members: list[tarfile.TarInfo]) -> set[int]:
-    """ids of the members to leave out: device nodes, and hard links whose target is one of them.
-
-    A hard link to a member that was not extracted makes tarfile extract that target member again, through
-    no filter (TarFile.makelink → _find_link_target: the last member of that name before the link), so
-    such links are dropped with their device, transitively.
-    """
-    skipped: set[int] = set()
-    latest: dict[str, tarfile.TarInfo] = {}
-    for member in members:
-        if member.ischr() or member.isblk():
-            skipped.add(id(member))
-        elif member.islnk():
-            target = latest.get(os.path.normpath(member.linkname))
-            if target is not None and id(target) in skipped:
-                skipped.add(id(member))
-        latest[os.path.normpath(member.name)] = member
-    return skipped
