@@ -35,6 +35,7 @@ import lzma  # noqa: F401
 import math
 import os
 import shutil
+import signal
 import stat
 import tarfile
 import zlib  # noqa: F401
@@ -97,10 +98,13 @@ async def layer_from_tarball(helpers: HelperSet, tarball: Path, out: Path, *, ma
         except HelperTimeout:
             raise HelperTimeout(f"{tarball}: the import did not finish within {timeout:g} s and was stopped "
                                 "(a very large or slow tarball? the engine's import timeout)") from None
-        except EngineError as exc:
+        except HelperFailed:  # it died without a word: a signal (SIGXCPU at its CPU limit, SIGKILL) or a crash
+            raise HelperFailed(f"{tarball}: the import helper ended without an answer "
+                               f"({_exit_reason(await helper.exit_code())})") from None
+        except EngineError as exc:  # its own answer: why the tarball was refused
             raise type(exc)(f"{tarball}: {exc}", exc.status) from None
-        if await helper.exit_code() != 0:
-            raise HelperFailed(f"{tarball}: the import helper ended abnormally")
+        if (code := await helper.exit_code()) != 0:
+            raise HelperFailed(f"{tarball}: the import helper ended abnormally ({_exit_reason(code)})")
     except BaseException:
         helper.close()
         await helper.exit_code()  # dead before its partial tree goes: no write lands after the removal
@@ -108,6 +112,15 @@ async def layer_from_tarball(helpers: HelperSet, tarball: Path, out: Path, *, ma
         raise
     finally:
         helper.close()
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
 
 
 # -- the helper's side ----------------------------------------------------------------------------------

@@ -255,3 +255,33 @@ async def test_the_extraction_helper_holds_only_what_extraction_needs(engine: En
     # what it wrote is in the layer on the host, owned as it chose
     assert (layer / "owned").stat().st_uid == 123 and (layer / "fifo").is_fifo()
     assert (layer / "big").stat().st_size <= file_bytes and not (layer / "null").exists()
+
+
+@pytest.mark.parametrize("compression", ["", "gz", "bz2", "xz"])
+async def test_what_a_rootfs_needs_survives_the_confinement(engine: Engine, tmp_path: Path,
+                                                            compression: str) -> None:
+    """Each decompressor (imported before the helper refuses imports), numeric owners (no name looked up),
+    a setgid file of a group the helper is not in (FSETID), a 0555 directory filled after it is made
+    (DAC_OVERRIDE), a hard link to a root-owned file (FOWNER under fs.protected_hardlinks)."""
+    path = tmp_path / f"rootfs.tar{'.' + compression if compression else ''}"
+    tool, tool_data = _file("usr/bin/tool", b"#!/bin/sh\n", 0o2755)
+    tool.uid, tool.gid, tool.uname, tool.gname = 0, 42, "nobody-here", "no-such-group"
+    locked = tarfile.TarInfo("locked")
+    locked.type, locked.mode = tarfile.DIRTYPE, 0o555
+    inside, inside_data = _file("locked/file", b"in a 0555 dir\n", 0o600)
+    inside.uid = inside.gid = 1000
+    with tarfile.open(path, f"w:{compression}") as archive:
+        archive.addfile(tool, tool_data)
+        archive.addfile(locked)
+        archive.addfile(inside, inside_data)
+        link = _link("usr/bin/tool-link", "usr/bin/tool", tarfile.LNKTYPE)[0]
+        link.uid, link.gid, link.mode = tool.uid, tool.gid, tool.mode  # as tar writes a link's header
+        archive.addfile(link)
+    image = await engine.import_rootfs(path)
+    layer = Path(engine.layer_path(image.layers[0]))
+    st = (layer / "usr/bin/tool").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 42, 0o2755)
+    assert st.st_nlink == 2 and (layer / "usr/bin/tool-link").stat().st_ino == st.st_ino
+    assert stat.S_IMODE((layer / "locked").stat().st_mode) == 0o555
+    st = (layer / "locked/file").stat()
+    assert (st.st_uid, st.st_gid, (layer / "locked/file").read_bytes()) == (1000, 1000, b"in a 0555 dir\n")
