@@ -160,6 +160,10 @@ def _extract(out: HelperOutput, max_bytes: int) -> None:  # pragma: no cover - r
         raise Unprocessable(f"extraction failed: {exc}") from None
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise Unprocessable(f"not a readable tar archive ({exc})") from None
+    except KeyError:  # tarfile's fallback for a hard link whose target does not exist: look it up in the archive
+        raise Unprocessable("a hard link points outside the archive (or at a member not in it)") from None
+    except Exception as exc:  # noqa: BLE001 - whatever else a hostile tarball provokes in tarfile: its answer
+        raise Unprocessable(f"extraction failed: {type(exc).__name__}: {exc}") from None
     out.header(entries=admit.entries, bytes=admit.total)
 
 
