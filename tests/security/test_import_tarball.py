@@ -211,6 +211,9 @@ def probe(out: HelperOutput, file_bytes: int) -> None:  # pragma: no cover - run
         "mount_flags": {"nosuid": bool(flags & os.ST_NOSUID), "nodev": bool(flags & os.ST_NODEV),
                         "noexec": bool(flags & os.ST_NOEXEC), "rdonly": bool(flags & os.ST_RDONLY)},
         "write_past_fsize": attempt(write_past_limit),
+        "input_fchmod": attempt(lambda: os.fchmod(INPUT_FD, 0o777)),
+        "input_fchown": attempt(lambda: os.fchown(INPUT_FD, 0, 0)),
+        "input_write": attempt(lambda: os.write(INPUT_FD, b"x")),
         "chown": attempt(lambda: (open("/owned", "w").close(), os.chown("/owned", 123, 456))),
         "mknod_char": attempt(lambda: os.mknod("/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))),
         "mkfifo": attempt(lambda: os.mkfifo("/fifo")),
@@ -228,6 +231,7 @@ async def test_the_extraction_helper_holds_only_what_extraction_needs(engine: En
     layer.mkdir()
     source = tmp_path / "input"
     source.write_bytes(b"the tarball's bytes")
+    source.chmod(0o644)
     file_bytes = 1 << 20
     fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -248,6 +252,10 @@ async def test_the_extraction_helper_holds_only_what_extraction_needs(engine: En
     assert set(report["fd_kinds"]) == {"0", "1", "2", "3", "4"}  # JSON keys: stdio, the pipe, the input
     assert report["mount_flags"] == {"nosuid": True, "nodev": True, "noexec": True, "rdonly": False}
     assert report["write_past_fsize"] == "refused: EFBIG"
+    # the tarball's fd is on a read-only mount of its own: CAP_FOWNER/CAP_CHOWN cannot change the host file
+    assert report["input_fchmod"] == report["input_fchown"] == "refused: EROFS"
+    assert report["input_write"].startswith("refused")
+    assert stat.S_IMODE(source.stat().st_mode) == 0o644 and source.stat().st_uid == 0
     assert report["chown"] == "allowed" and report["mkfifo"] == "allowed"
     for door in ("mknod_char", "chroot", "fork", "setuid_0"):
         assert report[door].startswith("refused"), (door, report[door])

@@ -43,6 +43,7 @@ from contree_tui.engine.sandbox import seccomp
 from contree_tui.engine.sandbox import syscalls as sc
 from contree_tui.engine.sandbox.credentials import CAP_DAC_READ_SEARCH, become_unprivileged
 from contree_tui.engine.sandbox.launch import seccomp_program
+from contree_tui.engine.sandbox.read_only_fd import reopen_read_only
 
 # An id no host account or subordinate range uses (systemd leaves 0x70000000-0x7FFDFFFF unassigned), so
 # a helper owns no host file and shares a uid with no host process.
@@ -195,7 +196,9 @@ def _settle_fds(write_fd: int, input_fd: int | None = None) -> int:
     pipe nobody reads (non-blocking, so a stray write fails instead of hanging): not /dev/null, whose
     devtmpfs would let CAP_DAC_READ_SEARCH open any device node of the host through open_by_handle_at."""
     high = fcntl.fcntl(write_fd, fcntl.F_DUPFD, 100)  # away from 0-2, which the engine may have closed
-    high_input = fcntl.fcntl(input_fd, fcntl.F_DUPFD, 100) if input_fd is not None else None
+    # The input through a read-only mount of its own: an extracting helper holds CAP_FOWNER and CAP_CHOWN,
+    # which would otherwise let it fchmod/fchown the host file behind an fd opened read-only.
+    high_input = fcntl.fcntl(reopen_read_only(input_fd), fcntl.F_DUPFD, 100) if input_fd is not None else None
     null_r, null_w = os.pipe()
     os.set_blocking(null_w, False)
     os.dup2(null_r, 0)
