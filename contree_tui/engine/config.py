@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from contree_tui.engine.models import DEFAULT_MAX_LAYER_BYTES
+from contree_tui.engine.rootfs_import import DEFAULT_IMPORT_TIMEOUT
 from contree_tui.engine.sandbox.limits import Limits
 from contree_tui.engine.sandbox.userns import SandboxIds
 
@@ -24,6 +25,9 @@ class EngineConfig:
     # The largest resources_limits.max_layer_bytes a request may ask for (the spec's default, 12 GiB).
     max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES
     max_upload_bytes: int = 4 << 30  # one POST /v1/files body (streamed to disk)
+    # A rootfs tarball's extraction (a confined helper, rootfs_import.py) is killed after this many seconds;
+    # its files together, and each one, may hold at most max_layer_bytes.
+    import_timeout: float = DEFAULT_IMPORT_TIMEOUT
     # Below this much free space on the state dir's filesystem, spawns and uploads are refused (507) and
     # running sandboxes that write are stopped: sqlite needs room for the events and status rows.
     min_free_bytes: int = 1 << 30

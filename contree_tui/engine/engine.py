@@ -19,6 +19,7 @@ from typing import Any
 from contree_tui.engine import layers as layerfs
 from contree_tui.engine.admission import Admission
 from contree_tui.engine.config import EngineConfig
+from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.file_store import FileStore
 from contree_tui.engine.grep import GrepQuery
@@ -26,7 +27,7 @@ from contree_tui.engine.image_reads import ImageReads
 from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.layer_cap import unmount_leftovers
 from contree_tui.engine.models import EngineError, Event, Image, NotFound, Operation, OperationStatus, StoredFile
-from contree_tui.engine.rootfs_import import layer_from_tarball
+from contree_tui.engine.rootfs_import import import_helpers, layer_from_tarball
 from contree_tui.engine.runs import InstanceRuns
 from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
@@ -61,6 +62,7 @@ class Engine:
         self._scaffold, self._blobs_dir = str(state.scaffold), str(state.blobs)
         self._run_images: dict[str, Image] = {}  # by UUID, oldest first (see _image_to_run)
         self.helpers = HelperSet()  # the confined inspect helpers (list, read, archive, grep)
+        self.importers = import_helpers()  # the confined helpers that extract rootfs tarballs
         # Every helper mounts its image here, in a mount namespace of its own: the host sees an empty dir.
         self._inspect_root = f"{state.root}/inspect-root"  # not in runs/: that holds runs' scratch only
         self.reads = ImageReads(self.helpers, self.lowers_for, self._inspect_root)
@@ -126,6 +128,7 @@ class Engine:
         await self.stop_runs()
         await self.instances.layer_watch.close()
         await self.helpers.close()
+        await self.importers.close()
         self.keepers.close()
         await self.instances.drain()
         if self.users is not None:  # after the runs' tmpfs uppers are unmounted (under its bind)
@@ -210,7 +213,9 @@ class Engine:
         if source.is_dir():
             await asyncio.to_thread(layerfs.layer_from_directory, str(source), str(scratch))
         elif source.is_file():
-            await layer_from_tarball(source, scratch)
+            require_free(self._layers_dir, self.config.min_free_bytes, "import")
+            await layer_from_tarball(self.importers, source, scratch, max_bytes=self.config.max_layer_bytes,
+                                     timeout=self.config.import_timeout)
         else:
             raise EngineError(f"{source}: no such rootfs directory or tarball", status=404)
         return await self._commit_root_layer(scratch, layer, tag)

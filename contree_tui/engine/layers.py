@@ -169,9 +169,22 @@ def _device_nodes(directory: str, names: list[str]) -> set[str]:
     return skipped
 
 
+def _copy_no_follow(src: str, dst: str) -> None:
+    shutil.copy2(src, dst, follow_symlinks=False)
+
+
 def layer_from_directory(source: str, out: str) -> None:
-    """Copy a rootfs directory into a new layer, keeping owners, modes, links and xattrs; not device nodes."""
-    shutil.copytree(source, out, symlinks=True, copy_function=shutil.copy2, ignore=_device_nodes)
+    """Copy a rootfs directory into a new layer, keeping owners, modes, links and xattrs; not device nodes.
+
+    Unlike a tarball (rootfs_import.py) this runs in the engine, as root: the directory is a host path the
+    user running the engine (root) chose, so its files are already that user's, and the copy only reads,
+    lstats and writes them: nothing is parsed (no tar headers, no compression, no names looked up), loaded
+    or executed. What a confined helper would add is a wall against a directory that someone else can
+    change while it is copied: a file swapped for a symlink is copied as the symlink (follow_symlinks=False
+    below), but a swapped parent directory is still followed. So: import only directories no other user can
+    write (an image pulled from a registry goes through the tarball path).
+    """
+    shutil.copytree(source, out, symlinks=True, copy_function=_copy_no_follow, ignore=_device_nodes)
     for dirpath, dirnames, filenames in os.walk(source):
         for name in [".", *dirnames, *filenames]:
             src = os.path.normpath(os.path.join(dirpath, name))

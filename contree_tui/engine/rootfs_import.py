@@ -1,9 +1,18 @@
-"""Creating a root layer from a local rootfs tarball.
+"""Creating a root layer from a local rootfs tarball, extracted by a confined helper.
+
+A tarball is image content, so hostile: its names, links, sizes and compressed stream are parsed by a
+process holding no host privilege (sandbox/helper.py, start_writable): pid 1 of its own pid namespace, in
+its own mount, ipc, uts and network namespaces, whose root is the new layer directory bind-mounted nosuid,
+nodev, noexec (pivot_root + detach: no host path exists for it), reading the tarball from an fd the engine
+opened. It runs as HELPER_UID with EXTRACT_CAPABILITIES only, no_new_privs, the sandboxes' seccomp filter,
+RLIMIT_FSIZE at the engine's max layer bytes, no forks, and Python imports refused. The engine waits for it
+on the event loop (a pipe and a pidfd), kills it at the import deadline, and removes the partial layer
+on any failure: nothing is committed.
 
 A rootfs has absolute symlinks (/bin/sh -> /bin/busybox), so tarfile's safe filters refuse it, while the
-fully trusted mode would follow a symlink planted by an earlier member out of the destination. The
-extraction therefore runs in a forked helper chrooted into the new layer: every path and link resolves
-inside it.
+fully trusted mode follows links planted by earlier members. Inside the helper both are harmless: `/`,
+`..` and every link resolve inside the layer. (Before, the engine forked a child that chrooted into the
+layer as full root: a chroot is no wall for root, sandbox-runtime.md §1.2, and tarfile parsed as root.)
 
 Device nodes (character and block) are not extracted: a node from an image would be a real device on the
 host, in the state dir, openable by anyone its mode lets in (a tarball's `dev/sda` at 0666 is the disk). Sandboxes
@@ -19,60 +28,185 @@ mounted inside sandboxes, never executed from on the host.
 from __future__ import annotations
 
 import asyncio
+import bz2  # noqa: F401 - tarfile imports its decompressors lazily; a helper refuses imports, so load them here
+import errno
+import gzip  # noqa: F401
+import lzma  # noqa: F401
+import math
 import os
 import shutil
+import signal
+import stat
 import tarfile
+import zlib  # noqa: F401
 from pathlib import Path
 
-from contree_tui.engine.models import EngineError
+from contree_tui.engine.models import EngineError, Unprocessable
+from contree_tui.engine.sandbox.credentials import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID
+from contree_tui.engine.sandbox.helper import (
+    INPUT_FD,
+    HelperFailed,
+    HelperLimits,
+    HelperOutput,
+    HelperSet,
+    HelperTimeout,
+)
+
+# What extracting a rootfs as an unprivileged uid needs, and nothing more:
+#   CHOWN        give each file its numeric owner from the tarball (root's files, daemons' files)
+#   DAC_OVERRIDE create entries in directories the tarball already made 0555 or owned by another uid
+#   FOWNER       chmod and utime files that are no longer ours once chowned; hard links to them
+#                (fs.protected_hardlinks)
+#   FSETID       keep a setgid bit on a file whose group the helper is not in (chmod would clear it)
+# Not MKNOD (devices are skipped; FIFOs need no capability), not DAC_READ_SEARCH (no open_by_handle_at:
+# the seccomp filter refuses it too), not SETUID/SETGID, SYS_ADMIN or any other.
+EXTRACT_CAPABILITIES = frozenset({CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID})
+MAX_IMPORTS = 2  # at once: each takes a CPU and up to IMPORT_MEMORY
+IMPORT_MEMORY = 1 << 30  # tarfile keeps every member's header: ~1 KiB each, so a million entries fit
+DEFAULT_IMPORT_TIMEOUT = 600.0
 
 
-async def layer_from_tarball(tarball: Path, out: Path) -> None:
+def import_helpers() -> HelperSet:
+    """The engine's extraction helpers: a third import waits (up to a minute) for one of two to end."""
+    return HelperSet(max_live=MAX_IMPORTS, slot_wait=60.0, what="rootfs imports")
+
+
+async def layer_from_tarball(helpers: HelperSet, tarball: Path, out: Path, *, max_bytes: int,
+                             timeout: float = DEFAULT_IMPORT_TIMEOUT) -> None:
+    """Extract `tarball` into the new directory `out`; on any failure `out` is gone and EngineError raised."""
     try:
-        archive = tarfile.open(tarball)  # noqa: SIM115 - handed to the forked child, closed below
-    except (OSError, tarfile.TarError) as exc:
-        raise EngineError(f"{tarball}: not a readable tar archive ({exc})") from None
-    out.mkdir(mode=0o755)
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - forked child
-        code = 0
+        fd = os.open(tarball, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise EngineError(f"{tarball}: cannot open ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device at the path would block the helper
+            raise EngineError(f"{tarball}: not a regular file")
+        out.mkdir(mode=0o755)
+        limits = HelperLimits(cpu_seconds=math.ceil(timeout) + 1, memory_bytes=IMPORT_MEMORY, open_files=64,
+                              lifetime=timeout, file_bytes=max_bytes)
         try:
-            os.close(read_fd)
-            os.chroot(out)
-            os.chdir("/")
-            skipped = _devices_and_their_links(archive.getmembers())
-            archive.extractall("/", numeric_owner=True,
-                               filter=lambda member, _path: None if id(member) in skipped else member)
-        except BaseException as exc:  # noqa: BLE001
-            os.write(write_fd, str(exc).encode()[:4000])
-            code = 1
-        os._exit(code)
-    archive.close()
-    os.close(write_fd)
-    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
-    with os.fdopen(read_fd, "rb") as fh:
-        message = fh.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        shutil.rmtree(out, ignore_errors=True)
-        raise EngineError(f"{tarball}: extraction failed: {message or 'helper died'}")
+            helper = await helpers.start_writable(str(out), lambda result: _extract(result, max_bytes), limits,
+                                                  capabilities=EXTRACT_CAPABILITIES, input_fd=fd)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
+    finally:
+        os.close(fd)
+    try:
+        try:
+            await helper.header(timeout + 5)  # the helper's own lifetime (timeout) ends it first
+        except HelperTimeout:
+            raise HelperTimeout(f"{tarball}: the import did not finish within {timeout:g} s and was stopped "
+                                "(a very large or slow tarball? the engine's import timeout)") from None
+        except HelperFailed:  # it died without a word: a signal (SIGXCPU at its CPU limit, SIGKILL) or a crash
+            raise HelperFailed(f"{tarball}: the import helper ended without an answer "
+                               f"({_exit_reason(await helper.exit_code())})") from None
+        except EngineError as exc:  # its own answer: why the tarball was refused
+            raise type(exc)(f"{tarball}: {exc}", exc.status) from None
+        if (code := await helper.exit_code()) != 0:
+            raise HelperFailed(f"{tarball}: the import helper ended abnormally ({_exit_reason(code)})")
+    except BaseException:
+        helper.close()
+        await helper.exit_code()  # dead before its partial tree goes: no write lands after the removal
+        await asyncio.to_thread(shutil.rmtree, out, True)
+        raise
+    finally:
+        helper.close()
 
 
-def _devices_and_their_links(members: list[tarfile.TarInfo]) -> set[int]:
-    """ids of the members to leave out: device nodes, and hard links whose target is one of them.
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
 
-    A hard link to a member that was not extracted makes tarfile extract that target member again, through
-    no filter (TarFile.makelink → _find_link_target: the last member of that name before the link), so
-    such links are dropped with their device, transitively.
+
+# -- the helper's side ----------------------------------------------------------------------------------
+
+class _NumericOwners(tarfile.TarFile):
+    """tarfile chowns only when euid is 0 and may look names up (NSS); the helper is neither root nor may
+    it read the image's /etc: owners are the tarball's numbers, always."""
+
+    def chown(self, tarinfo: tarfile.TarInfo, targetpath: str, numeric_owner: bool) -> None:
+        try:
+            if tarinfo.issym():
+                os.lchown(targetpath, tarinfo.uid, tarinfo.gid)
+            else:
+                os.chown(targetpath, tarinfo.uid, tarinfo.gid)
+        except OSError as exc:
+            raise tarfile.ExtractError("could not change owner") from exc
+
+
+def _extract(out: HelperOutput, max_bytes: int) -> None:  # pragma: no cover - runs in the helper
+    """In the helper, whose root is the new layer: extract the tarball on INPUT_FD into `/`, in one pass
+    (extractall over the archive as it is read; a getmembers() first would decompress a .tar.gz twice)."""
+    source = os.fdopen(INPUT_FD, "rb")
+    try:
+        archive = _NumericOwners.open(fileobj=source, mode="r:*")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise Unprocessable(f"not a readable tar archive ({exc})") from None
+    admit = _Admission(max_bytes)
+    try:
+        archive.extractall("/", numeric_owner=True, filter=admit)
+    except _TooLarge:
+        raise Unprocessable(f"its files hold more than the {_mib(max_bytes)} a layer may hold") from None
+    except MemoryError:
+        raise Unprocessable(f"too many entries for the import's {_mib(IMPORT_MEMORY)} of memory") from None
+    except OSError as exc:
+        if exc.errno == errno.EFBIG:  # RLIMIT_FSIZE (Python ignores SIGXFSZ, so the write fails instead)
+            raise Unprocessable(f"a file is larger than the {_mib(max_bytes)} a layer may hold") from None
+        raise Unprocessable(f"extraction failed: {exc}") from None
+    except (tarfile.TarError, EOFError, ValueError) as exc:
+        raise Unprocessable(f"not a readable tar archive ({exc})") from None
+    except KeyError:  # tarfile's fallback for a hard link whose target does not exist: look it up in the archive
+        raise Unprocessable("a hard link points outside the archive (or at a member not in it)") from None
+    except Exception as exc:  # noqa: BLE001 - whatever else a hostile tarball provokes in tarfile: its answer
+        raise Unprocessable(f"extraction failed: {type(exc).__name__}: {exc}") from None
+    out.header(entries=admit.entries, bytes=admit.total)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Admission:
+    """extractall's filter, called member by member in archive order, before each is written.
+
+    Sizes: the running total of regular files' sizes may not pass max_bytes. A bomb's first header already
+    says 2 GiB, so it is refused before a byte is written or decompressed past that header; a tarball that
+    only gets there later is refused there, its partial layer removed by the engine.
+
+    Device nodes are left out, and hard links whose target is one of them: a hard link to a member that was
+    not extracted makes tarfile extract that target member again, through no filter (TarFile.makelink →
+    _find_link_target: the last member of that name before the link), so such links are dropped with their
+    device, transitively.
     """
-    skipped: set[int] = set()
-    latest: dict[str, tarfile.TarInfo] = {}
-    for member in members:
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.total = self.entries = 0
+        self._skipped: set[int] = set()  # ids of members left out (tarfile keeps every member alive)
+        self._latest: dict[str, tarfile.TarInfo] = {}
+
+    def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
+        if member.isreg():
+            self.total += member.size
+            if self.total > self.max_bytes:
+                raise _TooLarge
         if member.ischr() or member.isblk():
-            skipped.add(id(member))
+            self._skipped.add(id(member))
         elif member.islnk():
-            target = latest.get(os.path.normpath(member.linkname))
-            if target is not None and id(target) in skipped:
-                skipped.add(id(member))
-        latest[os.path.normpath(member.name)] = member
-    return skipped
+            target = self._latest.get(os.path.normpath(member.linkname))
+            if target is not None and id(target) in self._skipped:
+                self._skipped.add(id(member))
+        self._latest[os.path.normpath(member.name)] = member
+        if id(member) in self._skipped:
+            return None
+        self.entries += 1
+        return member
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):g} MiB"

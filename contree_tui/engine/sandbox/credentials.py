@@ -11,7 +11,11 @@ from contree_tui.engine.sandbox.syscalls import prctl
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
+CAP_CHOWN = 0
+CAP_DAC_OVERRIDE = 1
 CAP_DAC_READ_SEARCH = 2
+CAP_FOWNER = 3
+CAP_FSETID = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23

@@ -16,6 +16,11 @@ the image run anyway it runs as an unprivileged uid in empty namespaces with no 
 The engine reads H's pipe through a non-blocking transport on its event loop, with a deadline for the
 header, one between payload chunks and one for H's whole life; when one passes H is killed and the request
 fails with a 504. H's exit is awaited through a pidfd, so reaping never blocks the loop either.
+
+A writable variant (HelperSet.start_writable, for extracting a rootfs tarball into a new layer) differs in
+three steps only: its root is the target directory bind-mounted onto itself (nosuid, nodev, noexec) instead
+of the image's read-only overlay, it keeps the capabilities the caller names instead of
+CAP_DAC_READ_SEARCH, and it is handed one input as an open fd (fd 4), never a host path.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from contree_tui.engine.sandbox import seccomp
 from contree_tui.engine.sandbox import syscalls as sc
 from contree_tui.engine.sandbox.credentials import CAP_DAC_READ_SEARCH, become_unprivileged
 from contree_tui.engine.sandbox.launch import seccomp_program
+from contree_tui.engine.sandbox.read_only_fd import reopen_read_only
 
 # An id no host account or subordinate range uses (systemd leaves 0x70000000-0x7FFDFFFF unassigned), so
 # a helper owns no host file and shares a uid with no host process.
@@ -71,6 +77,39 @@ class HelperLimits:
     memory_bytes: int = 1 << 30  # address space on top of what the forked engine already maps
     open_files: int = 64
     lifetime: float = 300.0  # seconds from fork to kill, whatever the helper is doing
+    file_bytes: int = 0  # RLIMIT_FSIZE: a read-only helper writes no file; an extracting one up to this
+
+
+@dataclass(frozen=True)
+class ImageRoot:
+    """The image's layers as a read-only overlay on `mountpoint` (the inspect helpers' root)."""
+
+    lowers: list[str]
+    mountpoint: str
+    capabilities: frozenset[int] = HELPER_CAPABILITIES
+
+    def mount(self) -> str:
+        sc.overlay_mount(self.lowers, None, None, self.mountpoint, attrs=sc.MOUNT_ATTR_RDONLY
+                         | sc.MOUNT_ATTR_NODEV | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NOEXEC)
+        return self.mountpoint
+
+
+@dataclass(frozen=True)
+class WritableRoot:
+    """`directory` bind-mounted onto itself, writable but nosuid, nodev and noexec: setuid bits may be
+    written (they matter in a sandbox later) but nothing in it is executed, or opened as a device, here."""
+
+    directory: str
+    capabilities: frozenset[int]
+
+    def mount(self) -> str:
+        sc.mount(self.directory, self.directory, None, sc.MS_BIND)
+        sc.mount(None, self.directory, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_NOSUID | sc.MS_NODEV
+                 | sc.MS_NOEXEC)
+        return self.directory
+
+
+HelperRoot = ImageRoot | WritableRoot
 
 
 class HelperOutput:
@@ -116,16 +155,16 @@ def apply_syscall_filter() -> None:
 
 # -- the helper's side (a forked child; never returns) ----------------------------------------------------
 
-def _helper_main(write_fd: int, lowers: list[str], mountpoint: str, work: Work,
-                 limits: HelperLimits) -> NoReturn:  # pragma: no cover - runs in the forked helper
+def _helper_main(write_fd: int, root: HelperRoot, work: Work, limits: HelperLimits,
+                 input_fd: int | None) -> NoReturn:  # pragma: no cover - runs in the forked helper
     code = 1
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         gc.disable()  # a collection could finalise an engine object whose fd number is now one of ours
         _quiet_signals()
-        out = HelperOutput(_settle_fds(write_fd))
+        out = HelperOutput(_settle_fds(write_fd, input_fd))
         try:
-            _enter_sandbox(lowers, mountpoint, limits)
+            _enter_sandbox(root, limits)
             work(out)
             code = 0
         except EngineError as exc:
@@ -152,19 +191,27 @@ def _quiet_signals() -> None:
         pass
 
 
-def _settle_fds(write_fd: int) -> int:
-    """Keep only the pipe to the engine (as fd 3). 0-2 become a pipe nobody reads (non-blocking, so a stray
-    write fails instead of hanging): not /dev/null, whose devtmpfs would let CAP_DAC_READ_SEARCH open any
-    device node of the host through open_by_handle_at."""
+def _settle_fds(write_fd: int, input_fd: int | None = None) -> int:
+    """Keep only the pipe to the engine (as fd 3) and the input, if any (as fd 4, INPUT_FD). 0-2 become a
+    pipe nobody reads (non-blocking, so a stray write fails instead of hanging): not /dev/null, whose
+    devtmpfs would let CAP_DAC_READ_SEARCH open any device node of the host through open_by_handle_at."""
     high = fcntl.fcntl(write_fd, fcntl.F_DUPFD, 100)  # away from 0-2, which the engine may have closed
+    # The input through a read-only mount of its own: an extracting helper holds CAP_FOWNER and CAP_CHOWN,
+    # which would otherwise let it fchmod/fchown the host file behind an fd opened read-only.
+    high_input = fcntl.fcntl(reopen_read_only(input_fd), fcntl.F_DUPFD, 100) if input_fd is not None else None
     null_r, null_w = os.pipe()
     os.set_blocking(null_w, False)
     os.dup2(null_r, 0)
     os.dup2(null_w, 1)
     os.dup2(null_w, 2)
     os.dup2(high, 3)
-    sc.close_range(4)
+    if high_input is not None:
+        os.dup2(high_input, INPUT_FD)
+    sc.close_range(INPUT_FD + 1 if high_input is not None else INPUT_FD)
     return 3
+
+
+INPUT_FD = 4  # a writable helper's input (start_writable's input_fd), already open
 
 
 class _NoImports:
@@ -175,7 +222,7 @@ class _NoImports:
         raise ImportError(f"{fullname}: nothing is imported inside an inspect helper (its files are the image's)")
 
 
-def _enter_sandbox(lowers: list[str], mountpoint: str, limits: HelperLimits) -> None:
+def _enter_sandbox(root: HelperRoot, limits: HelperLimits) -> None:
     # gettext reads message catalogues lazily (strerror), and they would now be the image's; LC_CTYPE stays
     # (Python's text encoding follows it, and its codecs cannot be imported from here on).
     locale.setlocale(locale.LC_MESSAGES, "C")
@@ -186,11 +233,10 @@ def _enter_sandbox(lowers: list[str], mountpoint: str, limits: HelperLimits) -> 
     os.setpriority(os.PRIO_PROCESS, 0, HELPER_NICE)
     # Now, while /proc/sys/kernel/cap_last_cap is the host's: after pivot_root that path is the image's
     # (no /proc is mounted for a helper), and a planted "1" would leave capabilities 2-40 in the set.
-    sc.drop_bounding_capabilities(HELPER_CAPABILITIES)
+    sc.drop_bounding_capabilities(root.capabilities)
     sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS | sc.CLONE_NEWNET)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    sc.overlay_mount(lowers, None, None, mountpoint, attrs=sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NODEV
-                     | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NOEXEC)
+    mountpoint = root.mount()
     # pivot_root, not chroot: root can climb out of a chroot (measured: sandbox-runtime.md §1.2); after the
     # detach the host's tree is not in this mount namespace at all.
     os.chdir(mountpoint)
@@ -202,10 +248,11 @@ def _enter_sandbox(lowers: list[str], mountpoint: str, limits: HelperLimits) -> 
     for limit, value in ((resource.RLIMIT_CPU, limits.cpu_seconds),
                          (resource.RLIMIT_AS, mapped + limits.memory_bytes),
                          (resource.RLIMIT_NOFILE, limits.open_files),
-                         (resource.RLIMIT_FSIZE, 0), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_MEMLOCK, 0),
+                         (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_CORE, 0),
+                         (resource.RLIMIT_MEMLOCK, 0),
                          (resource.RLIMIT_MSGQUEUE, 0), (resource.RLIMIT_NPROC, 0)):
         resource.setrlimit(limit, (value, value))
-    become_unprivileged(HELPER_UID, HELPER_GID, HELPER_CAPABILITIES)
+    become_unprivileged(HELPER_UID, HELPER_GID, root.capabilities)
     sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     apply_syscall_filter()
 
@@ -369,17 +416,28 @@ class HelperSet:
     """The engine's helpers: at most `max_live` at once (each may take a CPU and its memory budget; a
     request waits up to `slot_wait` s for a slot, then gets a 503), killed and awaited when the engine closes."""
 
-    def __init__(self, max_live: int = MAX_HELPERS, slot_wait: float = SLOT_WAIT) -> None:
+    def __init__(self, max_live: int = MAX_HELPERS, slot_wait: float = SLOT_WAIT,
+                 what: str = "inspect requests") -> None:
         self._live: set[HelperProcess] = set()
-        self._max_live, self._slot_wait = max_live, slot_wait
+        self._max_live, self._slot_wait, self._what = max_live, slot_wait, what
         self._slots = asyncio.Semaphore(max_live)
 
     async def start(self, lowers: list[str], mountpoint: str, work: Work, limits: HelperLimits) -> HelperProcess:
+        """A helper over an image's layers, read-only."""
+        return await self._start(ImageRoot(lowers, mountpoint), work, limits, None)
+
+    async def start_writable(self, directory: str, work: Work, limits: HelperLimits, *,
+                             capabilities: frozenset[int], input_fd: int) -> HelperProcess:
+        """A helper whose root is `directory`, writable, holding `capabilities` and reading `input_fd`
+        (as INPUT_FD; the caller keeps and closes its own copy)."""
+        return await self._start(WritableRoot(directory, capabilities), work, limits, input_fd)
+
+    async def _start(self, root: HelperRoot, work: Work, limits: HelperLimits, input_fd: int | None) -> HelperProcess:
         try:
             async with asyncio.timeout(self._slot_wait):
                 await self._slots.acquire()
         except TimeoutError:
-            raise EngineError(f"{self._max_live} inspect requests are already running; retry shortly",
+            raise EngineError(f"{self._max_live} {self._what} are already running; retry shortly",
                               status=503) from None
         try:
             read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
@@ -393,7 +451,7 @@ class HelperSet:
             self._slots.release()
             raise
         if pid == 0:  # pragma: no cover - the helper
-            _helper_main(write_fd, lowers, mountpoint, work, limits)
+            _helper_main(write_fd, root, work, limits, input_fd)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         helper = HelperProcess(pid, read_fd, limits.lifetime, self._reaped)
