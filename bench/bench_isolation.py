@@ -34,6 +34,7 @@ from contree_tui.engine.engine import Engine
 from contree_tui.engine.sandbox.launch import Keeper
 from contree_tui.engine.sandbox.limits import Limits
 from contree_tui.engine.sandbox.network import ENV_PASTA, NetworkSlots, pasta_binary
+from contree_tui.engine.sandbox.userns import UNPRIVILEGED_PORT_START
 
 RUNS = 40
 WARMUP = 5
@@ -69,6 +70,19 @@ def slot_start_times(pasta: str) -> list[float]:
 
 
 async def network_section() -> int:
+    """The old-path engine's keepers are in the host's network namespace, where a keeper sets
+    ip_unprivileged_port_start=0 as it does in every sandbox's own (userns.allow_low_ports): put the
+    host's value back afterwards (the engine itself never runs a sandbox there)."""
+    with open(UNPRIVILEGED_PORT_START) as fh:
+        host_value = fh.read()
+    try:
+        return await _network_section()
+    finally:
+        with open(UNPRIVILEGED_PORT_START, "w") as fh:
+            fh.write(host_value)
+
+
+async def _network_section() -> int:
     header("bench_isolation (network): /bin/true spawn -> completion, networking on")
     pasta = pasta_binary()
     if pasta is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import pytest
 
 from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.models import Image
+from contree_tui.engine.sandbox import native
+
+HAVE_CC = shutil.which("cc") is not None or shutil.which("gcc") is not None
 
 
 @pytest.fixture
@@ -40,3 +44,16 @@ async def open_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[E
     finally:
         for eng in reversed(opened):
             await eng.close()
+
+
+@pytest.fixture(params=["native", "python"])
+async def keeper_engine(request: pytest.FixtureRequest, open_engine: Callable[..., Awaitable[Engine]],
+                        monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Engine, str]]:
+    """(engine, busybox image) with keeper.c, then with the forked Python keeper (CONTREE_TUI_NATIVE_KEEPER=0)."""
+    if request.param == "native" and not HAVE_CC:
+        pytest.skip("no C compiler on this machine")
+    monkeypatch.setenv(native.ENV_SWITCH, "1" if request.param == "native" else "0")
+    engine = await open_engine()
+    assert (engine.keepers.native is not None) == (request.param == "native")
+    image = await engine.ensure_busybox()
+    yield engine, image.uuid

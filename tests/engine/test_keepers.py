@@ -9,7 +9,6 @@ import hashlib
 import os
 import resource
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -23,20 +22,8 @@ from tests.engine.helpers import sh, stdout
 HAVE_CC = shutil.which("cc") is not None or shutil.which("gcc") is not None
 
 
-@pytest.fixture(params=["native", "python"])
-async def kept(request: pytest.FixtureRequest, open_engine: Callable[..., Awaitable[Engine]],
-               monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Engine, str]]:
-    if request.param == "native" and not HAVE_CC:
-        pytest.skip("no C compiler on this machine")
-    monkeypatch.setenv(native.ENV_SWITCH, "1" if request.param == "native" else "0")
-    engine = await open_engine()
-    assert (engine.keepers.native is not None) == (request.param == "native")
-    image = await engine.ensure_busybox()
-    yield engine, image.uuid
-
-
-async def test_pid_1_is_the_keeper_the_engine_chose(kept: tuple[Engine, str]) -> None:
-    engine, image = kept
+async def test_pid_1_is_the_keeper_the_engine_chose(keeper_engine: tuple[Engine, str]) -> None:
+    engine, image = keeper_engine
     op = await engine.spawn({"image": image, "command": "sleep 30", "shell": True, "disposable": True})
     for _ in range(200):
         run = engine.instance_run(op.uuid)
@@ -53,8 +40,8 @@ async def test_pid_1_is_the_keeper_the_engine_chose(kept: tuple[Engine, str]) ->
     await engine.cancel(op.uuid)
 
 
-async def test_sandbox_shape(kept: tuple[Engine, str]) -> None:
-    engine, image = kept
+async def test_sandbox_shape(keeper_engine: tuple[Engine, str]) -> None:
+    engine, image = keeper_engine
     script = ("echo pid=$$; hostname; cat /proc/1/comm; grep CapBnd /proc/self/status; ulimit -n; ls /dev;"
               " cat /proc/kcore | wc -c; echo x > /proc/sys/kernel/hostname 2>/dev/null || echo ro; pwd; id -u; id -g")
     op = await sh(engine, image, script, hostname="box", cwd="/made/here", uid=1234, gid=99, disposable=True)
@@ -69,8 +56,8 @@ async def test_sandbox_shape(kept: tuple[Engine, str]) -> None:
     assert lines[19:22] == ["/made/here", "1234", "99"]
 
 
-async def test_exit_codes_signals_and_rusage(kept: tuple[Engine, str]) -> None:
-    engine, image = kept
+async def test_exit_codes_signals_and_rusage(keeper_engine: tuple[Engine, str]) -> None:
+    engine, image = keeper_engine
     exited = await sh(engine, image, "exit 3", disposable=True)
     killed = await sh(engine, image, "kill -9 $$", disposable=True)
     for op, code, signal in ((exited, 3, -1), (killed, -1, 9)):
@@ -79,25 +66,25 @@ async def test_exit_codes_signals_and_rusage(kept: tuple[Engine, str]) -> None:
         assert op.result["resources"]["max_rss"] > 0 and op.result["resources"]["page_faults"] > 0
 
 
-async def test_a_command_that_cannot_start_is_named(kept: tuple[Engine, str]) -> None:
-    engine, image = kept
+async def test_a_command_that_cannot_start_is_named(keeper_engine: tuple[Engine, str]) -> None:
+    engine, image = keeper_engine
     op = await engine.run({"image": image, "command": "/no/such/tool", "shell": False, "disposable": True})
     assert op.status is OperationStatus.FAILED
     assert "cannot start the command: /no/such/tool: No such file or directory" in (op.error or "")
     assert not [e for e in engine.store.events(op.uuid) if e.type == "spawn"]
 
 
-async def test_a_file_that_is_not_an_executable_fails_alike(kept: tuple[Engine, str]) -> None:
+async def test_a_file_that_is_not_an_executable_fails_alike(keeper_engine: tuple[Engine, str]) -> None:
     """No /bin/sh retry of a script without a shebang (execvp's habit; posix_spawnp and Docker don't)."""
-    engine, image = kept
+    engine, image = keeper_engine
     made = await sh(engine, image, "printf 'echo hi\\n' > /bin/noshebang && chmod +x /bin/noshebang")
     op = await engine.run({"image": made.result_image_uuid, "command": "noshebang", "disposable": True})
     assert op.status is OperationStatus.FAILED
     assert "noshebang: Exec format error" in (op.error or "")
 
 
-async def test_thousands_of_arguments_and_files_all_arrive(kept: tuple[Engine, str]) -> None:
-    engine, image = kept
+async def test_thousands_of_arguments_and_files_all_arrive(keeper_engine: tuple[Engine, str]) -> None:
+    engine, image = keeper_engine
     blob = engine.add_file(b"x")
     files = {f"/many/f{i}": {"uuid": blob.uuid, "mode": "0644"} for i in range(4500)}
     args = ["-c", 'echo $#; ls /many | wc -l', "sh", *(f"a{i}" for i in range(5000))]
@@ -105,16 +92,16 @@ async def test_thousands_of_arguments_and_files_all_arrive(kept: tuple[Engine, s
     assert stdout(op).split() == ["5000", "4500"]
 
 
-async def test_networking_off_has_loopback_up(kept: tuple[Engine, str]) -> None:
-    engine, image = kept
+async def test_networking_off_has_loopback_up(keeper_engine: tuple[Engine, str]) -> None:
+    engine, image = keeper_engine
     op = await sh(engine, image, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; ifconfig lo | grep -c UP",
                   networking={"enabled": False}, disposable=True)
     assert stdout(op).split() == ["lo", "1"]
 
 
-async def test_reinjecting_a_same_size_file_replaces_its_content(kept: tuple[Engine, str]) -> None:
+async def test_reinjecting_a_same_size_file_replaces_its_content(keeper_engine: tuple[Engine, str]) -> None:
     """Same size, mode and owner, other bytes: the content check must not leave the blob half-read."""
-    engine, image = kept
+    engine, image = keeper_engine
     content = b"A" * 70_000 + b"B" * 30_000
     first = engine.add_file(b"A" * 100_000)
     second = engine.add_file(content)
@@ -125,8 +112,8 @@ async def test_reinjecting_a_same_size_file_replaces_its_content(kept: tuple[Eng
     assert stdout(again).split() == [hashlib.md5(content).hexdigest(), "-", "100000"]
 
 
-async def test_a_directory_in_the_way_of_a_file_is_a_setup_error(kept: tuple[Engine, str]) -> None:
-    engine, image = kept
+async def test_a_directory_in_the_way_of_a_file_is_a_setup_error(keeper_engine: tuple[Engine, str]) -> None:
+    engine, image = keeper_engine
     f = engine.add_file(b"x")
     op = await sh(engine, image, "true", files={"/etc": {"uuid": f.uuid, "mode": "0644"}}, disposable=True)
     assert op.status is OperationStatus.FAILED
@@ -135,8 +122,8 @@ async def test_a_directory_in_the_way_of_a_file_is_a_setup_error(kept: tuple[Eng
 
 @pytest.mark.parametrize("field", [{"command": "echo a\0b"}, {"args": ["a\0b"]}, {"env": {"A": "b\0c"}},
                                    {"env": {"A=B": "c"}}, {"uid": 1 << 32}, {"hostname": "h" * 65}])
-async def test_values_no_process_can_take_are_refused_by_name(kept: tuple[Engine, str], field: dict) -> None:
-    engine, image = kept
+async def test_values_no_process_can_take_are_refused_by_name(keeper_engine: tuple[Engine, str], field: dict) -> None:
+    engine, image = keeper_engine
     body = {"image": image, "command": "true", **field}
     with pytest.raises(EngineError) as refused:
         await engine.spawn(body)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Any
+
+import pytest
 
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.models import OperationStatus
@@ -19,3 +23,14 @@ async def probe(engine: Engine, image: str, binary: bytes, *words: str, **fields
     results = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     assert set(results) == {word.split(":")[0] for word in words}, out
     return results
+
+
+def build_static(tmp_path_factory: pytest.TempPathFactory, name: str, source: str) -> bytes:
+    """A C program built static (busybox images have no libc) for injection into runs; skips without cc."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip(f"no C compiler to build {name}")
+    out = tmp_path_factory.mktemp(name) / name
+    out.with_suffix(".c").write_text(source)
+    subprocess.run([compiler, "-static", "-O2", "-o", str(out), str(out.with_suffix(".c"))], check=True)
+    return out.read_bytes()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from contree_tui.engine.engine import Engine
 from contree_tui.engine.models import EngineError, OperationStatus
 from contree_tui.engine.output import decode_stream
 from tests.engine.helpers import sh, stdout
+from tests.security.probing import build_static
 
 # Prints its real and effective uid, then sleeps: the host reads its /proc/<pid>/status meanwhile.
 IDS_SLEEP = r"""
@@ -37,14 +36,7 @@ int main(void) {
 
 @pytest.fixture(scope="session")
 def ids_sleep(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("no C compiler")
-    out = tmp_path_factory.mktemp("ids") / "ids-sleep"
-    source = out.with_suffix(".c")
-    source.write_text(IDS_SLEEP)
-    subprocess.run([compiler, "-static", "-O2", "-o", str(out), str(source)], check=True)
-    return out.read_bytes()
+    return build_static(tmp_path_factory, "ids-sleep", IDS_SLEEP)
 
 
 def _base(engine: Engine) -> int:

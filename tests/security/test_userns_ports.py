@@ -8,14 +8,12 @@ online ones run in pasta's, engine.py refuses the rest)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
 
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.models import OperationStatus
 from tests.engine.helpers import stdout
+from tests.security.probing import build_static
 
 BIND = r"""
 #include <errno.h>
@@ -41,13 +39,7 @@ int main(int argc, char **argv) {
 
 @pytest.fixture(scope="session")
 def bind_probe(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("no C compiler")
-    out = tmp_path_factory.mktemp("bind") / "bind"
-    out.with_suffix(".c").write_text(BIND)
-    subprocess.run([compiler, "-static", "-O2", "-o", str(out), str(out.with_suffix(".c"))], check=True)
-    return out.read_bytes()
+    return build_static(tmp_path_factory, "bind", BIND)
 
 
 async def _bind(engine: Engine, image: str, binary: bytes, networking: bool, uid: int) -> str:
