@@ -118,6 +118,7 @@ def probe(out: HelperOutput, host_paths: list[str], port: int) -> None:  # pragm
         "planted_code_ran": [name for name in ("PLANTED_RAN", "PLANTED_MODULE")
                              if libc.getenv(name.encode()) or name in os.environ],
         "root_only_file": open("/root/secret").read(),  # noqa: SIM115 - CAP_DAC_READ_SEARCH, kept on purpose
+        "host_owned_0600": _attempt(lambda: open("/host-secret").close()),
         "fd_kinds": sorted(set(fds.values())),
         "rlimits": {name: resource.getrlimit(getattr(resource, name))
                     for name in ("RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_CORE")},
@@ -133,6 +134,10 @@ async def test_a_helper_holds_no_host_privilege(engine: Engine, planted: Image, 
     lie = tmp_path / "proc-lie"
     (lie / "proc/sys/kernel").mkdir(parents=True)
     (lie / "proc/sys/kernel/cap_last_cap").write_text("1\n")
+    # A lower that is not one of the engine's idmapped layers: its files are owned by host ids, which the
+    # sandbox namespace does not map, so a capability held there does not reach them (host root's 0600).
+    (lie / "host-secret").write_text("host\n")
+    (lie / "host-secret").chmod(0o600)
     helper = await engine.helpers.start([str(lie), *engine.lowers_for(planted)], engine._inspect_root,
                                   lambda out: probe(out, host_paths, listener), HelperLimits())
     report = (await helper.header(10))["report"]
@@ -148,6 +153,9 @@ async def test_a_helper_holds_no_host_privilege(engine: Engine, planted: Image, 
         assert report[door].startswith("refused"), (door, report[door])
     assert report["planted_code_ran"] == []  # neither the NSS module (noexec) nor the .py (imports refused)
     assert report["root_only_file"] == "secret\n"
+    # CAP_DAC_READ_SEARCH held in the sandbox namespace only: a file of host root's (uid 0 on a mount that
+    # is not idmapped, so unmapped there) is out of reach. Failed before: the host capability read it.
+    assert "Permission denied" in report["host_owned_0600"], report["host_owned_0600"]
     # open_by_handle_at (what a host CAP_DAC_READ_SEARCH would open host files by handle with) is refused
     # twice over: the capability holds in the sandbox namespace only, and the syscall filter refuses it.
     assert "[Errno 1]" in report["open_by_handle_at"], report["open_by_handle_at"]
