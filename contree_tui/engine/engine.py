@@ -112,6 +112,7 @@ class Engine:
                 await engine.close()
                 raise EngineError(f"cannot give sandboxes their own user ids ({exc}); idmapped mounts need "
                                   "Linux >= 5.12 and a state dir on ext4, xfs, btrfs or tmpfs", status=503) from None
+        engine.helpers.users = engine.importers.users = engine.users  # helpers run as the sandboxes' root
         try:
             engine.keepers.start(engine.users)
         except EngineError:

@@ -4,7 +4,9 @@ A tarball is image content, so hostile: its names, links, sizes and compressed s
 process holding no host privilege (sandbox/helper.py, start_writable): pid 1 of its own pid namespace, in
 its own mount, ipc, uts and network namespaces, whose root is the new layer directory bind-mounted nosuid,
 nodev, noexec (pivot_root + detach: no host path exists for it), reading the tarball from an fd the engine
-opened. It runs as HELPER_UID with EXTRACT_CAPABILITIES only, no_new_privs, the sandboxes' seccomp filter,
+opened. It runs as the root of the sandboxes' user namespace (host uid BASE) holding EXTRACT_CAPABILITIES
+in that namespace only, through an idmapped view of the layer (a chown to u lands on disk as u; owners
+past 65535 are refused), no_new_privs, the sandboxes' seccomp filter,
 RLIMIT_FSIZE at the engine's max layer bytes, no forks, and Python imports refused. The engine waits for it
 on the event loop (a pipe and a pidfd), kills it at the import deadline, and removes the partial layer
 on any failure: nothing is committed.
@@ -82,11 +84,13 @@ async def layer_from_tarball(helpers: HelperSet, tarball: Path, out: Path, *, ma
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device at the path would block the helper
             raise EngineError(f"{tarball}: not a regular file")
         out.mkdir(mode=0o755)
+        # With sandbox users the helper is the sandboxes' root: it can give a file an owner 0..count-1 only
+        id_limit = helpers.users.ids.count if helpers.users is not None else None
         limits = HelperLimits(cpu_seconds=math.ceil(timeout) + 1, memory_bytes=IMPORT_MEMORY, open_files=64,
                               lifetime=timeout, file_bytes=max_bytes)
         try:
-            helper = await helpers.start_writable(str(out), lambda result: _extract(result, max_bytes), limits,
-                                                  capabilities=EXTRACT_CAPABILITIES, input_fd=fd)
+            helper = await helpers.start_writable(str(out), lambda result: _extract(result, max_bytes, id_limit),
+                                                  limits, capabilities=EXTRACT_CAPABILITIES, input_fd=fd)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
@@ -139,7 +143,7 @@ class _NumericOwners(tarfile.TarFile):
             raise tarfile.ExtractError("could not change owner") from exc
 
 
-def _extract(out: HelperOutput, max_bytes: int) -> None:  # pragma: no cover - runs in the helper
+def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None) -> None:  # pragma: no cover - runs in the helper
     """In the helper, whose root is the new layer: extract the tarball on INPUT_FD into `/`, in one pass
     (extractall over the archive as it is read; a getmembers() first would decompress a .tar.gz twice)."""
     source = os.fdopen(INPUT_FD, "rb")
@@ -147,7 +151,7 @@ def _extract(out: HelperOutput, max_bytes: int) -> None:  # pragma: no cover - r
         archive = _NumericOwners.open(fileobj=source, mode="r:*")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise Unprocessable(f"not a readable tar archive ({exc})") from None
-    admit = _Admission(max_bytes)
+    admit = _Admission(max_bytes, id_limit)
     try:
         archive.extractall("/", numeric_owner=True, filter=admit)
     except _TooLarge:
@@ -160,6 +164,8 @@ def _extract(out: HelperOutput, max_bytes: int) -> None:  # pragma: no cover - r
         raise Unprocessable(f"extraction failed: {exc}") from None
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise Unprocessable(f"not a readable tar archive ({exc})") from None
+    except Unprocessable:  # _Admission's own refusal
+        raise
     except KeyError:  # tarfile's fallback for a hard link whose target does not exist: look it up in the archive
         raise Unprocessable("a hard link points outside the archive (or at a member not in it)") from None
     except Exception as exc:  # noqa: BLE001 - whatever else a hostile tarball provokes in tarfile: its answer
@@ -178,19 +184,25 @@ class _Admission:
     says 2 GiB, so it is refused before a byte is written or decompressed past that header; a tarball that
     only gets there later is refused there, its partial layer removed by the engine.
 
+    Owners: with sandbox users, an id the sandbox namespace does not map (>= id_limit) refuses the tarball.
+
     Device nodes are left out, and hard links whose target is one of them: a hard link to a member that was
     not extracted makes tarfile extract that target member again, through no filter (TarFile.makelink →
     _find_link_target: the last member of that name before the link), so such links are dropped with their
     device, transitively.
     """
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int, id_limit: int | None = None) -> None:
+        self.max_bytes, self.id_limit = max_bytes, id_limit
         self.total = self.entries = 0
         self._skipped: set[int] = set()  # ids of members left out (tarfile keeps every member alive)
         self._latest: dict[str, tarfile.TarInfo] = {}
 
     def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
+        if self.id_limit is not None and (member.uid >= self.id_limit or member.gid >= self.id_limit):
+            # chown would fail (the id is not mapped in the sandbox namespace) and tarfile only logs that
+            raise Unprocessable(f"{member.name[:200]!r} is owned by {member.uid}:{member.gid}; files in an image "
+                                f"may have owners and groups 0..{self.id_limit - 1} only (sandbox user ids)")
         if member.isreg():
             self.total += member.size
             if self.total > self.max_bytes:

@@ -17,7 +17,6 @@ import time
 import httpx
 import pytest
 
-from contree_tui.engine.sandbox.helper import HELPER_UID
 from tests.security.served_engine import WHOAMI_BUDGET, ServedEngine, busybox, run, whoami_watch
 
 ANSWER_BUDGET = 5.0  # seconds: generous for a 2-core machine shared with other test suites
@@ -76,20 +75,24 @@ async def test_fifos_never_block_a_helper_or_the_engine(served_engine: ServedEng
     assert watch.worst < WHOAMI_BUDGET, f"whoami waited {watch.worst * 1000:.0f} ms while helpers met FIFOs"
 
 
-def _helper_processes() -> list[int]:
-    """Host pids running as the helpers' uid (only inspect helpers ever do)."""
+def _helper_processes(engine_pid: int) -> list[int]:
+    """The engine's children that are not host root: its helpers (keepers stay root; sandboxes are the
+    keepers' children). Not by uid alone: a helper is the sandboxes' root, as other engines' runs are."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid == HELPER_UID:
+                with open(f"/proc/{entry}/status") as fh:
+                    fields = dict(line.split(":", 1) for line in fh.read().splitlines() if ":" in line)
+                if int(fields["PPid"]) == engine_pid and int(fields["Uid"].split()[0]) != 0:
                     found.append(int(entry))
-            except OSError:
+            except (OSError, KeyError, ValueError):
                 continue
     return found
 
 
-async def test_a_client_that_goes_away_takes_its_helper_with_it(served_api: httpx.AsyncClient) -> None:
+async def test_a_client_that_goes_away_takes_its_helper_with_it(served_engine: ServedEngine,
+                                                                served_api: httpx.AsyncClient) -> None:
     """A helper streaming a large file into a pipe nobody reads any more is killed, not left blocked."""
     image = await run(served_api, await busybox(served_api), "head -c 200000000 /dev/zero > /big")
     for url in (f"/v1/inspect/{image}/download", f"/v1/inspect/{image}/archive"):
@@ -97,8 +100,8 @@ async def test_a_client_that_goes_away_takes_its_helper_with_it(served_api: http
             assert answer.status_code == 200
             async for _ in answer.aiter_raw():
                 break
-            assert _helper_processes(), "the helper should still be streaming"
+            assert _helper_processes(served_engine.process.pid), "the helper should still be streaming"
         deadline = time.monotonic() + 5
-        while _helper_processes() and time.monotonic() < deadline:
+        while _helper_processes(served_engine.process.pid) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert _helper_processes() == []
+        assert _helper_processes(served_engine.process.pid) == []

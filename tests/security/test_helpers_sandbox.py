@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from contree_tui.engine.engine import Engine
+from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.models import EngineError, Image
 from contree_tui.engine.sandbox import credentials
 from contree_tui.engine.sandbox.helper import (
@@ -118,6 +118,7 @@ def probe(out: HelperOutput, host_paths: list[str], port: int) -> None:  # pragm
         "planted_code_ran": [name for name in ("PLANTED_RAN", "PLANTED_MODULE")
                              if libc.getenv(name.encode()) or name in os.environ],
         "root_only_file": open("/root/secret").read(),  # noqa: SIM115 - CAP_DAC_READ_SEARCH, kept on purpose
+        "host_owned_0600": _attempt(lambda: open("/host-secret").close()),
         "fd_kinds": sorted(set(fds.values())),
         "rlimits": {name: resource.getrlimit(getattr(resource, name))
                     for name in ("RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_CORE")},
@@ -133,12 +134,16 @@ async def test_a_helper_holds_no_host_privilege(engine: Engine, planted: Image, 
     lie = tmp_path / "proc-lie"
     (lie / "proc/sys/kernel").mkdir(parents=True)
     (lie / "proc/sys/kernel/cap_last_cap").write_text("1\n")
+    # A lower that is not one of the engine's idmapped layers: its files are owned by host ids, which the
+    # sandbox namespace does not map, so a capability held there does not reach them (host root's 0600).
+    (lie / "host-secret").write_text("host\n")
+    (lie / "host-secret").chmod(0o600)
     helper = await engine.helpers.start([str(lie), *engine.lowers_for(planted)], engine._inspect_root,
                                   lambda out: probe(out, host_paths, listener), HelperLimits())
     report = (await helper.header(10))["report"]
     helper.close()
-    assert (report["uid"], report["euid"], report["gid"], report["groups"]) == (HELPER_UID, HELPER_UID,
-                                                                                HELPER_UID, [])
+    # root of the sandboxes' user namespace (host uid BASE: test_a_helper_is_the_sandboxes_root_on_the_host)
+    assert (report["uid"], report["euid"], report["gid"], report["groups"]) == (0, 0, 0, [])
     assert report["pid"] == 1  # pid 1 of its own pid namespace: no host process to signal or ptrace
     only_read_search = 1 << credentials.CAP_DAC_READ_SEARCH
     assert report["caps"] == [only_read_search, only_read_search, 0]
@@ -148,8 +153,11 @@ async def test_a_helper_holds_no_host_privilege(engine: Engine, planted: Image, 
         assert report[door].startswith("refused"), (door, report[door])
     assert report["planted_code_ran"] == []  # neither the NSS module (noexec) nor the .py (imports refused)
     assert report["root_only_file"] == "secret\n"
-    # The sandboxes' syscall filter: open_by_handle_at (what CAP_DAC_READ_SEARCH would open host files by
-    # handle with) is refused whatever the handle.
+    # CAP_DAC_READ_SEARCH held in the sandbox namespace only: a file of host root's (uid 0 on a mount that
+    # is not idmapped, so unmapped there) is out of reach. Failed before: the host capability read it.
+    assert "Permission denied" in report["host_owned_0600"], report["host_owned_0600"]
+    # open_by_handle_at (what a host CAP_DAC_READ_SEARCH would open host files by handle with) is refused
+    # twice over: the capability holds in the sandbox namespace only, and the syscall filter refuses it.
     assert "[Errno 1]" in report["open_by_handle_at"], report["open_by_handle_at"]
     assert report["fd_kinds"] == [stat.S_IFIFO]  # only pipes: no fd on a host filesystem for open_by_handle_at
     assert report["rlimits"]["RLIMIT_FSIZE"] == [0, 0] and report["rlimits"]["RLIMIT_NPROC"] == [0, 0]
@@ -222,3 +230,61 @@ async def test_helpers_at_once_are_capped(engine: Engine, busybox: Image) -> Non
     third = await helpers.start(lowers, engine._inspect_root, lambda out: time.sleep(60), HelperLimits())
     await helpers.close()
     assert len(helpers) == 0 and await second.exit_code() == -9 and await third.exit_code() == -9
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as fh:
+        return {key: value.strip() for key, _, value in (line.partition(":") for line in fh.read().splitlines())}
+
+
+def _announce_then_wait(out: HelperOutput) -> None:  # pragma: no cover - in the helper
+    out.header(ready=True)
+    time.sleep(60)
+
+
+async def test_a_helper_is_the_sandboxes_root_on_the_host(engine: Engine, busybox: Image, tmp_path: Path) -> None:
+    """Seen from the host, a running helper (inspect and import alike) is host uid BASE, not 2,000,000,000
+    with host capabilities: it is in the sandboxes' user namespace, so whatever capability it keeps holds
+    there only. (Failed before: Uid 2000000000 and the host's own user namespace.)"""
+    users = engine.users
+    assert users is not None
+    sandbox_ns, host_ns = os.fstat(users.userns_fd).st_ino, os.stat("/proc/self/ns/user").st_ino
+    source, layer = tmp_path / "input", tmp_path / "layer"
+    source.write_bytes(b"x")
+    layer.mkdir()
+    fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        importer = await engine.importers.start_writable(
+            str(layer), _announce_then_wait, HelperLimits(), capabilities=frozenset({credentials.CAP_CHOWN}),
+            input_fd=fd)
+    finally:
+        os.close(fd)
+    inspector = await engine.helpers.start(engine.lowers_for(busybox), engine._inspect_root, _announce_then_wait,
+                                           HelperLimits())
+    for helper in (inspector, importer):
+        assert (await helper.header(10))["ready"]
+        status = _status(helper.pid)
+        base = users.ids.uid_base
+        assert status["Uid"].split() == [str(base)] * 4 and status["Gid"].split() == [str(users.ids.gid_base)] * 4
+        assert os.stat(f"/proc/{helper.pid}/ns/user").st_ino == sandbox_ns != host_ns
+        with open(f"/proc/{helper.pid}/uid_map") as fh:
+            assert fh.read().split() == ["0", str(base), str(users.ids.count)]
+        assert status["NoNewPrivs"] == "1"
+        helper.close()
+        assert await helper.exit_code() == -9
+
+
+async def test_without_sandbox_users_a_helper_keeps_the_old_path(tmp_path: Path) -> None:
+    """EngineConfig(sandbox_ids=None) (benchmarks' pre-#10 path): HELPER_UID in the host's namespace."""
+    engine = await Engine.open(tmp_path / "state", EngineConfig(sandbox_ids=None))
+    try:
+        image = await engine.ensure_busybox()
+        helper = await engine.helpers.start(engine.lowers_for(image), engine._inspect_root, _announce_then_wait,
+                                            HelperLimits())
+        assert (await helper.header(10))["ready"]
+        assert _status(helper.pid)["Uid"].split() == [str(HELPER_UID)] * 4
+        assert os.stat(f"/proc/{helper.pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino
+        helper.close()
+        assert "bin" in [item["path"] for item in (await engine.list_directory(image, "/"))["files"]]
+    finally:
+        await engine.close()

@@ -35,7 +35,7 @@ from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.models import EngineError, Image
 from contree_tui.engine.rootfs_import import EXTRACT_CAPABILITIES
 from contree_tui.engine.sandbox import credentials
-from contree_tui.engine.sandbox.helper import HELPER_UID, INPUT_FD, HelperLimits, HelperOutput
+from contree_tui.engine.sandbox.helper import INPUT_FD, HelperLimits, HelperOutput
 
 BOMB_BYTES = 2 << 30
 
@@ -219,7 +219,7 @@ def probe(out: HelperOutput, file_bytes: int) -> None:  # pragma: no cover - run
         "mkfifo": attempt(lambda: os.mkfifo("/fifo")),
         "chroot": attempt(lambda: os.chroot("/")),
         "fork": attempt(lambda: os.waitpid(pid, 0) if (pid := os.fork()) else os._exit(0)),
-        "setuid_0": attempt(lambda: os.setuid(0)),
+        "setuid_other": attempt(lambda: os.setuid(1)),
         "rlimits": {name: resource.getrlimit(getattr(resource, name))[0]
                     for name in ("RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_CPU")},
     }
@@ -245,7 +245,8 @@ async def test_the_extraction_helper_holds_only_what_extraction_needs(engine: En
     await helper.exit_code()
     chosen = sum(1 << cap for cap in EXTRACT_CAPABILITIES)
     assert chosen == 0b11011  # CHOWN, DAC_OVERRIDE, FOWNER, FSETID
-    assert (report["uid"], report["euid"], report["pid"]) == (HELPER_UID, HELPER_UID, 1)
+    # root of the sandboxes' user namespace (host uid BASE), its capabilities held there only
+    assert (report["uid"], report["euid"], report["pid"]) == (0, 0, 1)
     assert report["caps"] == [chosen, chosen, 0] and report["bounding"] == chosen and report["no_new_privs"]
     assert report["root_entries"] == []  # its root is the empty layer: no host path at all
     assert report["input"] == "the tarball's bytes"  # handed in as an open fd
@@ -257,11 +258,12 @@ async def test_the_extraction_helper_holds_only_what_extraction_needs(engine: En
     assert report["input_write"].startswith("refused")
     assert stat.S_IMODE(source.stat().st_mode) == 0o644 and source.stat().st_uid == 0
     assert report["chown"] == "allowed" and report["mkfifo"] == "allowed"
-    for door in ("mknod_char", "chroot", "fork", "setuid_0"):
+    for door in ("mknod_char", "chroot", "fork", "setuid_other"):
         assert report[door].startswith("refused"), (door, report[door])
     assert report["rlimits"]["RLIMIT_FSIZE"] == file_bytes and report["rlimits"]["RLIMIT_NPROC"] == 0
-    # what it wrote is in the layer on the host, owned as it chose
-    assert (layer / "owned").stat().st_uid == 123 and (layer / "fifo").is_fifo()
+    # what it wrote is in the layer on the host, owned as it chose: canonical ids through the idmapped root
+    assert (layer / "owned").stat().st_uid == 123 and (layer / "owned").stat().st_gid == 456
+    assert (layer / "fifo").stat().st_uid == 0 and (layer / "fifo").is_fifo()
     assert (layer / "big").stat().st_size <= file_bytes and not (layer / "null").exists()
 
 
@@ -293,3 +295,21 @@ async def test_what_a_rootfs_needs_survives_the_confinement(engine: Engine, tmp_
     assert stat.S_IMODE((layer / "locked").stat().st_mode) == 0o555
     st = (layer / "locked/file").stat()
     assert (st.st_uid, st.st_gid, (layer / "locked/file").read_bytes()) == (1000, 1000, b"in a 0555 dir\n")
+
+
+@pytest.mark.parametrize("owner", ["uid", "gid"])
+async def test_an_owner_the_sandboxes_cannot_map_is_refused(engine: Engine, tmp_path: Path, owner: str) -> None:
+    """The extracting helper is the sandboxes' root: it can chown to 0..65535 only. A member owned by
+    70000 is refused with a 422 naming it, like a run asking for uid 70000, not left owned by root
+    (tarfile only logs a failed chown). 65535, the last mapped id, lands on disk as 65535."""
+    kept, kept_data = _file("kept", b"k")
+    kept.uid = kept.gid = 65535
+    far, far_data = _file("far", b"x")
+    setattr(far, owner, 70000)
+    image = await engine.import_rootfs(_write(tmp_path / "kept.tar", [(kept, kept_data)]))
+    st = (Path(engine.layer_path(image.layers[0])) / "kept").stat()
+    assert (st.st_uid, st.st_gid) == (65535, 65535)
+    with pytest.raises(EngineError, match=r"'far' is owned by .*70000.*0\.\.65535 only") as caught:
+        await engine.import_rootfs(_write(tmp_path / "far.tar", [(kept, io.BytesIO(b"k")), (far, far_data)]))
+    assert caught.value.status == 422
+    assert _leftovers(engine) == [] and len(list(engine.state.layers.iterdir())) == 1

@@ -133,15 +133,20 @@ def close_range(first: int, last: int = 0xFFFFFFFF, *, cloexec: bool = False) ->
             os.closerange(first, min(last, 65535) + 1)
 
 
-def drop_bounding_capabilities(keep: frozenset[int]) -> None:
-    """Remove every capability not in `keep` from the bounding set, so an exec'd root process never
-    regains CAP_SYS_ADMIN, CAP_MKNOD and the like (with them, root could mount the host's disk)."""
+def last_capability() -> int:
+    """The highest capability the kernel knows (read it while /proc is the host's)."""
     try:
         with open("/proc/sys/kernel/cap_last_cap") as fh:
-            last = int(fh.read())
+            return int(fh.read())
     except OSError:
-        last = 40
-    for cap in range(last + 1):
+        return 40
+
+
+def drop_bounding_capabilities(keep: frozenset[int], last: int | None = None) -> None:
+    """Remove every capability not in `keep` from the bounding set, so an exec'd root process never
+    regains CAP_SYS_ADMIN, CAP_MKNOD and the like (with them, root could mount the host's disk).
+    `last`: last_capability(), read earlier by a caller whose /proc is no longer the host's."""
+    for cap in range((last_capability() if last is None else last) + 1):
         if cap not in keep:
             _check(_libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0), f"drop capability {cap}")
 
