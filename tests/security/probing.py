@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 from typing import Any
 
@@ -34,3 +36,14 @@ def build_static(tmp_path_factory: pytest.TempPathFactory, name: str, source: st
     out.with_suffix(".c").write_text(source)
     subprocess.run([compiler, "-static", "-O2", "-o", str(out), str(out.with_suffix(".c"))], check=True)
     return out.read_bytes()
+
+
+def open_fd_kinds(limit: int = 64) -> dict[int, int]:
+    """The calling process's open fds below `limit` and their file types (S_IFIFO, S_IFREG, ...)."""
+    kinds = {}
+    for fd in range(limit):
+        try:
+            kinds[fd] = stat.S_IFMT(os.fstat(fd).st_mode)
+        except OSError:
+            pass
+    return kinds

@@ -34,6 +34,7 @@ from contree_tui.engine.sandbox.helper import (
     HelperTimeout,
 )
 from tests.engine.helpers import sh
+from tests.security.probing import open_fd_kinds
 
 PLANTED = r"""
 #include <stdlib.h>
@@ -90,12 +91,7 @@ def probe(out: HelperOutput, host_paths: list[str], port: int) -> None:  # pragm
     libc = ctypes.CDLL(None)
     libc.getenv.restype = ctypes.c_char_p
     effective, permitted, inheritable = credentials.capabilities()
-    fds = {}
-    for fd in range(64):
-        try:
-            fds[fd] = stat.S_IFMT(os.fstat(fd).st_mode)
-        except OSError:
-            pass
+    fds = open_fd_kinds()
 
     def connect() -> None:
         with socket.socket() as sock:

@@ -36,6 +36,7 @@ from contree_tui.engine.models import EngineError, Image
 from contree_tui.engine.rootfs_import import EXTRACT_CAPABILITIES
 from contree_tui.engine.sandbox import credentials
 from contree_tui.engine.sandbox.helper import INPUT_FD, HelperLimits, HelperOutput
+from tests.security.probing import open_fd_kinds
 
 BOMB_BYTES = 2 << 30
 
@@ -182,12 +183,7 @@ async def test_an_import_past_its_deadline_is_killed_while_the_engine_answers(op
 
 def probe(out: HelperOutput, file_bytes: int) -> None:  # pragma: no cover - runs in the helper
     effective, permitted, inheritable = credentials.capabilities()
-    fds = {}
-    for fd in range(64):
-        try:
-            fds[fd] = stat.S_IFMT(os.fstat(fd).st_mode)
-        except OSError:
-            pass
+    fds = open_fd_kinds()
 
     def attempt(action: Any) -> str:
         try:
