@@ -48,6 +48,17 @@ def set_capabilities(caps: frozenset[int]) -> None:
         raise OSError(err, f"capset: {os.strerror(err)}")
 
 
+def raise_effective() -> None:
+    """Effective becomes permitted (capset(2)): after a change of fsuid from 0, which clears the filesystem
+    capabilities (DAC_OVERRIDE, CHOWN, FOWNER, ...) from the effective set and leaves permitted alone."""
+    _, permitted, inheritable = capabilities()
+    data = (_Data * 2)(_Data(permitted & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF),
+                       _Data(permitted >> 32, permitted >> 32, inheritable >> 32))
+    if _libc.capset(ctypes.byref(_Header(_LINUX_CAPABILITY_VERSION_3, 0)), data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"capset: {os.strerror(err)}")
+
+
 def capabilities() -> tuple[int, int, int]:
     """This process's (effective, permitted, inheritable) masks."""
     data = (_Data * 2)()

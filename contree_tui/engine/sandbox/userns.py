@@ -33,6 +33,7 @@ import errno
 import os
 from dataclasses import dataclass
 
+from contree_tui.engine.sandbox import credentials
 from contree_tui.engine.sandbox import syscalls as sc
 
 SUBID_OWNER = "contree-tui"
@@ -49,7 +50,6 @@ _AT_EMPTY_PATH = 0x1000
 _AT_RECURSIVE = 0x8000
 _MOUNT_ATTR_IDMAP = 0x00100000
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _MS_SLAVE = 1 << 19
 _MS_SHARED = 1 << 20
 
@@ -273,14 +273,6 @@ def _idmapped_mount_namespace(userns_fd: int, dirs: list[str]) -> int:
 
 # -- in keepers -------------------------------------------------------------------------------------------
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-
 def enter_keeper(users: SandboxUsers) -> None:
     """A keeper's first step (before its run): the idmapped mount namespace, fsuid/fsgid BASE.
 
@@ -290,12 +282,7 @@ def enter_keeper(users: SandboxUsers) -> None:
     sc.setns(users.mntns_fd, sc.CLONE_NEWNS)
     _libc.setfsgid(users.ids.gid_base)
     _libc.setfsuid(users.ids.uid_base)
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    _check(_libc.capget(ctypes.byref(header), data), "capget")
-    for half in data:
-        half.effective = half.permitted
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    credentials.raise_effective()
 
 
 UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
