@@ -129,7 +129,7 @@ class Registry:
         return f"docker://{self.host}/{repo}:{tag}"
 
     def push(self, layout: Path, tag: str, repo: str, *extra: str, dest_tag: str | None = None) -> None:
-        args = list(extra)
+        args = list(extra)  # skopeo_copy turns TLS verification off: a TLS test registry is self-signed
         if self.creds:
             args.append(f"--dest-creds={self.creds[0]}:{self.creds[1]}")
         skopeo_copy(f"oci:{layout}:{tag}", f"docker://{self.host}/{repo}:{dest_tag or tag}", *args)
@@ -159,6 +159,38 @@ class Access:
     path: str
     status: int
     size: int
+
+
+def make_tls_cert(root: Path, hosts: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")) -> tuple[Path, Path]:
+    """A self-signed server certificate for `hosts` (cert.pem doubles as its CA file), and its key."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    root.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "contree test registry")])
+    sans: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = root / "cert.pem", root / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 # -- token server ---------------------------------------------------------------------------------------
@@ -321,7 +353,13 @@ class FaultProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
+            first = await reader.readexactly(1)
+            if first == b"\x16":  # a TLS ClientHello: answer as Go's plain-HTTP server does, at once
+                writer.write(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent a TLS handshake to an HTTP server.\n")
+                await writer.drain()
+                writer.close()
+                return
+            head = first + await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.close()
             return
@@ -352,11 +390,27 @@ class FaultProxy:
             await writer.drain()
             return
         headers = [h for h in header_lines if h and not h.lower().startswith(("connection:", "host:"))]
-        up_reader, up_writer = await asyncio.open_connection(*self.upstream.rsplit(":", 1))
+        up_host, _, up_port = self.upstream.rpartition(":")
+        up_reader, up_writer = await asyncio.open_connection(up_host.strip("[]"), int(up_port))
         upstream_path = path.replace("?redirected=1", "")
         up_writer.write((f"{method} {upstream_path} HTTP/1.1\r\nHost: {self.upstream}\r\nConnection: close\r\n"
                          + "".join(h + "\r\n" for h in headers) + "\r\n").encode("latin-1"))
         await up_writer.drain()
+        body_pump = asyncio.create_task(self._pump(reader, up_writer))  # a request body (skopeo's PUT/PATCH)
+        try:
+            await self._relay(up_reader, writer, is_blob)
+        finally:
+            body_pump.cancel()
+            up_writer.close()
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+
+    async def _relay(self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, is_blob: bool) -> None:
         response_head = await up_reader.readuntil(b"\r\n\r\n")
         writer.write(response_head)
         sent = 0
@@ -371,7 +425,6 @@ class FaultProxy:
             writer.write(chunk)
             sent += len(chunk)
             await writer.drain()
-        up_writer.close()
 
 
 @contextlib.contextmanager

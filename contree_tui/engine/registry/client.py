@@ -124,6 +124,10 @@ class RegistryClient:
                 failures.append(f"{base.split(':')[0]}: {exc}")
                 continue
             await resp.aclose()
+            if not (200 <= resp.status_code < 300 or resp.status_code in (401, 403)):
+                # e.g. a TLS-only server answering plain HTTP with 400: not the registry API on this scheme
+                failures.append(f"{base.split(':')[0]}: GET /v2/ answered {resp.status_code} (not a registry API)")
+                continue
             self._base = base
             if resp.status_code == 401:
                 self._challenge = parse_challenge(resp.headers.get("www-authenticate"))
@@ -139,9 +143,8 @@ class RegistryClient:
             try:
                 request = client.build_request(method, url, headers=headers)
                 resp = await client.send(request, stream=True)
-            except httpx.ConnectTimeout as exc:
-                raise EngineError(f"registry {self.name} did not accept a connection within "
-                                  f"{s.connect_timeout:g} s ({what})", 504) from exc
+            except httpx.ConnectTimeout as exc:  # no connection, or no TLS handshake: the next scheme may work
+                raise _Unreachable(f"no connection within {s.connect_timeout:g} s") from exc
             except httpx.ReadTimeout as exc:
                 raise EngineError(f"registry {self.name} stalled: no answer within {s.read_timeout:g} s "
                                   f"to {what}", 504) from exc

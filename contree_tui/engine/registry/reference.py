@@ -143,6 +143,10 @@ def parse_reference(url: str) -> Reference:
             raise _bad(url, f"the registry {registry!r} is not HOST[:PORT] or [IPv6][:PORT]")
         if registry.lower() in _HUB_ALIASES:
             registry = DOCKER_HUB
+            if ":" in path.split("/", 1)[0] and "/" in path:
+                # contree-sdk 0.3.6 sends `localhost:5000/x` as docker://docker.io/localhost:5000/x (it takes a
+                # registry only when the host has a dot); a Hub name never has a `:`, so that is a registry
+                return parse_reference(text.split("/", 1)[1])
     else:
         registry, path = DOCKER_HUB, name
     if not path:

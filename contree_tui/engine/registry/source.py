@@ -37,7 +37,6 @@ from contree_tui.engine.registry.reference import parse_reference
 if TYPE_CHECKING:
     from contree_tui.engine.image_sources import Credentials
 
-CHUNK = 1 << 20  # bytes per read of a blob: large enough that per-chunk hashing and writes are cheap
 
 
 class RegistrySource:
@@ -192,7 +191,7 @@ class RegistrySource:
             done = 0
             with open(dest, "wb") as out:
                 try:
-                    async for chunk in resp.aiter_raw(CHUNK):
+                    async for chunk in resp.aiter_raw():  # as received (≤64 KiB reads)
                         done += len(chunk)
                         if 0 <= blob.size < done:
                             raise EngineError(f"registry {registry} sent more than the {blob.size} bytes the "
