@@ -1,20 +1,20 @@
 """Manifests, indexes and configs: the small JSON documents of an image, validated before anything is used.
 
 Accepted: OCI image index / manifest and Docker manifest list / schema 2. Docker schema 1 (signed, no
-config blob, no diff ids; deprecated in 2017 and refused by Docker Hub since 2023) is refused with a 422
-that says how to re-push. An index is resolved to the host's platform: os linux and the architecture of
-platform.machine() in Go's names (x86_64 → amd64, aarch64 → arm64 with variant v8 or none, armv7l →
-arm/v7), as containerd's default matcher does; no match is a 422 listing the platforms the index has.
+config blob, no diff ids; deprecated since 2017) is refused with a 422 that says how to re-push. An index
+is resolved to the host's platform (linux and platform.machine() in OCI's names: x86_64 → amd64, aarch64 →
+arm64 with v8 or no variant, armv7l → arm/v7) by the rule oci: layouts use too
+(image_sources/platform_choice.py); no match is a 422 listing the platforms the index has.
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from contree_tui.engine.image_sources import platform_choice
 from contree_tui.engine.image_sources.base import LayerBlob
 from contree_tui.engine.models import EngineError
 
@@ -44,33 +44,11 @@ LAYER_TYPES = frozenset({
 FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 _SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 
-# platform.machine() → (GOARCH, variant); the variant of arm64 is optional in indexes
-_ARCHES = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", "v8"), "arm64": ("arm64", "v8"),
-           "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"), "i686": ("386", ""), "i386": ("386", ""),
-           "ppc64le": ("ppc64le", ""), "s390x": ("s390x", ""), "riscv64": ("riscv64", "")}
-
-
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str = ""
-
-    def __str__(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
-
-
 @dataclass(frozen=True)
 class Descriptor:
     media_type: str
     digest: str
     size: int
-
-
-def host_platform(machine: str | None = None) -> Platform:
-    machine = machine if machine is not None else platform.machine()
-    arch, variant = _ARCHES.get(machine, (machine, ""))
-    return Platform("linux", arch, variant)
 
 
 def parse_document(body: bytes, content_type: str, what: str) -> tuple[str, dict[str, Any]]:
@@ -108,32 +86,14 @@ def descriptor(item: Any, what: str) -> Descriptor:
     return Descriptor(media_type if isinstance(media_type, str) else "", digest, size)
 
 
-def choose_platform(index: dict[str, Any], want: Platform, what: str) -> tuple[Descriptor, Platform]:
-    """The index entry for `want`: exact variant first, then one without a variant; 422 naming the others."""
+def choose_platform(index: dict[str, Any], what: str) -> tuple[Descriptor, str]:
+    """The index entry for this machine (image_sources/platform_choice.py, shared with oci: layouts) and
+    its "os/arch[/variant]"; 422 naming the platforms the index has when none matches."""
     entries = index.get("manifests")
     if not isinstance(entries, list):
         raise EngineError(f"{what} has no manifests list", 422)
-    offered: list[Platform] = []
-    best: tuple[int, Descriptor, Platform] | None = None
-    for i, entry in enumerate(entries[:1000]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("platform"), dict):
-            continue
-        p = entry["platform"]
-        found = Platform(str(p.get("os", "")), str(p.get("architecture", "")), str(p.get("variant", "") or ""))
-        if found.os == "unknown":  # buildkit's attestation manifests, not images
-            continue
-        offered.append(found)
-        if found.os != want.os or found.architecture != want.architecture:
-            continue
-        rank = 0 if found.variant == want.variant else 1 if not found.variant or not want.variant else None
-        if rank is None or entry.get("mediaType", OCI_MANIFEST) not in MANIFEST_TYPES:
-            continue
-        if best is None or rank < best[0]:
-            best = (rank, descriptor(entry, f"{what} entry {i}"), found)
-    if best is None:
-        names = ", ".join(sorted({str(p) for p in offered})) or "none"
-        raise EngineError(f"{what} has no image for this machine's platform {want} (it has: {names})", 422)
-    return best[1], best[2]
+    entry, name = platform_choice.choose_platform(entries[:1000], what)
+    return descriptor(entry, f"{what} entry for {name}"), name
 
 
 def manifest_parts(manifest: dict[str, Any], what: str) -> tuple[Descriptor, list[Descriptor]]:

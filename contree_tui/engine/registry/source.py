@@ -70,9 +70,8 @@ class RegistrySource:
         chosen = ""
         extra: dict[str, object] = {"registry": ref.registry, "repository": ref.repository, "tag": ref.tag}
         if media_type in manifests.INDEX_TYPES:
-            entry, platform = manifests.choose_platform(doc, manifests.host_platform(), f"the image index of {ref}")
+            entry, chosen = manifests.choose_platform(doc, f"the image index of {ref}")
             extra["index_digest"] = digest
-            chosen = str(platform)
             what = f"the {chosen} manifest of {ref}"
             body, content_type, digest = await self._get_manifest(entry.digest, entry.digest)
             media_type, doc = manifests.parse_document(body, content_type, what)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from contree_tui.engine.image_sources import platform_choice
 from contree_tui.engine.models import EngineError
 from contree_tui.engine.registry import manifests
 from tests.engine.registry.helpers import fetch_all, random_bytes, source
@@ -90,7 +91,7 @@ async def test_an_index_without_this_platform_is_422_naming_the_platforms_it_has
     await src.aclose()
     assert err.value.status == 422
     message = str(err.value)
-    assert f"platform {manifests.host_platform()}" in message
+    assert "no image for this host's platform linux/" in message
     assert f"linux/{others[0]}" in message and f"linux/{others[1]}" in message
 
 
@@ -167,22 +168,30 @@ def test_schema_1_manifests_are_refused_with_a_way_out() -> None:
     assert err.value.status == 422 and "schema 1" in str(err.value) and "push the image again" in str(err.value)
 
 
-@pytest.mark.parametrize(("machine", "platform"), [
-    ("x86_64", "linux/amd64"), ("aarch64", "linux/arm64/v8"), ("armv7l", "linux/arm/v7")])
-def test_the_host_platform_in_go_names(machine: str, platform: str) -> None:
-    assert str(manifests.host_platform(machine)) == platform
+@pytest.mark.parametrize(("machine", "entries", "chosen"), [
+    ("x86_64", ["arm64", "amd64"], "linux/amd64"),
+    ("aarch64", ["amd64", "arm64"], "linux/arm64"),  # arm64 indexes often leave out the v8
+    ("aarch64", ["arm64", "arm64/v8"], "linux/arm64/v8"),  # the exact variant first
+    ("armv7l", ["arm/v6", "arm/v7"], "linux/arm/v7"),
+])
+def test_an_index_entry_for_the_machine(monkeypatch: pytest.MonkeyPatch, machine: str, entries: list[str],
+                                        chosen: str) -> None:
+    monkeypatch.setattr(platform_choice.platform, "machine", lambda: machine)
+    index = {"manifests": [_entry(e, i) for i, e in enumerate(entries)]}
+    descriptor, name = manifests.choose_platform(index, "the index")
+    assert name == chosen
+    assert descriptor.digest == index["manifests"][entries.index(chosen.removeprefix("linux/"))]["digest"]
 
 
-def test_arm64_matches_an_index_entry_with_or_without_its_variant() -> None:
-    def entry(arch: str, variant: str = "") -> dict[str, object]:
-        p = {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}
-        return {"mediaType": manifests.OCI_MANIFEST, "digest": "sha256:" + arch[0] * 63 + (variant[-1:] or "0"),
-                "size": 1, "platform": p}
-    want = manifests.host_platform("aarch64")
-    _, found = manifests.choose_platform({"manifests": [entry("amd64"), entry("arm64")]}, want, "x")
-    assert str(found) == "linux/arm64"
-    _, found = manifests.choose_platform({"manifests": [entry("arm64"), entry("arm64", "v8")]}, want, "x")
-    assert str(found) == "linux/arm64/v8"  # the exact variant is preferred
-    with pytest.raises(EngineError, match=r"platform linux/arm/v7 \(it has: linux/amd64, linux/arm/v6\)"):
-        manifests.choose_platform({"manifests": [entry("amd64"), entry("arm", "v6")]},
-                                  manifests.host_platform("armv7l"), "x")
+def test_no_entry_for_the_machine_names_the_platforms_there_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(platform_choice.platform, "machine", lambda: "armv7l")
+    with pytest.raises(EngineError) as err:
+        manifests.choose_platform({"manifests": [_entry("amd64", 0), _entry("arm/v6", 1)]}, "the index")
+    assert err.value.status == 422
+    assert "platform linux/arm/v7" in str(err.value) and "linux/amd64, linux/arm/v6" in str(err.value)
+
+
+def _entry(key: str, i: int) -> dict[str, object]:
+    arch, _, variant = key.partition("/")
+    return {"mediaType": manifests.OCI_MANIFEST, "digest": f"sha256:{i:064x}", "size": 100,
+            "platform": {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}}
