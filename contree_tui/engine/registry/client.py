@@ -13,13 +13,14 @@ works). Plain HTTP only for loopback registries (docker's default insecure set 1
 `localhost`) or with insecure=True. Like docker, those try https first and fall back to http only when the
 TLS connection itself fails (refused, handshake error, an HTTP server answering a ClientHello); insecure
 https skips certificate verification, as docker's --insecure-registry does. The choice is made once, by
-the first request (GET /v2/, which also returns the auth challenge), and kept for the import.
+the first request (GET /v2/, which also returns the auth challenge), and kept for the process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import ssl
 import time
@@ -36,6 +37,10 @@ MANIFEST_CAP = 4 << 20  # distribution's own limit on a manifest PUT is 4 MiB
 CONFIG_CAP = 8 << 20  # configs carry history; the largest seen in the wild are a few hundred KiB
 TOKEN_CAP = 1 << 20
 ERROR_CAP = 64 << 10
+MAX_ENDPOINTS = 256
+
+# (API host, insecure, CA file) → (base URL, auth challenge of GET /v2/), for every import of the process
+_ENDPOINTS: dict[tuple[str, bool, str | None], tuple[str, Challenge | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,7 @@ class RegistryClient:
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             s = self.settings
-            if self._insecure:
-                verify: ssl.SSLContext | bool = False
-            else:
-                verify = ssl.create_default_context(cafile=s.ca_file) if s.ca_file else ssl.create_default_context()
+            verify: ssl.SSLContext | bool = False if self._insecure else _tls_context(s.ca_file)
             self._http = httpx.AsyncClient(
                 verify=verify, follow_redirects=True, max_redirects=5, trust_env=False,
                 timeout=httpx.Timeout(connect=s.connect_timeout, read=s.read_timeout, write=s.read_timeout,
@@ -112,9 +114,21 @@ class RegistryClient:
             return [f"https://{host}", f"http://{host}"]
         return [f"https://{host}"]
 
+    @property
+    def _endpoint_key(self) -> tuple[str, bool, str | None]:
+        return self.ref.api_host, self._insecure, self.settings.ca_file
+
     async def _base_url(self) -> str:
-        """Pick https or http with GET /v2/ (any HTTP answer means the scheme works), keep its challenge."""
+        """Pick https or http with GET /v2/ (any HTTP answer means the scheme works), keep its challenge.
+
+        The choice is remembered for the process (_ENDPOINTS): it is two round trips, one of them a failed
+        TLS handshake on a plain-HTTP loopback registry, half the time of re-importing an unchanged image.
+        A remembered endpoint that stops answering is probed again (get)."""
         if self._base is not None:
+            return self._base
+        known = _ENDPOINTS.get(self._endpoint_key)
+        if known is not None:
+            self._base, self._challenge = known
             return self._base
         failures = []
         for base in self._candidates():
@@ -131,6 +145,9 @@ class RegistryClient:
             self._base = base
             if resp.status_code == 401:
                 self._challenge = parse_challenge(resp.headers.get("www-authenticate"))
+            if len(_ENDPOINTS) >= MAX_ENDPOINTS:
+                _ENDPOINTS.clear()
+            _ENDPOINTS[self._endpoint_key] = (base, self._challenge)
             return base
         raise EngineError(f"cannot reach registry {self.name}: {'; '.join(failures)}", 502)
 
@@ -253,7 +270,10 @@ class RegistryClient:
             try:
                 resp = await self._send_retrying("GET", url, headers, what)
             except _Unreachable as exc:
-                raise EngineError(f"cannot reach registry {self.name}: {exc}", 502) from exc
+                if _ENDPOINTS.pop(self._endpoint_key, None) is None:
+                    raise EngineError(f"cannot reach registry {self.name}: {exc}", 502) from exc
+                self._base = None  # a remembered endpoint (the registry restarted with TLS, say): probe again
+                return await self.get(path, what, accept)
             if resp.status_code not in (401, 403):
                 return resp
             challenge = parse_challenge(resp.headers.get("www-authenticate"))
@@ -294,6 +314,13 @@ class RegistryClient:
         except EngineError:
             return ""
         return "; ".join(f"{code}: {message}" if message else code for code, message in error_codes(body))
+
+
+@functools.cache
+def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """One verifying context per CA file for the process: loading the system's CA store takes 50-70 ms
+    here (the re-import of an unchanged image must take less than that in all), and contexts are shareable."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
 
 
 class _Unreachable(Exception):

@@ -237,3 +237,17 @@ async def test_an_ipv6_loopback_registry(tmp_path: Path) -> None:
 def test_settings_default_to_bounded_waits() -> None:
     s = RegistrySettings()
     assert 0 < s.connect_timeout <= 30 and 0 < s.read_timeout <= 120 and s.max_retry_wait <= 60
+
+
+async def test_a_remembered_endpoint_that_stops_answering_is_probed_again(proxy: FaultProxy) -> None:
+    src = source(proxy.url("faults/app", "v1"))
+    await src.resolve()
+    await src.aclose()
+    await proxy.stop()
+    src = source(proxy.url("faults/app", "v1"))
+    with pytest.raises(EngineError) as err:
+        await src.resolve()
+    await src.aclose()
+    # the probe's message (both schemes tried), not only the remembered http endpoint's refusal
+    assert str(err.value).startswith(f"cannot reach registry {proxy.host}: https: ")
+    assert "; http: " in str(err.value)
