@@ -80,7 +80,8 @@ class RegistryClient:
         self._base: str | None = None
         self._challenge: Challenge | None = None
         self._tokens = TokenCache()
-        self._basic = False  # the registry asked for Basic auth: send it on every request
+        # blobs may be fetched concurrently: one endpoint probe and one token request serve them all
+        self._setup = asyncio.Lock()
 
     @property
     def name(self) -> str:
@@ -204,7 +205,10 @@ class RegistryClient:
             if self._username is None:
                 return {}
             return {"Authorization": basic_header(self._username, self._password or "")}
-        token = self._tokens.get(self.scope) or await self._fetch_token(challenge)
+        token = self._tokens.get(self.scope)
+        if token is None:
+            async with self._setup:
+                token = self._tokens.get(self.scope) or await self._fetch_token(challenge)
         return {"Authorization": f"Bearer {token}"}
 
     async def _fetch_token(self, challenge: Challenge) -> str:
@@ -261,7 +265,8 @@ class RegistryClient:
 
         The caller reads the body and closes the response; statuses other than 401/403 are its to judge.
         """
-        base = await self._base_url()
+        async with self._setup:
+            base = await self._base_url()
         url = f"{base}/v2/{path}"
         for attempt in range(2):
             headers = await self._auth_headers()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,19 @@ async def test_no_credentials_are_401_authentication_required(kind: str, htpassw
     assert err.value.status == 401
     assert str(err.value).startswith(f"authentication required for {reg.host}: ")
     assert "needs registry credentials" in str(err.value)
+
+
+async def test_concurrent_blob_fetches_share_one_token(token_registry: Registry, tmp_path: Path) -> None:
+    built = write_layout(tmp_path / "layout", [{"a": b"1"}, {"b": b"2"}, {"c": b"3"}, {"d": b"4"}], tag="v1")
+    token_registry.push(tmp_path / "layout", "v1", "private/parallel")
+    issued_before = len(token_registry.token_server.issued)
+    src = source(token_registry.url("private/parallel", "v1"), (USER, PASSWORD))
+    try:
+        image = await src.resolve()
+        src._client._tokens.drop(src._client.scope)  # as if the token expired: all four ask at once
+        await asyncio.gather(*(src.fetch_blob(b, tmp_path / f"b{i}", lambda n: None)
+                               for i, b in enumerate(image.layers)))
+    finally:
+        await src.aclose()
+    assert [b.digest for b in image.layers] == built.layer_digests
+    assert len(token_registry.token_server.issued) - issued_before == 2  # resolve's, then one for the four
