@@ -320,6 +320,7 @@ class FaultProxy:
       stall_all → accept connections and never answer
       stall_blob_after: N → blob responses stop after N body bytes and stay open
       redirect_blobs → blob GETs answer 307 to the registry itself (as registries redirect to storage)
+      canned: {"/manifests/": b"HTTP/1.1 200 OK\r\n..."} → that response, as is, for matching paths
     """
 
     upstream: str  # "127.0.0.1:PORT"
@@ -329,6 +330,7 @@ class FaultProxy:
     stall_all: bool = False
     stall_blob_after: int | None = None
     redirect_blobs: bool = False
+    canned: dict[str, bytes] = field(default_factory=dict)  # path substring → a whole raw HTTP response
     seen: list[str] = field(default_factory=list)
     port: int = 0
     _server: asyncio.base_events.Server | None = None
@@ -381,6 +383,11 @@ class FaultProxy:
                 self.busy[pattern] = left - 1
                 writer.write(f"HTTP/1.1 {self.busy_status} Busy\r\nRetry-After: {self.retry_after}\r\n"
                              "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+                await writer.drain()
+                return
+        for pattern, response in self.canned.items():
+            if pattern in path:
+                writer.write(response)
                 await writer.drain()
                 return
         is_blob = "/blobs/" in path and method == "GET"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from contree_tui.engine.models import EngineError
+from contree_tui.engine.registry import manifests
 from contree_tui.engine.registry.client import RegistrySettings
 from contree_tui.engine.registry.reference import parse_reference
 from contree_tui.engine.registry.source import RegistrySource
@@ -251,3 +253,58 @@ async def test_a_remembered_endpoint_that_stops_answering_is_probed_again(proxy:
     # the probe's message (both schemes tried), not only the remembered http endpoint's refusal
     assert str(err.value).startswith(f"cannot reach registry {proxy.host}: https: ")
     assert "; http: " in str(err.value)
+
+
+def _response(body: bytes, *, content_type: str = "application/json", length: int | None = None,
+              status: str = "200 OK") -> bytes:
+    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\n"
+    if length is not None:
+        head += f"Content-Length: {length}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def test_other_5xx_are_retried_with_backoff(proxy: FaultProxy, pushed: list[str]) -> None:
+    proxy.busy = {"/manifests/": 1}
+    proxy.busy_status = 500
+    src = source(proxy.url("faults/app", "v1"))
+    try:
+        assert [b.diff_id for b in (await src.resolve()).layers] == pushed
+    finally:
+        await src.aclose()
+    assert len([r for r in proxy.seen if "/manifests/" in r]) == 2
+
+
+async def test_a_manifest_over_the_cap_is_refused_before_it_is_read(proxy: FaultProxy) -> None:
+    # announced too large, and a body without a length that goes on past the cap: both refused
+    cases = {"announced": _response(b"{}", length=5 << 20), "streamed": _response(b"[" * (5 << 20))}
+    for case, response in cases.items():
+        proxy.canned = {"/manifests/": response}
+        src = source(proxy.url("faults/app", "v1"))
+        with pytest.raises(EngineError) as err:
+            await src.resolve()
+        await src.aclose()
+        assert err.value.status == 502, case
+        assert "over the 4096 KiB limit" in str(err.value), case
+
+
+async def test_a_schema_1_manifest_from_the_registry_is_422(proxy: FaultProxy) -> None:
+    body = json.dumps({"schemaVersion": 1, "name": "faults/app", "tag": "v1", "fsLayers": [],
+                       "signatures": []}).encode()
+    proxy.canned = {"/manifests/": _response(body, content_type=manifests.SCHEMA1[1], length=len(body))}
+    src = source(proxy.url("faults/app", "v1"))
+    with pytest.raises(EngineError) as err:
+        await src.resolve()
+    await src.aclose()
+    assert err.value.status == 422 and "Docker schema 1 manifest" in str(err.value)
+
+
+async def test_a_manifest_that_does_not_match_its_digest_is_refused(registry: Registry, proxy: FaultProxy) -> None:
+    """A pinned reference: the bytes the registry sends must hash to the digest asked for."""
+    body = json.dumps({"schemaVersion": 2, "mediaType": manifests.OCI_MANIFEST, "config": {}, "layers": []}).encode()
+    proxy.canned = {"/manifests/sha256:": _response(body, content_type=manifests.OCI_MANIFEST, length=len(body))}
+    wanted = "sha256:" + "1" * 64
+    src = source(f"docker://{proxy.host}/faults/app@{wanted}")
+    with pytest.raises(EngineError) as err:
+        await src.resolve()
+    await src.aclose()
+    assert err.value.status == 502 and f"the manifest {wanted}" in str(err.value) and "refused" in str(err.value)
