@@ -80,6 +80,22 @@ async def test_an_index_resolves_to_this_machines_platform(registry: Registry, t
         await src.aclose()
 
 
+async def test_a_docker_manifest_list_resolves_to_this_machines_platform(registry: Registry, tmp_path: Path) -> None:
+    other = "s390x" if host_arch() != "s390x" else "amd64"
+    _, builts = write_multiplatform(tmp_path / "layout", {host_arch(): [{"f": b"mine"}], other: [{"f": b"x"}]},
+                                    tag="list")
+    registry.push(tmp_path / "layout", "list", "team/list", "--all", "--format", "v2s2")
+    src = source(registry.url("team/list", "list"))
+    try:
+        image = await src.resolve()
+        assert image.extra["media_type"] == manifests.DOCKER_MANIFEST
+        assert image.platform.startswith(f"linux/{host_arch()}")
+        assert [b.diff_id for b in image.layers] == builts[host_arch()].diff_ids
+        await fetch_all(src, image, tmp_path / "blobs")
+    finally:
+        await src.aclose()
+
+
 async def test_an_index_without_this_platform_is_422_naming_the_platforms_it_has(registry: Registry,
                                                                                  tmp_path: Path) -> None:
     others = [a for a in ("amd64", "s390x", "ppc64le") if a != host_arch()][:2]
