@@ -9,6 +9,7 @@ errors are FAILED operations with the registry's precise reason. contree-sdk's i
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from tests.api.conftest import serve, stop
 from tests.api.helpers import run, text
 from tests.images.busybox_layouts import BASE_FILES, TOP, busybox_layer
 from tests.images.oci_build import write_layout
-from tests.images.registry import Registry, TokenServer, have_registry
+from tests.images.registry import FaultProxy, Registry, TokenServer, have_registry
 
 USER, PASSWORD = "bob", "token-pw"
 
@@ -163,3 +164,23 @@ async def test_contree_sdk_images_oci_imports_from_the_registry(engine: Engine, 
         sock.close()
     assert tag == f"{registry.host}/e2e/app:v1" and engine.store.image_by_tag(tag).uuid == uuid
     assert stdout == "new\nfrom-registry\n"
+
+
+async def test_delete_cancels_an_import_mid_download_and_leaves_nothing(
+        raw: httpx.AsyncClient, engine: Engine, registry: Registry, tmp_path: Path) -> None:
+    write_layout(tmp_path / "big", [busybox_layer(), {"big": os.urandom(600_000)}], tag="v1")
+    registry.push(tmp_path / "big", "v1", "e2e/stalls")
+    proxy = await FaultProxy(registry.host, stall_blob_after=300_000).start()  # the 1 MB base layer stops midway
+    try:
+        response = await raw.post("/v1/images/import", json={"registry": {"url": proxy.url("e2e/stalls", "v1")}})
+        op_id = response.json()["uuid"]
+        async with asyncio.timeout(30):
+            while not [p for p in (engine.state.root / "imports").glob("*/blob-*") if p.stat().st_size > 0]:
+                await asyncio.sleep(0.05)  # a partial blob on disk: the download is under way
+        assert (await raw.delete(f"/v1/operations/{op_id}")).status_code == 202
+        status = (await raw.get(f"/v1/operations/{op_id}")).json()
+    finally:
+        await proxy.stop()
+    assert status["status"] == "CANCELLED"
+    assert not list((engine.state.root / "imports").glob("*"))
+    assert set(os.listdir(engine.state.layers)) <= engine.store.referenced_layers()  # no orphan layer
