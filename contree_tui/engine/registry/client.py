@@ -14,6 +14,7 @@ works). Plain HTTP only for loopback registries (docker's default insecure set 1
 TLS connection itself fails (refused, handshake error, an HTTP server answering a ClientHello); insecure
 https skips certificate verification, as docker's --insecure-registry does. The choice is made once, by
 the first request (GET /v2/, which also returns the auth challenge), and kept for the process.
+HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply as docker applies them, never to loopback registries.
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ class RegistryClient:
         if self._http is None:
             s = self.settings
             verify: ssl.SSLContext | bool = False if self._insecure else _tls_context(s.ca_file)
+            # trust_env: HTTPS_PROXY / NO_PROXY as docker honours them, except for loopback registries,
+            # which Go's ProxyFromEnvironment never proxies either (the TLS context is ours either way)
             self._http = httpx.AsyncClient(
-                verify=verify, follow_redirects=True, max_redirects=5, trust_env=False,
+                verify=verify, follow_redirects=True, max_redirects=5, trust_env=not self.ref.is_loopback,
                 timeout=httpx.Timeout(connect=s.connect_timeout, read=s.read_timeout, write=s.read_timeout,
                                       pool=s.connect_timeout),
                 headers={"Accept-Encoding": "identity", "User-Agent": "contree-tui"})
@@ -175,6 +178,10 @@ class RegistryClient:
                 errors += 1
                 await self._sleep(s.backoff * 2 ** errors, what)
                 continue
+            except httpx.TimeoutException as exc:  # write or pool: the registry stopped taking our request
+                raise EngineError(f"registry {self.name} stalled during {what}: {type(exc).__name__}", 504) from exc
+            except httpx.HTTPError as exc:  # too many redirects, a malformed redirect, ...
+                raise EngineError(f"registry {self.name}: {what} failed: {_describe(exc)}", 502) from exc
             status = resp.status_code
             if status in (429, 503) and busy < s.busy_retries:
                 busy += 1

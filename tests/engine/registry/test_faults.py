@@ -308,3 +308,17 @@ async def test_a_manifest_that_does_not_match_its_digest_is_refused(registry: Re
         await src.resolve()
     await src.aclose()
     assert err.value.status == 502 and f"the manifest {wanted}" in str(err.value) and "refused" in str(err.value)
+
+
+async def test_proxy_variables_do_not_apply_to_loopback_registries(registry: Registry, pushed: list[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # a proxy that refuses every connection
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, dead)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    src = source(registry.url("faults/app", "v1"))
+    try:
+        assert [b.diff_id for b in (await src.resolve()).layers] == pushed
+    finally:
+        await src.aclose()
