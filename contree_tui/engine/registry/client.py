@@ -259,7 +259,9 @@ class RegistryClient:
 
     def _auth_failed(self, status: int, detail: str) -> EngineError:
         if status == 403:
-            return EngineError(f"access denied by {self.name} to {self.ref.repository}: {detail}", 403)
+            who = f"user {self._username!r}" if self._username else "anonymous access"
+            return EngineError(f"authentication failed for {self.name}: {who} may not pull {self.ref.repository}"
+                               f" ({detail})", 403)
         if self._username is None:
             return EngineError(f"authentication required for {self.name}: {detail} (the repository "
                                f"{self.ref.repository} needs registry credentials, or does not exist)", 401)
@@ -294,6 +296,8 @@ class RegistryClient:
             retry = (resp.status_code == 401 and attempt == 0 and challenge is not None
                      and (challenge.scheme == "bearer" or self._username is not None))
             if not retry:
+                if resp.status_code == 403:
+                    raise self._auth_failed(403, detail or "403 Forbidden")
                 sent = "the registry refused " + (f"the credentials of user {self._username!r}" if self._username
                                                   else "anonymous access")
                 raise self._auth_failed(resp.status_code, sent + (f" ({detail})" if detail else ""))

@@ -322,3 +322,15 @@ async def test_proxy_variables_do_not_apply_to_loopback_registries(registry: Reg
         assert [b.diff_id for b in (await src.resolve()).layers] == pushed
     finally:
         await src.aclose()
+
+
+async def test_403_is_access_denied_with_the_registrys_reason(proxy: FaultProxy) -> None:
+    body = b'{"errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]}'
+    proxy.canned = {"/manifests/": _response(body, length=len(body), status="403 Forbidden")}
+    src = source(proxy.url("faults/app", "v1"), ("someone", "pw"))
+    with pytest.raises(EngineError) as err:
+        await src.resolve()
+    await src.aclose()
+    assert err.value.status == 403
+    assert str(err.value) == (f"authentication failed for {proxy.host}: user 'someone' may not pull faults/app "
+                              "(DENIED: requested access to the resource is denied)")
