@@ -317,7 +317,12 @@ class ImageImports:
         progress("commit", digest=resolved.source_digest)
         layers = tuple(chain)
         if len(layers) > self.config.squash_at:  # overlay takes at most 500 lowers: as runs' chains do
-            layers = await self._squash(layers)
+            squash = asyncio.ensure_future(self._squash(layers))
+            try:
+                layers = await asyncio.shield(squash)
+            except asyncio.CancelledError:  # its thread cannot be stopped: let it finish (its result is kept)
+                await asyncio.gather(squash, return_exceptions=True)
+                raise
             progress.log(f"{len(chain)} layers squashed into {len(layers)} (the engine's depth limit "
                          f"{self.config.squash_at})")
             for layer in layers:

@@ -27,7 +27,16 @@ from contree_tui.engine.models import EngineError, Operation, OperationStatus
 from contree_tui.engine.store import Store
 from tests.engine.helpers import sh, stdout
 from tests.images.busybox_layouts import busybox_bytes, busybox_layer, whiteout_layout, zeros_layout
-from tests.images.oci_build import DIR, OCI_CONFIG, OCI_MANIFEST, _put_blob, _write_index, write_layout
+from tests.images.oci_build import (
+    DIR,
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    OPAQUE,
+    WHITEOUT,
+    _put_blob,
+    _write_index,
+    write_layout,
+)
 
 OpenEngine = Callable[..., Awaitable[Engine]]
 
@@ -121,6 +130,32 @@ async def test_shared_base_layer_is_stored_once(engine: Engine, tmp_path: Path) 
 
 def _layer_size(layout: Path, built: Any, index: int) -> int:
     return (layout / "blobs/sha256" / built.layer_digests[index].split(":")[1]).stat().st_size
+
+
+async def test_parallel_imports_sharing_a_base_store_it_once(engine: Engine, tmp_path: Path) -> None:
+    base = busybox_layer(**{"etc/base": b"base\n"})
+    for name in ("a", "b", "c"):
+        write_layout(tmp_path / name, [base, {f"etc/{name}": f"{name}\n".encode()}])
+    ops = [engine.import_image({"registry": {"url": f"oci:{tmp_path / name}"}, "tag": f"p:{name}"})
+           for name in ("a", "b", "c")]
+    done = [await engine.wait(o.uuid) for o in ops]
+    assert [d.status for d in done] == [OperationStatus.SUCCESS] * 3, [d.error for d in done]
+    assert len(layer_dirs(engine)) == 4  # one base, three tops
+    bases = {engine.store.get_image(d.result_image_uuid).layers[0] for d in done}
+    assert len(bases) == 1
+    reused = [d for d in done if any(e.type == "import_progress" and e.data["phase"] == "reuse"
+                                     for e in engine.store.events(d.uuid))]
+    assert len(reused) == 2  # the first extracted it, the others waited for it and reused it
+    for name in ("a", "b", "c"):
+        assert stdout(await sh(engine, f"tag:p:{name}", f"cat /etc/base /etc/{name}")) == f"base\n{name}\n"
+
+
+async def test_a_nearly_full_disk_refuses_imports_with_507(open_engine: OpenEngine, tmp_path: Path) -> None:
+    engine = await open_engine(EngineConfig(min_free_bytes=1 << 60))
+    whiteout_layout(tmp_path / "layout")
+    with pytest.raises(EngineError, match="disk is nearly full") as caught:
+        engine.import_image({"registry": {"url": f"oci:{tmp_path / 'layout'}:t1"}})
+    assert caught.value.status == 507 and engine.store.list_operations() == []
 
 
 async def test_reimport_of_the_same_manifest_is_the_same_image_at_once(engine: Engine, tmp_path: Path) -> None:
@@ -287,15 +322,20 @@ async def test_restart_fails_an_interrupted_import_and_sweeps_its_files(open_eng
 
 async def test_a_chain_deeper_than_the_squash_depth_is_squashed(open_engine: OpenEngine, tmp_path: Path) -> None:
     engine = await open_engine(EngineConfig(squash_at=4))
-    layers: list[Any] = [busybox_layer(**{"data": DIR})]
+    layers: list[Any] = [busybox_layer(**{"data": DIR, "opt": DIR, "opt/base": b"b\n"})]
     layers += [{f"data/f{i}": f"{i}\n".encode()} for i in range(8)]
-    layers.append({"data/f3": b"changed\n"})
+    # a delete and a replaced directory in the middle (squashed), then a change on top
+    layers += [{"data/f5": WHITEOUT}, {"opt": OPAQUE, "opt/mid": b"m\n"}, {"data/f3": b"changed\n"}]
     write_layout(tmp_path / "deep", layers)
     op = await imported(engine, f"oci:{tmp_path / 'deep'}")
     assert op.status is OperationStatus.SUCCESS, op.error
     image = engine.store.get_image(op.result_image_uuid)
     assert len(image.layers) <= 4
-    assert stdout(await sh(engine, image.uuid, "cat /data/f0 /data/f3 /data/f7")) == "0\nchanged\n7\n"
+    assert stdout(await sh(engine, image.uuid, "cat /data/f0 /data/f3 /data/f7; ls /data; ls /opt")) == \
+        "0\nchanged\n7\n" + "".join(f"f{i}\n" for i in range(8) if i != 5) + "mid\n"
+    # inspect (a read-only overlay in a helper) sees the same tree
+    listing = await engine.list_directory(image, "/opt")
+    assert [e["path"].rsplit("/", 1)[-1] for e in listing["files"]] == ["mid"]
 
 
 async def test_rootfs_tarball_and_directory(engine: Engine, tmp_path: Path) -> None:
