@@ -288,6 +288,19 @@ async def test_progress_reports_bytes_during_extraction(engine: Engine, big_layo
     assert len(progress) <= 10 * (max(stamps) - min(stamps) + 1) + 6
 
 
+async def test_closing_the_engine_mid_import_fails_it_and_leaves_nothing(open_engine: OpenEngine,
+                                                                         big_layout: Path) -> None:
+    engine = await open_engine()
+    before = layer_dirs(engine)
+    op = engine.import_image({"registry": {"url": f"oci:{big_layout}:big"}})
+    await _until_extracting(engine, op.uuid)
+    await engine.close()
+    engine = await open_engine()
+    done = engine.store.get_operation(op.uuid)
+    assert done.status is OperationStatus.FAILED and "engine stopped" in done.error, done.error
+    assert layer_dirs(engine) == before and leftovers(engine) == []
+
+
 async def test_restart_fails_an_interrupted_import_and_sweeps_its_files(open_engine: OpenEngine,
                                                                         tmp_path: Path) -> None:
     engine = await open_engine()
@@ -358,3 +371,24 @@ async def test_rootfs_tarball_and_directory(engine: Engine, tmp_path: Path) -> N
     missing = await imported(engine, f"rootfs:{tmp_path / 'missing'}")
     assert missing.status is OperationStatus.FAILED and "no such rootfs" in missing.error
     assert leftovers(engine) == []
+
+
+def test_a_state_dir_from_before_imports_gains_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "engine.db")
+    db.execute("CREATE TABLE images (uuid TEXT PRIMARY KEY, created_at REAL NOT NULL, parent TEXT, operation_uuid TEXT,"
+               " layers TEXT NOT NULL, env TEXT NOT NULL DEFAULT '{}', workdir TEXT NOT NULL DEFAULT '',"
+               " size INTEGER NOT NULL DEFAULT 0)")
+    db.execute("INSERT INTO images(uuid, created_at, layers) VALUES ('a', 1, '[\"l1\"]')")
+    db.commit()
+    db.close()
+    store = Store(tmp_path / "engine.db")
+    try:
+        old = store.get_image("a")
+        assert old.layers == ("l1",) and old.user == "" and old.config_workdir == ""
+        assert store.referenced_layers() == {"l1"}
+        assert store.record_layer_digest("sha256:" + "2" * 64, "l1", 5) == ("l1", 5)
+    finally:
+        store.close()
+    Store(tmp_path / "engine.db").close()  # a second open migrates nothing twice
