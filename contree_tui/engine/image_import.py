@@ -330,6 +330,13 @@ class ImageImports:
         size = sum(item[1] for item in ordered)
         progress("commit", digest=resolved.source_digest)
         layers = tuple(item[0] for item in ordered)
+        # A layer whose root is opaque (`.wh..wh..opq` at its top) replaces everything below it; overlay does
+        # not read that mark on a layer's root, so the layers below leave the chain instead.
+        cut = next((i for i in range(len(layers) - 1, 0, -1)
+                    if layerfs.is_opaque(f"{self._layers_dir}/{layers[i]}")), 0)
+        if cut:
+            layers = layers[cut:]
+            progress.log(f"layer {cut + 1} replaces the whole tree: the {cut} below it are not used")
         if len(layers) > self.config.squash_at:  # overlay takes at most 500 lowers: as runs' chains do
             squash = asyncio.ensure_future(self._squash(layers))
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import os
 import stat
@@ -35,6 +36,7 @@ from tests.images.oci_build import (
     WHITEOUT,
     _put_blob,
     _write_index,
+    layer_tar,
     write_layout,
 )
 
@@ -103,6 +105,22 @@ async def test_image_env_applies_to_shell_commands_only(engine: Engine, tmp_path
     assert stdout(await sh(engine, image, 'echo "$GREETING"', env={"GREETING": "mine"})) == "mine\n"
     exec_run = await engine.run({"image": image, "command": "/bin/env", "shell": False})
     assert "GREETING" not in stdout(exec_run)  # shell=false: only the request's env (the spec)
+
+
+async def test_an_opaque_root_replaces_every_layer_below(engine: Engine, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(layer_tar(busybox_layer(**{"etc/only": b"only\n"})))) as source, \
+            tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(tarfile.TarInfo(".wh..wh..opq"), io.BytesIO(b""))  # at the layer's root
+        for member in source.getmembers():
+            tar.addfile(member, source.extractfile(member) if member.isreg() else None)
+    replacing = buf.getvalue()
+    write_layout(tmp_path / "layout", [busybox_layer(**{"etc/below": b"below\n"}), replacing])
+    op = await imported(engine, f"oci:{tmp_path / 'layout'}")
+    assert op.status is OperationStatus.SUCCESS, op.error
+    image = engine.store.get_image(op.result_image_uuid)
+    assert len(image.layers) == 1
+    assert stdout(await sh(engine, image.uuid, "ls /etc")) == "only\nresolv.conf\n"
 
 
 async def test_shared_base_layer_is_stored_once(engine: Engine, tmp_path: Path) -> None:
