@@ -155,10 +155,6 @@ class _Progress:
         self.events.emit(self.op_uuid, "import_log", 0, {"message": message})
 
 
-class _Cancelled(Exception):
-    pass
-
-
 class ImageImports:
     """The engine's import operations (started, awaited, cancelled), and the layers they have in hand."""
 
@@ -258,17 +254,22 @@ class ImageImports:
             except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
                 error = f"engine error: {type(exc).__name__}: {exc}"
         finally:
-            if status != "SUCCESS":
-                await asyncio.shield(self._forget(held))
-            for layer in held:
-                self._unpin(layer)
-            if source is not None:
-                try:
-                    await source.aclose()
-                except Exception:  # noqa: BLE001 - closing a source must not change the outcome
-                    pass
-            await asyncio.shield(asyncio.to_thread(shutil.rmtree, work, True))
-            self._finish(op_uuid, status, error, image, request.tag, time.time() - created)
+            try:  # shielded: a cancel arriving now (the import had ended) must not leave files or a live status
+                await asyncio.shield(self._clean_up(status == "SUCCESS", held, source, work))
+            finally:
+                self._finish(op_uuid, status, error, image, request.tag, time.time() - created)
+
+    async def _clean_up(self, succeeded: bool, held: list[str], source: ImageSource | None, work: Path) -> None:
+        if not succeeded:
+            await self._forget(held)
+        for layer in held:
+            self._unpin(layer)
+        if source is not None:
+            try:
+                await source.aclose()
+            except Exception:  # noqa: BLE001 - closing a source must not change the outcome
+                pass
+        await asyncio.to_thread(shutil.rmtree, work, True)
 
     def _finish(self, op_uuid: str, status: str, error: str | None, image: Image | None, tag: str | None,
                 elapsed: float) -> None:
