@@ -13,7 +13,9 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
+import subprocess
 import tarfile
 import time
 import uuid
@@ -84,6 +86,47 @@ async def test_layers_with_a_deleted_file_an_opaque_dir_and_a_changed_file(engin
     assert stdout(await sh(engine, image.uuid, "pwd")) == "/\n"
     assert built.diff_ids[1] in {row[0] for row in engine.store.db.execute("SELECT diff_id FROM layer_digests")}
     assert leftovers(engine) == []
+
+
+async def test_a_layout_written_by_umoci(engine: Engine, tmp_path: Path) -> None:
+    """umoci (a real OCI tool) writes deletions as one `.wh.` per removed child, in its own entry order."""
+    if shutil.which("umoci") is None:
+        pytest.skip("umoci is not installed (apt-get install umoci)")
+    layout, bundle = tmp_path / "L", tmp_path / "bundle"
+    root = bundle / "rootfs"
+
+    def umoci(*args: str) -> None:
+        subprocess.run(["umoci", *args], check=True, capture_output=True)
+
+    umoci("init", "--layout", str(layout))
+    umoci("new", "--image", f"{layout}:base")
+    umoci("unpack", "--image", f"{layout}:base", str(bundle))
+    (root / "bin").mkdir()
+    (root / "bin/busybox").write_bytes(busybox_bytes())
+    os.chmod(root / "bin/busybox", 0o755)
+    for applet in ("sh", "ls", "cat", "test"):
+        os.symlink("busybox", root / "bin" / applet)
+    (root / "etc").mkdir()
+    (root / "etc/gone").write_text("gone\n")
+    (root / "etc/changed").write_text("old\n")
+    (root / "opt/sub").mkdir(parents=True)
+    (root / "opt/old").write_text("old\n")
+    (root / "opt/sub/deep").write_text("deep\n")
+    umoci("repack", "--refresh-bundle", "--image", f"{layout}:base", str(bundle))
+    shutil.rmtree(root / "opt")
+    (root / "etc/gone").unlink()
+    (root / "opt").mkdir()
+    (root / "opt/new").write_text("new\n")
+    (root / "etc/changed").write_text("new\n")
+    umoci("repack", "--image", f"{layout}:next", str(bundle))
+
+    op = await imported(engine, f"oci:{layout}:next", tag="umoci:next")
+    assert op.status is OperationStatus.SUCCESS, op.error
+    assert stdout(await sh(engine, "tag:umoci:next", "ls /opt; cat /etc/changed; test -e /etc/gone || echo gone")) \
+        == "new\nnew\ngone\n"
+    base = await imported(engine, f"oci:{layout}:base")
+    assert stdout(await sh(engine, base.result_image_uuid, "ls /opt; cat /etc/gone")) == "old\nsub\ngone\n"
+    assert len(engine.store.get_image(base.result_image_uuid).layers) == 1  # its one layer, reused
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd", None])
