@@ -183,8 +183,8 @@ class ImageImports:
             except ImportError:  # a source module this build does not have
                 raise EngineError(f"registry.url: {request.url[:200]!r}: this engine cannot import from such "
                                   "a source yet", status=501) from None
-        elif not request.url[len(ROOTFS_SCHEME):]:
-            raise EngineError("registry.url: rootfs: needs a path, e.g. rootfs:/srv/rootfs.tar")
+        elif not request.url[len(ROOTFS_SCHEME):].startswith("/"):  # the engine's cwd is not the client's
+            raise EngineError("registry.url: rootfs: needs an absolute path, e.g. rootfs:/srv/rootfs.tar")
         require_free(self._layers_dir, self.config.min_free_bytes, "import")
         op = Operation(uuid=str(uuid.uuid4()), kind=KIND, status=OperationStatus.PENDING, created_at=time.time(),
                        image_uuid=None, request=request.stored())

@@ -277,7 +277,9 @@ async def test_a_layer_whose_content_is_not_its_diff_id_fails_and_leaves_nothing
     ({"registry": {"url": "oci:/x"}, "timeout": "soon"}, "timeout:"),
     ({"registry": {"url": "oci:/x", "credentials": {"username": "u"}}}, "credentials"),
     ({"registry": {"url": "oci:/x", "insecure": "yes"}}, "insecure"),
-    ({"registry": {"url": "rootfs:"}}, "rootfs: needs a path"),
+    ({"registry": {"url": "rootfs:"}}, "rootfs: needs an absolute path"),
+    ({"registry": {"url": "rootfs:tree.tar"}}, "rootfs: needs an absolute path"),
+    ({"registry": {"url": "oci:layout:t1"}}, "must be absolute"),
 ])
 async def test_malformed_requests_are_refused_before_any_operation(engine: Engine, body: dict[str, Any],
                                                                    message: str) -> None:
