@@ -6,11 +6,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contree_tui.engine.http.context import api_path, engine_of
+from contree_tui.engine.http.context import api_path, engine_of, is_token_client
 from contree_tui.engine.http.errors import ApiError
 from contree_tui.engine.http.params import flag, int_param, json_object, path_uuid, time_param, uuid_value
 from contree_tui.engine.http.serialize import image_json
+from contree_tui.engine.image_sources import ARCHIVE_SCHEMES, ROOTFS_SCHEME
 from contree_tui.engine.spawn_request import TAG_RE
+
+LOCAL_SCHEMES = (*ARCHIVE_SCHEMES, ROOTFS_SCHEME)  # sources that are paths on the engine's host
 
 MAX_TAG = 256
 
@@ -54,6 +57,12 @@ async def untag_image(request: Request) -> Response:
 async def import_image(request: Request) -> Response:
     """ImageImportRequest → 201 {"uuid"} + Location; the request is checked here (400), the import runs on."""
     body = await json_object(request)
+    registry = body.get("registry")
+    url = registry.get("url") if isinstance(registry, dict) else None
+    if isinstance(url, str) and url.strip().startswith(LOCAL_SCHEMES) and is_token_client(request):
+        raise ApiError("registry.url: host paths (oci:, oci-archive:, docker-archive:, rootfs:) are imported only "
+                       "for clients of the engine's Unix socket; a client with the TCP token may use the engine, "
+                       "not read the host's files through it", status=403)
     op = engine_of(request).import_image(body)
     return JSONResponse({"uuid": op.uuid}, status_code=201,
                         headers={"Location": api_path(request, f"/operations/{op.uuid}")})
