@@ -137,15 +137,18 @@ class _Progress:
         self.layers = 0
         self.bytes_done = self.bytes_total = 0
         self._last = 0.0
-        self._phases: dict[int | None, str] = {}  # each layer's current phase (None: the image's own)
+        # each layer's (phase, done) last reported (None: the image's own)
+        self._phases: dict[int | None, tuple[str, int]] = {}
 
     def __call__(self, phase: str, layer: int | None = None, digest: str | None = None, done: int = 0,
                  total: int = -1) -> None:
         now = time.monotonic()
-        changed = self._phases.get(layer) != phase or done == total
+        if self._phases.get(layer) == (phase, done):
+            return  # said already
+        changed = self._phases.get(layer, ("", 0))[0] != phase or done == total
         if not changed and now - self._last < 1 / PROGRESS_RATE:
             return
-        self._phases[layer] = phase
+        self._phases[layer] = (phase, done)
         self._last = now
         self.events.emit(self.op_uuid, "import_progress", 0, {
             "phase": phase, "layer": layer, "layers": self.layers, "digest": digest, "done": done, "total": total,
