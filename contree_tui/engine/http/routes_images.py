@@ -28,15 +28,17 @@ def valid_tag(tag: object, name: str = "tag") -> str:
 
 
 async def list_images(request: Request) -> Response:
-    # `kind` (contree-sdk sends kind=1 for imported images) is tolerated and ignored: the engine does not
-    # tell imported images from others yet.
+    # `kind`, contree-sdk's ImageKind (not in the spec): 1 = imported images (roots: imports, built-in
+    # busybox), 0 = images made by instances; anything else is tolerated and ignored.
+    kind = request.query_params.get("kind")
     tag = request.query_params.get("tag")
     uuid = request.query_params.get("uuid")
     images = engine_of(request).store.list_images(
         limit=int_param(request, "limit", 100, 1, 1000), offset=int_param(request, "offset", 0, 0),
         tagged=flag(request, "tagged"), tag_prefix=tag or None,
         uuid=uuid_value(uuid, "uuid") if uuid else None,
-        since=time_param(request, "since"), until=time_param(request, "until"))
+        since=time_param(request, "since"), until=time_param(request, "until"),
+        roots={"1": True, "0": False}.get(kind or ""))
     return JSONResponse({"images": [image_json(i) for i in images]})
 
 
