@@ -35,7 +35,7 @@ from contree_tui.engine.oci_layer import extract_layer
 from contree_tui.engine.rootfs_import import layer_from_tarball
 from contree_tui.engine.sandbox.helper import HelperSet
 from contree_tui.engine.spawn_request import TAG_RE
-from contree_tui.engine.state_dir import StateDir
+from contree_tui.engine.state_dir import StateDir, spread_subdirectories
 from contree_tui.engine.store import Store
 
 KIND = "image_import"
@@ -167,6 +167,11 @@ class ImageImports:
         self._squash = squash
         self._layers_dir = str(state.layers)
         self.work_root = state.root / "imports"
+        self.work_root.mkdir(exist_ok=True)
+        # Each import's files in a block group of its own (chattr +T, as runs/): extracting python3.11's
+        # 1,500 files took 2.2 s under a plain parent and 0.8 s under this one on this VM's ext4, whose
+        # inode allocation crawls past recently deleted inodes (state_dir.py).
+        spread_subdirectories(self.work_root)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stop_reason: dict[str, str] = {}  # why a task was cancelled: "cancelled" or the engine's reason
         self._slots = asyncio.Semaphore(MAX_PARALLEL_IMPORTS)
@@ -224,7 +229,8 @@ class ImageImports:
 
     def sweep(self) -> None:
         """At engine start (no import in flight): what interrupted imports left in imports/."""
-        shutil.rmtree(self.work_root, ignore_errors=True)
+        for entry in self.work_root.iterdir():
+            shutil.rmtree(entry, ignore_errors=True)
 
     # -- the operation ------------------------------------------------------------------------------
     async def _run(self, op_uuid: str, request: ImportRequest, source: ImageSource | None) -> None:
@@ -238,7 +244,7 @@ class ImageImports:
                 async with asyncio.timeout(request.timeout):
                     async with self._slots:  # PENDING while MAX_PARALLEL_IMPORTS others run
                         self.events.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=time.time())
-                        work.mkdir(parents=True, exist_ok=True)
+                        work.mkdir(exist_ok=True)
                         if source is None:
                             image = await self._import_rootfs(op_uuid, request, work, progress, held, created)
                         else:
