@@ -439,8 +439,12 @@ class ImageImports:
         if stored[0] != layer:  # recorded by someone else meanwhile (an import without the diff id up front)
             await asyncio.to_thread(shutil.rmtree, f"{self._layers_dir}/{layer}", True)
         opaque = f", {len(extracted.opaque)} opaque dirs" if extracted.opaque else ""
+        xattrs = f", {extracted.xattrs} xattrs" if extracted.xattrs else ""
         progress.log(f"layer {index + 1}/{count} {short(extracted.diff_id)} extracted ({extracted.entries} entries, "
-                     f"{extracted.size / (1 << 20):.1f} MiB{opaque})")
+                     f"{extracted.size / (1 << 20):.1f} MiB{opaque}{xattrs})")
+        if extracted.xattrs_skipped:
+            progress.log(f"layer {index + 1}/{count}: xattrs not restored (not user.* or security.capability, or an "
+                         f"overlay's own): {', '.join(extracted.xattrs_skipped)}")
         return stored
 
     async def _import_rootfs(self, op_uuid: str, request: ImportRequest, work: Path, progress: _Progress,

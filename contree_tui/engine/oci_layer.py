@@ -36,6 +36,7 @@ from pathlib import Path
 
 import zstandard  # loaded here, in the engine: a helper refuses imports (helper._NoImports)
 
+from contree_tui.engine.layer_xattrs import MAX_REPORTED
 from contree_tui.engine.models import EngineError, Unprocessable
 from contree_tui.engine.rootfs_import import (
     EXTRACT_CAPABILITIES,
@@ -79,6 +80,8 @@ class ExtractedLayer:
     entries: int
     size: int  # bytes of regular files
     opaque: tuple[str, ...]  # relative directory paths marked opaque ("" = the layer's root)
+    xattrs: int = 0  # extended attributes restored (layer_xattrs.py)
+    xattrs_skipped: tuple[str, ...] = ()  # names of those left out (trusted.*, security.selinux, ...), distinct
 
 
 async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes: int, timeout: float,
@@ -126,7 +129,10 @@ async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes:
         if header.get("root_opaque"):
             opaque = ("", *opaque)
         await asyncio.to_thread(mark_opaque, str(out), opaque)
-        return ExtractedLayer(diff_id, int(header.get("entries", 0)), int(header.get("bytes", 0)), opaque)
+        skipped = header.get("xattrs_skipped")
+        return ExtractedLayer(diff_id, int(header.get("entries", 0)), int(header.get("bytes", 0)), opaque,
+                              int(header.get("xattrs", 0)),
+                              tuple(str(n)[:100] for n in skipped[:MAX_REPORTED]) if isinstance(skipped, list) else ())
     except BaseException:
         helper.close()
         await asyncio.shield(helper.exit_code())  # dead before its partial tree goes: no write lands after
@@ -268,7 +274,8 @@ def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None) -> None:  
         raise Unprocessable(f"extraction failed: {type(exc).__name__}: {exc}") from None
     payload = b"\0".join(p.encode("utf-8", "surrogateescape") for p in opaque if p)
     out.header(diff_id="sha256:" + stream.sha256.hexdigest(), entries=admit.entries, bytes=admit.total,
-               size=len(payload), root_opaque="" in opaque)
+               size=len(payload), root_opaque="" in opaque, xattrs=admit.xattrs,
+               xattrs_skipped=list(admit.xattrs_skipped))
     out.write(payload)
 
 

@@ -43,8 +43,15 @@ import tarfile
 import zlib  # noqa: F401
 from pathlib import Path
 
+from contree_tui.engine.layer_xattrs import MAX_REPORTED, layer_xattrs, set_xattrs
 from contree_tui.engine.models import EngineError, Unprocessable
-from contree_tui.engine.sandbox.credentials import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID
+from contree_tui.engine.sandbox.credentials import (
+    CAP_CHOWN,
+    CAP_DAC_OVERRIDE,
+    CAP_FOWNER,
+    CAP_FSETID,
+    CAP_SETFCAP,
+)
 from contree_tui.engine.sandbox.helper import (
     INPUT_FD,
     HelperFailed,
@@ -60,9 +67,12 @@ from contree_tui.engine.sandbox.helper import (
 #   FOWNER       chmod and utime files that are no longer ours once chowned; hard links to them
 #                (fs.protected_hardlinks)
 #   FSETID       keep a setgid bit on a file whose group the helper is not in (chmod would clear it)
+#   SETFCAP      restore a file's security.capability xattr (layer_xattrs.py: /bin/ping's cap_net_raw);
+#                held in the sandboxes' namespace, it lets the kernel store the value only relative to
+#                that namespace's root, which the idmapped layer maps to on-disk root (a plain v2 value)
 # Not MKNOD (devices are skipped; FIFOs need no capability), not DAC_READ_SEARCH (no open_by_handle_at:
 # the seccomp filter refuses it too), not SETUID/SETGID, SYS_ADMIN or any other.
-EXTRACT_CAPABILITIES = frozenset({CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID})
+EXTRACT_CAPABILITIES = frozenset({CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETFCAP})
 MAX_IMPORTS = 2  # at once: each takes a CPU and up to IMPORT_MEMORY
 IMPORT_MEMORY = 1 << 30  # tarfile keeps every member's header: ~1 KiB each, so a million entries fit
 DEFAULT_IMPORT_TIMEOUT = 600.0
@@ -131,16 +141,19 @@ def _exit_reason(code: int) -> str:
 
 class _NumericOwners(tarfile.TarFile):
     """tarfile chowns only when euid is 0 and may look names up (NSS); the helper is neither root nor may
-    it read the image's /etc: owners are the tarball's numbers, always."""
+    it read the image's /etc: owners are the tarball's numbers, always. Then the member's xattrs
+    (layer_xattrs.py), after the chown: a chown drops security.capability, so one already right is not
+    repeated (a hard link to a capable file would otherwise strip its target)."""
 
     def chown(self, tarinfo: tarfile.TarInfo, targetpath: str, numeric_owner: bool) -> None:
         try:
-            if tarinfo.issym():
+            st = os.lstat(targetpath)
+            if (st.st_uid, st.st_gid) != (tarinfo.uid, tarinfo.gid):
                 os.lchown(targetpath, tarinfo.uid, tarinfo.gid)
-            else:
-                os.chown(targetpath, tarinfo.uid, tarinfo.gid)
         except OSError as exc:
             raise tarfile.ExtractError("could not change owner") from exc
+        if tarinfo.pax_headers:
+            set_xattrs(tarinfo, targetpath, layer_xattrs(tarinfo)[0])
 
 
 def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None) -> None:  # pragma: no cover - runs in the helper
@@ -197,6 +210,8 @@ class _Admission:
         self.total = self.entries = 0
         self._skipped: set[int] = set()  # ids of members left out (tarfile keeps every member alive)
         self._latest: dict[str, tarfile.TarInfo] = {}
+        self.xattrs = 0  # restored (counted here, set by _NumericOwners.chown)
+        self.xattrs_skipped: dict[str, None] = {}  # distinct names left out, the first MAX_REPORTED
 
     def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
         if self.id_limit is not None and (member.uid >= self.id_limit or member.gid >= self.id_limit):
@@ -216,6 +231,12 @@ class _Admission:
         self._latest[os.path.normpath(member.name)] = member
         if id(member) in self._skipped:
             return None
+        if member.pax_headers:  # checked now, before the member is written: an oversized one refuses the tar
+            keep, skipped = layer_xattrs(member)
+            self.xattrs += len(keep)
+            for name in skipped:
+                if len(self.xattrs_skipped) < MAX_REPORTED:
+                    self.xattrs_skipped[name[:100]] = None
         self.entries += 1
         return member
 
