@@ -1,4 +1,6 @@
-"""Creating a root layer from a local rootfs tarball, extracted by a confined helper.
+"""What extracting a tarball into a layer needs, shared by rootfs tarballs and OCI layer blobs (oci_layer.py
+runs the helper for both: layer_from_tarball, extract_layer): the helper's capabilities and limits, and the
+admission of each entry (owners, sizes, devices).
 
 A tarball is image content, so hostile: its names, links, sizes and compressed stream are parsed by a
 process holding no host privilege (sandbox/helper.py, start_writable): pid 1 of its own pid namespace, in
@@ -29,22 +31,12 @@ mounted inside sandboxes, never executed from on the host.
 
 from __future__ import annotations
 
-import asyncio
-import bz2  # noqa: F401 - tarfile imports its decompressors lazily; a helper refuses imports, so load them here
-import errno
-import gzip  # noqa: F401
-import lzma  # noqa: F401
-import math
 import os
-import shutil
 import signal
-import stat
 import tarfile
-import zlib  # noqa: F401
-from pathlib import Path
 
 from contree_tui.engine.layer_xattrs import MAX_REPORTED, layer_xattrs, set_xattrs
-from contree_tui.engine.models import EngineError, Unprocessable
+from contree_tui.engine.models import Unprocessable
 from contree_tui.engine.sandbox.credentials import (
     CAP_CHOWN,
     CAP_DAC_OVERRIDE,
@@ -52,14 +44,7 @@ from contree_tui.engine.sandbox.credentials import (
     CAP_FSETID,
     CAP_SETFCAP,
 )
-from contree_tui.engine.sandbox.helper import (
-    INPUT_FD,
-    HelperFailed,
-    HelperLimits,
-    HelperOutput,
-    HelperSet,
-    HelperTimeout,
-)
+from contree_tui.engine.sandbox.helper import HelperSet
 
 # What extracting a rootfs as an unprivileged uid needs, and nothing more:
 #   CHOWN        give each file its numeric owner from the tarball (root's files, daemons' files)
@@ -81,51 +66,6 @@ DEFAULT_IMPORT_TIMEOUT = 600.0
 def import_helpers() -> HelperSet:
     """The engine's extraction helpers: a third import waits (up to a minute) for one of two to end."""
     return HelperSet(max_live=MAX_IMPORTS, slot_wait=60.0, what="rootfs imports")
-
-
-async def layer_from_tarball(helpers: HelperSet, tarball: Path, out: Path, *, max_bytes: int,
-                             timeout: float = DEFAULT_IMPORT_TIMEOUT) -> None:
-    """Extract `tarball` into the new directory `out`; on any failure `out` is gone and EngineError raised."""
-    try:
-        fd = os.open(tarball, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise EngineError(f"{tarball}: cannot open ({exc.strerror})") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device at the path would block the helper
-            raise EngineError(f"{tarball}: not a regular file")
-        out.mkdir(mode=0o755)
-        # With sandbox users the helper is the sandboxes' root: it can give a file an owner 0..count-1 only
-        id_limit = helpers.users.ids.count if helpers.users is not None else None
-        limits = HelperLimits(cpu_seconds=math.ceil(timeout) + 1, memory_bytes=IMPORT_MEMORY, open_files=64,
-                              lifetime=timeout, file_bytes=max_bytes)
-        try:
-            helper = await helpers.start_writable(str(out), lambda result: _extract(result, max_bytes, id_limit),
-                                                  limits, capabilities=EXTRACT_CAPABILITIES, input_fd=fd)
-        except BaseException:
-            shutil.rmtree(out, ignore_errors=True)
-            raise
-    finally:
-        os.close(fd)
-    try:
-        try:
-            await helper.header(timeout + 5)  # the helper's own lifetime (timeout) ends it first
-        except HelperTimeout:
-            raise HelperTimeout(f"{tarball}: the import did not finish within {timeout:g} s and was stopped "
-                                "(a very large or slow tarball? the engine's import timeout)") from None
-        except HelperFailed:  # it died without a word: a signal (SIGXCPU at its CPU limit, SIGKILL) or a crash
-            raise HelperFailed(f"{tarball}: the import helper ended without an answer "
-                               f"({_exit_reason(await helper.exit_code())})") from None
-        except EngineError as exc:  # its own answer: why the tarball was refused
-            raise type(exc)(f"{tarball}: {exc}", exc.status) from None
-        if (code := await helper.exit_code()) != 0:
-            raise HelperFailed(f"{tarball}: the import helper ended abnormally ({_exit_reason(code)})")
-    except BaseException:
-        helper.close()
-        await helper.exit_code()  # dead before its partial tree goes: no write lands after the removal
-        await asyncio.to_thread(shutil.rmtree, out, True)
-        raise
-    finally:
-        helper.close()
 
 
 def _exit_reason(code: int) -> str:
@@ -154,36 +94,6 @@ class _NumericOwners(tarfile.TarFile):
             raise tarfile.ExtractError("could not change owner") from exc
         if tarinfo.pax_headers:
             set_xattrs(tarinfo, targetpath, layer_xattrs(tarinfo)[0])
-
-
-def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None) -> None:  # pragma: no cover - runs in the helper
-    """In the helper, whose root is the new layer: extract the tarball on INPUT_FD into `/`, in one pass
-    (extractall over the archive as it is read; a getmembers() first would decompress a .tar.gz twice)."""
-    source = os.fdopen(INPUT_FD, "rb")
-    try:
-        archive = _NumericOwners.open(fileobj=source, mode="r:*")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise Unprocessable(f"not a readable tar archive ({exc})") from None
-    admit = _Admission(max_bytes, id_limit)
-    try:
-        archive.extractall("/", numeric_owner=True, filter=admit)
-    except _TooLarge:
-        raise Unprocessable(f"its files hold more than the {_mib(max_bytes)} a layer may hold") from None
-    except MemoryError:
-        raise Unprocessable(f"too many entries for the import's {_mib(IMPORT_MEMORY)} of memory") from None
-    except OSError as exc:
-        if exc.errno == errno.EFBIG:  # RLIMIT_FSIZE (Python ignores SIGXFSZ, so the write fails instead)
-            raise Unprocessable(f"a file is larger than the {_mib(max_bytes)} a layer may hold") from None
-        raise Unprocessable(f"extraction failed: {exc}") from None
-    except (tarfile.TarError, EOFError, ValueError) as exc:
-        raise Unprocessable(f"not a readable tar archive ({exc})") from None
-    except Unprocessable:  # _Admission's own refusal
-        raise
-    except KeyError:  # tarfile's fallback for a hard link whose target does not exist: look it up in the archive
-        raise Unprocessable("a hard link points outside the archive (or at a member not in it)") from None
-    except Exception as exc:  # noqa: BLE001 - whatever else a hostile tarball provokes in tarfile: its answer
-        raise Unprocessable(f"extraction failed: {type(exc).__name__}: {exc}") from None
-    out.header(entries=admit.entries, bytes=admit.total)
 
 
 class _TooLarge(Exception):
