@@ -120,6 +120,7 @@ class _Admission:
         self.total = self.entries = 0
         self._skipped: set[int] = set()  # ids of members left out (tarfile keeps every member alive)
         self._latest: dict[str, tarfile.TarInfo] = {}
+        self._names: set[str] = set()  # every entry's path inside the layer, as a hard link names its target
         self.xattrs = 0  # restored (counted here, set by _NumericOwners.chown)
         self.xattrs_skipped: dict[str, None] = {}  # distinct names left out, the first MAX_REPORTED
 
@@ -138,7 +139,13 @@ class _Admission:
             target = self._latest.get(os.path.normpath(member.linkname))
             if target is not None and id(target) in self._skipped:
                 self._skipped.add(id(member))
+            elif _inside(member.linkname) not in self._names:
+                raise Unprocessable(
+                    f"{member.name[:200]!r} is a hard link to {member.linkname[:200]!r}, which is not an earlier "
+                    "entry of this tar: a link to a file of a lower layer (as `docker commit` or some builders "
+                    "write) is not supported; each layer must hold the targets of its hard links")
         self._latest[os.path.normpath(member.name)] = member
+        self._names.add(_inside(member.name))
         if id(member) in self._skipped:
             return None
         if member.pax_headers:  # checked now, before the member is written: an oversized one refuses the tar
@@ -149,6 +156,12 @@ class _Admission:
                     self.xattrs_skipped[name[:100]] = None
         self.entries += 1
         return member
+
+
+def _inside(name: str) -> str:
+    """A member's or link target's path inside the layer: tarfile extracts into "/", so "/etc/a", "./etc/a"
+    and "etc/a" are one file, and `..` stops at the layer's root."""
+    return os.path.normpath("/" + name).lstrip("/")
 
 
 def _mib(size: int) -> str:
