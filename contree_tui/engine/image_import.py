@@ -33,8 +33,9 @@ from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.image_sources import ROOTFS_SCHEME, Credentials, ImageSource, ResolvedImage, open_source
 from contree_tui.engine.image_sources.base import LayerBlob
+from contree_tui.engine.lower_links import link_lower_files
 from contree_tui.engine.models import DEFAULT_PATH, Conflict, EngineError, Image, NotFound, Operation, OperationStatus
-from contree_tui.engine.oci_layer import extract_layer, layer_from_tarball
+from contree_tui.engine.oci_layer import ExtractedLayer, extract_layer, layer_from_tarball
 from contree_tui.engine.sandbox.helper import HelperSet
 from contree_tui.engine.spawn_request import TAG_RE
 from contree_tui.engine.state_dir import StateDir, spread_subdirectories
@@ -354,11 +355,12 @@ class ImageImports:
         # overlaps another layer's extraction; extraction slots are the engine's, MAX_IMPORTS).
         jobs = asyncio.Semaphore(LAYER_JOBS)
         found: list[tuple[str, int] | None] = [None] * len(resolved.layers)
+        pending: dict[int, tuple[Path, str, ExtractedLayer]] = {}  # layers with hard links to lower files
 
         async def one(index: int, blob: LayerBlob) -> None:
             async with jobs:
                 found[index] = await self._layer(request, source, resolved, index, blob, work, progress, created,
-                                                 held)
+                                                 held, pending)
 
         tasks = [asyncio.ensure_future(one(i, b)) for i, b in enumerate(resolved.layers)]
         try:
@@ -368,6 +370,15 @@ class ImageImports:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)  # every helper dead, every layer in `held`
             raise
+        for index in sorted(pending):  # bottom up: the layers below each are complete when it is linked
+            out, layer, extracted = pending[index]
+            lowers = [f"{self._layers_dir}/{item[0]}" for item in reversed(found[:index]) if item is not None]
+            copied = await link_lower_files(
+                self.extractors, out, lowers, extracted.lower_links, work / f"lower-{index}",
+                max_bytes=self.config.max_layer_bytes - extracted.size, timeout=self._remaining(created, request))
+            progress.log(f"layer {index + 1}/{len(found)}: {len(extracted.lower_links)} hard links to files of "
+                         f"lower layers made ({copied / (1 << 20):.1f} MiB copied)")
+            found[index] = await self._commit_layer(out, layer, extracted, extracted.size + copied, held)
         ordered = [item for item in found if item is not None]
         size = sum(item[1] for item in ordered)
         progress("commit", digest=resolved.source_digest)
@@ -404,7 +415,7 @@ class ImageImports:
 
     async def _layer(self, request: ImportRequest, source: ImageSource, resolved: ResolvedImage, index: int,
                      blob: LayerBlob, work: Path, progress: _Progress, created: float,
-                     held: list[str]) -> tuple[str, int]:
+                     held: list[str], pending: dict[int, tuple[Path, str, ExtractedLayer]]) -> tuple[str, int] | None:
         """The layer for `blob`: the stored one with its diff id, or fetched and extracted now; either way
         pinned and added to `held` (the import's layers, removed if it fails)."""
         count = len(resolved.layers)
@@ -421,7 +432,7 @@ class ImageImports:
                     progress.log(f"layer {index + 1}/{count} {short(blob.diff_id)} reused")
                     return stored
                 return await self._fetch_and_extract(request, source, index, blob, work, progress, created, count,
-                                                     held)
+                                                     held, pending)
         finally:
             lock, users = self._layer_locks[key]
             if users > 1:
@@ -430,8 +441,10 @@ class ImageImports:
                 del self._layer_locks[key]
 
     async def _fetch_and_extract(self, request: ImportRequest, source: ImageSource, index: int, blob: LayerBlob,
-                                 work: Path, progress: _Progress, created: float, count: int,
-                                 held: list[str]) -> tuple[str, int]:
+                                 work: Path, progress: _Progress, created: float, count: int, held: list[str],
+                                 pending: dict[int, tuple[Path, str, ExtractedLayer]]) -> tuple[str, int] | None:
+        """The layer extracted and stored, or None with it in `pending` (under `work`, not stored yet) when it
+        holds hard links to files of the layers below (made once those are extracted)."""
         path = work / f"blob-{index}"
         counted = 0  # of this blob's bytes, in progress.bytes_done (layers download side by side)
 
@@ -454,7 +467,8 @@ class ImageImports:
             extracted = await extract_layer(
                 self.extractors, path, out, max_bytes=self.config.max_layer_bytes,
                 timeout=self._remaining(created, request),
-                progress=lambda done: progress("extract", index, blob.digest, min(done, fetched), fetched))
+                progress=lambda done: progress("extract", index, blob.digest, min(done, fetched), fetched),
+                lower_links=index > 0)
             progress("extract", index, blob.digest, fetched, fetched)
         finally:
             path.unlink(missing_ok=True)
@@ -463,13 +477,11 @@ class ImageImports:
             raise EngineError(f"layer {index + 1}/{count} ({blob.digest}): its content is {extracted.diff_id}, "
                               f"but the image config says {blob.diff_id}; the image is corrupt or was tampered "
                               "with, nothing was imported", status=422)
-        os.rename(out, f"{self._layers_dir}/{layer}")
-        layerfs.fsync_dir(self._layers_dir)
-        stored = self.store.record_layer_digest(extracted.diff_id, layer, extracted.size)
-        self._pin(stored[0])
-        held.append(stored[0])
-        if stored[0] != layer:  # recorded by someone else meanwhile (an import without the diff id up front)
-            await asyncio.to_thread(shutil.rmtree, f"{self._layers_dir}/{layer}", True)
+        if extracted.lower_links:
+            pending[index] = (out, layer, extracted)
+            stored = None
+        else:
+            stored = await self._commit_layer(out, layer, extracted, extracted.size, held)
         opaque = f", {len(extracted.opaque)} opaque dirs" if extracted.opaque else ""
         xattrs = f", {extracted.xattrs} xattrs" if extracted.xattrs else ""
         progress.log(f"layer {index + 1}/{count} {short(extracted.diff_id)} extracted ({extracted.entries} entries, "
@@ -477,6 +489,18 @@ class ImageImports:
         if extracted.xattrs_skipped:
             progress.log(f"layer {index + 1}/{count}: xattrs not restored (not user.* or security.capability, or an "
                          f"overlay's own): {', '.join(extracted.xattrs_skipped)}")
+        return stored
+
+    async def _commit_layer(self, out: Path, layer: str, extracted: ExtractedLayer, size: int,
+                            held: list[str]) -> tuple[str, int]:
+        """An extracted layer into layers/, recorded by its diff id (or the one recorded meanwhile), pinned."""
+        os.rename(out, f"{self._layers_dir}/{layer}")
+        layerfs.fsync_dir(self._layers_dir)
+        stored = self.store.record_layer_digest(extracted.diff_id, layer, size)
+        self._pin(stored[0])
+        held.append(stored[0])
+        if stored[0] != layer:  # recorded by someone else meanwhile (an import without the diff id up front)
+            await asyncio.to_thread(shutil.rmtree, f"{self._layers_dir}/{layer}", True)
         return stored
 
     async def _import_rootfs(self, op_uuid: str, request: ImportRequest, work: Path, progress: _Progress,

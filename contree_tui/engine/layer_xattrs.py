@@ -58,13 +58,18 @@ def layer_xattrs(member: tarfile.TarInfo) -> tuple[list[tuple[str, bytes]], list
         if len(value) > MAX_VALUE:
             raise Unprocessable(f"{member.name[:200]!r} carries the xattr {name[:100]!r} of {len(value)} bytes; "
                                 f"at most {MAX_VALUE} are possible")
-        if name.startswith("user.") and not name.startswith("user.overlay.") and (member.isreg() or member.isdir()):
-            keep.append((name, value))
-        elif name == CAPABILITY and member.isreg():
-            keep.append((name, _as_v2(member, value)))
+        if keep_xattr(name, member.isreg(), member.isdir()):
+            keep.append((name, _as_v2(member, value) if name == CAPABILITY else value))
         else:
             skipped.append(name)
     return keep, skipped
+
+
+def keep_xattr(name: str, regular: bool, directory: bool) -> bool:
+    """Whether an xattr `name` is restored on a regular file or directory (and nothing else)."""
+    if name.startswith("user.") and not name.startswith("user.overlay."):
+        return regular or directory
+    return name == CAPABILITY and regular
 
 
 def _as_v2(member: tarfile.TarInfo, value: bytes) -> bytes:
@@ -78,14 +83,22 @@ def _as_v2(member: tarfile.TarInfo, value: bytes) -> bytes:
 
 def set_xattrs(member: tarfile.TarInfo, path: str, xattrs: list[tuple[str, bytes]]) -> None:  # pragma: no cover
     """Set `xattrs` on the extracted `path` (after its chown: a chown drops security.capability)."""
+    set_xattrs_fd(member.name, path, xattrs)
+
+
+def set_xattrs_fd(entry: str, path: str | int, xattrs: list[tuple[str, bytes]]) -> None:  # pragma: no cover
+    """Set `xattrs` on `path` (a path, not followed if a symlink, or an fd); `entry` names it in errors."""
     for name, value in xattrs:
         try:
-            os.setxattr(path, name, value, follow_symlinks=False)
+            if isinstance(path, int):
+                os.setxattr(path, name, value)
+            else:
+                os.setxattr(path, name, value, follow_symlinks=False)
         except OSError as exc:
             reason = {errno.ENOSPC: "the filesystem has no room for it (ext4 keeps a file's xattrs in one block)",
                       errno.E2BIG: "the filesystem has no room for it",
                       errno.EINVAL: "the kernel refuses the value",
                       errno.ENOTSUP: "the state dir's filesystem does not support it"}.get(
                           exc.errno or 0, os.strerror(exc.errno or errno.EIO))
-            raise Unprocessable(f"{member.name[:200]!r}: its xattr {name[:100]!r} ({len(value)} bytes) could not "
+            raise Unprocessable(f"{entry[:200]!r}: its xattr {name[:100]!r} ({len(value)} bytes) could not "
                                 f"be restored: {reason}") from None

@@ -90,6 +90,8 @@ class ExtractedLayer:
     xattrs: int = 0  # extended attributes restored (layer_xattrs.py)
     xattrs_skipped: tuple[str, ...] = ()  # names of those left out (trusted.*, security.selinux, ...), distinct
     source_digest: str = ""  # sha256:<hex> of the blob's bytes as the helper read them (compressed)
+    # hard links to files of lower layers, not made yet: (path in the layer, target path) (lower_links.py)
+    lower_links: tuple[tuple[str, str], ...] = ()
 
 
 async def layer_from_tarball(helpers: HelperSet, tarball: Path, out: Path, *, max_bytes: int,
@@ -111,7 +113,8 @@ async def layer_from_tarball(helpers: HelperSet, tarball: Path, out: Path, *, ma
 
 
 async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes: int, timeout: float,
-                        progress: ProgressFn | None = None, follow: bool = False) -> ExtractedLayer:
+                        progress: ProgressFn | None = None, follow: bool = False,
+                        lower_links: bool = False) -> ExtractedLayer:
     """Extract the layer blob `blob` into the new directory `out` (opaque dirs marked); on any failure, or
     when cancelled, `out` is gone and EngineError raised. `progress` gets the blob bytes read so far."""
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
@@ -128,7 +131,7 @@ async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes:
                               lifetime=timeout, file_bytes=max_bytes)
         try:
             helper = await helpers.start_writable(
-                str(out), lambda result: _extract(result, max_bytes, id_limit), limits,
+                str(out), lambda result: _extract(result, max_bytes, id_limit, lower_links), limits,
                 capabilities=EXTRACT_CAPABILITIES, input_fd=fd)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
@@ -152,7 +155,7 @@ async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes:
         diff_id = header.get("diff_id")
         if not isinstance(diff_id, str) or not diff_id.startswith("sha256:"):
             raise HelperFailed("the layer's extraction helper sent a malformed answer")
-        opaque = tuple(p.decode("utf-8", "surrogateescape") for p in payload.split(b"\0") if p) if payload else ()
+        opaque, links = _parse_payload(payload)
         if header.get("root_opaque"):
             opaque = ("", *opaque)
         await asyncio.to_thread(mark_opaque, str(out), opaque)
@@ -161,7 +164,7 @@ async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes:
         return ExtractedLayer(diff_id, int(header.get("entries", 0)), int(header.get("bytes", 0)), opaque,
                               int(header.get("xattrs", 0)),
                               tuple(str(n)[:100] for n in skipped[:MAX_REPORTED]) if isinstance(skipped, list) else (),
-                              source_digest if isinstance(source_digest, str) else "")
+                              source_digest if isinstance(source_digest, str) else "", links)
     except BaseException:
         helper.close()
         await asyncio.shield(helper.exit_code())  # dead before its partial tree goes: no write lands after
@@ -169,6 +172,26 @@ async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes:
         raise
     finally:
         helper.close()
+
+
+def _parse_payload(payload: bytes) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The helper's payload: NUL-separated records, `o<dir>` an opaque directory, `l<path>` then `<target>`
+    a hard link to a lower layer's file."""
+    opaque: list[str] = []
+    links: list[tuple[str, str]] = []
+    records = iter(payload.split(b"\0")) if payload else iter(())
+    for record in records:
+        text = record.decode("utf-8", "surrogateescape")
+        if text.startswith("o") and len(text) > 1:
+            opaque.append(text[1:])
+        elif text.startswith("l"):
+            target = next(records, None)
+            if target is None or len(text) < 2:
+                raise HelperFailed("the layer's extraction helper sent a malformed answer")
+            links.append((text[1:], target.decode("utf-8", "surrogateescape")))
+        elif text:
+            raise HelperFailed("the layer's extraction helper sent a malformed answer")
+    return tuple(opaque), tuple(links)
 
 
 async def _header_with_progress(helper: HelperProcess, deadline: float,
@@ -209,6 +232,22 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+RESOLVE_IN_ROOT = 0x10
+
+
+def open_in_root(root_fd: int, path: str, flags: int) -> int:
+    """`path` opened as if `root_fd` were `/` (RESOLVE_IN_ROOT: absolute symlinks and `..` stay inside it;
+    no magic links, no other mount): how a helper that sees two trees names a file in one of them."""
+    extra = os.O_CLOEXEC if flags & os.O_PATH else os.O_CLOEXEC | os.O_NOCTTY  # openat2: O_PATH takes no other
+    how = _OpenHow(flags | extra, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+    fd = _libc.syscall(_SYS_OPENAT2, root_fd, path.encode("utf-8", "surrogateescape"), ctypes.byref(how),
+                       ctypes.sizeof(how))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return fd
 
 
 def open_beneath(root_fd: int, path: str) -> int:
@@ -296,12 +335,13 @@ def _decompressed(source: object) -> object:  # pragma: no cover - runs in the h
     return source
 
 
-def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None) -> None:  # pragma: no cover - in the helper
+def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None,  # pragma: no cover - in the helper
+             lower_links: bool) -> None:
     """In the helper, whose root is the new layer: the blob on INPUT_FD, decompressed, hashed, extracted."""
     raw = _HashingInput(INPUT_FD)
     source = io.BufferedReader(raw, INPUT_BUFFER)
     stream = _Hashing(_decompressed(source))
-    admit = _Whiteouts(max_bytes, id_limit)
+    admit = _Whiteouts(max_bytes, id_limit, lower_links)
     try:
         archive = _NumericOwners.open(fileobj=stream, mode="r|")  # type: ignore[arg-type]
         archive.extractall("/", numeric_owner=True, filter=admit)
@@ -325,7 +365,10 @@ def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None) -> None:  
         raise Unprocessable("a hard link points outside the layer (or at a member not in it)") from None
     except Exception as exc:  # noqa: BLE001 - whatever else a hostile layer provokes in tarfile: its answer
         raise Unprocessable(f"extraction failed: {type(exc).__name__}: {exc}") from None
-    payload = b"\0".join(p.encode("utf-8", "surrogateescape") for p in opaque if p)
+    records = [b"o" + p.encode("utf-8", "surrogateescape") for p in opaque if p]
+    for path, target in admit.lower_links or ():
+        records += [b"l" + path.encode("utf-8", "surrogateescape"), target.encode("utf-8", "surrogateescape")]
+    payload = b"\0".join(records)
     out.header(diff_id="sha256:" + stream.sha256.hexdigest(), entries=admit.entries, bytes=admit.total,
                size=len(payload), root_opaque="" in opaque, xattrs=admit.xattrs,
                source_digest="sha256:" + raw.sha256.hexdigest(),
@@ -346,8 +389,8 @@ class _Whiteouts(_Admission):
     of the extraction and applied once every member is written (mknod of a whiteout where the layer itself
     wrote nothing, an opaque mark for the engine to set)."""
 
-    def __init__(self, max_bytes: int, id_limit: int | None) -> None:
-        super().__init__(max_bytes, id_limit)
+    def __init__(self, max_bytes: int, id_limit: int | None, lower_links: bool = False) -> None:
+        super().__init__(max_bytes, id_limit, lower_links)
         self.whiteouts: list[str] = []
         self.opaque: list[str] = []
 

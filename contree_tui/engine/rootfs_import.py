@@ -61,6 +61,7 @@ EXTRACT_CAPABILITIES = frozenset({CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_F
 MAX_IMPORTS = 2  # at once: each takes a CPU and up to IMPORT_MEMORY
 IMPORT_MEMORY = 1 << 30  # tarfile keeps every member's header: ~1 KiB each, so a million entries fit
 DEFAULT_IMPORT_TIMEOUT = 600.0
+MAX_LOWER_LINKS = 100_000  # hard links to lower layers' files in one layer (two paths each in a payload)
 
 
 def import_helpers() -> HelperSet:
@@ -115,14 +116,28 @@ class _Admission:
     device, transitively.
     """
 
-    def __init__(self, max_bytes: int, id_limit: int | None = None) -> None:
+    def __init__(self, max_bytes: int, id_limit: int | None = None, lower_links: bool = False) -> None:
         self.max_bytes, self.id_limit = max_bytes, id_limit
+        # With layers below: hard links to files the tar does not hold, (path, target) for lower_links.py to
+        # make once those layers are extracted; without (a root layer), such a link refuses the tar.
+        self.lower_links: list[tuple[str, str]] | None = [] if lower_links else None
+        self._lower: dict[int, str] = {}  # ids of those link members -> their lower target
         self.total = self.entries = 0
         self._skipped: set[int] = set()  # ids of members left out (tarfile keeps every member alive)
         self._latest: dict[str, tarfile.TarInfo] = {}
         self._names: set[str] = set()  # every entry's path inside the layer, as a hard link names its target
         self.xattrs = 0  # restored (counted here, set by _NumericOwners.chown)
         self.xattrs_skipped: dict[str, None] = {}  # distinct names left out, the first MAX_REPORTED
+
+    def _link_lower(self, member: tarfile.TarInfo, target: str) -> None:
+        assert self.lower_links is not None
+        if "\0" in member.name or "\0" in member.linkname:  # the paths travel NUL-separated
+            raise Unprocessable("a hard link's name holds a NUL byte")
+        if len(self.lower_links) >= MAX_LOWER_LINKS:
+            raise Unprocessable(f"more than {MAX_LOWER_LINKS} hard links to files of lower layers")
+        self.lower_links.append((_inside(member.name), target))
+        self._lower[id(member)] = target
+        self._skipped.add(id(member))
 
     def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
         if self.id_limit is not None and (member.uid >= self.id_limit or member.gid >= self.id_limit):
@@ -137,8 +152,12 @@ class _Admission:
             self._skipped.add(id(member))
         elif member.islnk():
             target = self._latest.get(os.path.normpath(member.linkname))
-            if target is not None and id(target) in self._skipped:
+            if target is not None and id(target) in self._lower:  # a link to a link to a lower file
+                self._link_lower(member, self._lower[id(target)])
+            elif target is not None and id(target) in self._skipped:
                 self._skipped.add(id(member))
+            elif _inside(member.linkname) not in self._names and self.lower_links is not None:
+                self._link_lower(member, _inside(member.linkname))
             elif _inside(member.linkname) not in self._names:
                 raise Unprocessable(
                     f"{member.name[:200]!r} is a hard link to {member.linkname[:200]!r}, which is not an earlier "
