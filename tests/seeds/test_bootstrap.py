@@ -1,0 +1,99 @@
+"""`engine bootstrap debian` apart from the image it makes: which apt sources it builds from, that mmdebstrap
+runs with no host privilege, and the errors a user meets (each with the cause in its own words)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from contree_tui.client.apt_sources import AptSource, debian_sources, read_sources, render
+from contree_tui.client.debian_bootstrap import BootstrapError, BootstrapSpec, ensure_tarball
+from contree_tui.client.userns_spawn import IdRange, spawn_as_namespace_root
+from tests.client.conftest import CLI
+
+SIGNED = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+def test_the_hosts_debian_sources_are_kept_and_renamed_for_another_suite(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir(parents=True)
+    (tmp_path / "sources.list").write_text(
+        "# the mirror this machine uses\n"
+        f"deb [arch=amd64 signed-by={SIGNED}] http://mirror.example/debian bookworm main contrib\n"
+        "deb-src http://mirror.example/debian bookworm main\n"
+        "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n")
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://snapshot.example/debian-security\nSuites: bookworm-security\n"
+        f"Components: main\nSigned-By: {SIGNED}\n\n"
+        "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm-backports\nComponents: main\nEnabled: no\n")
+    (tmp_path / "sources.list.d" / "nodesource.sources").write_text(
+        "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\nComponents: main\n")
+    (tmp_path / "sources.list.d" / "old.list.disabled").write_text("deb http://old.example/debian bookworm main\n")
+    kept = debian_sources("trixie", "bookworm", read_sources(tmp_path))
+    assert kept == [
+        AptSource(("http://mirror.example/debian",), ("trixie",), ("main", "contrib"), SIGNED, ("amd64",)),
+        AptSource(("http://snapshot.example/debian-security",), ("trixie-security",), ("main",), SIGNED),
+    ]
+    assert render(kept).startswith("Types: deb\nURIs: http://mirror.example/debian\nSuites: trixie\n")
+    assert debian_sources("bookworm", None, read_sources(tmp_path)) == []  # not a Debian host: none of them
+
+
+async def test_mmdebstrap_runs_as_the_root_of_a_user_namespace_owning_nothing_on_the_host() -> None:
+    ids = IdRange.from_host()
+    with tempfile.TemporaryDirectory() as work:
+        os.chown(work, ids.uid_base, ids.gid_base)
+        proc = await spawn_as_namespace_root(["sh", "-c", "id -u; cat /proc/self/uid_map; touch made"], ids,
+                                             stdout=asyncio.subprocess.PIPE, cwd=work)
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0
+        uid, mapping = out.decode().splitlines()
+        assert uid == "0" and mapping.split() == ["0", str(ids.uid_base), "65536"]
+        made = os.stat(Path(work) / "made")
+        assert (made.st_uid, made.st_gid) == (ids.uid_base, ids.gid_base)  # root there is nobody here
+
+
+def test_without_mmdebstrap_the_error_is_the_apt_get_line(tmp_path: Path) -> None:
+    done = subprocess.run([*CLI, "engine", "bootstrap", "debian", "--state-dir", str(tmp_path / "engine")],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert done.returncode == 2
+    assert done.stderr == "contree-tui: mmdebstrap is not installed: apt-get install mmdebstrap\n"
+    assert not (tmp_path / "engine").exists()  # nothing started for nothing
+
+
+def test_unreachable_apt_sources_are_named_and_leave_nothing(tmp_path: Path) -> None:
+    apt = tmp_path / "apt"
+    apt.mkdir()
+    (apt / "sources.list").write_text("deb http://127.0.0.1:9/debian bookworm main\n")  # nothing listens on 9
+    staging_before = set(Path(tempfile.gettempdir()).glob("contree-tui-bootstrap-*"))
+    progress: list[str] = []
+    with pytest.raises(BootstrapError) as caught:
+        asyncio.run(ensure_tarball(BootstrapSpec("bookworm", ()), progress.append, cache=tmp_path / "cache",
+                                   apt_dir=apt))
+    message = str(caught.value)
+    assert message.startswith("bootstrap: the apt sources (http://127.0.0.1:9/debian) could not be reached: ")
+    assert "127.0.0.1" in message.split("reached: ", 1)[1] and caught.value.exit_code == 1
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [".lock"]  # no tar, no .part
+    assert set(Path(tempfile.gettempdir()).glob("contree-tui-bootstrap-*")) == staging_before
+
+
+def test_an_unknown_suite_fails_with_apts_reason(tmp_path: Path) -> None:
+    done = subprocess.run([*CLI, "engine", "bootstrap", "debian", "--suite", "nosuchsuite", "--include", "",
+                           "--state-dir", str(tmp_path / "engine")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("contree-tui: bootstrap: mmdebstrap failed: The repository ")
+    assert "nosuchsuite Release' does not have a Release file" in last
+    assert "Traceback" not in done.stderr and not (tmp_path / "engine").exists()
+
+
+def test_bad_names_are_refused_before_anything_runs() -> None:
+    with pytest.raises(BootstrapError, match="not a Debian package name"):
+        BootstrapSpec("bookworm", ("python3", "rm -rf"))
+    with pytest.raises(BootstrapError, match="not a Debian suite name"):
+        BootstrapSpec("../etc")
