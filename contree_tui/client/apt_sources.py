@@ -31,11 +31,12 @@ class AptSource:
     components: tuple[str, ...]
     signed_by: str | None = None
     architectures: tuple[str, ...] = ()
+    trusted: bool = False  # `[trusted=yes]` / `Trusted: yes`: a local mirror apt takes unsigned, as here
 
     def for_suite(self, host: str, suite: str) -> AptSource:
         """This entry with its suites renamed from the host's codename family to `suite`'s."""
         renamed = tuple(suite + s[len(host):] for s in self.suites)
-        return AptSource(self.uris, renamed, self.components, self.signed_by, self.architectures)
+        return AptSource(self.uris, renamed, self.components, self.signed_by, self.architectures, self.trusted)
 
     def deb822(self) -> str:
         lines = ["Types: deb", f"URIs: {' '.join(self.uris)}", f"Suites: {' '.join(self.suites)}",
@@ -44,6 +45,8 @@ class AptSource:
             lines.append(f"Architectures: {' '.join(self.architectures)}")
         if self.signed_by:
             lines.append(f"Signed-By: {self.signed_by}")
+        if self.trusted:
+            lines.append("Trusted: yes")
         return "\n".join(lines) + "\n"
 
 
@@ -97,7 +100,8 @@ def parse_one_line(text: str) -> list[AptSource]:
         if len(words) < 3 or words[0] != "deb":
             continue
         arch = tuple(a for a in options.get("arch", "").split(",") if a)
-        found.append(AptSource((words[1],), (words[2],), tuple(words[3:]), options.get("signed-by") or None, arch))
+        found.append(AptSource((words[1],), (words[2],), tuple(words[3:]), options.get("signed-by") or None, arch,
+                               options.get("trusted", "").lower() == "yes"))
     return found
 
 
@@ -125,7 +129,8 @@ def parse_deb822(text: str) -> list[AptSource]:
             signed = None  # an inline key block: mmdebstrap finds the keyring itself (its "signed-by value")
         found.append(AptSource(tuple(fields.get("uris", "").split()), tuple(fields.get("suites", "").split()),
                                tuple(fields.get("components", "").split()), signed,
-                               tuple(fields.get("architectures", "").split())))
+                               tuple(fields.get("architectures", "").split()),
+                               fields.get("trusted", "").lower() == "yes"))
     return [s for s in found if s.uris and s.suites]
 
 
@@ -138,7 +143,7 @@ def debian_sources(suite: str, host: str | None, sources: list[AptSource]) -> li
         family = tuple(s for s in source.suites if s == host or s.startswith(host + "-"))
         if family:
             kept.append(AptSource(source.uris, family, source.components, source.signed_by,
-                                  source.architectures).for_suite(host, suite))
+                                  source.architectures, source.trusted).for_suite(host, suite))
     return kept
 
 

@@ -14,7 +14,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from contree_client.exceptions import APIStatusError, ContreeError
@@ -41,36 +41,74 @@ def parse_includes(text: str | None) -> tuple[str, ...]:
     return tuple(p for p in text.replace(",", " ").split() if p)
 
 
-def run_bootstrap(opts: Mapping[str, Any], err: TextIO | None = None, out: TextIO | None = None) -> int:
-    err = err or sys.stderr
-    out = out or sys.stdout
-    started = time.monotonic()
+class StageLines:
+    """One stderr line per stage, with the seconds since the start. On a terminal the current stage's line
+    keeps counting in place (once a second), so a 40 s package installation visibly moves."""
 
-    def say(text: str) -> None:
-        print(f"bootstrap: {text} ({time.monotonic() - started:.0f} s)", file=err, flush=True)
+    def __init__(self, err: TextIO) -> None:
+        self.err = err
+        self.tty = err.isatty()
+        self.started = time.monotonic()
+        self.current: str | None = None
+
+    def _line(self, text: str) -> str:
+        return f"bootstrap: {text} ({time.monotonic() - self.started:.0f} s)"
+
+    def say(self, text: str) -> None:
+        if self.tty:
+            self.err.write(("\n" if self.current is not None else "") + self._line(text))
+            self.current = text
+        else:
+            self.err.write(self._line(text) + "\n")
+        self.err.flush()
+
+    def end(self) -> None:
+        if self.tty and self.current is not None:
+            self.err.write("\n")
+            self.err.flush()
+            self.current = None
+
+    async def tick(self) -> None:
+        while self.tty:
+            await asyncio.sleep(1)
+            if self.current is not None:
+                self.err.write("\r\x1b[K" + self._line(self.current))
+                self.err.flush()
+
+
+def run_bootstrap(opts: Mapping[str, Any], err: TextIO | None = None, out: TextIO | None = None) -> int:
+    lines = StageLines(err or sys.stderr)
+    out = out or sys.stdout
+
+    async def go() -> tuple[str, str]:
+        ticker = asyncio.ensure_future(lines.tick())
+        try:
+            suite = opts.get("suite") or default_suite()
+            spec = BootstrapSpec(suite, parse_includes(opts.get("include")))
+            tag = opts.get("tag") or f"debian:{suite}"
+            tarball = await ensure_tarball(spec, lines.say, refresh=bool(opts.get("refresh")))
+            size = f"{tarball.size / 1e6:.0f} MB"
+            lines.say(f"cached {tarball.path} ({size})" if tarball.cached
+                      else f"built {tarball.path} ({size}) in {tarball.seconds:.0f} s")
+            lines.say("importing into the engine")
+            return await import_tarball(tarball, tag, opts.get("state_dir"), lines.say), tag
+        finally:
+            ticker.cancel()
+            lines.end()
 
     try:
-        suite = opts.get("suite") or default_suite()
-        spec = BootstrapSpec(suite, parse_includes(opts.get("include")))
-        tag = opts.get("tag") or f"debian:{suite}"
-        tarball = asyncio.run(ensure_tarball(spec, say, refresh=bool(opts.get("refresh"))))
-        if tarball.cached:
-            say(f"cached {tarball.path} ({tarball.size / 1e6:.0f} MB)")
-        else:
-            say(f"built {tarball.path} ({tarball.size / 1e6:.0f} MB) in {tarball.seconds:.0f} s")
-        say("importing into the engine")
-        image = asyncio.run(import_tarball(tarball, tag, opts.get("state_dir"), say))
+        image, tag = asyncio.run(go())
     except BootstrapError as exc:
-        print(f"contree-tui: {exc}", file=err, flush=True)
+        print(f"contree-tui: {exc}", file=lines.err, flush=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    print(f"imported as {image} (tag {tag}) in {time.monotonic() - started:.0f} s", file=out, flush=True)
+    print(f"imported as {image} (tag {tag}) in {time.monotonic() - lines.started:.0f} s", file=out, flush=True)
     return 0
 
 
 async def import_tarball(tarball: Tarball, tag: str, state_dir: str | os.PathLike[str] | None,
-                         say: Any = None) -> str:
+                         say: Callable[[str], None] | None = None) -> str:
     """Import the tar into the local engine (started if need be) as `tag`; the image's uuid."""
     try:
         connection = await connect(embedded_target(state_dir))
@@ -82,10 +120,18 @@ async def import_tarball(tarball: Tarball, tag: str, state_dir: str | os.PathLik
             operation = str(await connection.call(
                 lambda: client.import_image(ImageImportRegistry(url=f"rootfs:{tarball.path}"), tag=tag,
                                             timeout=IMPORT_TIMEOUT), idempotent=False))
+            phase = None
             async for event in follow_events(connection, operation, cursor=EventCursor()):
                 data = event.data
-                if event.type == "import_log" and isinstance(data, dict) and say is not None:
-                    say(" ".join(str(data.get("message", "")).split()))
+                if say is None or not isinstance(data, dict):
+                    continue
+                if event.type == "import_progress" and data.get("phase") != phase:
+                    phase = data.get("phase")
+                    say(f"import: {phase}")  # extract, commit (the contract's phases)
+                elif event.type == "import_log":
+                    message = " ".join(str(data.get("message", "")).split())
+                    if not message.startswith("imported "):  # the final line says it, with the tag
+                        say(message)
             response = await connection.call(lambda: client.get_operation_status(operation))
         except APIStatusError as exc:
             raise BootstrapError(f"the engine refused the import: HTTP {exc.status}: {exc.error}") from None

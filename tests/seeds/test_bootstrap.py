@@ -32,13 +32,17 @@ def test_the_hosts_debian_sources_are_kept_and_renamed_for_another_suite(tmp_pat
         "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm-backports\nComponents: main\nEnabled: no\n")
     (tmp_path / "sources.list.d" / "nodesource.sources").write_text(
         "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\nComponents: main\n")
+    (tmp_path / "sources.list.d" / "local.list").write_text(
+        "deb [trusted=yes] file:/srv/mirror bookworm-updates main\n")
     (tmp_path / "sources.list.d" / "old.list.disabled").write_text("deb http://old.example/debian bookworm main\n")
     kept = debian_sources("trixie", "bookworm", read_sources(tmp_path))
     assert kept == [
         AptSource(("http://mirror.example/debian",), ("trixie",), ("main", "contrib"), SIGNED, ("amd64",)),
         AptSource(("http://snapshot.example/debian-security",), ("trixie-security",), ("main",), SIGNED),
+        AptSource(("file:/srv/mirror",), ("trixie-updates",), ("main",), trusted=True),
     ]
     assert render(kept).startswith("Types: deb\nURIs: http://mirror.example/debian\nSuites: trixie\n")
+    assert render(kept).endswith("Suites: trixie-updates\nComponents: main\nTrusted: yes\n")
     assert debian_sources("bookworm", None, read_sources(tmp_path)) == []  # not a Debian host: none of them
 
 
