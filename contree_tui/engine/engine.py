@@ -23,6 +23,7 @@ from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.file_store import FileStore
 from contree_tui.engine.grep import GrepQuery
+from contree_tui.engine.image_disk import ImageDisk
 from contree_tui.engine.image_reads import ImageReads
 from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.layer_cap import unmount_leftovers
@@ -67,6 +68,7 @@ class Engine:
         self._inspect_root = f"{state.root}/inspect-root"  # not in runs/: that holds runs' scratch only
         self.reads = ImageReads(self.helpers, self.lowers_for, self._inspect_root)
         self.files = FileStore(self.store, self._blobs_dir, config.min_free_bytes)
+        self.disk = ImageDisk(state, self.store, self.reads, lambda uuid: self._run_images.pop(uuid, None))
         self.instances = InstanceRuns(state, config, self.store, self.events, self.cgroups, self.keepers,
                                       self.admission, self.lowers_for)
         self._network_layer = self.instances.network_layer
@@ -132,6 +134,7 @@ class Engine:
         await self.importers.close()
         self.keepers.close()
         await self.instances.drain()
+        await self.disk.drain()
         if self.users is not None:  # after the runs' tmpfs uppers are unmounted (under its bind)
             self.users.close()
             self.users = None
@@ -245,6 +248,14 @@ class Engine:
         scratch = self.state.runs / f"import-{layer}"
         await asyncio.to_thread(layerfs.build_busybox_rootfs, busybox, str(scratch))
         return await self._commit_root_layer(scratch, layer, BUSYBOX_TAG)
+
+    # -- disk (engine/image_disk.py) -------------------------------------------------------------------
+    async def delete_image(self, uuid: str) -> list[str]:
+        """Delete an untagged image no active operation or read uses; returns the layer ids it freed."""
+        return await self.disk.delete(uuid)
+
+    async def disk_usage(self) -> dict[str, Any]:
+        return await self.disk.usage()
 
     # -- inspect (engine/image_reads.py: confined helpers) --------------------------------------------
     async def open_in_image(self, image: Image, operation: str, path: str,
