@@ -171,6 +171,19 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     download.add_argument("path", help="absolute path in the image")
     download.add_argument("dest", nargs="?")
     download.add_argument("--image", help="the image (default @)")
+    export = command("export", "write an image as an archive `docker load`, `podman load` and skopeo read",
+                     json=False)
+    export.description = (
+        "Write IMAGE (its whole layer chain, as one layer) to OUT. oci-archive: an OCI layout in a tar, the layer "
+        "gzipped; docker-archive: what `docker save` writes. The image config's Env and WorkingDir come from "
+        "the embedded engine; another Contree does not say them, so the config then has Docker's default PATH "
+        "only. OUT is written whole or not at all.")
+    export.add_argument("image", help="UUID, short uuid, tag, @ or @-N")
+    export.add_argument("--format", choices=("oci-archive", "docker-archive"), default="oci-archive",
+                        help="the archive's format (default oci-archive)")
+    export.add_argument("out", metavar="OUT", help="the archive file to write")
+    export.add_argument("--name", help="the image's name in the archive, repository[:tag] (default: the image's "
+                        "tag, else contree/<uuid>:latest)")
 
 
 def build_parser() -> argparse.ArgumentParser:

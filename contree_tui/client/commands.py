@@ -1,5 +1,5 @@
 """The headless commands behind `contree-tui images | run | ops | logs | sync | rollback | forward | tag |
-download | use | history`: each opens the folder's workspace, does one thing, prints text (or `--json`) and
+download | use | history | export`: each opens the folder's workspace, does one thing, prints text (or `--json`) and
 returns the process's exit code. cli.py only parses arguments and calls `execute`.
 
 Errors never surface as tracebacks: every failure a user can cause or meet (an unknown image, a refused
@@ -22,7 +22,9 @@ from typing import Any, TextIO
 from contree_client.exceptions import APIConnectionError, APIStatusError, ContreeError, NotFoundError
 from contree_client.models import OperationStatus
 
+from contree_tui.client.byte_progress import ByteProgress
 from contree_tui.client.connection import Connection, ConnectionProblem
+from contree_tui.client.image_export import ExportError, default_name, export_image
 from contree_tui.client.image_files import save_stream
 from contree_tui.client.operations import (
     InterruptStage,
@@ -386,6 +388,25 @@ async def download(ws: Workspace, opts: Options, console: Console) -> int:
     return 0
 
 
+async def export(ws: Workspace, opts: Options, console: Console) -> int:
+    image = await ws.resolve_image(opts["image"])
+    record = ws.lineage.tree.image(image)
+    name = opts.get("name") or default_name(image, record.tags if record else ())
+    fmt = opts.get("format") or "oci-archive"
+    progress = ByteProgress(console.err, f"exporting {image[:8]}")
+    try:
+        result = await export_image(ws.connection, image, fmt, opts["out"], name=name, progress=progress.update)
+    except ExportError as exc:
+        raise CommandError(f"export: {exc}") from None
+    finally:
+        progress.finish()
+    for note in result.notes:
+        console.note(note)
+    console.note(f"{image[:8]} -> {result.path} ({fmt}, {result.name}; layer {result.layer_digest[:19]}…, "
+                 f"{human_size(result.tar_bytes)} of files, archive {human_size(result.archive_bytes)})")
+    return 0
+
+
 async def sync(ws: Workspace, opts: Options, console: Console) -> int:
     current = ws.sync_settings
     if opts.get("off"):
@@ -412,7 +433,7 @@ async def sync(ws: Workspace, opts: Options, console: Console) -> int:
 
 COMMANDS: dict[str, Callable[[Workspace, Options, Console], Awaitable[int]]] = {
     "images": images, "ops": ops, "logs": logs, "run": run, "rollback": rollback, "forward": forward,
-    "use": use, "history": history, "tag": tag, "download": download, "sync": sync,
+    "use": use, "history": history, "tag": tag, "download": download, "sync": sync, "export": export,
 }
 
 

@@ -1,0 +1,436 @@
+"""Export a snapshot as an image Docker, Podman and skopeo load: `contree-tui export IMAGE --format F OUT`.
+
+Built from the official API only, so it works against any Contree: GET /v1/inspect/{uuid}/archive?path=/ is
+a POSIX PAX tar of the image's whole root filesystem (every layer of its chain merged: owners, modes,
+symlinks, hard links, FIFOs and devices as header-only members; deleted files are simply absent). That tar
+becomes the single layer of the exported image, unchanged byte for byte, so nothing in it is parsed here.
+The embedded engine's tar also holds the empty mountpoint dirs /proc, /dev and /sys (its scaffold layer);
+Docker's own images carry the same empty dirs, so they stay.
+
+- oci-archive: a tar of an OCI image layout (oci-layout, index.json, blobs/sha256/...), the layer gzipped
+  (what `docker load`, `podman load` and `skopeo copy oci-archive:` expect). When the server sends the
+  archive gzip-encoded (the engine does for any client that accepts gzip) those bytes are the layer blob
+  as they come, and only decompressed to hash the diff id; otherwise it is compressed here.
+- docker-archive: what `docker save` writes (manifest.json, repositories, <id>.json, <id>/layer.tar),
+  the layer uncompressed, as docker save's is.
+
+The layer streams to disk with its digests computed on the way (never held in memory). The archive's outer
+tar is written in one pass: a header slot is reserved before the layer and filled in once its size and
+digest are known. Everything goes to a temp file beside OUT, renamed into place when complete: a failure
+or Ctrl-C leaves no file behind.
+
+The image config: the API's Image has no env, workdir or user. The embedded engine adds them (the
+`x_engine` extension of GET /v1/inspect/{uuid}/); from another Contree the config gets Docker's default
+PATH only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import tarfile
+import tempfile
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from contree_client.exceptions import APIConnectionError, APIStatusError, NotFoundError
+from contree_client.runtime import RequestSpec
+
+from contree_tui.client.connection import Connection
+
+ExportFormat = Literal["oci-archive", "docker-archive"]
+FORMATS: tuple[ExportFormat, ...] = ("oci-archive", "docker-archive")
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BLOCK = 512
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_LEVEL = 6  # gzip's and Docker's default: ~3x smaller than level 1 costs ~2x the CPU on a rootfs tar
+# Docker reference grammar (distribution/reference), lower-case path components and an optional
+# host[:port] first; a tag of at most 128 word characters, dots and dashes.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_NAME = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG = re.compile(r"^\w[\w.-]{0,127}$")
+MEDIA = {
+    "index": "application/vnd.oci.image.index.v1+json",
+    "manifest": "application/vnd.oci.image.manifest.v1+json",
+    "config": "application/vnd.oci.image.config.v1+json",
+    "layer": "application/vnd.oci.image.layer.v1.tar+gzip",
+}
+
+
+class ExportError(Exception):
+    """An export that could not be made; `str()` says why, for the user. No file was left behind."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the config is made of: from the inspect JSON, its `x_engine` extension when there is one."""
+
+    uuid: str
+    created: str  # ISO 8601
+    env: tuple[str, ...] = (DEFAULT_PATH,)
+    workdir: str = ""
+    total_size: int | None = None  # du bytes of the whole chain (a progress estimate), when the server says
+    from_extension: bool = False
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: ExportFormat
+    name: str
+    layer_digest: str  # of the blob as stored (gzip for oci-archive)
+    diff_id: str  # of the uncompressed tar
+    layer_bytes: int  # as stored
+    tar_bytes: int  # uncompressed
+    archive_bytes: int
+    config_from_engine: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+# -- names ----------------------------------------------------------------------------------------------
+
+def split_name(name: str) -> tuple[str, str]:
+    """`repo[:tag]` → (repo, tag), tag defaulting to `latest`; ExportError if Docker would refuse it."""
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    repo, tag = (name[:colon], name[colon + 1:]) if colon > slash else (name, "latest")
+    if not _NAME.match(repo) or not _TAG.match(tag):
+        raise ExportError(f"--name {name!r} is not a Docker image name (lower-case repository[:tag], e.g. "
+                          "myapp:1.0 or registry.local:5000/team/app:dev)")
+    return repo, tag
+
+
+def default_name(uuid: str, tags: tuple[str, ...] | list[str]) -> str:
+    """The image's first tag that is a valid Docker name, else `contree/<first 12 of its uuid>:latest`."""
+    for tag in tags:
+        try:
+            repo, version = split_name(tag)
+        except ExportError:
+            continue
+        return f"{repo}:{version}"
+    return f"contree/{uuid.replace('-', '')[:12]}:latest"
+
+
+# -- the image's metadata --------------------------------------------------------------------------------
+
+async def image_info(connection: Connection, uuid: str) -> ImageInfo:
+    """GET /v1/inspect/{uuid}/ read raw (the client's Image model drops the extension)."""
+    client = connection.client
+    spec = RequestSpec(method="GET", path=f"/inspect/{uuid}/", idempotent=True)
+    response = await connection.call(lambda: client.call(spec))
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    created = data.get("created_at") if isinstance(data.get("created_at"), str) else None
+    info = ImageInfo(uuid=uuid, created=_iso(created))
+    extension = data.get("x_engine")
+    if not isinstance(extension, dict):
+        return info
+    env = extension.get("env")
+    pairs = tuple(f"{k}={v}" for k, v in env.items() if isinstance(k, str) and isinstance(v, str)) \
+        if isinstance(env, dict) else ()
+    workdir = extension.get("workdir")
+    total = extension.get("total_size")
+    return ImageInfo(uuid=uuid, created=info.created, env=pairs or info.env,
+                     workdir=workdir if isinstance(workdir, str) else "",
+                     total_size=total if isinstance(total, int) and total > 0 else None, from_extension=True)
+
+
+def _iso(value: str | None) -> str:
+    if value:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        except ValueError:
+            pass
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def host_architecture() -> str:
+    """GOARCH of this machine (images run where they were made; a hosted Contree runs amd64)."""
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
+            "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
+
+
+def image_config(info: ImageInfo, diff_id: str) -> dict[str, Any]:
+    config: dict[str, Any] = {"Env": list(info.env), "Cmd": ["/bin/sh"]}
+    if info.workdir:
+        config["WorkingDir"] = info.workdir
+    return {
+        "created": info.created, "architecture": host_architecture(), "os": "linux", "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": info.created, "created_by": f"contree-tui export of image {info.uuid}"}],
+    }
+
+
+# -- the layer ------------------------------------------------------------------------------------------
+
+class LayerSink:
+    """Takes the archive body as it comes (gzip-encoded or not), writes the layer blob to `out` (gzip or
+    plain, per `gzip`), and hashes both the blob and the uncompressed tar on the way. `finish()` checks the
+    tar is whole: a ustar header first, the two zero blocks that end an archive last."""
+
+    def __init__(self, out: IO[bytes], *, gzip: bool) -> None:
+        self.out = out
+        self.gzip = gzip
+        self.blob_hash = hashlib.sha256()
+        self.tar_hash = hashlib.sha256()
+        self.blob_bytes = 0
+        self.tar_bytes = 0
+        self._encoded: bool | None = None  # the body is gzip (known at its first bytes)
+        self._inflate: Any = None
+        self._deflate: Any = None
+        self._head = b""  # the tar's first block, to check
+        self._tail = b""  # its last 1024 bytes, to check
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._encoded is None:
+            self._encoded = data[:2] == GZIP_MAGIC
+            if self._encoded:
+                self._inflate = zlib.decompressobj(wbits=31)
+            if self.gzip and not self._encoded:
+                self._deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        if self._encoded:
+            plain = self._inflate_all(data)
+            if self.gzip:
+                self._blob(data)  # the server's gzip is the blob as it came
+            self._plain(plain)
+            if not self.gzip:
+                self._blob(plain)
+        else:
+            self._plain(data)
+            self._blob(self._deflate.compress(data) if self._deflate is not None else data)
+
+    def _inflate_all(self, data: bytes) -> bytes:
+        out = [self._inflate.decompress(data)]
+        while self._inflate.eof and self._inflate.unused_data:  # a second gzip member follows
+            rest = self._inflate.unused_data
+            self._inflate = zlib.decompressobj(wbits=31)
+            out.append(self._inflate.decompress(rest))
+        return b"".join(out)
+
+    def _plain(self, data: bytes) -> None:
+        if not data:
+            return
+        self.tar_hash.update(data)
+        self.tar_bytes += len(data)
+        if len(self._head) < BLOCK:
+            self._head += data[:BLOCK - len(self._head)]
+        self._tail = (self._tail + data)[-2 * BLOCK:]
+
+    def _blob(self, data: bytes) -> None:
+        if not data:
+            return
+        self.out.write(data)
+        self.blob_hash.update(data)
+        self.blob_bytes += len(data)
+
+    def finish(self) -> None:
+        if self._deflate is not None:
+            self._blob(self._deflate.flush())
+        if self._encoded and not self._inflate.eof:
+            raise ExportError("the archive ended early (its gzip stream is cut); nothing was written")
+        if self.tar_bytes < 3 * BLOCK or self._head[257:262] != b"ustar":
+            raise ExportError("the server did not send a tar archive of the image; nothing was written")
+        if self.tar_bytes % BLOCK or self._tail != bytes(2 * BLOCK):
+            raise ExportError("the archive ended early (no end-of-archive marker); nothing was written")
+
+    @property
+    def blob_digest(self) -> str:
+        return f"sha256:{self.blob_hash.hexdigest()}"
+
+    @property
+    def diff_id(self) -> str:
+        return f"sha256:{self.tar_hash.hexdigest()}"
+
+
+# -- the outer archive ----------------------------------------------------------------------------------
+
+class OuterTar:
+    """The archive file itself: members written in order, one reserved slot for the layer."""
+
+    def __init__(self, out: IO[bytes], mtime: int) -> None:
+        self.out = out
+        self.mtime = mtime
+
+    def header(self, name: str, size: int, *, directory: bool = False) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime = (0 if directory else size), self.mtime
+        info.mode = 0o755 if directory else 0o644
+        info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+        buf = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "strict")  # GNU: base-256 sizes, still one block
+        assert len(buf) == BLOCK, name
+        return buf
+
+    def directory(self, name: str) -> None:
+        self.out.write(self.header(name, 0, directory=True))
+
+    def file(self, name: str, data: bytes) -> None:
+        self.out.write(self.header(name, len(data)))
+        self.out.write(data)
+        self._pad(len(data))
+
+    def reserve(self) -> int:
+        at = self.out.tell()
+        self.out.write(bytes(BLOCK))
+        return at
+
+    def fill(self, at: int, name: str, size: int) -> None:
+        self._pad(size)
+        end = self.out.tell()
+        self.out.seek(at)
+        self.out.write(self.header(name, size))
+        self.out.seek(end)
+
+    def _pad(self, size: int) -> None:
+        if size % BLOCK:
+            self.out.write(bytes(BLOCK - size % BLOCK))
+
+    def close(self) -> None:
+        self.out.write(bytes(2 * BLOCK))
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _digest(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+# -- export ---------------------------------------------------------------------------------------------
+
+Progress = Callable[[int, int | None], None]  # (tar bytes so far, estimated total or None)
+
+
+async def export_image(connection: Connection, uuid: str, fmt: ExportFormat, out: str | Path, *, name: str,
+                       progress: Progress | None = None) -> ExportResult:
+    """Write image `uuid` to `out` as `fmt`, named `name` (repo[:tag]). Raises ExportError (nothing left
+    behind) for what a user can fix or should know; API errors pass through."""
+    if fmt not in FORMATS:
+        raise ExportError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+    repo, tag = split_name(name)
+    target = Path(out).expanduser()
+    if target.is_dir():
+        raise ExportError(f"{target} is a directory; give the archive's file name (e.g. {target}/image.tar)")
+    if not target.parent.is_dir():
+        raise ExportError(f"{target.parent} does not exist")
+    info = await image_info(connection, uuid)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    except OSError as exc:
+        raise ExportError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w+b", buffering=1 << 20) as handle:
+            result = await _write(connection, info, fmt, handle, f"{repo}:{tag}", progress)
+            handle.flush()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(handle.fileno(), 0o666 & ~umask)  # as a file the user writes (mkstemp's is 0600)
+            os.fsync(handle.fileno())
+            size = handle.tell()
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    result.path, result.archive_bytes = target, size
+    if not info.from_extension:
+        result.notes.append("this Contree does not say the image's env or workdir: the config has Docker's "
+                            "default PATH only")
+    return result
+
+
+async def _write(connection: Connection, info: ImageInfo, fmt: ExportFormat, handle: IO[bytes], name: str,
+                 progress: Progress | None) -> ExportResult:
+    mtime = int(datetime.fromisoformat(info.created.replace("Z", "+00:00")).timestamp())
+    tar = OuterTar(handle, mtime)
+    oci = fmt == "oci-archive"
+    if oci:
+        tar.file("oci-layout", _json({"imageLayoutVersion": "1.0.0"}))
+        tar.directory("blobs/")
+        tar.directory("blobs/sha256/")
+    slot = tar.reserve()
+    sink = LayerSink(handle, gzip=oci)
+    await _stream_archive(connection, info, sink, progress)
+    sink.finish()
+    diff_hex = sink.diff_id.split(":", 1)[1]
+    blob_name = f"blobs/sha256/{sink.blob_hash.hexdigest()}" if oci else f"{diff_hex}/layer.tar"
+    tar.fill(slot, blob_name, sink.blob_bytes)
+    config = _json(image_config(info, sink.diff_id))
+    config_digest = _digest(config)
+    repo, tag = name.rsplit(":", 1)
+    if oci:
+        tar.file(f"blobs/sha256/{config_digest.split(':', 1)[1]}", config)
+        manifest = _json({
+            "schemaVersion": 2, "mediaType": MEDIA["manifest"],
+            "config": {"mediaType": MEDIA["config"], "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": MEDIA["layer"], "digest": sink.blob_digest, "size": sink.blob_bytes}],
+            "annotations": {"org.opencontainers.image.created": info.created}})
+        manifest_digest = _digest(manifest)
+        tar.file(f"blobs/sha256/{manifest_digest.split(':', 1)[1]}", manifest)
+        # ref.name is the tag (what `skopeo … oci-archive:OUT:TAG` and podman match);
+        # io.containerd.image.name the full name `docker load` gives the image.
+        tar.file("index.json", _json({
+            "schemaVersion": 2, "mediaType": MEDIA["index"],
+            "manifests": [{"mediaType": MEDIA["manifest"], "digest": manifest_digest, "size": len(manifest),
+                           "annotations": {"org.opencontainers.image.ref.name": tag,
+                                           "io.containerd.image.name": _full_name(repo, tag)}}]}))
+    else:
+        config_name = f"{config_digest.split(':', 1)[1]}.json"
+        tar.file(f"{diff_hex}/VERSION", b"1.0")
+        tar.file(config_name, config)
+        tar.file("manifest.json", _json([{"Config": config_name, "RepoTags": [name],
+                                          "Layers": [f"{diff_hex}/layer.tar"]}]))
+        tar.file("repositories", _json({repo: {tag: diff_hex}}))
+    tar.close()
+    return ExportResult(path=Path(), format=fmt, name=name, layer_digest=sink.blob_digest, diff_id=sink.diff_id,
+                        layer_bytes=sink.blob_bytes, tar_bytes=sink.tar_bytes, archive_bytes=0,
+                        config_from_engine=info.from_extension)
+
+
+def _full_name(repo: str, tag: str) -> str:
+    """docker.io/library/NAME:TAG for a short name, as containerd records images."""
+    first = repo.split("/", 1)[0]
+    if "/" in repo and ("." in first or ":" in first or first == "localhost"):
+        return f"{repo}:{tag}"
+    return f"docker.io/{repo if '/' in repo else 'library/' + repo}:{tag}"
+
+
+async def _stream_archive(connection: Connection, info: ImageInfo, sink: LayerSink,
+                          progress: Progress | None) -> None:
+    client = connection.client
+    body: AsyncIterator[bytes] = client.inspect_image_archive(info.uuid, "/", compressed=True)
+    try:
+        async for chunk in body:
+            sink.feed(chunk)
+            if progress is not None:
+                progress(sink.tar_bytes, info.total_size)
+    except NotFoundError:
+        raise ExportError(f"image {info.uuid} is gone (deleted while exporting?)") from None
+    except APIStatusError as exc:
+        raise ExportError(f"the server refused the archive of {info.uuid}: HTTP {exc.status}: {exc.error}") from None
+    except APIConnectionError as exc:
+        raise ExportError(f"the archive of {info.uuid} was cut: {exc}") from None
+    except zlib.error as exc:
+        raise ExportError(f"the archive of {info.uuid} arrived corrupt ({exc})") from None
+    finally:
+        await body.aclose()  # type: ignore[attr-defined]
+
+
+def rate(done: int, started: float) -> float:
+    elapsed = time.monotonic() - started
+    return done / elapsed if elapsed > 0 else 0.0
