@@ -182,6 +182,10 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     export.add_argument("--format", choices=("oci-archive", "docker-archive"), default="oci-archive",
                         help="the archive's format (default oci-archive)")
     export.add_argument("out", metavar="OUT", help="the archive file to write")
+    prune = command("prune", "delete images nothing reaches (no tag, running operation, or folder's position, "
+                    "redo or history, nor an ancestor of those), and the layers only they used")
+    prune.add_argument("--older-than", metavar="D", help="only images created more than D ago (30m, 12h, 7d, 2w)")
+    prune.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     export.add_argument("--name", help="the image's name in the archive, repository[:tag] (default: the image's "
                         "tag, else contree/<uuid>:latest)")
 
@@ -208,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--write-profile", default=None, metavar="NAME",
                        help="write a profile for this engine into $CONTREE_HOME/auth.ini (needs --listen)")
     serve.set_defaults(func=_engine_serve)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
+    df = engine_sub.add_parser("df", help="disk used by images (own and shared layer bytes) and free space",
+                               parents=[common])
+    df.add_argument("--json", action="store_true", help="print JSON")
+    df.set_defaults(func=_client_command, command_name="df")
     for name, func, text in (("status", _engine_status, "is the engine running?"),
                              ("stop", _engine_stop, "stop the running engine")):
         cmd = engine_sub.add_parser(name, help=text)
