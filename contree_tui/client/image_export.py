@@ -33,7 +33,6 @@ import platform
 import re
 import tarfile
 import tempfile
-import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -42,9 +41,9 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from contree_client.exceptions import APIConnectionError, APIStatusError, NotFoundError
-from contree_client.runtime import RequestSpec
 
 from contree_tui.client.connection import Connection
+from contree_tui.client.image_details import image_details
 
 ExportFormat = Literal["oci-archive", "docker-archive"]
 FORMATS: tuple[ExportFormat, ...] = ("oci-archive", "docker-archive")
@@ -122,28 +121,13 @@ def default_name(uuid: str, tags: tuple[str, ...] | list[str]) -> str:
 # -- the image's metadata --------------------------------------------------------------------------------
 
 async def image_info(connection: Connection, uuid: str) -> ImageInfo:
-    """GET /v1/inspect/{uuid}/ read raw (the client's Image model drops the extension)."""
-    client = connection.client
-    spec = RequestSpec(method="GET", path=f"/inspect/{uuid}/", idempotent=True)
-    response = await connection.call(lambda: client.call(spec))
-    try:
-        data = json.loads(response.body)
-    except ValueError:
-        data = {}
-    data = data if isinstance(data, dict) else {}
-    created = data.get("created_at") if isinstance(data.get("created_at"), str) else None
-    info = ImageInfo(uuid=uuid, created=_iso(created))
-    extension = data.get("x_engine")
-    if not isinstance(extension, dict):
-        return info
-    env = extension.get("env")
-    pairs = tuple(f"{k}={v}" for k, v in env.items() if isinstance(k, str) and isinstance(v, str)) \
-        if isinstance(env, dict) else ()
-    workdir = extension.get("workdir")
-    total = extension.get("total_size")
-    return ImageInfo(uuid=uuid, created=info.created, env=pairs or info.env,
-                     workdir=workdir if isinstance(workdir, str) else "",
-                     total_size=total if isinstance(total, int) and total > 0 else None, from_extension=True)
+    details = await image_details(connection, uuid)
+    created = _iso(details.created_at)
+    if not details.extended:
+        return ImageInfo(uuid=uuid, created=created)
+    env = tuple(f"{k}={v}" for k, v in details.env.items()) or (DEFAULT_PATH,)
+    return ImageInfo(uuid=uuid, created=created, env=env, workdir=details.workdir or "",
+                     total_size=details.total_size or None, from_extension=True)
 
 
 def _iso(value: str | None) -> str:
@@ -430,7 +414,3 @@ async def _stream_archive(connection: Connection, info: ImageInfo, sink: LayerSi
     finally:
         await body.aclose()  # type: ignore[attr-defined]
 
-
-def rate(done: int, started: float) -> float:
-    elapsed = time.monotonic() - started
-    return done / elapsed if elapsed > 0 else 0.0
