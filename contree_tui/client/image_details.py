@@ -1,5 +1,5 @@
 """An image's inspect JSON read raw, with our engine's `x_engine` extension when the server adds it (sizes,
-layer count, env, workdir: see the README's API extensions). contree-client's Image model drops fields it
+layer count, env, workdir, user: see the README's API extensions). contree-client's Image model drops fields it
 does not know, so the request goes through its low-level `call`."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class ImageDetails:
     layers: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
+    user: str | None = None
     extended: bool = False  # the server sent x_engine
 
 
@@ -44,9 +45,11 @@ async def image_details(connection: Connection, uuid: str) -> ImageDetails:
         return ImageDetails(uuid, created)
     env = extension.get("env")
     workdir = extension.get("workdir")
+    user = extension.get("user")
     return ImageDetails(
         uuid, created, size=_int(extension.get("size")), total_size=_int(extension.get("total_size")),
         layers=_int(extension.get("layers")),
         env={k: v for k, v in env.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(env, dict)
         else {},
-        workdir=workdir if isinstance(workdir, str) else None, extended=True)
+        workdir=workdir if isinstance(workdir, str) else None, user=user if isinstance(user, str) else None,
+        extended=True)

@@ -77,6 +77,7 @@ class ImageInfo:
     created: str  # ISO 8601
     env: tuple[str, ...] = (DEFAULT_PATH,)
     workdir: str = ""
+    user: str = ""
     total_size: int | None = None  # du bytes of the whole chain (a progress estimate), when the server says
     from_extension: bool = False
 
@@ -127,7 +128,7 @@ async def image_info(connection: Connection, uuid: str) -> ImageInfo:
     if not details.extended:
         return ImageInfo(uuid=uuid, created=created)
     env = tuple(f"{k}={v}" for k, v in details.env.items()) or (DEFAULT_PATH,)
-    return ImageInfo(uuid=uuid, created=created, env=env, workdir=details.workdir or "",
+    return ImageInfo(uuid=uuid, created=created, env=env, workdir=details.workdir or "", user=details.user or "",
                      total_size=details.total_size or None, from_extension=True)
 
 
@@ -153,6 +154,8 @@ def image_config(info: ImageInfo, diff_id: str) -> dict[str, Any]:
     config: dict[str, Any] = {"Env": list(info.env), "Cmd": ["/bin/sh"]}
     if info.workdir:
         config["WorkingDir"] = info.workdir
+    if info.user:
+        config["User"] = info.user
     return {
         "created": info.created, "architecture": host_architecture(), "os": "linux", "config": config,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},

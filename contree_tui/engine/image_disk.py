@@ -28,9 +28,11 @@ from contree_tui.engine.store import Store
 
 
 class ImageDisk:
-    def __init__(self, state: StateDir, store: Store, reads: ImageReads, forget_image: Callable[[str], object]) -> None:
+    def __init__(self, state: StateDir, store: Store, reads: ImageReads, forget_image: Callable[[str], object],
+                 pinned_layers: Callable[[], set[str]]) -> None:
         self.state, self.store, self.reads = state, store, reads
         self._forget_image = forget_image  # drops the engine's cached copy of a deleted image (spawn's cache)
+        self._pinned_layers = pinned_layers  # layers imports in progress hold (reused ones included)
         self._layers_dir, self._runs_dir = str(state.layers), str(state.runs)
         self.sizes = LayerSizes(self._layers_dir)
         self._removals: set[asyncio.Future[None]] = set()
@@ -46,13 +48,14 @@ class ImageDisk:
                           st.f_blocks * st.f_frsize)
 
     async def image_extension(self, image: Image) -> dict[str, object]:
-        """`x_engine` of GET /v1/inspect/{uuid}/: sizes (du bytes), layer count, env and workdir."""
+        """`x_engine` of GET /v1/inspect/{uuid}/: sizes (du bytes), layer count, env, workdir and user (an
+        import's config WorkingDir and User, which the engine records but does not apply)."""
         parent = self.store.find_image(image.parent) if image.parent else None
         added = added_layers(image, parent, self.store.squash_cache())
         sizes = await asyncio.to_thread(self.sizes.measure, image.layers)
         return {"size": physical_bytes(sizes[layer] for layer in added),
                 "total_size": physical_bytes(sizes.values()), "layers": len(image.layers),
-                "env": dict(image.env), "workdir": image.workdir}
+                "env": dict(image.env), "workdir": image.workdir or image.config_workdir, "user": image.user}
 
     # -- delete ---------------------------------------------------------------------------------------------
     def check_deletable(self, image: Image) -> None:
@@ -72,7 +75,7 @@ class ImageDisk:
         image = self.store.get_image(uuid)
         self.check_deletable(image)
         # From here to the renames nothing awaits: no spawn or read can start on the image in between.
-        orphans = sorted(self.store.delete_image(image.uuid))
+        orphans = sorted(self.store.delete_image(image.uuid, keep=self._pinned_layers()))
         self._forget_image(image.uuid)
         moved = []
         for layer in orphans:

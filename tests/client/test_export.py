@@ -4,7 +4,9 @@ leave one error line and no file."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import importlib.util
 import io
 import json
 import os
@@ -16,8 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from contree_client.models import ImageImportRegistry
 
+from contree_tui.client.connection import connect, embedded_target
 from contree_tui.client.image_export import ExportError, LayerSink, default_name, split_name
+from tests.client.conftest import FAST
 from tests.client.test_cli import Cli, one_error_line
 
 WRITE_FILES = ("mkdir -p /data/private && echo hello > /data/a && ln /data/a /data/b && ln -s a /data/c"
@@ -177,3 +182,41 @@ def test_names() -> None:
     assert default_name("01234567-89ab-cdef-0000-000000000000", ()) == "contree/0123456789ab:latest"
     with pytest.raises(ExportError):
         split_name("UPPER:case")
+
+
+# -- back in: the engine imports what export wrote ----------------------------------------------------------
+
+ARCHIVES = importlib.util.find_spec("contree_tui.engine.image_sources.archives") is not None
+CHECK = ("stat -c '%u:%g %a' /data/a; cat /data/b; readlink /data/c; test -p /data/fifo && echo fifo; "
+         "test -e /bin/vi || echo no-vi; cat /data/private/s; echo $PATH")
+EXPECTED = ("1000:1001 640\nhello\na\nfifo\nno-vi\nsecret\n"
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
+
+
+def import_back(engine_dir: Path, url: str, tag: str) -> None:
+    async def go() -> None:
+        connection = await connect(embedded_target(engine_dir), backoff=FAST)
+        try:
+            client = connection.client
+            op = await client.import_image(ImageImportRegistry(url=url), tag=tag, timeout=120)
+            done = await client.wait_operation(op, timeout=120)
+            assert done.status.value == "SUCCESS", done.error
+        finally:
+            await connection.aclose()
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("fmt", ["oci-archive", "docker-archive"])
+def test_an_export_imports_back_and_runs(cli: Cli, engine_dir: Path, tmp_path: Path, fmt: str) -> None:
+    cli("run", "--", WRITE_FILES)
+    archive = tmp_path / f"image.{fmt}.tar"
+    cli("export", "@", "--format", fmt, str(archive))
+    # through an OCI layout dir (the engine's oci: source): skopeo turns either archive into one
+    layout = tmp_path / "layout"
+    skopeo("copy", "-q", f"{fmt}:{archive}", f"oci:{layout}:back")
+    tag = f"exported-{fmt}:v1"
+    import_back(engine_dir, f"oci:{layout}:back", tag)
+    assert cli("run", "--image", f"tag:{tag}", "--", CHECK).stdout == EXPECTED
+    if ARCHIVES:  # the archive itself, once the engine reads archives directly
+        import_back(engine_dir, f"{fmt}:{archive}", f"direct-{tag}")
+        assert cli("run", "--image", f"tag:direct-{tag}", "--", CHECK).stdout == EXPECTED

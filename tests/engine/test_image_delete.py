@@ -13,6 +13,9 @@ import pytest
 from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.models import Conflict, NotFound, OperationStatus
 from tests.engine.helpers import sh, stdout
+from tests.engine.test_image_import import imported
+from tests.images.busybox_layouts import busybox_layer
+from tests.images.oci_build import write_layout
 
 OpenEngine = Callable[..., Awaitable[Engine]]
 
@@ -39,7 +42,7 @@ async def test_delete_removes_the_row_and_the_layer_only_it_used(engine: Engine)
     assert freed == [top]
     assert not os.path.exists(engine.layer_path(top))
     assert engine.store.find_image(result) is None
-    assert os.listdir(engine.state.runs) == [], "the renamed layer is removed, not left as trash"
+    assert not [n for n in os.listdir(engine.state.runs) if n.startswith("deleted-")], "no trash left"
     with pytest.raises(NotFound):
         await engine.run({"image": result, "command": "true"})
     # the base it was made from is untouched
@@ -144,4 +147,31 @@ async def test_a_deleted_chain_frees_its_squash_cache(open_engine: OpenEngine) -
         await engine.delete_image(image)
     assert not engine.store.squash_cache()
     assert sorted(os.listdir(engine.state.layers)) == sorted(busybox.layers)
-    assert Path(engine.state.runs).exists() and os.listdir(engine.state.runs) == []
+    assert not [n for n in os.listdir(engine.state.runs) if n.startswith("deleted-")]
+
+
+async def test_deleting_imports_forgets_their_source_and_diff_ids(engine: Engine, tmp_path: Path) -> None:
+    base = busybox_layer(**{"etc/base": b"base\n"})
+    first = write_layout(tmp_path / "a", [base, {"etc/a": b"a\n"}])
+    write_layout(tmp_path / "b", [base, {"etc/b": b"b\n"}])
+    a = (await imported(engine, f"oci:{tmp_path / 'a'}")).result_image_uuid
+    b = (await imported(engine, f"oci:{tmp_path / 'b'}")).result_image_uuid
+    image_a, image_b = engine.store.get_image(a), engine.store.get_image(b)
+    shared = image_a.layers[0]
+    assert image_b.layers[0] == shared
+
+    # a's own top layer goes with its diff id; the base b shares stays, still reusable by diff id
+    assert await engine.delete_image(a) == [image_a.layers[1]]
+    assert engine.store.layer_by_diff_id(first.diff_ids[1]) is None
+    assert (engine.store.layer_by_diff_id(first.diff_ids[0]) or ("",))[0] == shared
+    again = await imported(engine, f"oci:{tmp_path / 'a'}")
+    assert again.status is OperationStatus.SUCCESS and again.result_image_uuid != a, "a new image, not the gone one"
+    assert stdout(await sh(engine, again.result_image_uuid, "cat /etc/base /etc/a")) == "base\na\n"
+    reused = [e.data for e in engine.store.events(again.uuid) if e.type == "import_progress"]
+    assert ("reuse", 0) in [(d["phase"], d["layer"]) for d in reused]
+
+    # a layer an import in progress holds (pinned) survives the delete of the last image listing it
+    await engine.delete_image(again.result_image_uuid)
+    top_b = image_b.layers[1]
+    assert engine.store.delete_image(b, keep={top_b, shared}) == set()
+    assert os.path.isdir(engine.layer_path(top_b)) and engine.store.layer_by_diff_id(first.diff_ids[0])
