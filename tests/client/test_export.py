@@ -10,10 +10,12 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -220,3 +222,24 @@ def test_an_export_imports_back_and_runs(cli: Cli, engine_dir: Path, tmp_path: P
     if ARCHIVES:  # the archive itself, once the engine reads archives directly
         import_back(engine_dir, f"{fmt}:{archive}", f"direct-{tag}")
         assert cli("run", "--image", f"tag:direct-{tag}", "--", CHECK).stdout == EXPECTED
+
+
+def test_podman_loads_both_formats(cli: Cli, tmp_path: Path) -> None:
+    """`podman load` (what users run; Docker's daemon cannot run on this machine) takes both archives, under
+    the name given, with the one layer; in a storage root of the test's own."""
+    cli("run", "--", WRITE_FILES)
+    short = Path(tempfile.mkdtemp(prefix="ctpod-"))  # podman wants a runroot under 50 characters
+    podman = ["podman", "--root", str(tmp_path / "root"), "--runroot", str(short), "--storage-driver", "vfs"]
+    for fmt, name in (("oci-archive", "loaded/oci:v1"), ("docker-archive", "loaded/docker:v1")):
+        archive = tmp_path / f"{fmt}.tar"
+        cli("export", "@", "--format", fmt, str(archive), "--name", name)
+        loaded = subprocess.run([*podman, "load", "-i", str(archive)], capture_output=True, text=True, timeout=120)
+        assert loaded.returncode == 0 and name in loaded.stdout, loaded.stderr
+        image = loaded.stdout.strip().rsplit("Loaded image: ", 1)[-1].strip()
+        inspected = subprocess.run([*podman, "image", "inspect", image], capture_output=True, text=True,
+                                   timeout=60, check=True)
+        info = json.loads(inspected.stdout)[0]
+        assert len(info["RootFS"]["Layers"]) == 1 and info["Os"] == "linux"
+        assert any(e.startswith("PATH=") for e in info["Config"]["Env"])
+    subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True, timeout=120, check=False)
+    shutil.rmtree(short, ignore_errors=True)
