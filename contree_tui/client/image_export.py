@@ -8,9 +8,9 @@ The embedded engine's tar also holds the empty mountpoint dirs /proc, /dev and /
 Docker's own images carry the same empty dirs, so they stay.
 
 - oci-archive: a tar of an OCI image layout (oci-layout, index.json, blobs/sha256/...), the layer gzipped
-  (what `docker load`, `podman load` and `skopeo copy oci-archive:` expect). When the server sends the
-  archive gzip-encoded (the engine does for any client that accepts gzip) those bytes are the layer blob
-  as they come, and only decompressed to hash the diff id; otherwise it is compressed here.
+  (what `docker load`, `podman load` and `skopeo copy oci-archive:` expect). From a hosted Contree the
+  archive comes gzip-encoded and those bytes are the layer blob as they come (only decompressed to hash the
+  diff id); from the embedded engine it comes plain and is compressed here (see _stream_archive).
 - docker-archive: what `docker save` writes (manifest.json, repositories, <id>.json, <id>/layer.tar),
   the layer uncompressed, as docker save's is.
 
