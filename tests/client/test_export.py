@@ -19,13 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from contree_client.models import ImageImportRegistry
+from contree_client.profiles import Profile
 
 from contree_tui.client.connection import connect, embedded_target
 from contree_tui.client.image_export import ExportError, LayerSink, default_name, split_name
-from tests.client.conftest import FAST
+from tests.client.conftest import FAST, TcpEngine
 from tests.client.test_cli import Cli, one_error_line
+from tests.client.test_profiles import write_auth_ini
 
 WRITE_FILES = ("mkdir -p /data/private && echo hello > /data/a && ln /data/a /data/b && ln -s a /data/c"
                " && chown 1000:1001 /data/a && chmod 640 /data/a && mkfifo /data/fifo && chmod 700 /data/private"
@@ -243,3 +246,29 @@ def test_podman_loads_both_formats(cli: Cli, tmp_path: Path) -> None:
         assert any(e.startswith("PATH=") for e in info["Config"]["Env"])
     subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True, timeout=120, check=False)
     shutil.rmtree(short, ignore_errors=True)
+
+
+async def test_export_from_a_profile_over_tcp_reuses_the_servers_gzip(tcp_engine: TcpEngine, clean_env: Path,
+                                                                      tmp_path: Path) -> None:
+    """A Contree reached by URL and token (as a hosted one is): the archive comes gzip-encoded and is the
+    oci-archive's layer as it came; the result unpacks the same."""
+    await tcp_engine.start()
+    write_auth_ini(clean_env, [Profile(name="remote", url=tcp_engine.url, token=tcp_engine.token)])
+    cli = Cli(tcp_engine.state_dir, tmp_path / "project")
+    await asyncio.to_thread(cli, "run", "--profile", "remote", "--", WRITE_FILES)
+    out = tmp_path / "remote.tar"
+    done = await asyncio.to_thread(cli, "export", "--profile", "remote", "@", str(out))
+    assert "oci-archive" in done.stderr
+    with tarfile.open(out) as outer:
+        index = json.load(outer.extractfile("index.json"))  # type: ignore[arg-type]
+        manifest = json.load(outer.extractfile(f"blobs/sha256/{index['manifests'][0]['digest'][7:]}"))  # type: ignore[arg-type]
+        layer = outer.extractfile(f"blobs/sha256/{manifest['layers'][0]['digest'][7:]}").read()  # type: ignore[union-attr]
+    image = (await asyncio.to_thread(cli.json, "use", "--profile", "remote"))["image"]  # type: ignore[index]
+    headers = {"Authorization": f"Bearer {tcp_engine.token}", "Accept-Encoding": "gzip"}
+    async with (httpx.AsyncClient(base_url=tcp_engine.url, headers=headers) as http,
+                http.stream("GET", f"/v1/inspect/{image}/archive", params={"path": "/"}) as served):
+        assert served.headers["content-encoding"] == "gzip"
+        raw = b"".join([chunk async for chunk in served.aiter_raw()])
+    assert layer == raw, "the layer is the server's gzip bytes, as they came"
+    assert gzip.decompress(layer)[257:262] == b"ustar"
+    check_rootfs(await asyncio.to_thread(unpack, f"oci-archive:{out}", tmp_path / "unpacked"))
