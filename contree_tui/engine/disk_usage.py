@@ -111,9 +111,10 @@ def physical_bytes(sizes: Iterable[LayerSize]) -> int:
 def added_layers(image: Image, parent: Image | None, squashed: set[str]) -> list[str]:
     """The layers `image` put on top of its parent's chain: a run's result layer (none when the run changed
     only env or workdir), every layer of a root image. A squashed layer is a merge of layers the parent
-    already had (hard links), so it adds nothing new."""
+    already had (hard links), so it adds nothing new. A run's result whose parent was deleted: its top layer
+    (a run adds one layer, and the newest stay on top of any squash)."""
     if parent is None:
-        return list(image.layers)
+        return list(image.layers[-1:]) if image.parent is not None else list(image.layers)
     below = set(parent.layers)
     return [layer for layer in image.layers if layer not in below and layer not in squashed]
 

@@ -79,7 +79,9 @@ async def test_deleting_a_parent_keeps_its_children_whole(engine: Engine) -> Non
     parent_layer = engine.store.get_image(parent).layers[-1]
     assert engine.store.get_image(kid).layers[:-1] == engine.store.get_image(parent).layers
 
+    added = (await engine.disk.image_extension(engine.store.get_image(kid)))["size"]
     assert await engine.delete_image(parent) == [], "the child still lists the parent's layer"
+    assert (await engine.disk.image_extension(engine.store.get_image(kid)))["size"] == added
     assert os.path.isdir(engine.layer_path(parent_layer))
     assert stdout(await sh(engine, kid, "cat /p /c")) == "from-parent\nfrom-child\n"
     grandchild = await child(engine, kid, "echo more > /g")
