@@ -184,7 +184,8 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     export.add_argument("out", metavar="OUT", help="the archive file to write")
     prune = command("prune", "delete images nothing reaches (no tag, running operation, or folder's position, "
                     "redo or history, nor an ancestor of those), and the layers only they used")
-    prune.add_argument("--older-than", metavar="D", help="only images created more than D ago (30m, 12h, 7d, 2w)")
+    prune.add_argument("--older-than", metavar="D", help="only images created more than D ago (30m, 12h, 7d, 2w; "
+                       "default 60s: a run's result is kept until its client has recorded it)")
     prune.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     export.add_argument("--name", help="the image's name in the archive, repository[:tag] (default: the image's "
                         "tag, else contree/<uuid>:latest)")

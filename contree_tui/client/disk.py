@@ -12,9 +12,9 @@ its users can still reach:
   folders that no longer exist on disk (kept: the file cannot tell a deleted folder from an unmounted one);
 - and the ancestors of all of the above, so a `rollback` from any kept image still finds its parents.
 
-Everything else, created more than `older_than` ago, is removed, newest first (children before their
-parents). Images made by other clients (contree-cli, the SDK, an agent through contree-mcp) are reached by
-none of the above unless tagged: tag what such a client should keep.
+Everything else, created more than `older_than` ago (GRACE when not given), is removed, newest first
+(children before their parents). Images made by other clients (contree-cli, the SDK, an agent through
+contree-mcp) are reached by none of the above unless tagged: tag what such a client should keep.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ from contree_tui.client.connection import Connection
 from contree_tui.client.lineage import LineageTree
 from contree_tui.client.position import PositionStore
 
+# Without --older-than, images younger than this stay: a run's result exists a moment before its client
+# records it as the folder's position (the completion event, then the write), and prune must not win that race.
+GRACE = 60.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -134,14 +137,15 @@ def plan(tree: LineageTree, positions: dict[str, str], *, older_than: float | No
          usage: dict[str, Any] | None) -> PrunePlan:
     keep = protected(tree, positions)
     own = {row["uuid"]: row.get("own") for row in usage["images"]} if usage else {}
-    cutoff = now - older_than if older_than is not None else None
+    cutoff = now - (older_than if older_than is not None else GRACE)
     remove = []
     for uuid, image in tree.images.items():
         if uuid in keep:
             continue
         created = image.created_at.timestamp()
-        if cutoff is not None and created > cutoff:
-            keep[uuid] = "younger than --older-than"
+        if created > cutoff:
+            keep[uuid] = "younger than --older-than" if older_than is not None else \
+                f"made less than {GRACE:.0f} s ago (--older-than 0s includes it)"
             continue
         op = tree.producing_operation(uuid)
         remove.append(Candidate(uuid, created, own.get(uuid), op.command if op else None))

@@ -80,7 +80,9 @@ def test_df_and_prune_keep_what_is_reached(cli: Cli, engine_dir: Path) -> None:
     text = cli("engine", "df").stdout
     assert "busybox:latest" in text and "keep:me" in text and " free of " in text
 
-    dry = cli.json("prune", "--dry-run")
+    grace = cli.json("prune", "--dry-run")
+    assert grace["remove"] == [] and grace["kept"][loose].startswith("made less than 60 s ago")  # type: ignore[index]
+    dry = cli.json("prune", "--dry-run", "--older-than", "0s")
     assert set(dry["remove"]) == {loose, loose_child}, dry  # type: ignore[index]
     kept = dry["kept"]  # type: ignore[index]
     assert kept[second].startswith("reached from") and kept[position].startswith("reached from")
@@ -88,17 +90,17 @@ def test_df_and_prune_keep_what_is_reached(cli: Cli, engine_dir: Path) -> None:
     assert kept[busy].startswith(f"operation {running.uuid[:8]}")
     assert dry["estimated_bytes"] == du(layers_dir / loose_layer) + du(layers_dir / child_layer)  # type: ignore[index]
     assert (layers_dir / loose_layer).is_dir(), "a dry run deletes nothing"
-    listed = cli("prune", "--dry-run")
+    listed = cli("prune", "--dry-run", "--older-than", "0s")
     assert f"would remove {loose[:8]}" in listed.stdout and "2 of" in listed.stderr
 
-    done = cli.json("prune")
+    done = cli.json("prune", "--older-than", "0s")
     assert done["removed"] == [loose_child, loose] and done["refused"] == {}  # type: ignore[index]
     assert done["freed_bytes"] == dry["estimated_bytes"]  # type: ignore[index]
     assert not (layers_dir / loose_layer).exists() and not (layers_dir / child_layer).exists()
     images = {row["uuid"] for row in df(cli)["images"]}  # type: ignore[index]
     assert images == {busybox, first, second, position, tagged, busy}
     assert cli("run", "--image", second, "--", "cat /one /two").stdout == "one\ntwo\n"
-    assert cli.json("prune", "--dry-run")["remove"] == []  # type: ignore[index]
+    assert cli.json("prune", "--dry-run", "--older-than", "0s")["remove"] == []  # type: ignore[index]
 
     asyncio.run(_with(engine_dir, lambda c: c.cancel_operation(running.uuid)))
 
@@ -114,7 +116,7 @@ def test_older_than_and_bad_durations(cli: Cli, engine_dir: Path) -> None:
     assert young in cli.json("prune", "--dry-run", "--older-than", "0s")["remove"]  # type: ignore[index]
     bad = cli("prune", "--older-than", "soon", ok=False)
     assert bad.returncode == 1 and "30m, 12h, 7d or 2w" in one_error_line(bad.stderr)
-    cli("prune")
+    cli("prune", "--older-than", "0s")
     assert not any(row["uuid"] == young for row in df(cli)["images"])  # type: ignore[index]
     assert not [n for n in os.listdir(engine_dir / "runs") if n.startswith("deleted-")], "no trash left behind"
-    assert json.loads(cli("prune", "--json").stdout)["remove"] == []
+    assert json.loads(cli("prune", "--json", "--older-than", "0s").stdout)["remove"] == []
