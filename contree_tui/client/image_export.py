@@ -16,8 +16,8 @@ Docker's own images carry the same empty dirs, so they stay.
 
 The layer streams to disk with its digests computed on the way (never held in memory). The archive's outer
 tar is written in one pass: a header slot is reserved before the layer and filled in once its size and
-digest are known. Everything goes to a temp file beside OUT, renamed into place when complete: a failure
-or Ctrl-C leaves no file behind.
+digest are known (export_archive.py). Everything goes to a temp file beside OUT, renamed into place when
+complete: a failure or Ctrl-C leaves no file behind.
 
 The image config: the API's Image has no env, workdir or user. The embedded engine adds them (the
 `x_engine` extension of GET /v1/inspect/{uuid}/); from another Contree the config gets Docker's default
@@ -27,12 +27,9 @@ PATH only.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import platform
 import re
-import tarfile
 import tempfile
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -45,16 +42,12 @@ from contree_client import operations
 from contree_client.exceptions import APIConnectionError, APIStatusError, NotFoundError
 
 from contree_tui.client.connection import Connection
+from contree_tui.client.export_archive import ExportError, LayerSink, OuterTar, json_bytes, sha256_digest
 from contree_tui.client.image_details import image_details
 
 ExportFormat = Literal["oci-archive", "docker-archive"]
 FORMATS: tuple[ExportFormat, ...] = ("oci-archive", "docker-archive")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-BLOCK = 512
-GZIP_MAGIC = b"\x1f\x8b"
-# Measured on a 396 MB rootfs tar (/usr/lib/python3 + /usr/bin): level 1 took 6.2 s of CPU for 40.7% of the
-# size, level 6 (gzip's and Docker's default) 21.6 s for 36.9%: a tenth more bytes for 3.5x less time.
-GZIP_LEVEL = 1
 # Docker reference grammar (distribution/reference), lower-case path components and an optional
 # host[:port] first; a tag of at most 128 word characters, dots and dashes.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -66,10 +59,6 @@ MEDIA = {
     "config": "application/vnd.oci.image.config.v1+json",
     "layer": "application/vnd.oci.image.layer.v1.tar+gzip",
 }
-
-
-class ExportError(Exception):
-    """An export that could not be made; `str()` says why, for the user. No file was left behind."""
 
 
 @dataclass(frozen=True)
@@ -166,143 +155,6 @@ def image_config(info: ImageInfo, diff_id: str) -> dict[str, Any]:
     }
 
 
-# -- the layer ------------------------------------------------------------------------------------------
-
-class LayerSink:
-    """Takes the archive body as it comes (gzip-encoded or not), writes the layer blob to `out` (gzip or
-    plain, per `gzip`), and hashes both the blob and the uncompressed tar on the way. `finish()` checks the
-    tar is whole: a ustar header first, the two zero blocks that end an archive last."""
-
-    def __init__(self, out: IO[bytes], *, gzip: bool) -> None:
-        self.out = out
-        self.gzip = gzip
-        self.blob_hash = hashlib.sha256()
-        self.tar_hash = hashlib.sha256()
-        self.blob_bytes = 0
-        self.tar_bytes = 0
-        self._encoded: bool | None = None  # the body is gzip (known at its first bytes)
-        self._inflate: Any = None
-        self._deflate: Any = None
-        self._head = b""  # the tar's first block, to check
-        self._tail = b""  # its last 1024 bytes, to check
-
-    def feed(self, data: bytes) -> None:
-        if not data:
-            return
-        if self._encoded is None:
-            self._encoded = data[:2] == GZIP_MAGIC
-            if self._encoded:
-                self._inflate = zlib.decompressobj(wbits=31)
-            if self.gzip and not self._encoded:
-                self._deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-        if self._encoded:
-            plain = self._inflate_all(data)
-            if self.gzip:
-                self._blob(data)  # the server's gzip is the blob as it came
-            self._plain(plain)
-            if not self.gzip:
-                self._blob(plain)
-        else:
-            self._plain(data)
-            self._blob(self._deflate.compress(data) if self._deflate is not None else data)
-
-    def _inflate_all(self, data: bytes) -> bytes:
-        out = [self._inflate.decompress(data)]
-        while self._inflate.eof and self._inflate.unused_data:  # a second gzip member follows
-            rest = self._inflate.unused_data
-            self._inflate = zlib.decompressobj(wbits=31)
-            out.append(self._inflate.decompress(rest))
-        return b"".join(out)
-
-    def _plain(self, data: bytes) -> None:
-        if not data:
-            return
-        self.tar_hash.update(data)
-        self.tar_bytes += len(data)
-        if len(self._head) < BLOCK:
-            self._head += data[:BLOCK - len(self._head)]
-        self._tail = (self._tail + data)[-2 * BLOCK:]
-
-    def _blob(self, data: bytes) -> None:
-        if not data:
-            return
-        self.out.write(data)
-        self.blob_hash.update(data)
-        self.blob_bytes += len(data)
-
-    def finish(self) -> None:
-        if self._deflate is not None:
-            self._blob(self._deflate.flush())
-        if self._encoded and not self._inflate.eof:
-            raise ExportError("the archive ended early (its gzip stream is cut); nothing was written")
-        if self.tar_bytes < 3 * BLOCK or self._head[257:262] != b"ustar":
-            raise ExportError("the server did not send a tar archive of the image; nothing was written")
-        if self.tar_bytes % BLOCK or self._tail != bytes(2 * BLOCK):
-            raise ExportError("the archive ended early (no end-of-archive marker); nothing was written")
-
-    @property
-    def blob_digest(self) -> str:
-        return f"sha256:{self.blob_hash.hexdigest()}"
-
-    @property
-    def diff_id(self) -> str:
-        return f"sha256:{self.tar_hash.hexdigest()}"
-
-
-# -- the outer archive ----------------------------------------------------------------------------------
-
-class OuterTar:
-    """The archive file itself: members written in order, one reserved slot for the layer."""
-
-    def __init__(self, out: IO[bytes], mtime: int) -> None:
-        self.out = out
-        self.mtime = mtime
-
-    def header(self, name: str, size: int, *, directory: bool = False) -> bytes:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime = (0 if directory else size), self.mtime
-        info.mode = 0o755 if directory else 0o644
-        info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
-        buf = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "strict")  # GNU: base-256 sizes, still one block
-        assert len(buf) == BLOCK, name
-        return buf
-
-    def directory(self, name: str) -> None:
-        self.out.write(self.header(name, 0, directory=True))
-
-    def file(self, name: str, data: bytes) -> None:
-        self.out.write(self.header(name, len(data)))
-        self.out.write(data)
-        self._pad(len(data))
-
-    def reserve(self) -> int:
-        at = self.out.tell()
-        self.out.write(bytes(BLOCK))
-        return at
-
-    def fill(self, at: int, name: str, size: int) -> None:
-        self._pad(size)
-        end = self.out.tell()
-        self.out.seek(at)
-        self.out.write(self.header(name, size))
-        self.out.seek(end)
-
-    def _pad(self, size: int) -> None:
-        if size % BLOCK:
-            self.out.write(bytes(BLOCK - size % BLOCK))
-
-    def close(self) -> None:
-        self.out.write(bytes(2 * BLOCK))
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-def _digest(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
-
-
 # -- export ---------------------------------------------------------------------------------------------
 
 Progress = Callable[[int, int | None], None]  # (tar bytes so far, estimated total or None)
@@ -351,7 +203,7 @@ async def _write(connection: Connection, info: ImageInfo, fmt: ExportFormat, han
     tar = OuterTar(handle, mtime)
     oci = fmt == "oci-archive"
     if oci:
-        tar.file("oci-layout", _json({"imageLayoutVersion": "1.0.0"}))
+        tar.file("oci-layout", json_bytes({"imageLayoutVersion": "1.0.0"}))
         tar.directory("blobs/")
         tar.directory("blobs/sha256/")
     slot = tar.reserve()
@@ -361,21 +213,21 @@ async def _write(connection: Connection, info: ImageInfo, fmt: ExportFormat, han
     diff_hex = sink.diff_id.split(":", 1)[1]
     blob_name = f"blobs/sha256/{sink.blob_hash.hexdigest()}" if oci else f"{diff_hex}/layer.tar"
     tar.fill(slot, blob_name, sink.blob_bytes)
-    config = _json(image_config(info, sink.diff_id))
-    config_digest = _digest(config)
+    config = json_bytes(image_config(info, sink.diff_id))
+    config_digest = sha256_digest(config)
     repo, tag = name.rsplit(":", 1)
     if oci:
         tar.file(f"blobs/sha256/{config_digest.split(':', 1)[1]}", config)
-        manifest = _json({
+        manifest = json_bytes({
             "schemaVersion": 2, "mediaType": MEDIA["manifest"],
             "config": {"mediaType": MEDIA["config"], "digest": config_digest, "size": len(config)},
             "layers": [{"mediaType": MEDIA["layer"], "digest": sink.blob_digest, "size": sink.blob_bytes}],
             "annotations": {"org.opencontainers.image.created": info.created}})
-        manifest_digest = _digest(manifest)
+        manifest_digest = sha256_digest(manifest)
         tar.file(f"blobs/sha256/{manifest_digest.split(':', 1)[1]}", manifest)
         # ref.name is the tag (what `skopeo … oci-archive:OUT:TAG` and podman match);
         # io.containerd.image.name the full name `docker load` gives the image.
-        tar.file("index.json", _json({
+        tar.file("index.json", json_bytes({
             "schemaVersion": 2, "mediaType": MEDIA["index"],
             "manifests": [{"mediaType": MEDIA["manifest"], "digest": manifest_digest, "size": len(manifest),
                            "annotations": {"org.opencontainers.image.ref.name": tag,
@@ -384,9 +236,9 @@ async def _write(connection: Connection, info: ImageInfo, fmt: ExportFormat, han
         config_name = f"{config_digest.split(':', 1)[1]}.json"
         tar.file(f"{diff_hex}/VERSION", b"1.0")
         tar.file(config_name, config)
-        tar.file("manifest.json", _json([{"Config": config_name, "RepoTags": [name],
+        tar.file("manifest.json", json_bytes([{"Config": config_name, "RepoTags": [name],
                                           "Layers": [f"{diff_hex}/layer.tar"]}]))
-        tar.file("repositories", _json({repo: {tag: diff_hex}}))
+        tar.file("repositories", json_bytes({repo: {tag: diff_hex}}))
     tar.close()
     return ExportResult(path=Path(), format=fmt, name=name, layer_digest=sink.blob_digest, diff_id=sink.diff_id,
                         layer_bytes=sink.blob_bytes, tar_bytes=sink.tar_bytes, archive_bytes=0,

@@ -25,7 +25,8 @@ from contree_client.models import ImageImportRegistry
 from contree_client.profiles import Profile
 
 from contree_tui.client.connection import connect, embedded_target
-from contree_tui.client.image_export import ExportError, LayerSink, default_name, split_name
+from contree_tui.client.export_archive import ExportError, LayerSink
+from contree_tui.client.image_export import default_name, split_name
 from tests.client.conftest import FAST, TcpEngine
 from tests.client.test_cli import Cli, one_error_line
 from tests.client.test_profiles import write_auth_ini
