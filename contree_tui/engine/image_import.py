@@ -478,6 +478,11 @@ class ImageImports:
         return image
 
     # -- layers in hand -----------------------------------------------------------------------------
+    def pinned_layers(self) -> set[str]:
+        """Layers imports in progress hold (reused or extracted, not listed by an image row yet): an image
+        delete leaves them (engine/image_disk.py)."""
+        return set(self._pins)
+
     def _pin(self, layer: str) -> None:
         self._pins[layer] = self._pins.get(layer, 0) + 1
 
