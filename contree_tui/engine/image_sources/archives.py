@@ -75,6 +75,8 @@ class _Archive:
         self.members = TarMembers({}, {}, where)
 
     async def open(self, indexer: TarIndexer | None, timeout: float) -> None:
+        if self.fd >= 0:  # resolved before
+            return
         if indexer is None:
             raise EngineError(f"{self.where}: archive sources need the engine's confined readers "
                               "(open_source(..., indexer=...))", status=500)

@@ -22,7 +22,7 @@ import zlib  # noqa: F401 - tarfile imports it lazily on some errors; a helper r
 from dataclasses import dataclass
 from typing import Any
 
-from contree_tui.engine.models import Unprocessable
+from contree_tui.engine.models import EngineError, Unprocessable
 from contree_tui.engine.sandbox.helper import INPUT_FD, HelperFailed, HelperLimits, HelperOutput, HelperSet
 
 MAX_MEMBERS = 100_000  # a docker save of 100 images with 50 layers each holds ~10k; tarfile keeps ~1 KiB each
@@ -118,11 +118,10 @@ class TarIndexer:
                               lifetime=lifetime)
         helper = await self.helpers.start_reading(self.mountpoint, _index_members, limits, input_fd=fd)
         try:
-            try:
-                await helper.header(lifetime + 5)
-            except Unprocessable as exc:  # the helper's own answer: why this is no readable tar
-                raise Unprocessable(f"{where}: {exc}") from None
+            await helper.header(lifetime + 5)
             payload = await helper.read_all(MAX_INDEX_BYTES, INDEX_IDLE)
+        except EngineError as exc:  # the helper's answer (why this is no readable tar), its timeout or failure
+            raise type(exc)(f"{where}: {exc}", exc.status) from None
         finally:
             helper.close()
         return parse_index(payload, file_size, where)
