@@ -453,3 +453,24 @@ async def test_the_archive_reader_sees_an_empty_root_and_a_read_only_input(
     assert header["input"] == "hello" and header["wrote"] != "yes" and header["chmod"] != "yes"
     assert (tmp_path / "input").read_bytes() == b"hello world"
     assert (tmp_path / "input").stat().st_mode & 0o777 != 0o777
+
+
+async def test_hostile_tar_headers(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PAX record claiming a huge size, and more members than the reader keeps (its cap lowered here: the
+    helper is a fork of this process, so it sees the patched module)."""
+    from contree_tui.engine.image_sources import tar_members
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = 2
+        info.pax_headers = {"size": str(1 << 60)}  # overrides the header's own size field when read
+        tar.addfile(info, io.BytesIO(b"[]"))
+    (tmp_path / "pax.tar").write_bytes(buf.getvalue())
+    error = await refused(engine, "docker-archive:", tmp_path / "pax.tar")
+    assert error.status == 422 and "truncated" in str(error), error
+
+    monkeypatch.setattr(tar_members, "MAX_MEMBERS", 50)
+    tar_of(tmp_path / "many.tar", {f"f{n}": b"" for n in range(51)})
+    error = await refused(engine, "oci-archive:", tmp_path / "many.tar")
+    assert error.status == 422 and "more than 50 members" in str(error), error
