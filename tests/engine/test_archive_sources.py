@@ -24,11 +24,16 @@ from contree_tui.engine.image_sources.tar_members import TarIndexer, parse_index
 from contree_tui.engine.models import EngineError, NotFound, Unprocessable
 from tests.images.oci_build import (
     DIR,
+    OCI_CONFIG,
+    OCI_MANIFEST,
     OPAQUE,
     WHITEOUT,
     Built,
     Symlink,
+    _put_blob,
+    _write_index,
     host_arch,
+    layer_tar,
     skopeo_copy,
     write_layout,
     write_multiplatform,
@@ -221,9 +226,12 @@ async def test_multiplatform_index_resolves_to_this_machine(engine: Engine, tmp_
     assert f"linux/{other}" in str(info.value) and "no image for this machine" in str(info.value)
 
 
-async def test_docker_25_archive_layout_with_gzip_layers(engine: Engine, tmp_path: Path) -> None:
-    """Docker 25+ saves an OCI layout plus manifest.json naming blobs/sha256/<hex>; layers may be gzip."""
-    built = write_layout(tmp_path / "layout", [BASE, TOP], tag="t", env=["DOCKER=25"])
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+async def test_docker_25_archive_layout_with_compressed_layers(engine: Engine, tmp_path: Path,
+                                                               compression: str) -> None:
+    """Docker 25+ saves an OCI layout plus manifest.json naming blobs/sha256/<hex>; layers may be compressed
+    (gzip, or zstd from a containerd store)."""
+    built = write_layout(tmp_path / "layout", [BASE, TOP], tag="t", env=["DOCKER=25"], compression=compression)
     members = layout_members(tmp_path / "layout")
     manifest = [{"Config": f"blobs/sha256/{built.config_digest[7:]}", "RepoTags": ["app:1"],
                  "Layers": [f"blobs/sha256/{d[7:]}" for d in built.layer_digests]}]
@@ -231,7 +239,7 @@ async def test_docker_25_archive_layout_with_gzip_layers(engine: Engine, tmp_pat
     image, _ = await resolve_and_fetch(DockerArchiveSource(f"{archive}:app:1", indexer=indexer(engine)), tmp_path)
     assert [layer.digest for layer in image.layers] == built.layer_digests
     assert [layer.diff_id for layer in image.layers] == built.diff_ids
-    assert all(layer.media_type.endswith("+gzip") for layer in image.layers)
+    assert all(layer.media_type.endswith(f"+{compression}") for layer in image.layers)
     assert image.config["config"]["Env"] == ["DOCKER=25"]
     # and the same file read as what it also is, an OCI layout
     oci = await resolve_only(OciArchiveSource(f"{archive}:t", indexer=indexer(engine)))
@@ -302,6 +310,39 @@ async def test_a_lying_diff_id_cannot_pass_as_the_layer(engine: Engine, layout: 
     with pytest.raises(Unprocessable) as info:
         await resolve_only(DockerArchiveSource(str(tar_of(tmp_path / "cfg.tar", members)), indexer=indexer(engine)))
     assert "does not match the digest in its name" in str(info.value)
+
+
+@pytest.mark.parametrize("compression", ["zstd", None])
+async def test_oci_archive_with_zstd_or_plain_layers(engine: Engine, tmp_path: Path, compression: str | None) -> None:
+    """(skopeo would gzip plain layers on the way: this archive is the layout tarred as it is.)"""
+    built = write_layout(tmp_path / "layout", [BASE, TOP], tag="t", compression=compression)
+    tar_of(tmp_path / "o.tar", layout_members(tmp_path / "layout"))
+    image, _ = await resolve_and_fetch(OciArchiveSource(f"{tmp_path / 'o.tar'}:t", indexer=indexer(engine)),
+                                       tmp_path / "blobs")
+    assert [layer.digest for layer in image.layers] == built.layer_digests
+    assert [layer.diff_id for layer in image.layers] == built.diff_ids
+    if compression is None:
+        assert image.layers[0].media_type == "application/vnd.oci.image.layer.v1.tar"
+        assert built.layer_digests == built.diff_ids
+
+
+async def test_a_plain_oci_layer_must_be_its_own_diff_id(engine: Engine, tmp_path: Path) -> None:
+    """An uncompressed layer's blob is its tar: a config naming another diff id for it is refused at resolve
+    (else the layer would be stored under that diff id and reused for another image)."""
+    layout = tmp_path / "layout"
+    layer = layer_tar({"etc": DIR, "etc/evil": b"x"})
+    config = json.dumps({"architecture": host_arch(), "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "5" * 64]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": OCI_CONFIG, "digest": _put_blob(layout, config),
+                                      "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                       "digest": _put_blob(layout, layer), "size": len(layer)}]}).encode()
+    _write_index(layout, [{"mediaType": OCI_MANIFEST, "digest": _put_blob(layout, manifest), "size": len(manifest)}])
+    archive = tar_of(tmp_path / "forged.tar", layout_members(layout))
+    with pytest.raises(Unprocessable) as info:
+        await resolve_only(OciArchiveSource(str(archive), indexer=indexer(engine)))
+    assert "uncompressed tar" in str(info.value) and "5555" in str(info.value)
 
 
 async def test_damaged_layer_bytes_fail_the_fetch(engine: Engine, layout: tuple[Path, Built], tmp_path: Path) -> None:
