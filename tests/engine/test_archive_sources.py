@@ -127,6 +127,9 @@ def test_references_are_checked_before_any_io() -> None:
         OciArchiveSource("/x.tar:bad name")
     with pytest.raises(EngineError):
         OciArchiveSource(":ref")
+    with pytest.raises(EngineError) as relative:
+        DockerArchiveSource("images/x.tar")  # the engine's working directory is not the client's
+    assert relative.value.status == 400 and "must be absolute" in str(relative.value)
     assert normalize_name("busybox") == "docker.io/library/busybox:latest"
     assert normalize_name("docker.io/foo/bar:t1") == "docker.io/foo/bar:t1"
     assert normalize_name("foo/bar:t1") == "docker.io/foo/bar:t1"
@@ -223,7 +226,7 @@ async def test_multiplatform_index_resolves_to_this_machine(engine: Engine, tmp_
     foreign = tar_of(tmp_path / "foreign.tar", layout_members(tmp_path / "foreign"))
     with pytest.raises(Unprocessable) as info:
         await resolve_only(OciArchiveSource(str(foreign), indexer=indexer(engine)))
-    assert f"linux/{other}" in str(info.value) and "no image for this machine" in str(info.value)
+    assert f"linux/{other}" in str(info.value) and "no image for this host's platform" in str(info.value)
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])

@@ -61,7 +61,9 @@ def split_path(value: str, scheme: str) -> tuple[str, str | None]:
     """PATH[:REST] split at the first `:`, as skopeo splits it (a path holding `:` cannot be named)."""
     path, colon, rest = value.partition(":")
     if not path or "\0" in value:
-        raise EngineError(f"{scheme}{value[:200]}: no archive path (expected {scheme}PATH)")
+        raise EngineError(f"{scheme}{value[:200]}: no archive path (expected {scheme}/PATH)")
+    if not path.startswith("/"):  # the engine is a daemon: its working directory is not the client's
+        raise EngineError(f"{scheme}{path[:200]}: the archive's path must be absolute")
     return path, (rest if colon else None)
 
 

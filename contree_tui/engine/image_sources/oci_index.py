@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from contree_tui.engine.image_sources.base import LayerBlob, ResolvedImage
+from contree_tui.engine.image_sources.platform_choice import choose_platform
 from contree_tui.engine.models import EngineError, NotFound, Unprocessable
 
 # (digest, max_bytes) -> the blob's bytes, at most max_bytes (more: raise Unprocessable); NotFound if absent.
@@ -63,22 +63,6 @@ def check_digest(digest: object, where: str) -> str:
 
 def blob_digest(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
-def host_platform() -> tuple[str, str, str]:
-    """(os, architecture, variant) in OCI terms, for choosing an image from an index."""
-    machine = platform.machine()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386"}.get(
-        machine, machine)
-    variant = {"aarch64": "v8", "armv7l": "v7", "armv6l": "v6"}.get(machine, "")
-    return "linux", arch, variant
-
-
-def platform_name(p: dict[str, Any]) -> str:
-    parts = [str(p.get("os", "?")), str(p.get("architecture", "?"))]
-    if p.get("variant"):
-        parts.append(str(p["variant"]))
-    return "/".join(parts)
 
 
 def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
@@ -141,29 +125,6 @@ def _listing(names: list[str]) -> str:
         return "no named images"
     shown = ", ".join(repr(n[:100]) for n in names[:20])
     return shown + (f" and {len(names) - 20} more" if len(names) > 20 else "")
-
-
-def choose_platform(index: dict[str, Any], where: str) -> dict[str, Any]:
-    """The host's image from an image index: same os and architecture; among those an equal variant, then
-    none given, then any (an arm64 image without a variant is v8)."""
-    manifests = index.get("manifests")
-    if not isinstance(manifests, list):
-        raise Unprocessable(f"{where}: the image index has no \"manifests\" list")
-    os_name, arch, variant = host_platform()
-    candidates = []
-    for entry in manifests:
-        if not isinstance(entry, dict) or not isinstance(p := entry.get("platform"), dict):
-            continue
-        if p.get("os") == os_name and p.get("architecture") == arch:
-            candidates.append((0 if p.get("variant", "") == variant else 1 if not p.get("variant") else 2, entry))
-    if not candidates:
-        offered = sorted({platform_name(e["platform"]) for e in manifests
-                          if isinstance(e, dict) and isinstance(e.get("platform"), dict)})
-        host = platform_name({"os": os_name, "architecture": arch, "variant": variant})
-        raise Unprocessable(f"{where}: no image for this machine ({host}) in the image index; it offers: "
-                            f"{', '.join(offered[:20]) or 'no platforms'}")
-    candidates.sort(key=lambda c: c[0])  # stable: the index's order among equals
-    return candidates[0][1]
 
 
 def _kind(descriptor: dict[str, Any], body: dict[str, Any]) -> str:
@@ -244,8 +205,10 @@ async def resolve_layout(index_json: bytes, ref: str | None, read_blob: ReadBlob
         if kind == "manifest":
             break
         index_digest = descriptor["digest"]
-        descriptor = choose_platform(body, where)
-        chosen_platform = platform_name(descriptor["platform"])
+        manifests = body.get("manifests")
+        if not isinstance(manifests, list):
+            raise Unprocessable(f"{where}: the image index has no \"manifests\" list")
+        descriptor, chosen_platform = choose_platform(manifests, where)
     else:
         raise Unprocessable(f"{where}: image indexes nested too deep")
     config_descriptor = body.get("config")
