@@ -20,18 +20,15 @@ digest its content-addressed name gives, or hashed once here when it has none.
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import hashlib
 import json
 import os
 import re
 import stat
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from contree_tui.engine.image_sources.base import LayerBlob, Progress, ResolvedImage
+from contree_tui.engine.image_sources.blob_copy import copy_range, in_thread
 from contree_tui.engine.image_sources.oci_index import (
     MAX_CONFIG_BYTES,
     MAX_INDEX_BYTES,
@@ -48,12 +45,10 @@ from contree_tui.engine.image_sources.tar_members import Member, TarIndexer, Tar
 from contree_tui.engine.models import EngineError, NotFound, Unprocessable
 
 OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
-COPY_CHUNK = 4 << 20  # per thread hop: ~1 ms of disk and sha256 on this VM, ~12 hops for a 50 MB layer
 MAX_MANIFEST_JSON = 4 << 20  # docker-archive's manifest.json: one small entry per image
 MEDIA_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
                "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
                None: "application/vnd.oci.image.layer.v1.tar"}
-T = TypeVar("T")
 _CONTENT_NAME = re.compile(r"^(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})\.(?:tar|json))$")
 
 
@@ -119,59 +114,17 @@ class _Archive:
         """A small member's bytes (Unprocessable past `cap`)."""
         if member.size > cap:
             raise Unprocessable(f"{self.where}: {what} is {member.size} bytes; at most {cap} are accepted")
-        data = await _in_thread(os.pread, self.fd, member.size, member.offset)
+        data = await in_thread(os.pread, self.fd, member.size, member.offset)
         if len(data) != member.size:
             raise Unprocessable(f"{self.where}: the archive changed or was cut while it was read")
         return data
 
     async def head(self, member: Member) -> bytes:
-        return await _in_thread(os.pread, self.fd, min(member.size, 8), member.offset)
+        return await in_thread(os.pread, self.fd, min(member.size, 8), member.offset)
 
     async def copy(self, member: Member, dest: Path | None, algorithm: str, progress: Progress | None) -> str:
-        """Copy the member into the new file `dest` (or only hash it) chunk by chunk; its digest."""
-        hasher = hashlib.new(algorithm)
-        out = -1 if dest is None else os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            done = 0
-            while done < member.size:
-                length = min(COPY_CHUNK, member.size - done)
-                got = await _in_thread(_copy_chunk, self.fd, member.offset + done, length, hasher, out)
-                if got != length:
-                    raise Unprocessable(f"{self.where}: the archive changed or was cut while it was read")
-                done += got
-                if progress is not None:
-                    progress(done)
-        finally:
-            if out >= 0:
-                os.close(out)
-        return f"{algorithm}:{hasher.hexdigest()}"
-
-
-async def _in_thread(function: Callable[..., T], *args: Any) -> T:
-    """`function` in a worker thread. Cancelled, it still waits for that thread (one chunk: a few ms), so
-    that no read of the archive's fd and no write to `dest` happens after the caller has closed or removed
-    them (a closed fd number may already be another file's)."""
-    task = asyncio.ensure_future(asyncio.to_thread(function, *args))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait({task})
-        raise
-
-
-def _copy_chunk(fd: int, offset: int, length: int, hasher: Any, out: int) -> int:
-    data = os.pread(fd, length, offset)
-    hasher.update(data)  # hashlib drops the GIL for buffers over 2 KiB: the loop keeps running
-    if out >= 0:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(out, view):]
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise EngineError("no space left on the engine's disk for the layer", status=507) from None
-                raise
-    return len(data)
+        """Copy the member into the new file `dest` (or only hash it); its digest."""
+        return await copy_range(self.fd, member.offset, member.size, dest, algorithm, progress, self.where)
 
 
 class _ArchiveSource:
