@@ -518,3 +518,15 @@ async def test_hostile_tar_headers(engine: Engine, tmp_path: Path, monkeypatch: 
     tar_of(tmp_path / "many.tar", {f"f{n}": b"" for n in range(51)})
     error = await refused(engine, "oci-archive:", tmp_path / "many.tar")
     assert error.status == 422 and "more than 50 members" in str(error), error
+
+
+async def test_oci_layouts_share_the_resolution(tmp_path: Path) -> None:
+    """`oci:DIR` resolves through the same oci_index as the archives: @N, names, the several-images rule."""
+    layout = tmp_path / "layout"
+    one = write_layout(layout, [BASE], tag="one")
+    two = write_layout(layout, [BASE, TOP], tag="two")
+    assert (await resolve_only(open_source(f"oci:{layout}:@1"))).source_digest == two.manifest_digest
+    assert (await resolve_only(open_source(f"oci:{layout}:one"))).source_digest == one.manifest_digest
+    with pytest.raises(EngineError) as info:
+        await resolve_only(open_source(f"oci:{layout}"))
+    assert info.value.status == 400 and "holds 2 images" in str(info.value)
