@@ -43,6 +43,7 @@ from contree_tui.engine.image_sources.oci_index import (
 )
 from contree_tui.engine.image_sources.tar_members import Member, TarIndexer, TarMembers, compression_of, member_key
 from contree_tui.engine.models import EngineError, NotFound, Unprocessable
+from contree_tui.engine.registry.reference import parse_reference
 
 OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
 MAX_MANIFEST_JSON = 4 << 20  # docker-archive's manifest.json: one small entry per image
@@ -195,26 +196,17 @@ class OciArchiveSource(_ArchiveSource):
         return found
 
 
-# docker-archive references: NAME[:TAG] as docker normalises it (docker.io, library/, :latest)
-_NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_REPO_RE = re.compile(rf"^(?:({_DOMAIN})/)?({_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*)(?::([\w][\w.-]{{0,127}}))?$")
 _INDEX_REF = re.compile(r"^@(\d{1,6})$")
 
 
 def normalize_name(reference: str) -> str | None:
-    """`busybox` → `docker.io/library/busybox:latest`, `127.0.0.1:5000/a/b:t` unchanged; None if malformed."""
-    first, slash, _ = reference.partition("/")
-    if not slash or not ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        reference = f"docker.io/{reference}"  # no domain: Docker Hub's
-    match = _REPO_RE.match(reference)
-    if match is None or len(reference) > 512:
+    """`busybox` → `docker.io/library/busybox:latest` (docker's normalisation, registry/reference.py), so
+    that a RepoTag as `docker save` writes it and as skopeo writes it compare equal; None if malformed."""
+    try:
+        parsed = parse_reference(reference)
+    except EngineError:
         return None
-    domain, path, tag = match.group(1), match.group(2), match.group(3) or "latest"
-    if domain == "docker.io" and "/" not in path:
-        path = f"library/{path}"
-    return f"{domain}/{path}:{tag}"
+    return None if parsed.digest else f"{parsed.registry}/{parsed.repository}:{parsed.tag}"
 
 
 class DockerArchiveSource(_ArchiveSource):
