@@ -530,3 +530,29 @@ async def test_oci_layouts_share_the_resolution(tmp_path: Path) -> None:
     with pytest.raises(EngineError) as info:
         await resolve_only(open_source(f"oci:{layout}"))
     assert info.value.status == 400 and "holds 2 images" in str(info.value)
+
+
+async def test_the_index_is_cached_until_the_file_changes(engine: Engine, layout: tuple[Path, Built],
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = layout
+    archive = tmp_path / "image.tar"
+    skopeo_copy(f"oci:{path}:t1", f"docker-archive:{archive}")
+    started = []
+    real_start = engine.helpers.start_reading
+
+    async def counting(*args: object, **kwargs: object) -> object:
+        started.append(1)
+        return await real_start(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.helpers, "start_reading", counting)
+    idx = indexer(engine)
+    first = await resolve_only(DockerArchiveSource(str(archive), indexer=idx))
+    again, _ = await resolve_and_fetch(DockerArchiveSource(str(archive), indexer=idx), tmp_path / "again")
+    assert len(started) == 1 and again.source_digest == first.source_digest  # no helper the second time
+    os.utime(archive)  # any change of the file: read again
+    await resolve_only(DockerArchiveSource(str(archive), indexer=idx))
+    assert len(started) == 2
+    archive.write_bytes(b"x" * 1024)  # rewritten in place (same inode): its new content is what is judged
+    with pytest.raises(Unprocessable):
+        await resolve_only(DockerArchiveSource(str(archive), indexer=idx))
+    assert len(started) == 3

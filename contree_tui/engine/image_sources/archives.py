@@ -94,7 +94,7 @@ class _Archive:
             if (kind := compression_of(head)) is not None:
                 raise Unprocessable(f"{self.where}: the archive is {kind}-compressed; decompress it first "
                                     f"(members are read in place, which needs a plain tar)")
-            self.members = await indexer.index(fd, st.st_size, self.where, timeout)
+            self.members = await indexer.index(fd, st, self.where, timeout)
         except BaseException:
             os.close(fd)
             raise
