@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -434,24 +435,42 @@ def test_a_member_index_that_lies_is_refused() -> None:
     assert loop.find("a") is None
 
 
-async def test_a_cancelled_fetch_writes_nothing_after_it_returns(engine: Engine, tmp_path: Path) -> None:
-    big = os.urandom(24 << 20)  # six copy chunks
+async def test_a_cancelled_fetch_returns_at_once_and_its_late_write_lands_nowhere(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunk in flight when the import is cancelled may be stuck (a stalled NFS read: here a chunk that
+    takes 1 s). The cancel does not wait for it; the caller closes and removes its files at once, and the
+    chunk's late write goes through the thread's own fd: not into a file that reused the closed fd's number,
+    not into a new file at the removed path."""
+    from contree_tui.engine.image_sources import blob_copy
+
+    big = os.urandom(12 << 20)  # three copy chunks
     archive, _ = docker_archive(tmp_path, "big", [{"data": big}], "big:1", compression=None)
+    real_chunk = blob_copy._copy_chunk
+
+    def slow_chunk(*args: object) -> int:
+        time.sleep(1.0)
+        return real_chunk(*args)  # type: ignore[arg-type]
+
     source = DockerArchiveSource(str(archive), indexer=indexer(engine))
     try:
         image = await source.resolve()
+        monkeypatch.setattr(blob_copy, "_copy_chunk", slow_chunk)
         dest = tmp_path / "partial"
-        first = asyncio.Event()
-        task = asyncio.create_task(source.fetch_blob(image.layers[0], dest, lambda done: first.set()))
-        await first.wait()
+        task = asyncio.create_task(source.fetch_blob(image.layers[0], dest, lambda _: None))
+        await asyncio.sleep(0.3)  # the first chunk's thread is in its read
+        started = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        size = dest.stat().st_size
-        assert 0 < size < len(big)
-        await asyncio.sleep(0.3)
-        assert dest.stat().st_size == size  # no chunk landed after the cancellation returned
-        dest.unlink()
+        assert time.monotonic() - started < 0.5  # not held up by the stuck chunk
+        dest.unlink()  # what the import does on cancel
+        victims = [os.open(tmp_path / f"victim-{n}", os.O_RDWR | os.O_CREAT, 0o600) for n in range(4)]
+        await asyncio.sleep(1.2)  # the stuck chunk ends and writes its 4 MiB
+        sizes = [os.fstat(fd).st_size for fd in victims]
+        for fd in victims:
+            os.close(fd)
+        assert sizes == [0, 0, 0, 0] and not dest.exists()
+        monkeypatch.setattr(blob_copy, "_copy_chunk", real_chunk)
         await source.fetch_blob(image.layers[0], dest, lambda _: None)  # the source is still usable
         assert sha256(dest) == image.layers[0].digest
     finally:

@@ -20,6 +20,7 @@ digest its content-addressed name gives, or hashed once here when it has none.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from contree_tui.engine.image_sources.base import LayerBlob, Progress, ResolvedImage
-from contree_tui.engine.image_sources.blob_copy import copy_range, in_thread
+from contree_tui.engine.image_sources.blob_copy import copy_range
 from contree_tui.engine.image_sources.oci_index import (
     MAX_CONFIG_BYTES,
     MAX_INDEX_BYTES,
@@ -115,13 +116,13 @@ class _Archive:
         """A small member's bytes (Unprocessable past `cap`)."""
         if member.size > cap:
             raise Unprocessable(f"{self.where}: {what} is {member.size} bytes; at most {cap} are accepted")
-        data = await in_thread(os.pread, self.fd, member.size, member.offset)
+        data = await asyncio.to_thread(os.pread, self.fd, member.size, member.offset)
         if len(data) != member.size:
             raise Unprocessable(f"{self.where}: the archive changed or was cut while it was read")
         return data
 
     async def head(self, member: Member) -> bytes:
-        return await in_thread(os.pread, self.fd, min(member.size, 8), member.offset)
+        return await asyncio.to_thread(os.pread, self.fd, min(member.size, 8), member.offset)
 
     async def copy(self, member: Member, dest: Path | None, algorithm: str, progress: Progress | None) -> str:
         """Copy the member into the new file `dest` (or only hash it); its digest."""

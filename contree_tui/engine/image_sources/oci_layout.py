@@ -11,13 +11,14 @@ copied (and hashed) here: they are extracted by a confined helper (oci_layer.py)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat
 from pathlib import Path
 
 from contree_tui.engine.image_sources.base import LayerBlob, Progress, ResolvedImage
-from contree_tui.engine.image_sources.blob_copy import copy_range, in_thread
+from contree_tui.engine.image_sources.blob_copy import copy_range
 from contree_tui.engine.image_sources.oci_index import MAX_INDEX_BYTES, resolve_layout, resolved
 from contree_tui.engine.models import EngineError, NotFound, Unprocessable
 
@@ -41,11 +42,12 @@ class OciLayoutSource:
         self.where = f"oci:{self.directory}"
 
     async def resolve(self) -> ResolvedImage:
-        index_json = await in_thread(_read_capped, self.root / "index.json", MAX_INDEX_BYTES, self.directory,
-                                     "index.json")
+        index_json = await asyncio.to_thread(_read_capped, self.root / "index.json", MAX_INDEX_BYTES,
+                                             self.directory, "index.json")
 
         async def read_blob(digest: str, cap: int) -> bytes:
-            return await in_thread(_read_capped, self._blob_path(digest), cap, self.directory, f"blob {digest}")
+            return await asyncio.to_thread(_read_capped, self._blob_path(digest), cap, self.directory,
+                                           f"blob {digest}")
 
         image = await resolve_layout(index_json, self.ref or None, read_blob, self.where)
         return resolved(image, self.where + (f":{self.ref}" if self.ref else ""))
