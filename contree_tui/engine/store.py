@@ -171,8 +171,12 @@ class Store:
         return self.get_image(row[0])
 
     def list_images(self, *, limit: int = 100, offset: int = 0, tagged: bool = False, tag_prefix: str | None = None,
-                    uuid: str | None = None, since: float | None = None, until: float | None = None) -> list[Image]:
+                    uuid: str | None = None, since: float | None = None, until: float | None = None,
+                    roots: bool | None = None) -> list[Image]:
+        """`roots`: True for root images only (imported, built in), False for images made by runs."""
         where, params = _created_between(since, until)
+        if roots is not None:
+            where.append("parent IS NULL" if roots else "parent IS NOT NULL")
         if tagged or tag_prefix is not None:
             where.append("uuid IN (SELECT image_uuid FROM tags WHERE tag LIKE ? ESCAPE '\\')")
             params.append(_like_prefix(tag_prefix or ""))
