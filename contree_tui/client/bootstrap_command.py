@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from contree_client.exceptions import APIStatusError, ContreeError
 from contree_client.models import ImageImportRegistry, OperationStatus
 
-from contree_tui.client.connection import ConnectionProblem, connect, embedded_target
+from contree_tui.client.connection import Connection, ConnectionProblem, connect, embedded_target
 from contree_tui.client.debian_bootstrap import (
     DEFAULT_INCLUDES,
     BootstrapError,
@@ -29,7 +29,7 @@ from contree_tui.client.debian_bootstrap import (
     default_suite,
     ensure_tarball,
 )
-from contree_tui.client.operations import EventCursor, follow_events
+from contree_tui.client.operations import EventCursor, cancel_operation, follow_events
 
 IMPORT_TIMEOUT = 600  # seconds: a ~300 MB tar extracts in ~10 s; a loaded machine gets room
 
@@ -107,6 +107,21 @@ def run_bootstrap(opts: Mapping[str, Any], err: TextIO | None = None, out: TextI
     return 0
 
 
+async def _follow(connection: Connection, operation: str, say: Callable[[str], None] | None) -> None:
+    phase = None
+    async for event in follow_events(connection, operation, cursor=EventCursor()):
+        data = event.data
+        if say is None or not isinstance(data, dict):
+            continue
+        if event.type == "import_progress" and data.get("phase") != phase:
+            phase = data.get("phase")
+            say(f"import: {phase}")  # extract, commit (the contract's phases)
+        elif event.type == "import_log":
+            message = " ".join(str(data.get("message", "")).split())
+            if not message.startswith("imported "):  # the final line says it, with the tag
+                say(message)
+
+
 async def import_tarball(tarball: Tarball, tag: str, state_dir: str | os.PathLike[str] | None,
                          say: Callable[[str], None] | None = None) -> str:
     """Import the tar into the local engine (started if need be) as `tag`; the image's uuid."""
@@ -120,18 +135,11 @@ async def import_tarball(tarball: Tarball, tag: str, state_dir: str | os.PathLik
             operation = str(await connection.call(
                 lambda: client.import_image(ImageImportRegistry(url=f"rootfs:{tarball.path}"), tag=tag,
                                             timeout=IMPORT_TIMEOUT), idempotent=False))
-            phase = None
-            async for event in follow_events(connection, operation, cursor=EventCursor()):
-                data = event.data
-                if say is None or not isinstance(data, dict):
-                    continue
-                if event.type == "import_progress" and data.get("phase") != phase:
-                    phase = data.get("phase")
-                    say(f"import: {phase}")  # extract, commit (the contract's phases)
-                elif event.type == "import_log":
-                    message = " ".join(str(data.get("message", "")).split())
-                    if not message.startswith("imported "):  # the final line says it, with the tag
-                        say(message)
+            try:
+                await _follow(connection, operation, say)
+            except asyncio.CancelledError:  # Ctrl-C: the import stops too, leaving nothing (the engine's promise)
+                await asyncio.shield(cancel_operation(connection, operation))
+                raise
             response = await connection.call(lambda: client.get_operation_status(operation))
         except APIStatusError as exc:
             raise BootstrapError(f"the engine refused the import: HTTP {exc.status}: {exc.error}") from None

@@ -4,17 +4,21 @@ runs with no host privilege, and the errors a user meets (each with the cause in
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from contree_tui.client.apt_sources import AptSource, debian_sources, read_sources, render
-from contree_tui.client.debian_bootstrap import BootstrapError, BootstrapSpec, ensure_tarball
+from contree_tui.client.debian_bootstrap import BootstrapError, BootstrapSpec, _prune, ensure_tarball
 from contree_tui.client.userns_spawn import IdRange, spawn_as_namespace_root
-from tests.client.conftest import CLI
+from tests.client.conftest import CLI, CONTREE_ENV
+from tests.seeds.conftest import cli_env
 
 SIGNED = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
@@ -101,3 +105,43 @@ def test_bad_names_are_refused_before_anything_runs() -> None:
         BootstrapSpec("bookworm", ("python3", "rm -rf"))
     with pytest.raises(BootstrapError, match="not a Debian suite name"):
         BootstrapSpec("../etc")
+
+
+def test_ctrl_c_during_the_import_cancels_it_and_leaves_no_image(python_engine: tuple[Path, str],
+                                                                  bootstrap_cache: Path, tmp_path: Path) -> None:
+    root, _ = python_engine
+    proc = subprocess.Popen([*CLI, "engine", "bootstrap", "debian", "--state-dir", str(root), "--tag", "interrupted"],
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=cli_env(bootstrap_cache))
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the tar is cached: straight to the import
+        seen.append(line)
+        if line.startswith("bootstrap: import: extract"):
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does: the whole process group
+            break
+    assert proc.wait(timeout=60) == 130, "".join(seen)
+    client = cli_in(root, tmp_path)
+    cancelled = [op for op in json.loads(client("ops", "--json", "-a")) if op["status"] == "CANCELLED"]
+    assert len(cancelled) == 1 and cancelled[0]["kind"] == "image_import"
+    assert "interrupted" not in client("images")
+    assert not list((root / "imports").iterdir())  # nothing half-made kept
+
+
+def cli_in(root: Path, tmp_path: Path) -> Callable[..., str]:
+    """`contree-tui` on that engine, its client caches in the test's own dir."""
+    env = {**{k: v for k, v in os.environ.items() if k not in CONTREE_ENV}, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def call(*args: str) -> str:
+        done = subprocess.run([*CLI, "--state-dir", str(root), "-C", str(tmp_path), *args], capture_output=True,
+                              text=True, timeout=60, check=True, env=env)
+        return done.stdout
+    return call
+
+
+def test_old_tars_beyond_the_newest_four_are_removed(tmp_path: Path) -> None:
+    for age in range(6):
+        tar = tmp_path / f"k{age}.tar"
+        tar.write_bytes(b"x")
+        os.utime(tar, (1_000_000 - age, 1_000_000 - age))  # k0 newest
+    _prune(tmp_path, keep=tmp_path / "k5.tar")  # the one just used stays, whatever its time
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k0.tar", "k1.tar", "k2.tar", "k5.tar"]
