@@ -107,6 +107,12 @@ def _engine_stop(args: argparse.Namespace) -> int:
     raise EngineError(f"engine pid {pid} did not stop within 15 s")
 
 
+def _engine_bootstrap(args: argparse.Namespace) -> int:
+    from contree_tui.client.bootstrap_command import run_bootstrap
+
+    return run_bootstrap(vars(args))
+
+
 def _client_command(args: argparse.Namespace) -> int:
     from contree_tui.client.commands import execute
 
@@ -213,6 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--write-profile", default=None, metavar="NAME",
                        help="write a profile for this engine into $CONTREE_HOME/auth.ini (needs --listen)")
     serve.set_defaults(func=_engine_serve)
+    bootstrap = engine_sub.add_parser(
+        "bootstrap", help="build a Debian image from this machine's apt sources (mmdebstrap) and import it",
+        description="Build a Debian root filesystem with mmdebstrap from this machine's configured apt sources "
+        "(variant minbase), keep it in the user's cache, and import it into the local engine.")
+    bootstrap.add_argument("distribution", choices=["debian"])
+    bootstrap.add_argument("--suite", default=None, help="the Debian suite (default: this host's, else bookworm)")
+    bootstrap.add_argument("--include", default=None, metavar="PKG,PKG", help="packages beyond minbase (default: "
+                           "python3,python3-pip,python3-venv,python3-setuptools,python3-wheel,python3-build,"
+                           "python3-pytest; '' for none)")
+    bootstrap.add_argument("--tag", default=None, help="the image's tag (default: debian:SUITE)")
+    bootstrap.add_argument("--refresh", action="store_true", help="rebuild even if the cache holds this image")
+    bootstrap.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
+    bootstrap.set_defaults(func=_engine_bootstrap)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, argparse.SUPPRESS)
     df = engine_sub.add_parser("df", help="disk used by images (own and shared layer bytes) and free space",
