@@ -232,9 +232,9 @@ class InstanceRuns:
         child = ExecRun(self.events, op_uuid, spid, launched, request.truncate_output_at, {
             "command": request.command, "args": argv[1:], "shell": request.shell, "cwd": request.cwd or "/",
             "uid": request.uid, "gid": request.gid, "timeout": None,
-            "truncate_at": request.truncate_output_at, "env": masked_env(env)})
+            "truncate_at": request.truncate_output_at, "env": masked_env(env)}, request.stdin)
         run.children[spid] = child
-        task = asyncio.ensure_future(child.run(request.stdin.data))
+        task = asyncio.ensure_future(child.run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return spid
