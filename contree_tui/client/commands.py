@@ -25,6 +25,7 @@ from contree_client.models import OperationStatus
 from contree_tui.client.connection import Connection, ConnectionProblem
 from contree_tui.client.image_files import save_stream
 from contree_tui.client.operations import (
+    TIMED_OUT_EXIT,
     InterruptStage,
     RunOutcome,
     cancel_operation,
@@ -247,7 +248,7 @@ def _report_run(result: RunResult, console: Console, as_json: bool) -> int:
     if as_json:
         console.json(result.to_json())
     if result.timed_out:
-        console.note(f"operation {result.operation}: the command timed out")
+        console.note(f"operation {result.operation}: the command timed out and was killed (exit {TIMED_OUT_EXIT})")
     if not result.succeeded:
         reason = f": {result.error}" if result.error else ""
         console.note(f"operation {result.operation} {result.status.value}{reason}")

@@ -249,9 +249,14 @@ class InstanceRun:
         if self._exec_error:
             return Verdict("FAILED", f"cannot start the command: {self._exec_error}", reason="spawn_failed",
                            **common)
+        if timed_out and self.command_pid:
+            # As the hosted Contree reports it (contree-mcp's errors guide): the operation completed, its
+            # result says `state.timed_out` with the kill's exit; SDK users get that result, not a
+            # FailedOperationError. A kept run commits what it wrote, as one killed through the API does.
+            return Verdict("SUCCESS", None, reason="timeout", **common)
         if timed_out:
-            return Verdict("FAILED", f"command timed out after {self.request.timeout:g} s", reason="timeout",
-                           **common)
+            return Verdict("FAILED", f"timed out after {self.request.timeout:g} s before the command started",
+                           reason="timeout", **common)
         if self._kill_reason:
             return Verdict("FAILED", self._kill_reason, reason="signal", **common)
         if self._exit is None:

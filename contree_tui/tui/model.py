@@ -57,6 +57,7 @@ class Operation:
     disposable: bool = False
     cpu_seconds: float | None = None  # user + system CPU time, once the run has ended
     memory_kb: int | None = None  # peak resident set size (max_rss), once the run has ended
+    timed_out: bool = False  # its timeout killed it (the operation still succeeds: a result, as hosted Contree's)
 
     @property
     def running(self) -> bool:

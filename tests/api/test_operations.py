@@ -151,3 +151,22 @@ async def test_an_unexpected_error_is_a_500_without_internals(raw: httpx.AsyncCl
     assert answer.status_code == 500
     assert answer.json() == {"error": "internal server error (RuntimeError)", "status": 500}
     await asyncio.sleep(0)
+
+
+async def test_a_timeout_is_a_result_not_a_failure(client: ContreeAsyncClient, raw: httpx.AsyncClient,
+                                                   engine: Engine, busybox: Image) -> None:
+    """As the hosted Contree reports it (contree-mcp's errors guide): SUCCESS, `state.timed_out`, the kill's
+    exit information and the output so far; a kept run keeps what it wrote before the deadline."""
+    op = await run(client, busybox.uuid, "echo started > /kept; echo started; sleep 30", timeout=1,
+                   disposable=False)
+    assert op.status.value == "SUCCESS" and op.error is None
+    state = op.metadata.result.state
+    assert state.timed_out is True and state.exit_code == -1 and state.signal == 9
+    assert text(op.metadata.result.stdout) == "started\n"
+    assert op.result.image and op.result.image != busybox.uuid
+    kept = await raw.get(f"/v1/inspect/{op.result.image}/download", params={"path": "/kept"})
+    assert kept.status_code == 200 and kept.content == b"started\n"
+    events = engine.store.events(op.uuid)
+    assert [(e.data["timed_out"], e.data["signal"]) for e in events if e.type == "exit"] == [(True, 9)]
+    assert [e.data["reason"] for e in events if e.type == "shutdown"] == ["timeout"]
+    assert events[-1].data["status"] == "SUCCESS"

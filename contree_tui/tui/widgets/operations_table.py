@@ -102,6 +102,8 @@ class OperationsTable(DataTable[Text | str]):
         # A run whose command failed still succeeded as an operation (and made a snapshot): say which.
         state = f"exited {op.exit_code}" if kind == "failed" and op.status is OperationStatus.SUCCESS else (
             op.status.value.lower())
+        if op.timed_out and op.status is OperationStatus.SUCCESS:
+            state = "timed out"
         status = Text(f"{icon} {state}", style=self.get_component_rich_style(
             f"operations-table--{kind}", partial=True))
         command = " ".join(op.command.split())
