@@ -23,11 +23,13 @@ from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.file_store import FileStore
 from contree_tui.engine.grep import GrepQuery
+from contree_tui.engine.image_import import KIND as IMPORT_KIND
+from contree_tui.engine.image_import import ImageImports
 from contree_tui.engine.image_reads import ImageReads
 from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.layer_cap import unmount_leftovers
 from contree_tui.engine.models import EngineError, Event, Image, NotFound, Operation, OperationStatus, StoredFile
-from contree_tui.engine.rootfs_import import import_helpers, layer_from_tarball
+from contree_tui.engine.rootfs_import import MAX_IMPORTS, import_helpers, layer_from_tarball
 from contree_tui.engine.runs import InstanceRuns
 from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
@@ -70,6 +72,11 @@ class Engine:
         self.instances = InstanceRuns(state, config, self.store, self.events, self.cgroups, self.keepers,
                                       self.admission, self.lowers_for)
         self._network_layer = self.instances.network_layer
+        # Import operations (image_import.py): their layers are extracted by helpers of their own, at most
+        # MAX_IMPORTS at once; one waits for a slot as long as its import's timeout lets it.
+        self.extractors = HelperSet(max_live=MAX_IMPORTS, slot_wait=3600.0, what="layer extractions")
+        self.imports = ImageImports(state, config, self.store, self.events, self.extractors,
+                                    self.instances.commits.maybe_squash)
 
     @property
     def network_available(self) -> bool:
@@ -112,7 +119,8 @@ class Engine:
                 await engine.close()
                 raise EngineError(f"cannot give sandboxes their own user ids ({exc}); idmapped mounts need "
                                   "Linux >= 5.12 and a state dir on ext4, xfs, btrfs or tmpfs", status=503) from None
-        engine.helpers.users = engine.importers.users = engine.users  # helpers run as the sandboxes' root
+        # helpers run as the sandboxes' root
+        engine.helpers.users = engine.importers.users = engine.extractors.users = engine.users
         try:
             engine.keepers.start(engine.users)
         except EngineError:
@@ -126,10 +134,12 @@ class Engine:
         await self.instances.stop_runs(reason)
 
     async def close(self) -> None:
+        await self.imports.stop_all("the engine stopped while this import was running")
         await self.stop_runs()
         await self.instances.layer_watch.close()
         await self.helpers.close()
         await self.importers.close()
+        await self.extractors.close()
         self.keepers.close()
         await self.instances.drain()
         if self.users is not None:  # after the runs' tmpfs uppers are unmounted (under its bind)
@@ -152,7 +162,8 @@ class Engine:
         """After a crash: runs left active become FAILED with a reason, scratch and orphan layers go."""
         for op in self.store.active_operations():
             reason = "the engine stopped while this operation was running (engine restarted)"
-            self.events.emit(op.uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
+            if op.kind != IMPORT_KIND:  # an import has no processes to shut down
+                self.events.emit(op.uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
             self.store.update_operation(op.uuid, status=OperationStatus.FAILED, error=reason,
                                         finished_at=time.time())
             self.events.emit_completion(op.uuid, "FAILED", None, reason, 0, 0)
@@ -164,10 +175,14 @@ class Engine:
     def _sweep_disk(self) -> None:
         for entry in self.state.runs.iterdir():
             shutil.rmtree(entry, ignore_errors=True)
+        self.imports.sweep()
         referenced = self.store.referenced_layers()
-        for entry in self.state.layers.iterdir():
-            if entry.name not in referenced:
-                shutil.rmtree(entry, ignore_errors=True)
+        orphans = [entry for entry in self.state.layers.iterdir() if entry.name not in referenced]
+        # A layer an interrupted import had finished, recorded by diff id but in no image: forgotten first,
+        # so no later import reuses a directory that is about to go.
+        self.store.forget_layer_digests(entry.name for entry in orphans)
+        for entry in orphans:
+            shutil.rmtree(entry, ignore_errors=True)
 
     # -- images -------------------------------------------------------------------------------------
     def resolve_image(self, ref: str) -> Image:
@@ -285,6 +300,12 @@ class Engine:
             raise EngineError(f"image: {what} on this engine (GET /images lists them)") from None
         return await self.instances.spawn(body, image)
 
+    # -- imports (engine/image_import.py) ------------------------------------------------------------
+    def import_image(self, body: dict[str, Any]) -> Operation:
+        """Validate an ImageImportRequest (EngineError 400/501/507), record the operation and start it;
+        returns at once."""
+        return self.imports.start(body)
+
     # -- events -------------------------------------------------------------------------------------
     async def follow(self, op_uuid: str, *, after: int = 0, spid: int | None = None,
                      follow: bool = True) -> AsyncIterator[Event]:
@@ -304,16 +325,20 @@ class Engine:
 
     def is_starting(self, op_uuid: str) -> bool:
         """The operation is being run by this engine: its events are coming (follow waits for them)."""
-        return self.instances.is_starting(op_uuid)
+        return self.instances.is_starting(op_uuid) or self.imports.is_running(op_uuid)
 
     def instance_run(self, op_uuid: str) -> InstanceRun | None:
         """The live run of an operation (its sandbox is up or starting), else None."""
         return self.instances.instance_run(op_uuid)
 
     async def wait(self, op_uuid: str) -> Operation:
+        if self.imports.is_running(op_uuid):
+            return await self.imports.wait(op_uuid)
         return await self.instances.wait(op_uuid)
 
     async def cancel(self, op_uuid: str) -> Operation:
+        if self.imports.is_running(op_uuid):
+            return await self.imports.cancel(op_uuid)
         return await self.instances.cancel(op_uuid)
 
     async def run(self, body: dict[str, Any]) -> Operation:

@@ -105,8 +105,10 @@ class Image:
     operation_uuid: str | None = None
     tags: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
-    workdir: str = ""
+    workdir: str = ""  # the default cwd of runs (preserve_cwd)
     size: int = 0
+    user: str = ""  # an imported image's config User and WorkingDir: recorded, not applied (the spec)
+    config_workdir: str = ""
 
     @property
     def tag(self) -> str | None:

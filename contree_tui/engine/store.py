@@ -77,12 +77,28 @@ CREATE TABLE IF NOT EXISTS files (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS layer_digests (
+    diff_id TEXT PRIMARY KEY,      -- sha256:<hex> of the layer's uncompressed tar (OCI's diff id)
+    layer TEXT NOT NULL,           -- its directory under layers/
+    size INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS layer_digests_layer ON layer_digests(layer);
+CREATE TABLE IF NOT EXISTS image_sources (
+    source_digest TEXT PRIMARY KEY, -- the manifest digest an image was imported from
+    image_uuid TEXT NOT NULL REFERENCES images(uuid)
+);
 CREATE TABLE IF NOT EXISTS squashes (
     source TEXT PRIMARY KEY,       -- JSON list of the layer ids that were merged
     layer TEXT NOT NULL
 );
 """
 
+
+# Columns added after a state dir may have been created: (table, column, definition) for ALTER TABLE.
+MIGRATIONS = (
+    ("images", "user", "TEXT NOT NULL DEFAULT ''"),  # the image config's User (recorded, not applied)
+    ("images", "config_workdir", "TEXT NOT NULL DEFAULT ''"),  # its WorkingDir (recorded, not applied)
+)
 
 SUMMARY_COLUMNS = ("uuid, kind, status, created_at, started_at, finished_at, image_uuid, result_image_uuid, "
                    "result_tag, error, image_size, consumed_cpu, consumed_memory")
@@ -101,29 +117,42 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        for table, column, definition in MIGRATIONS:
+            present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self.db.close()
 
     # -- images -----------------------------------------------------------------------------------
-    def add_image(self, image: Image) -> None:
+    def add_image(self, image: Image, source_digest: str | None = None) -> None:
+        """The image row, its tags (moved if another image held them) and, for an import, the digest it came
+        from, in one transaction: a re-import finds the image whole or not at all."""
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute(
-                "INSERT INTO images(uuid, created_at, parent, operation_uuid, layers, env, workdir, size)"
-                " VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO images(uuid, created_at, parent, operation_uuid, layers, env, workdir, size, user,"
+                " config_workdir) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (image.uuid, image.created_at, image.parent, image.operation_uuid, json.dumps(list(image.layers)),
-                 json.dumps(image.env), image.workdir, image.size),
+                 json.dumps(image.env), image.workdir, image.size, image.user, image.config_workdir),
             )
             for tag in image.tags:
                 self._set_tag(tag, image.uuid)
+            if source_digest:
+                self.db.execute("INSERT OR REPLACE INTO image_sources(source_digest, image_uuid) VALUES (?,?)",
+                                (source_digest, image.uuid))
 
     def _image_from_row(self, row: sqlite3.Row) -> Image:
         tags = tuple(r[0] for r in self.db.execute(
             "SELECT tag FROM tags WHERE image_uuid=? ORDER BY tagged_at", (row["uuid"],)))
         return Image(uuid=row["uuid"], created_at=row["created_at"], layers=tuple(json.loads(row["layers"])),
                      parent=row["parent"], operation_uuid=row["operation_uuid"], tags=tags,
-                     env=json.loads(row["env"]), workdir=row["workdir"], size=row["size"])
+                     env=json.loads(row["env"]), workdir=row["workdir"], size=row["size"], user=row["user"],
+                     config_workdir=row["config_workdir"])
 
     def find_image(self, uuid: str) -> Image | None:
         row = self.db.execute("SELECT * FROM images WHERE uuid=?", (uuid.lower(),)).fetchone()
@@ -182,6 +211,28 @@ class Store:
         for (raw,) in self.db.execute("SELECT layer FROM squashes"):
             layers.add(raw)
         return layers
+
+    # -- content-addressed layers and imported sources ---------------------------------------------------
+    def layer_by_diff_id(self, diff_id: str) -> tuple[str, int] | None:
+        """(layer id, bytes) of the layer stored for an OCI diff id."""
+        row = self.db.execute("SELECT layer, size FROM layer_digests WHERE diff_id=?", (diff_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def record_layer_digest(self, diff_id: str, layer: str, size: int) -> tuple[str, int]:
+        """Record `layer` for `diff_id` unless one is recorded already; returns the one that is."""
+        self.db.execute("INSERT OR IGNORE INTO layer_digests(diff_id, layer, size) VALUES (?,?,?)",
+                        (diff_id, layer, size))
+        found = self.layer_by_diff_id(diff_id)
+        assert found is not None
+        return found
+
+    def forget_layer_digests(self, layers: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM layer_digests WHERE layer=?", [(x,) for x in layers])
+
+    def image_for_source(self, source_digest: str) -> Image | None:
+        row = self.db.execute("SELECT image_uuid FROM image_sources WHERE source_digest=?",
+                              (source_digest,)).fetchone()
+        return self.find_image(row[0]) if row else None
 
     def squashed_layer(self, source: Iterable[str]) -> str | None:
         row = self.db.execute("SELECT layer FROM squashes WHERE source=?", (json.dumps(list(source)),)).fetchone()

@@ -6,9 +6,8 @@ import time
 
 import httpx
 import pytest
-from contree_client.exceptions import APIStatusError, BadRequestError, NotFoundError
+from contree_client.exceptions import BadRequestError, NotFoundError
 from contree_client.httpx import ContreeAsyncClient
-from contree_client.models import ImageImportRegistry
 
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.models import Image
@@ -82,10 +81,7 @@ async def test_tags_move_and_go(client: ContreeAsyncClient, raw: httpx.AsyncClie
     assert tolerant.status_code == 200 and tolerant.json()["tag"] == "ok"
 
 
-async def test_registry_import_answers_a_clear_not_implemented(client: ContreeAsyncClient,
-                                                               raw: httpx.AsyncClient) -> None:
-    with pytest.raises(APIStatusError) as info:
-        await client.import_image(ImageImportRegistry(url="docker://docker.io/library/alpine:latest"))
-    assert info.value.status == 501 and "not implemented" in info.value.error
+async def test_import_requests_that_are_not_json_objects_are_400(raw: httpx.AsyncClient) -> None:
     assert (await raw.post("/v1/images/import", content=b"{")).status_code == 400
     assert (await raw.post("/v1/images/import", json={"tag": "x"})).status_code == 400
+    assert (await raw.get("/v1/operations")).json() == []

@@ -139,14 +139,14 @@ def _put_blob(layout: Path, data: bytes) -> str:
     return digest
 
 
-def write_image(layout: Path, layers: list[dict[str, Any]], *, compression: str | None = "gzip",
+def write_image(layout: Path, layers: list[dict[str, Any] | bytes], *, compression: str | None = "gzip",
                 env: list[str] | None = None, workdir: str = "", user: str = "", arch: str | None = None,
                 variant: str = "") -> tuple[dict[str, Any], Built]:
     """The blobs of one image (layers, config, manifest) into `layout`; returns (manifest descriptor, Built)."""
     built = Built("", "")
     descriptors = []
     for entries in layers:
-        raw = layer_tar(entries)
+        raw = entries if isinstance(entries, bytes) else layer_tar(entries)  # bytes: a tar made by the test
         blob = _compress(raw, compression)
         digest = _put_blob(layout, blob)
         built.layer_digests.append(digest)
@@ -188,7 +188,7 @@ def _write_index(layout: Path, manifests: list[dict[str, Any]]) -> None:
     index_path.write_text(json.dumps(index))
 
 
-def write_layout(layout: Path, layers: list[dict[str, Any]], *, tag: str = "latest", **kwargs: Any) -> Built:
+def write_layout(layout: Path, layers: list[dict[str, Any] | bytes], *, tag: str = "latest", **kwargs: Any) -> Built:
     """One image under `tag` in the OCI layout `layout` (created or added to)."""
     layout.mkdir(parents=True, exist_ok=True)
     descriptor, built = write_image(layout, layers, **kwargs)

@@ -1,4 +1,4 @@
-"""Images: list with filters, tag add/move (PATCH) and removal (DELETE); registry import is not here yet."""
+"""Images: list with filters, tag add/move (PATCH) and removal (DELETE), import (an image_import operation)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contree_tui.engine.http.context import engine_of
-from contree_tui.engine.http.errors import ApiError, error_response
+from contree_tui.engine.http.context import api_path, engine_of
+from contree_tui.engine.http.errors import ApiError
 from contree_tui.engine.http.params import flag, int_param, json_object, path_uuid, time_param, uuid_value
 from contree_tui.engine.http.serialize import image_json
 from contree_tui.engine.spawn_request import TAG_RE
@@ -52,12 +52,11 @@ async def untag_image(request: Request) -> Response:
 
 
 async def import_image(request: Request) -> Response:
+    """ImageImportRequest → 201 {"uuid"} + Location; the request is checked here (400), the import runs on."""
     body = await json_object(request)
-    registry = body.get("registry")
-    if not isinstance(registry, dict) or not isinstance(registry.get("url"), str):
-        raise ApiError("registry: required, an object with a url like docker://docker.io/library/alpine:latest")
-    return error_response(501, "importing images from a registry is not implemented by the local engine yet; "
-                               "use the built-in busybox:latest or a local rootfs import")
+    op = engine_of(request).import_image(body)
+    return JSONResponse({"uuid": op.uuid}, status_code=201,
+                        headers={"Location": api_path(request, f"/operations/{op.uuid}")})
 
 
 routes = [

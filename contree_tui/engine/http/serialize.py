@@ -96,11 +96,22 @@ def request_echo(op: Operation) -> dict[str, Any]:
     }
 
 
+def import_metadata(op: Operation) -> dict[str, Any]:
+    """`ImageImportMetadata`: registry {url, credentials {username, password "<MASKED>"}}, tag, timeout (the
+    password was never stored; `insecure`, our extension, is not echoed: the spec's model has no such field)."""
+    raw = op.request.get("registry") if isinstance(op.request.get("registry"), dict) else {}
+    registry: dict[str, Any] = {"url": raw.get("url")}
+    if isinstance(raw.get("credentials"), dict):
+        registry["credentials"] = {"username": raw["credentials"].get("username"), "password": "<MASKED>"}
+    return {"registry": registry, "tag": op.request.get("tag"), "timeout": op.request.get("timeout")}
+
+
 def operation_response(op: Operation, result: dict[str, Any] | None, now: float | None = None) -> dict[str, Any]:
     """`OperationResponse`: the summary plus metadata matching `kind` and the result image/tag."""
+    metadata = import_metadata(op) if op.kind == "image_import" else {**request_echo(op), "result": result}
     return {
         **operation_summary(op, now),
-        "metadata": {**request_echo(op), "result": result},
+        "metadata": metadata,
         "result": {"image": op.result_image_uuid, "tag": op.result_tag},
     }
 

@@ -1,0 +1,455 @@
+"""Image import operations (`POST /v1/images/import`, kind "image_import"): a source (image_sources/) is
+resolved, the layers whose diff id is not stored yet are fetched and extracted (oci_layer.py, a confined
+helper), and the layer chain becomes an image, tagged.
+
+Layers are content-addressed by diff id (store.layer_digests): an image sharing a base with one imported
+before reuses its layer directory, and re-importing the same manifest digest (store.image_sources) returns
+the same image at once. Nothing half-done is kept: blobs and partial layers live under
+<state>/imports/<op>/ until a layer is complete and verified, a failed or cancelled import removes the
+layers it made that no image uses, and the engine sweeps imports/ when it starts.
+
+Events (spid 0): `import_progress` {phase, layer, layers, digest, done, total, bytes_done, bytes_total} at
+most PROGRESS_RATE a second plus one at each phase change, `import_log` {message} lines, then `completion`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contree_tui.engine import layers as layerfs
+from contree_tui.engine.config import EngineConfig
+from contree_tui.engine.disk_space import require_free
+from contree_tui.engine.event_log import EventLog
+from contree_tui.engine.image_sources import ROOTFS_SCHEME, Credentials, ImageSource, ResolvedImage, open_source
+from contree_tui.engine.image_sources.base import LayerBlob
+from contree_tui.engine.models import DEFAULT_PATH, Conflict, EngineError, Image, NotFound, Operation, OperationStatus
+from contree_tui.engine.oci_layer import extract_layer
+from contree_tui.engine.rootfs_import import layer_from_tarball
+from contree_tui.engine.sandbox.helper import HelperSet
+from contree_tui.engine.spawn_request import TAG_RE
+from contree_tui.engine.state_dir import StateDir
+from contree_tui.engine.store import Store
+
+KIND = "image_import"
+DEFAULT_TIMEOUT = 300  # the spec's ImageImportRequest.timeout default
+MAX_URL = 4096
+MAX_TAG = 256
+MAX_PARALLEL_IMPORTS = 4  # executing at once (downloads are I/O); extraction is capped apart, MAX_IMPORTS
+PROGRESS_RATE = 10  # import_progress events a second at most, per operation (plus one per phase change)
+MASKED = "<MASKED>"
+Squash = Callable[[tuple[str, ...]], Awaitable[tuple[str, ...]]]
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    url: str
+    credentials: Credentials | None
+    insecure: bool
+    tag: str | None
+    timeout: float
+
+    def stored(self) -> dict[str, Any]:
+        """The request as the operation records it (and GET echoes it): the password never stored."""
+        registry: dict[str, Any] = {"url": self.url}
+        if self.credentials is not None:
+            registry["credentials"] = {"username": self.credentials.username, "password": MASKED}
+        if self.insecure:
+            registry["insecure"] = True
+        timeout = int(self.timeout) if float(self.timeout).is_integer() else self.timeout
+        return {"registry": registry, "tag": self.tag, "timeout": timeout}
+
+
+def parse_import_request(body: Any, max_timeout: float) -> ImportRequest:
+    """An ImageImportRequest, checked: EngineError (400) naming the field that is wrong."""
+    if not isinstance(body, dict):
+        raise EngineError("request body must be a JSON object")
+    registry = body.get("registry")
+    if not isinstance(registry, dict):
+        raise EngineError("registry: required, an object with a url like docker://docker.io/library/alpine:latest")
+    url = registry.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise EngineError("registry.url: required, e.g. docker://docker.io/library/alpine:latest or oci:DIR:REF")
+    if len(url) > MAX_URL or any(ord(c) < 32 for c in url):
+        raise EngineError(f"registry.url: at most {MAX_URL} characters, no control characters")
+    credentials = None
+    raw_creds = registry.get("credentials")
+    if raw_creds is not None:
+        if not isinstance(raw_creds, dict):
+            raise EngineError("registry.credentials: an object {username, password}")
+        username, password = raw_creds.get("username"), raw_creds.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise EngineError("registry.credentials: username and password are required strings")
+        if username or password:
+            credentials = Credentials(username, password)
+    insecure = registry.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise EngineError("registry.insecure: a boolean")
+    tag = body.get("tag")
+    if tag is not None and (not isinstance(tag, str) or len(tag) > MAX_TAG or not TAG_RE.match(tag)):
+        raise EngineError(f"tag: {str(tag)[:MAX_TAG]!r} is not a valid tag (letters, digits, _ and - with : / . "
+                          f"separators, at most {MAX_TAG} characters)")
+    timeout = body.get("timeout", DEFAULT_TIMEOUT)
+    if timeout is None:
+        timeout = DEFAULT_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= max_timeout:
+        raise EngineError(f"timeout: seconds, more than 0 and at most {max_timeout:g}")
+    return ImportRequest(url.strip(), credentials, insecure, tag or None, float(timeout))
+
+
+def image_env(config: dict[str, Any]) -> dict[str, str]:
+    """The config's Env ("K=V" strings) as a dict; PATH defaulted (the spec's default) when absent."""
+    env: dict[str, str] = {}
+    raw = (config.get("config") or {}).get("Env") if isinstance(config.get("config"), dict) else None
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, str) and "=" in item and "\0" not in item:
+            key, _, value = item.partition("=")
+            if key:
+                env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH)
+    return env
+
+
+def _config_field(config: dict[str, Any], name: str) -> str:
+    inner = config.get("config")
+    value = inner.get(name) if isinstance(inner, dict) else None
+    return value[:4096] if isinstance(value, str) else ""
+
+
+def short(digest: str | None) -> str:
+    return f"{digest[:19]}…" if digest else "-"
+
+
+class _Progress:
+    """import_progress events of one operation: throttled, except at a change of phase or layer."""
+
+    def __init__(self, events: EventLog, op_uuid: str) -> None:
+        self.events, self.op_uuid = events, op_uuid
+        self.layers = 0
+        self.bytes_done = self.bytes_total = 0
+        self._last = 0.0
+        self._key: tuple[str, int | None] | None = None
+        self._sent: dict[str, Any] = {}
+
+    def __call__(self, phase: str, layer: int | None = None, digest: str | None = None, done: int = 0,
+                 total: int = -1) -> None:
+        now = time.monotonic()
+        key = (phase, layer)
+        if key == self._key and now - self._last < 1 / PROGRESS_RATE and done != total:
+            return
+        data = {"phase": phase, "layer": layer, "layers": self.layers, "digest": digest, "done": done,
+                "total": total, "bytes_done": self.bytes_done, "bytes_total": self.bytes_total}
+        if data == self._sent:
+            return
+        self._key, self._last, self._sent = key, now, data
+        self.events.emit(self.op_uuid, "import_progress", 0, data)
+
+    def log(self, message: str) -> None:
+        self.events.emit(self.op_uuid, "import_log", 0, {"message": message})
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class ImageImports:
+    """The engine's import operations (started, awaited, cancelled), and the layers they have in hand."""
+
+    def __init__(self, state: StateDir, config: EngineConfig, store: Store, events: EventLog,
+                 extractors: HelperSet, squash: Squash) -> None:
+        self.config, self.store, self.events, self.extractors = config, store, events, extractors
+        self._squash = squash
+        self._layers_dir = str(state.layers)
+        self.work_root = state.root / "imports"
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stop_reason: dict[str, str] = {}  # why a task was cancelled: "cancelled" or the engine's reason
+        self._slots = asyncio.Semaphore(MAX_PARALLEL_IMPORTS)
+        # By diff id: one import extracts a layer, others sharing it wait, then reuse it (with a count of
+        # the imports using the lock, so it goes with the last of them).
+        self._layer_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._pins: dict[str, int] = {}  # layers in the chain of an import in flight
+
+    # -- start, wait, cancel ------------------------------------------------------------------------
+    def start(self, body: Any) -> Operation:
+        request = parse_import_request(body, self.config.max_timeout)
+        source: ImageSource | None = None
+        if not request.url.startswith(ROOTFS_SCHEME):
+            try:
+                source = open_source(request.url, request.credentials, insecure=request.insecure,
+                                     timeout=request.timeout)
+            except ImportError:  # a source module this build does not have
+                raise EngineError(f"registry.url: {request.url[:200]!r}: this engine cannot import from such "
+                                  "a source yet", status=501) from None
+        elif not request.url[len(ROOTFS_SCHEME):]:
+            raise EngineError("registry.url: rootfs: needs a path, e.g. rootfs:/srv/rootfs.tar")
+        require_free(self._layers_dir, self.config.min_free_bytes, "import")
+        op = Operation(uuid=str(uuid.uuid4()), kind=KIND, status=OperationStatus.PENDING, created_at=time.time(),
+                       image_uuid=None, request=request.stored())
+        self.store.add_operation(op)
+        self.events.begin(op.uuid)
+        self._tasks[op.uuid] = asyncio.create_task(self._run(op.uuid, request, source))
+        return op
+
+    def is_running(self, op_uuid: str) -> bool:
+        return op_uuid in self._tasks
+
+    async def wait(self, op_uuid: str) -> Operation:
+        task = self._tasks.get(op_uuid)
+        if task is not None:
+            await asyncio.shield(task)
+        return self.store.get_operation(op_uuid)
+
+    async def cancel(self, op_uuid: str, reason: str = "cancelled") -> Operation:
+        op = self.store.get_operation(op_uuid)
+        if op.status.is_terminal:
+            raise Conflict(f"operation {op_uuid} already ended ({op.status.value})")
+        task = self._tasks.get(op_uuid)
+        if task is not None:
+            self._stop_reason.setdefault(op_uuid, reason)
+            task.cancel()
+        return await self.wait(op_uuid)
+
+    async def stop_all(self, reason: str) -> None:
+        for op_uuid in list(self._tasks):
+            self._stop_reason.setdefault(op_uuid, reason)
+            self._tasks[op_uuid].cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def sweep(self) -> None:
+        """At engine start (no import in flight): what interrupted imports left in imports/."""
+        shutil.rmtree(self.work_root, ignore_errors=True)
+
+    # -- the operation ------------------------------------------------------------------------------
+    async def _run(self, op_uuid: str, request: ImportRequest, source: ImageSource | None) -> None:
+        created = time.time()
+        progress = _Progress(self.events, op_uuid)
+        work = self.work_root / op_uuid
+        chain: list[str] = []
+        status, error, image = "FAILED", None, None
+        try:
+            try:
+                async with asyncio.timeout(request.timeout):
+                    async with self._slots:  # PENDING while MAX_PARALLEL_IMPORTS others run
+                        self.events.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=time.time())
+                        work.mkdir(parents=True, exist_ok=True)
+                        if source is None:
+                            image = await self._import_rootfs(op_uuid, request, work, progress, chain, created)
+                        else:
+                            image = await self._import(op_uuid, request, source, work, progress, chain, created)
+                status = "SUCCESS"
+            except TimeoutError:
+                error = (f"the import did not finish within its timeout of {request.timeout:g} s and was stopped "
+                         "(raise `timeout` in the request for a large image or a slow registry)")
+            except asyncio.CancelledError:
+                reason = self._stop_reason.get(op_uuid)
+                if reason is None:
+                    raise  # not ours: the loop is going away
+                status, error = ("CANCELLED", "cancelled") if reason == "cancelled" else ("FAILED", reason)
+            except EngineError as exc:
+                error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the operation must end, whatever broke
+                error = f"engine error: {type(exc).__name__}: {exc}"
+        finally:
+            if status != "SUCCESS":
+                await asyncio.shield(self._forget(chain))
+            for layer in chain:
+                self._unpin(layer)
+            if source is not None:
+                try:
+                    await source.aclose()
+                except Exception:  # noqa: BLE001 - closing a source must not change the outcome
+                    pass
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, work, True))
+            self._finish(op_uuid, status, error, image, request.tag, time.time() - created)
+
+    def _finish(self, op_uuid: str, status: str, error: str | None, image: Image | None, tag: str | None,
+                elapsed: float) -> None:
+        if status != "SUCCESS":
+            self.events.emit(op_uuid, "import_log", 0, {"message": f"import {status.lower()}: {error}"})
+        self.events.update_operation(
+            op_uuid, status=OperationStatus(status), error=error, finished_at=time.time(),
+            result_image_uuid=image.uuid if image else None, result_tag=tag if image else None,
+            image_size=image.size if image else None)
+        self.events.emit_completion(op_uuid, status, image.uuid if image else None, error,
+                                    image.size if image else 0, elapsed)
+        self._tasks.pop(op_uuid, None)
+        self._stop_reason.pop(op_uuid, None)
+        self.events.end(op_uuid)
+
+    def _remaining(self, created: float, request: ImportRequest) -> float:
+        return max(1.0, request.timeout - (time.time() - created))
+
+    async def _import(self, op_uuid: str, request: ImportRequest, source: ImageSource, work: Path,
+                      progress: _Progress, chain: list[str], created: float) -> Image:
+        progress("resolve")
+        resolved = await source.resolve()
+        progress.layers = len(resolved.layers)
+        where = f" ({resolved.platform})" if resolved.platform else ""
+        progress.log(f"resolved {resolved.reference}{where}: {short(resolved.source_digest)}, "
+                     f"{len(resolved.layers)} layers")
+        known = self.store.image_for_source(resolved.source_digest)
+        if known is not None:  # the same content again: the same image, at once
+            if request.tag:
+                known = self.store.set_tag(known.uuid, request.tag)
+                progress.log(f"tagged {request.tag}")
+            progress.log(f"already imported as {known.uuid}")
+            return known
+        plan = [self.store.layer_by_diff_id(b.diff_id) if b.diff_id else None for b in resolved.layers]
+        plan = [p if p is not None and os.path.isdir(f"{self._layers_dir}/{p[0]}") else None for p in plan]
+        fetch = [b for b, p in zip(resolved.layers, plan, strict=True) if p is None]
+        progress.bytes_total = sum(max(0, b.size) for b in fetch)
+        if fetch:
+            require_free(self._layers_dir, self.config.min_free_bytes + progress.bytes_total, "import")
+        size = 0
+        for index, blob in enumerate(resolved.layers):
+            layer, layer_size = await self._layer(op_uuid, request, source, resolved, index, blob, work, progress,
+                                                  created)
+            chain.append(layer)
+            size += layer_size
+        progress("commit", digest=resolved.source_digest)
+        layers = tuple(chain)
+        if len(layers) > self.config.squash_at:  # overlay takes at most 500 lowers: as runs' chains do
+            layers = await self._squash(layers)
+            progress.log(f"{len(chain)} layers squashed into {len(layers)} (the engine's depth limit "
+                         f"{self.config.squash_at})")
+            for layer in layers:
+                if layer not in chain:
+                    self._pin(layer)
+                    chain.append(layer)
+        image = Image(uuid=str(uuid.uuid4()), created_at=time.time(), layers=layers, operation_uuid=op_uuid,
+                      tags=(request.tag,) if request.tag else (), env=image_env(resolved.config),
+                      size=size, user=_config_field(resolved.config, "User"),
+                      config_workdir=_config_field(resolved.config, "WorkingDir"))
+        self.store.add_image(image, resolved.source_digest)
+        if request.tag:
+            progress.log(f"tagged {request.tag}")
+        progress.log(f"imported {resolved.reference} as {image.uuid}")
+        return image
+
+    async def _layer(self, op_uuid: str, request: ImportRequest, source: ImageSource, resolved: ResolvedImage,
+                     index: int, blob: LayerBlob, work: Path, progress: _Progress,
+                     created: float) -> tuple[str, int]:
+        """The layer for `blob`: the stored one with its diff id, or fetched and extracted now."""
+        count = len(resolved.layers)
+        key = blob.diff_id or blob.digest
+        lock, users = self._layer_locks.get(key) or (asyncio.Lock(), 0)
+        self._layer_locks[key] = (lock, users + 1)
+        try:
+            async with lock:  # an import sharing this layer waits for it, then reuses it
+                stored = self.store.layer_by_diff_id(blob.diff_id) if blob.diff_id else None
+                if stored is not None and os.path.isdir(f"{self._layers_dir}/{stored[0]}"):
+                    self._pin(stored[0])
+                    progress("reuse", index, blob.digest, 0, 0)
+                    progress.log(f"layer {index + 1}/{count} {short(blob.diff_id)} reused")
+                    return stored
+                return await self._fetch_and_extract(request, source, index, blob, work, progress, created, count)
+        finally:
+            lock, users = self._layer_locks[key]
+            if users > 1:
+                self._layer_locks[key] = (lock, users - 1)
+            else:
+                del self._layer_locks[key]
+
+    async def _fetch_and_extract(self, request: ImportRequest, source: ImageSource, index: int, blob: LayerBlob,
+                                 work: Path, progress: _Progress, created: float, count: int) -> tuple[str, int]:
+        path = work / f"blob-{index}"
+        base = progress.bytes_done
+
+        def downloaded(done: int) -> None:
+            progress.bytes_done = base + done
+            progress("download", index, blob.digest, done, blob.size)
+
+        progress("download", index, blob.digest, 0, blob.size)
+        try:
+            await source.fetch_blob(blob, path, downloaded)
+            fetched = path.stat().st_size
+            progress.bytes_done = base + fetched
+            progress("download", index, blob.digest, fetched, fetched)
+            layer = layerfs.new_layer_id()
+            out = work / f"layer-{layer}"
+            progress("extract", index, blob.digest, 0, fetched)
+            extracted = await extract_layer(
+                self.extractors, path, out, max_bytes=self.config.max_layer_bytes,
+                timeout=self._remaining(created, request),
+                progress=lambda done: progress("extract", index, blob.digest, min(done, fetched), fetched))
+            progress("extract", index, blob.digest, fetched, fetched)
+        finally:
+            path.unlink(missing_ok=True)
+        if blob.diff_id and extracted.diff_id != blob.diff_id:
+            await asyncio.to_thread(shutil.rmtree, out, True)
+            raise EngineError(f"layer {index + 1}/{count} ({blob.digest}): its content is {extracted.diff_id}, "
+                              f"but the image config says {blob.diff_id}; the image is corrupt or was tampered "
+                              "with, nothing was imported", status=422)
+        os.rename(out, f"{self._layers_dir}/{layer}")
+        layerfs.fsync_dir(self._layers_dir)
+        stored = self.store.record_layer_digest(extracted.diff_id, layer, extracted.size)
+        self._pin(stored[0])
+        if stored[0] != layer:  # recorded by someone else meanwhile (an import without the diff id up front)
+            await asyncio.to_thread(shutil.rmtree, f"{self._layers_dir}/{layer}", True)
+        opaque = f", {len(extracted.opaque)} opaque dirs" if extracted.opaque else ""
+        progress.log(f"layer {index + 1}/{count} {short(extracted.diff_id)} extracted ({extracted.entries} entries, "
+                     f"{extracted.size / (1 << 20):.1f} MiB{opaque})")
+        return stored
+
+    async def _import_rootfs(self, op_uuid: str, request: ImportRequest, work: Path, progress: _Progress,
+                             chain: list[str], created: float) -> Image:
+        """`rootfs:PATH`: a plain directory or tarball (any compression tarfile reads) as one root layer."""
+        source = Path(request.url[len(ROOTFS_SCHEME):])
+        progress.layers = 1
+        layer = layerfs.new_layer_id()
+        out = work / f"layer-{layer}"
+        progress("extract", 0, None, 0, -1)
+        if source.is_dir():
+            copy = asyncio.ensure_future(asyncio.to_thread(layerfs.layer_from_directory, str(source), str(out)))
+            try:
+                await asyncio.shield(copy)
+            except asyncio.CancelledError:
+                await asyncio.gather(copy, return_exceptions=True)  # a thread cannot be stopped: let it end
+                raise
+        elif source.is_file():
+            await layer_from_tarball(self.extractors, source, out, max_bytes=self.config.max_layer_bytes,
+                                     timeout=self._remaining(created, request))
+        else:
+            raise NotFound(f"{source}: no such rootfs directory or tarball")
+        size = await asyncio.to_thread(lambda: layerfs.scan_upper(str(out)).size)
+        os.rename(out, f"{self._layers_dir}/{layer}")
+        layerfs.fsync_dir(self._layers_dir)
+        self._pin(layer)
+        chain.append(layer)
+        progress("commit")
+        image = Image(uuid=str(uuid.uuid4()), created_at=time.time(), layers=(layer,), operation_uuid=op_uuid,
+                      tags=(request.tag,) if request.tag else (), env={"PATH": DEFAULT_PATH}, size=size)
+        self.store.add_image(image)
+        if request.tag:
+            progress.log(f"tagged {request.tag}")
+        progress.log(f"imported {source} as {image.uuid}")
+        return image
+
+    # -- layers in hand -----------------------------------------------------------------------------
+    def _pin(self, layer: str) -> None:
+        self._pins[layer] = self._pins.get(layer, 0) + 1
+
+    def _unpin(self, layer: str) -> None:
+        left = self._pins.get(layer, 0) - 1
+        if left > 0:
+            self._pins[layer] = left
+        else:
+            self._pins.pop(layer, None)
+
+    async def _forget(self, chain: list[str]) -> None:
+        """After a failed import: its layers that no image uses and no other import holds go."""
+        referenced = self.store.referenced_layers()
+        doomed = [x for x in dict.fromkeys(chain) if x not in referenced and self._pins.get(x, 0) <= 1]
+        if not doomed:
+            return
+        self.store.forget_layer_digests(doomed)
+        for layer in doomed:
+            await asyncio.to_thread(shutil.rmtree, f"{self._layers_dir}/{layer}", True)
