@@ -25,7 +25,9 @@ from contree_client.models import (
 from contree_client.operations import build_import_image, parse_import_image
 
 from contree_tui.client.connection import Connection
+from contree_tui.client.lineage import Lineage
 from contree_tui.client.operations import EventCursor, follow_events
+from contree_tui.client.records import ImageRecord
 
 PHASES = ("resolve", "download", "extract", "reuse", "commit")
 
@@ -162,3 +164,13 @@ async def follow_import(connection: Connection, operation: str, on_change: Progr
     error = response.error if isinstance(response.error, str) and response.error else progress.error
     return ImportResult(operation, status, image if isinstance(image, str) else None,
                         tag if isinstance(tag, str) else None, error)
+
+
+async def learn_imported(connection: Connection, lineage: Lineage, image: str) -> ImageRecord:
+    """Put an import's image into the lineage as the server has it now. An incremental refresh would miss
+    both cases an import makes often: the same manifest again (the old image, no new one) and a tag that
+    moved to it (it leaves the image that had it)."""
+    found = await connection.call(lambda: connection.client.inspect_image(image))
+    record = lineage.learn_image(found)
+    lineage.set_tags(record.uuid, ImageRecord.from_wire(found).tags)
+    return record
