@@ -25,7 +25,7 @@ from contree_client.models import OperationStatus
 
 from contree_tui.client.connection import Connection, ConnectionProblem
 from contree_tui.client.image_files import save_stream
-from contree_tui.client.image_import import ImportSpec, follow_import, start_import
+from contree_tui.client.image_import import ImportSpec, follow_import, learn_imported, start_import
 from contree_tui.client.operations import (
     TIMED_OUT_EXIT,
     InterruptStage,
@@ -291,6 +291,8 @@ async def import_image(ws: Workspace, opts: Options, console: Console) -> int:
         line.close()
         if cancelling:
             await asyncio.gather(*cancelling, return_exceptions=True)
+    if result.succeeded and result.image:
+        await learn_imported(ws.connection, ws.lineage, result)  # `images` shows it, and a moved tag
     if as_json:
         console.json(result.to_json())
     if not result.succeeded:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from contree_client.models import (
@@ -166,11 +166,15 @@ async def follow_import(connection: Connection, operation: str, on_change: Progr
                         tag if isinstance(tag, str) else None, error)
 
 
-async def learn_imported(connection: Connection, lineage: Lineage, image: str) -> ImageRecord:
-    """Put an import's image into the lineage as the server has it now. An incremental refresh would miss
-    both cases an import makes often: the same manifest again (the old image, no new one) and a tag that
-    moved to it (it leaves the image that had it)."""
+async def learn_imported(connection: Connection, lineage: Lineage, result: ImportResult) -> ImageRecord:
+    """Put an import's image into the lineage as the server has it now, with the import's tag. An incremental
+    refresh would miss both cases an import makes often: the same manifest again (the old image, no new
+    one) and a tag that moved to it (it leaves the image that had it). The wire's Image carries one `tag`:
+    an image tagged twice shows only one there, so the import's own tag is added here."""
+    assert result.image is not None
+    image = result.image
     found = await connection.call(lambda: connection.client.inspect_image(image))
     record = lineage.learn_image(found)
-    lineage.set_tags(record.uuid, ImageRecord.from_wire(found).tags)
-    return record
+    tags = tuple(dict.fromkeys((*record.tags, *([result.tag] if result.tag else []))))
+    lineage.set_tags(record.uuid, tags)
+    return replace(record, tags=tags)

@@ -111,7 +111,7 @@ class VerbCalls:
         """Until the import ends, `on_change` at each event; a success's image is put into the lineage."""
         result = await self._guard(follow_import(self.connection, operation, on_change))
         if result.succeeded and result.image:
-            await self._guard(learn_imported(self.connection, self.images, result.image))
+            await self._guard(learn_imported(self.connection, self.images, result))
         return result
 
     def interrupter(self, operation: str) -> Interrupter:

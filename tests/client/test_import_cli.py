@@ -50,9 +50,12 @@ def test_import_reports_each_step_and_the_image_runs(cli: Cli, tmp_path: Path) -
     assert lines[-1] == f"contree-tui: imported oci:{tmp_path / 'layout'}:t1 as {image[:8]} (tag {tag})"
     ran = cli("run", "--image", tag, "--disposable", "--", "cat /etc/changed; test -e /etc/gone || echo gone")
     assert ran.stdout == "new\ngone\n"
-    again = cli.json("import", "--tag", tag, f"oci:{tmp_path / 'layout'}:t1")  # the same manifest: same image
-    assert again == {"operation": again["operation"], "status": "SUCCESS", "image": image, "tag": tag,  # type: ignore[index]
+    other = f"{tag}-again"
+    again = cli.json("import", "--tag", other, f"oci:{tmp_path / 'layout'}:t1")  # the same manifest: same image
+    assert again == {"operation": again["operation"], "status": "SUCCESS", "image": image, "tag": other,  # type: ignore[index]
                      "error": None}
+    listed = cli("images").stdout
+    assert f"{image[:8]} [{tag}, {other}]" in listed, listed  # both tags on the one image
 
 
 def test_a_failed_import_exits_1_with_its_reason(cli: Cli, tmp_path: Path) -> None:

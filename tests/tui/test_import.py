@@ -73,6 +73,11 @@ async def test_two_imports_run_side_by_side_and_become_tagged_roots(tui_engine_d
 
         image = screen.tree.find_tag(f"imp-a-{marker}:t1")
         assert image is not None
+        # the same layout again with another tag: the same image, now with both tags in the tree
+        await run_in_bar(pilot, f":import oci:{refs[f'imp-a-{marker}:t1']}:t1 again-{marker}")
+        await until(pilot, lambda: f"again-{marker}" in screen.tree.tags(), what="the second tag in the tree")
+        again = screen.tree.find_tag(f"again-{marker}")
+        assert again is not None and again.uuid == image.uuid and f"imp-a-{marker}:t1" in screen.tree.tags()
         screen.position.move_to(image.uuid)
         await run_and_wait(pilot, screen, "cat /etc/marker > /seen; cat /seen")
         await until(pilot, lambda: f"a-{marker}" in screen.log_panel.view.text_lines(), what="the marker")
