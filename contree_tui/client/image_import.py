@@ -84,13 +84,17 @@ class ImportProgress:
     image: str | None = None
     error: str | None = None
     messages: list[str] = field(default_factory=list)
+    extracted: dict[int, int] = field(default_factory=dict)  # layer -> its blob's bytes extracted so far
 
     @property
     def fraction(self) -> float | None:
-        """Bytes fetched of all to fetch, 0..1; None while unknown (or nothing is fetched: all reused)."""
+        """How far the work on the layers to fetch is, 0..1: each is downloaded, then extracted from its blob
+        (the engine reports both in the blob's bytes), so the two count alike. A bar of downloads alone sat
+        at 100% through a long extraction. None while unknown (or nothing is fetched: all reused)."""
         if self.bytes_total <= 0:
             return None
-        return min(1.0, max(0.0, self.bytes_done / self.bytes_total))
+        work = self.bytes_done + sum(self.extracted.values())
+        return min(1.0, max(0.0, work / (2 * self.bytes_total)))
 
     @property
     def step(self) -> str:
@@ -113,6 +117,8 @@ class ImportProgress:
                 value = data.get(name)
                 if isinstance(value, int) and not isinstance(value, bool):
                     setattr(self, name, value)
+            if self.phase == "extract" and self.layer is not None and self.total > 0:
+                self.extracted[self.layer] = max(self.extracted.get(self.layer, 0), min(self.done, self.total))
         elif event.type == "import_log" and isinstance(data, dict) and isinstance(data.get("message"), str):
             message = " ".join(str(data["message"]).split())  # one line, whatever the server sent
             self.messages.append(message)
@@ -124,6 +130,7 @@ class ImportProgress:
             self.error = data.error if isinstance(data.error, str) and data.error else None
             if self.status is OperationStatus.SUCCESS and self.bytes_total > 0:
                 self.bytes_done = self.bytes_total
+                self.extracted = {-1: self.bytes_total}
         return None
 
 

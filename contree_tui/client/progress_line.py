@@ -31,15 +31,15 @@ def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 
 def progress_text(label: str, progress: ImportProgress, *, bar: bool) -> str:
-    """`alpine:3  download 2/5  [====>   ]  42%  12.3 MiB / 29.0 MiB`; the bar only when `bar` and the total
-    is known."""
+    """`alpine:3  download 2/5  [====>   ]  42%  12.3 MiB / 29.0 MiB fetched`; the bar only when `bar` and the
+    total is known (the fraction counts extraction too: ImportProgress.fraction)."""
     parts = [label, progress.step or "starting"]
     fraction = progress.fraction
     if fraction is not None:
         if bar:
             parts.append(progress_bar(fraction))
         parts.append(f"{fraction * 100:3.0f}%")
-        parts.append(f"{human_size(progress.bytes_done)} / {human_size(progress.bytes_total)}")
+        parts.append(f"{human_size(progress.bytes_done)} / {human_size(progress.bytes_total)} fetched")
     return "  ".join(parts)
 
 

@@ -30,9 +30,12 @@ def cli(engine_dir: Path, tmp_path: Path) -> Cli:
 def test_bar_and_text_say_the_step_the_fraction_and_the_bytes() -> None:
     assert progress_bar(0.0, 10) == "[>         ]" and progress_bar(0.5, 10) == "[=====>    ]"
     assert progress_bar(1.0, 10) == "[==========]"
-    progress = ImportProgress(phase="download", layer=1, layers=3, bytes_done=3 << 20, bytes_total=12 << 20)
-    assert progress_text("alpine:3", progress, bar=False) == "alpine:3  download 2/3   25%  3.0 MiB / 12.0 MiB"
-    assert "[======>" in progress_text("alpine:3", progress, bar=True)
+    # downloaded 6 of 12 MiB, extracted 3 (one layer): (6 + 3) / (2 * 12) of the work
+    progress = ImportProgress(phase="download", layer=1, layers=3, bytes_done=6 << 20, bytes_total=12 << 20,
+                              extracted={0: 3 << 20})
+    assert progress_text("alpine:3", progress, bar=False) == ("alpine:3  download 2/3   38%  6.0 MiB / 12.0 MiB "
+                                                              "fetched")
+    assert "[=========>" in progress_text("alpine:3", progress, bar=True)
     assert progress_text("x", ImportProgress(phase="commit"), bar=True) == "x  commit"  # nothing to fetch
 
 
