@@ -87,6 +87,7 @@ async def test_two_imports_run_side_by_side_and_become_tagged_roots(tui_engine_d
                                status=OperationStatus.EXECUTING, progress=0.25, step="download 1/2"))
         assert str(table.get_cell("feed" * 8 + "0000", "images")) == progress_cell(0.25)
         assert str(table.get_cell("feed" * 8 + "0000", "command")) == "import x · download 1/2"
+        assert str(table.get_cell("feed" * 8 + "0000", "status")).endswith(" download")
 
 
 async def test_a_failed_import_is_a_toast_and_a_failed_row(tui_engine_dir: Path, tmp_path: Path) -> None:

@@ -136,7 +136,9 @@ class OperationsTable(DataTable[Text | str]):
         """An import has no source image, exit code or rusage: its image column shows its progress, then the
         image it made; its command column what it imports and, while it runs, its step."""
         icon, kind = op_icon(op)
-        status = Text(f"{icon} {op.status.value.lower()}", style=self.get_component_rich_style(
+        # running, its phase instead of "executing": the command column that says more is the first cut
+        state = op.step.split()[0] if op.running and op.step else op.status.value.lower()
+        status = Text(f"{icon} {state}", style=self.get_component_rich_style(
             f"operations-table--{kind}", partial=True))
         if op.running:
             images = progress_cell(op.progress) if op.progress is not None else (op.step or "starting")
