@@ -180,6 +180,24 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     download.add_argument("path", help="absolute path in the image")
     download.add_argument("dest", nargs="?")
     download.add_argument("--image", help="the image (default @)")
+    export = command("export", "write an image as an archive `docker load`, `podman load` and skopeo read",
+                     json=False)
+    export.description = (
+        "Write IMAGE (its whole layer chain, as one layer) to OUT. oci-archive: an OCI layout in a tar, the layer "
+        "gzipped; docker-archive: what `docker save` writes. The image config's Env and WorkingDir come from "
+        "the embedded engine; another Contree does not say them, so the config then has Docker's default PATH "
+        "only. OUT is written whole or not at all.")
+    export.add_argument("image", help="UUID, short uuid, tag, @ or @-N")
+    export.add_argument("--format", choices=("oci-archive", "docker-archive"), default="oci-archive",
+                        help="the archive's format (default oci-archive)")
+    export.add_argument("out", metavar="OUT", help="the archive file to write")
+    prune = command("prune", "delete images nothing reaches (no tag, running operation, or folder's position, "
+                    "redo or history, nor an ancestor of those), and the layers only they used")
+    prune.add_argument("--older-than", metavar="D", help="only images created more than D ago (30m, 12h, 7d, 2w; "
+                       "default 60s: a run's result is kept until its client has recorded it)")
+    prune.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    export.add_argument("--name", help="the image's name in the archive, repository[:tag] (default: the image's "
+                        "tag, else contree/<uuid>:latest)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--write-profile", default=None, metavar="NAME",
                        help="write a profile for this engine into $CONTREE_HOME/auth.ini (needs --listen)")
     serve.set_defaults(func=_engine_serve)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
+    df = engine_sub.add_parser("df", help="disk used by images (own and shared layer bytes) and free space",
+                               parents=[common])
+    df.add_argument("--json", action="store_true", help="print JSON")
+    df.set_defaults(func=_client_command, command_name="df")
     for name, func, text in (("status", _engine_status, "is the engine running?"),
                              ("stop", _engine_stop, "stop the running engine")):
         cmd = engine_sub.add_parser(name, help=text)

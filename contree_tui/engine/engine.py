@@ -23,6 +23,7 @@ from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.file_store import FileStore
 from contree_tui.engine.grep import GrepQuery
+from contree_tui.engine.image_disk import ImageDisk
 from contree_tui.engine.image_import import KIND as IMPORT_KIND
 from contree_tui.engine.image_import import ImageImports
 from contree_tui.engine.image_reads import ImageReads
@@ -77,6 +78,8 @@ class Engine:
         self.extractors = HelperSet(max_live=MAX_IMPORTS, slot_wait=3600.0, what="layer extractions")
         self.imports = ImageImports(state, config, self.store, self.events, self.extractors,
                                     self.instances.commits.maybe_squash)
+        self.disk = ImageDisk(state, self.store, self.reads, lambda uuid: self._run_images.pop(uuid, None),
+                              self.imports.pinned_layers)
 
     @property
     def network_available(self) -> bool:
@@ -142,6 +145,7 @@ class Engine:
         await self.extractors.close()
         self.keepers.close()
         await self.instances.drain()
+        await self.disk.drain()
         if self.users is not None:  # after the runs' tmpfs uppers are unmounted (under its bind)
             self.users.close()
             self.users = None
@@ -260,6 +264,14 @@ class Engine:
         scratch = self.state.runs / f"import-{layer}"
         await asyncio.to_thread(layerfs.build_busybox_rootfs, busybox, str(scratch))
         return await self._commit_root_layer(scratch, layer, BUSYBOX_TAG)
+
+    # -- disk (engine/image_disk.py) -------------------------------------------------------------------
+    async def delete_image(self, uuid: str) -> list[str]:
+        """Delete an untagged image no active operation or read uses; returns the layer ids it freed."""
+        return await self.disk.delete(uuid)
+
+    async def disk_usage(self) -> dict[str, Any]:
+        return await self.disk.usage()
 
     # -- inspect (engine/image_reads.py: confined helpers) --------------------------------------------
     async def open_in_image(self, image: Image, operation: str, path: str,

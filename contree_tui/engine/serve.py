@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from contree_tui.engine.engine import Engine, EngineConfig
+from contree_tui.engine.http.context import TOKEN_CLIENT
 from contree_tui.engine.models import EngineError
 from contree_tui.engine.sandbox.syscalls import set_process_name
 from contree_tui.engine.state_dir import StateDir
@@ -76,6 +77,7 @@ class TokenOnTcp:
                     (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
                 return
+            scope = {**scope, TOKEN_CLIENT: True}  # a token holder: may use the engine, not read host paths
         await self.app(scope, receive, send)
 
 

@@ -34,9 +34,15 @@ async def test_list_filters_and_pages(client: ContreeAsyncClient, raw: httpx.Asy
     assert (await client.list_images(until="1h")).images == []
     iso = (await client.list_images(since="2000-01-01T00:00:00Z")).images
     assert len(iso) == 2
-    # contree-sdk sends an undocumented `kind`: tolerated; `?tagged` alone means tagged.
+    # contree-sdk sends an undocumented `kind` (1 imported, 0 made by instances); `?tagged` alone means tagged.
     answer = await raw.get("/v1/images", params={"kind": "1", "tagged": ""})
     assert answer.status_code == 200 and [i["uuid"] for i in answer.json()["images"]] == [busybox.uuid]
+    answer = await raw.get("/v1/images", params={"kind": "1"})
+    assert [i["uuid"] for i in answer.json()["images"]] == [busybox.uuid]
+    answer = await raw.get("/v1/images", params={"kind": "0"})
+    assert [i["uuid"] for i in answer.json()["images"]] == [child]
+    answer = await raw.get("/v1/images", params={"kind": "other"})
+    assert [i["uuid"] for i in answer.json()["images"]] == [busybox.uuid, child]
     for bad in ({"limit": "0"}, {"limit": "1001"}, {"offset": "-1"}, {"limit": "ten"}, {"since": "yesterday"},
                 {"uuid": "not-a-uuid"}, {"tagged": "maybe"}):
         with pytest.raises(BadRequestError) as info:

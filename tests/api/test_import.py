@@ -114,3 +114,27 @@ async def test_contree_sdk_parses_the_import_operation(engine: Engine, tmp_path:
         await stop(server, task)
         sock.close()
     assert engine.store.image_by_tag("sdk:t1").uuid == uuid and tag == "sdk:t1"
+
+
+async def test_token_clients_over_tcp_may_not_import_host_paths(engine: Engine, tmp_path: Path) -> None:
+    """SECURITY.md: whoever holds the TCP token may use the engine, not read host files through it; an
+    `oci:`/`rootfs:` path would copy any directory or tarball root can read into an image they can read."""
+    from contree_tui.engine.serve import TokenOnTcp
+
+    whiteout_layout(tmp_path / "layout")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server, task = await serve(TokenOnTcp(create_app(engine), "tok"), sockets=[sock])
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                     headers={"Authorization": "Bearer tok"}) as http:
+            for url in (f"oci:{tmp_path / 'layout'}:t1", "rootfs:/etc", "docker-archive:/x.tar",
+                        "oci-archive:/x.tar"):
+                response = await http.post("/v1/images/import", json={"registry": {"url": url}})
+                assert response.status_code == 403 and "Unix socket" in response.text, (url, response.text)
+            assert (await http.get("/v1/operations")).json() == []
+    finally:
+        await stop(server, task)
+        sock.close()
+    assert engine.store.list_images() == []

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import os
+import shutil
 import stat
+import subprocess
 import tarfile
 import time
 import uuid
@@ -27,7 +30,17 @@ from contree_tui.engine.models import EngineError, Operation, OperationStatus
 from contree_tui.engine.store import Store
 from tests.engine.helpers import sh, stdout
 from tests.images.busybox_layouts import busybox_bytes, busybox_layer, whiteout_layout, zeros_layout
-from tests.images.oci_build import DIR, OCI_CONFIG, OCI_MANIFEST, _put_blob, _write_index, write_layout
+from tests.images.oci_build import (
+    DIR,
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    OPAQUE,
+    WHITEOUT,
+    _put_blob,
+    _write_index,
+    layer_tar,
+    write_layout,
+)
 
 OpenEngine = Callable[..., Awaitable[Engine]]
 
@@ -75,6 +88,47 @@ async def test_layers_with_a_deleted_file_an_opaque_dir_and_a_changed_file(engin
     assert leftovers(engine) == []
 
 
+async def test_a_layout_written_by_umoci(engine: Engine, tmp_path: Path) -> None:
+    """umoci (a real OCI tool) writes deletions as one `.wh.` per removed child, in its own entry order."""
+    if shutil.which("umoci") is None:
+        pytest.skip("umoci is not installed (apt-get install umoci)")
+    layout, bundle = tmp_path / "L", tmp_path / "bundle"
+    root = bundle / "rootfs"
+
+    def umoci(*args: str) -> None:
+        subprocess.run(["umoci", *args], check=True, capture_output=True)
+
+    umoci("init", "--layout", str(layout))
+    umoci("new", "--image", f"{layout}:base")
+    umoci("unpack", "--image", f"{layout}:base", str(bundle))
+    (root / "bin").mkdir()
+    (root / "bin/busybox").write_bytes(busybox_bytes())
+    os.chmod(root / "bin/busybox", 0o755)
+    for applet in ("sh", "ls", "cat", "test"):
+        os.symlink("busybox", root / "bin" / applet)
+    (root / "etc").mkdir()
+    (root / "etc/gone").write_text("gone\n")
+    (root / "etc/changed").write_text("old\n")
+    (root / "opt/sub").mkdir(parents=True)
+    (root / "opt/old").write_text("old\n")
+    (root / "opt/sub/deep").write_text("deep\n")
+    umoci("repack", "--refresh-bundle", "--image", f"{layout}:base", str(bundle))
+    shutil.rmtree(root / "opt")
+    (root / "etc/gone").unlink()
+    (root / "opt").mkdir()
+    (root / "opt/new").write_text("new\n")
+    (root / "etc/changed").write_text("new\n")
+    umoci("repack", "--image", f"{layout}:next", str(bundle))
+
+    op = await imported(engine, f"oci:{layout}:next", tag="umoci:next")
+    assert op.status is OperationStatus.SUCCESS, op.error
+    assert stdout(await sh(engine, "tag:umoci:next", "ls /opt; cat /etc/changed; test -e /etc/gone || echo gone")) \
+        == "new\nnew\ngone\n"
+    base = await imported(engine, f"oci:{layout}:base")
+    assert stdout(await sh(engine, base.result_image_uuid, "ls /opt; cat /etc/gone")) == "old\nsub\ngone\n"
+    assert len(engine.store.get_image(base.result_image_uuid).layers) == 1  # its one layer, reused
+
+
 @pytest.mark.parametrize("compression", ["gzip", "zstd", None])
 async def test_gzip_zstd_and_plain_layers(engine: Engine, tmp_path: Path, compression: str | None) -> None:
     whiteout_layout(tmp_path / "layout", compression=compression)
@@ -94,6 +148,22 @@ async def test_image_env_applies_to_shell_commands_only(engine: Engine, tmp_path
     assert stdout(await sh(engine, image, 'echo "$GREETING"', env={"GREETING": "mine"})) == "mine\n"
     exec_run = await engine.run({"image": image, "command": "/bin/env", "shell": False})
     assert "GREETING" not in stdout(exec_run)  # shell=false: only the request's env (the spec)
+
+
+async def test_an_opaque_root_replaces_every_layer_below(engine: Engine, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(layer_tar(busybox_layer(**{"etc/only": b"only\n"})))) as source, \
+            tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(tarfile.TarInfo(".wh..wh..opq"), io.BytesIO(b""))  # at the layer's root
+        for member in source.getmembers():
+            tar.addfile(member, source.extractfile(member) if member.isreg() else None)
+    replacing = buf.getvalue()
+    write_layout(tmp_path / "layout", [busybox_layer(**{"etc/below": b"below\n"}), replacing])
+    op = await imported(engine, f"oci:{tmp_path / 'layout'}")
+    assert op.status is OperationStatus.SUCCESS, op.error
+    image = engine.store.get_image(op.result_image_uuid)
+    assert len(image.layers) == 1
+    assert stdout(await sh(engine, image.uuid, "ls /etc")) == "only\nresolv.conf\n"
 
 
 async def test_shared_base_layer_is_stored_once(engine: Engine, tmp_path: Path) -> None:
@@ -121,6 +191,32 @@ async def test_shared_base_layer_is_stored_once(engine: Engine, tmp_path: Path) 
 
 def _layer_size(layout: Path, built: Any, index: int) -> int:
     return (layout / "blobs/sha256" / built.layer_digests[index].split(":")[1]).stat().st_size
+
+
+async def test_parallel_imports_sharing_a_base_store_it_once(engine: Engine, tmp_path: Path) -> None:
+    base = busybox_layer(**{"etc/base": b"base\n"})
+    for name in ("a", "b", "c"):
+        write_layout(tmp_path / name, [base, {f"etc/{name}": f"{name}\n".encode()}])
+    ops = [engine.import_image({"registry": {"url": f"oci:{tmp_path / name}"}, "tag": f"p:{name}"})
+           for name in ("a", "b", "c")]
+    done = [await engine.wait(o.uuid) for o in ops]
+    assert [d.status for d in done] == [OperationStatus.SUCCESS] * 3, [d.error for d in done]
+    assert len(layer_dirs(engine)) == 4  # one base, three tops
+    bases = {engine.store.get_image(d.result_image_uuid).layers[0] for d in done}
+    assert len(bases) == 1
+    reused = [d for d in done if any(e.type == "import_progress" and e.data["phase"] == "reuse"
+                                     for e in engine.store.events(d.uuid))]
+    assert len(reused) == 2  # the first extracted it, the others waited for it and reused it
+    for name in ("a", "b", "c"):
+        assert stdout(await sh(engine, f"tag:p:{name}", f"cat /etc/base /etc/{name}")) == f"base\n{name}\n"
+
+
+async def test_a_nearly_full_disk_refuses_imports_with_507(open_engine: OpenEngine, tmp_path: Path) -> None:
+    engine = await open_engine(EngineConfig(min_free_bytes=1 << 60))
+    whiteout_layout(tmp_path / "layout")
+    with pytest.raises(EngineError, match="disk is nearly full") as caught:
+        engine.import_image({"registry": {"url": f"oci:{tmp_path / 'layout'}:t1"}})
+    assert caught.value.status == 507 and engine.store.list_operations() == []
 
 
 async def test_reimport_of_the_same_manifest_is_the_same_image_at_once(engine: Engine, tmp_path: Path) -> None:
@@ -181,7 +277,9 @@ async def test_a_layer_whose_content_is_not_its_diff_id_fails_and_leaves_nothing
     ({"registry": {"url": "oci:/x"}, "timeout": "soon"}, "timeout:"),
     ({"registry": {"url": "oci:/x", "credentials": {"username": "u"}}}, "credentials"),
     ({"registry": {"url": "oci:/x", "insecure": "yes"}}, "insecure"),
-    ({"registry": {"url": "rootfs:"}}, "rootfs: needs a path"),
+    ({"registry": {"url": "rootfs:"}}, "rootfs: needs an absolute path"),
+    ({"registry": {"url": "rootfs:tree.tar"}}, "rootfs: needs an absolute path"),
+    ({"registry": {"url": "oci:layout:t1"}}, "must be absolute"),
 ])
 async def test_malformed_requests_are_refused_before_any_operation(engine: Engine, body: dict[str, Any],
                                                                    message: str) -> None:
@@ -253,6 +351,19 @@ async def test_progress_reports_bytes_during_extraction(engine: Engine, big_layo
     assert len(progress) <= 10 * (max(stamps) - min(stamps) + 1) + 6
 
 
+async def test_closing_the_engine_mid_import_fails_it_and_leaves_nothing(open_engine: OpenEngine,
+                                                                         big_layout: Path) -> None:
+    engine = await open_engine()
+    before = layer_dirs(engine)
+    op = engine.import_image({"registry": {"url": f"oci:{big_layout}:big"}})
+    await _until_extracting(engine, op.uuid)
+    await engine.close()
+    engine = await open_engine()
+    done = engine.store.get_operation(op.uuid)
+    assert done.status is OperationStatus.FAILED and "engine stopped" in done.error, done.error
+    assert layer_dirs(engine) == before and leftovers(engine) == []
+
+
 async def test_restart_fails_an_interrupted_import_and_sweeps_its_files(open_engine: OpenEngine,
                                                                         tmp_path: Path) -> None:
     engine = await open_engine()
@@ -279,7 +390,7 @@ async def test_restart_fails_an_interrupted_import_and_sweeps_its_files(open_eng
     op = engine.store.get_operation(op_uuid)
     assert op.status is OperationStatus.FAILED and "engine restarted" in op.error
     assert [e.type for e in engine.store.events(op_uuid)] == ["completion"]
-    assert not (state / "imports").exists() or leftovers(engine) == []
+    assert leftovers(engine) == []
     assert layer_dirs(engine) == kept
     assert engine.store.layer_by_diff_id("sha256:" + "1" * 64) is None
     assert stdout(await sh(engine, ok.result_image_uuid, "cat /etc/changed")) == "new\n"  # live layers kept
@@ -287,15 +398,20 @@ async def test_restart_fails_an_interrupted_import_and_sweeps_its_files(open_eng
 
 async def test_a_chain_deeper_than_the_squash_depth_is_squashed(open_engine: OpenEngine, tmp_path: Path) -> None:
     engine = await open_engine(EngineConfig(squash_at=4))
-    layers: list[Any] = [busybox_layer(**{"data": DIR})]
+    layers: list[Any] = [busybox_layer(**{"data": DIR, "opt": DIR, "opt/base": b"b\n"})]
     layers += [{f"data/f{i}": f"{i}\n".encode()} for i in range(8)]
-    layers.append({"data/f3": b"changed\n"})
+    # a delete and a replaced directory in the middle (squashed), then a change on top
+    layers += [{"data/f5": WHITEOUT}, {"opt": OPAQUE, "opt/mid": b"m\n"}, {"data/f3": b"changed\n"}]
     write_layout(tmp_path / "deep", layers)
     op = await imported(engine, f"oci:{tmp_path / 'deep'}")
     assert op.status is OperationStatus.SUCCESS, op.error
     image = engine.store.get_image(op.result_image_uuid)
     assert len(image.layers) <= 4
-    assert stdout(await sh(engine, image.uuid, "cat /data/f0 /data/f3 /data/f7")) == "0\nchanged\n7\n"
+    assert stdout(await sh(engine, image.uuid, "cat /data/f0 /data/f3 /data/f7; ls /data; ls /opt")) == \
+        "0\nchanged\n7\n" + "".join(f"f{i}\n" for i in range(8) if i != 5) + "mid\n"
+    # inspect (a read-only overlay in a helper) sees the same tree
+    listing = await engine.list_directory(image, "/opt")
+    assert [e["path"].rsplit("/", 1)[-1] for e in listing["files"]] == ["mid"]
 
 
 async def test_rootfs_tarball_and_directory(engine: Engine, tmp_path: Path) -> None:
@@ -318,3 +434,24 @@ async def test_rootfs_tarball_and_directory(engine: Engine, tmp_path: Path) -> N
     missing = await imported(engine, f"rootfs:{tmp_path / 'missing'}")
     assert missing.status is OperationStatus.FAILED and "no such rootfs" in missing.error
     assert leftovers(engine) == []
+
+
+def test_a_state_dir_from_before_imports_gains_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "engine.db")
+    db.execute("CREATE TABLE images (uuid TEXT PRIMARY KEY, created_at REAL NOT NULL, parent TEXT, operation_uuid TEXT,"
+               " layers TEXT NOT NULL, env TEXT NOT NULL DEFAULT '{}', workdir TEXT NOT NULL DEFAULT '',"
+               " size INTEGER NOT NULL DEFAULT 0)")
+    db.execute("INSERT INTO images(uuid, created_at, layers) VALUES ('a', 1, '[\"l1\"]')")
+    db.commit()
+    db.close()
+    store = Store(tmp_path / "engine.db")
+    try:
+        old = store.get_image("a")
+        assert old.layers == ("l1",) and old.user == "" and old.config_workdir == ""
+        assert store.referenced_layers() == {"l1"}
+        assert store.record_layer_digest("sha256:" + "2" * 64, "l1", 5) == ("l1", 5)
+    finally:
+        store.close()
+    Store(tmp_path / "engine.db").close()  # a second open migrates nothing twice

@@ -16,6 +16,16 @@ class Settings:
     stdin_timeout: float = 30.0  # a stdin write blocked longer (the process stopped reading) answers 504
 
 
+# Set in the ASGI scope of requests that came over TCP with the bearer token (serve.TokenOnTcp): such a
+# client is trusted to use the engine, not to reach the host through it (SECURITY.md), so it may not name
+# host paths (an import's oci:/rootfs:/archive sources). Unix-socket clients are the engine's own user.
+TOKEN_CLIENT = "contree.token_client"
+
+
+def is_token_client(request: Request) -> bool:
+    return bool(request.scope.get(TOKEN_CLIENT))
+
+
 def engine_of(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 

@@ -6,11 +6,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contree_tui.engine.http.context import api_path, engine_of
+from contree_tui.engine.http.context import api_path, engine_of, is_token_client
 from contree_tui.engine.http.errors import ApiError
 from contree_tui.engine.http.params import flag, int_param, json_object, path_uuid, time_param, uuid_value
 from contree_tui.engine.http.serialize import image_json
+from contree_tui.engine.image_sources import ARCHIVE_SCHEMES, ROOTFS_SCHEME
 from contree_tui.engine.spawn_request import TAG_RE
+
+LOCAL_SCHEMES = (*ARCHIVE_SCHEMES, ROOTFS_SCHEME)  # sources that are paths on the engine's host
 
 MAX_TAG = 256
 
@@ -25,15 +28,17 @@ def valid_tag(tag: object, name: str = "tag") -> str:
 
 
 async def list_images(request: Request) -> Response:
-    # `kind` (contree-sdk sends kind=1 for imported images) is tolerated and ignored: the engine does not
-    # tell imported images from others yet.
+    # `kind`, contree-sdk's ImageKind (not in the spec): 1 = imported images (roots: imports, built-in
+    # busybox), 0 = images made by instances; anything else is tolerated and ignored.
+    kind = request.query_params.get("kind")
     tag = request.query_params.get("tag")
     uuid = request.query_params.get("uuid")
     images = engine_of(request).store.list_images(
         limit=int_param(request, "limit", 100, 1, 1000), offset=int_param(request, "offset", 0, 0),
         tagged=flag(request, "tagged"), tag_prefix=tag or None,
         uuid=uuid_value(uuid, "uuid") if uuid else None,
-        since=time_param(request, "since"), until=time_param(request, "until"))
+        since=time_param(request, "since"), until=time_param(request, "until"),
+        roots={"1": True, "0": False}.get(kind or ""))
     # The spec's Image has one `tag`: an image with several is listed once per tag (contree-client folds the
     # rows by uuid), once untagged otherwise; with `tag=PREFIX`, only the tags that match.
     rows = []
@@ -60,6 +65,12 @@ async def untag_image(request: Request) -> Response:
 async def import_image(request: Request) -> Response:
     """ImageImportRequest → 201 {"uuid"} + Location; the request is checked here (400), the import runs on."""
     body = await json_object(request)
+    registry = body.get("registry")
+    url = registry.get("url") if isinstance(registry, dict) else None
+    if isinstance(url, str) and url.strip().startswith(LOCAL_SCHEMES) and is_token_client(request):
+        raise ApiError("registry.url: host paths (oci:, oci-archive:, docker-archive:, rootfs:) are imported only "
+                       "for clients of the engine's Unix socket; a client with the TCP token may use the engine, "
+                       "not read the host's files through it", status=403)
     op = engine_of(request).import_image(body)
     return JSONResponse({"uuid": op.uuid}, status_code=201,
                         headers={"Location": api_path(request, f"/operations/{op.uuid}")})

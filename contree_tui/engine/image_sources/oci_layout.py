@@ -38,6 +38,8 @@ def split_layout_ref(spec: str) -> tuple[str, str]:
     directory, _, ref = spec.partition(":")
     if not directory:
         raise EngineError("registry.url: oci: needs a directory, e.g. oci:/path/to/layout:latest")
+    if not directory.startswith("/"):  # the engine is a daemon: its working directory is not the client's
+        raise EngineError(f"registry.url: oci:{directory[:200]}: the layout's path must be absolute")
     if "\0" in spec:
         raise EngineError("registry.url: a path may not contain NUL")
     return directory, ref

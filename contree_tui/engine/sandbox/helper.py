@@ -371,6 +371,10 @@ class HelperProcess:
     async def exit_code(self) -> int:
         return await asyncio.shield(self._exited)
 
+    def when_reaped(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the helper has exited and been reaped (at once if it has)."""
+        self._exited.add_done_callback(lambda _exited: callback())
+
     def close(self) -> None:
         """Stop reading and kill the helper if it still runs; it is reaped when its pidfd says so."""
         if self.closed:

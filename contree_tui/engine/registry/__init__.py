@@ -1,0 +1,1 @@
+"""The OCI distribution client (references, auth, manifests, blobs) and the registry image source."""
