@@ -45,14 +45,14 @@ def progress_text(label: str, progress: ImportProgress, *, bar: bool) -> str:
 
 class ProgressLine:
     """Where `contree-tui import` reports: on a terminal one live line plus the log lines above it; elsewhere
-    a line at each change of step and each log line."""
+    a line at the first event of each step and each log line."""
 
     def __init__(self, stream: TextIO, label: str, *, live: bool | None = None) -> None:
         self.stream = stream
         self.label = short_label(label)
         self.live = stream.isatty() if live is None else live
         self._shown = ""
-        self._last_step: str | None = None
+        self._steps_said: set[str] = set()
 
     def update(self, progress: ImportProgress, log_line: str | None = None) -> None:
         if log_line is not None:
@@ -60,8 +60,10 @@ class ProgressLine:
             self.stream.write(f"{log_line}\n")
         if self.live:
             self._draw(progress_text(self.label, progress, bar=True))
-        elif progress.step and progress.step != self._last_step:
-            self._last_step = progress.step
+        elif progress.step and progress.step not in self._steps_said:
+            # each step once: layers fetched in parallel interleave their events, a line per change of
+            # step would be a line per event
+            self._steps_said.add(progress.step)
             self.stream.write(progress_text(self.label, progress, bar=False) + "\n")
         self.stream.flush()
 

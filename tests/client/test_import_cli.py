@@ -48,7 +48,8 @@ def test_import_reports_each_step_and_the_image_runs(cli: Cli, tmp_path: Path) -
     lines = done.stderr.splitlines()
     assert lines[0].startswith("contree-tui: importing oci:") and "(operation " in lines[0]
     steps = [line.split("  ")[1] for line in lines if line.startswith(f"{tag}  ")]
-    assert steps == ["resolve", "download 1/2", "extract 1/2", "download 2/2", "extract 2/2", "commit"], lines
+    assert steps[0] == "resolve" and steps[-1] == "commit", lines  # layers may go in parallel, in any order
+    assert set(steps) == {"resolve", "download 1/2", "extract 1/2", "download 2/2", "extract 2/2", "commit"}, lines
     assert f"tagged {tag}" in lines, "the engine's import_log lines are shown"
     assert lines[-1] == f"contree-tui: imported oci:{tmp_path / 'layout'}:t1 as {image[:8]} (tag {tag})"
     ran = cli("run", "--image", tag, "--disposable", "--", "cat /etc/changed; test -e /etc/gone || echo gone")
