@@ -4,10 +4,12 @@ reason on stderr, and Ctrl-C cancelling the import."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
 import signal
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -60,6 +62,13 @@ def test_import_reports_each_step_and_the_image_runs(cli: Cli, tmp_path: Path) -
                      "error": None}
     listed = cli("images").stdout
     assert f"{image[:8]} [{tag}, {other}]" in listed, listed  # both tags on the one image
+    # --insecure is our extension of registry{}: sent as such (GET echoes the spec's ImageImportMetadata only,
+    # so the engine's own record says it)
+    insecure = cli.json("import", "--insecure", f"oci:{tmp_path / 'layout'}:t1")
+    with sqlite3.connect(f"file:{cli.engine_dir / 'engine.db'}?mode=ro", uri=True) as db:
+        (request,) = db.execute("SELECT request FROM operations WHERE uuid=?",
+                                (insecure["operation"],)).fetchone()  # type: ignore[index]
+    assert json.loads(request)["registry"] == {"url": f"oci:{tmp_path / 'layout'}:t1", "insecure": True}
 
 
 def test_a_failed_import_exits_1_with_its_reason(cli: Cli, tmp_path: Path) -> None:
