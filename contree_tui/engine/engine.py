@@ -27,6 +27,7 @@ from contree_tui.engine.image_disk import ImageDisk
 from contree_tui.engine.image_import import KIND as IMPORT_KIND
 from contree_tui.engine.image_import import ImageImports
 from contree_tui.engine.image_reads import ImageReads
+from contree_tui.engine.image_sources.tar_members import TarIndexer
 from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.layer_cap import unmount_leftovers
 from contree_tui.engine.models import EngineError, Event, Image, NotFound, Operation, OperationStatus, StoredFile
@@ -77,7 +78,8 @@ class Engine:
         # MAX_IMPORTS at once; one waits for a slot as long as its import's timeout lets it.
         self.extractors = HelperSet(max_live=MAX_IMPORTS, slot_wait=3600.0, what="layer extractions")
         self.imports = ImageImports(state, config, self.store, self.events, self.extractors,
-                                    self.instances.commits.maybe_squash)
+                                    self.instances.commits.maybe_squash,
+                                    TarIndexer(self.helpers, self._inspect_root))
         self.disk = ImageDisk(state, self.store, self.reads, lambda uuid: self._run_images.pop(uuid, None),
                               self.imports.pinned_layers)
 

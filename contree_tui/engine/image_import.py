@@ -30,6 +30,7 @@ from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.image_sources import ROOTFS_SCHEME, Credentials, ImageSource, ResolvedImage, open_source
 from contree_tui.engine.image_sources.base import LayerBlob
+from contree_tui.engine.image_sources.tar_members import TarIndexer
 from contree_tui.engine.models import DEFAULT_PATH, Conflict, EngineError, Image, NotFound, Operation, OperationStatus
 from contree_tui.engine.oci_layer import extract_layer
 from contree_tui.engine.rootfs_import import layer_from_tarball
@@ -162,8 +163,9 @@ class ImageImports:
     """The engine's import operations (started, awaited, cancelled), and the layers they have in hand."""
 
     def __init__(self, state: StateDir, config: EngineConfig, store: Store, events: EventLog,
-                 extractors: HelperSet, squash: Squash) -> None:
+                 extractors: HelperSet, squash: Squash, archive_reader: TarIndexer | None = None) -> None:
         self.config, self.store, self.events, self.extractors = config, store, events, extractors
+        self._archive_reader = archive_reader  # reads docker-archive / oci-archive tar structure, confined
         self._squash = squash
         self._layers_dir = str(state.layers)
         self.work_root = state.root / "imports"
@@ -187,7 +189,7 @@ class ImageImports:
         if not request.url.startswith(ROOTFS_SCHEME):
             try:
                 source = open_source(request.url, request.credentials, insecure=request.insecure,
-                                     timeout=request.timeout)
+                                     timeout=request.timeout, indexer=self._archive_reader)
             except ImportError:  # a source module this build does not have
                 raise EngineError(f"registry.url: {request.url[:200]!r}: this engine cannot import from such "
                                   "a source yet", status=501) from None

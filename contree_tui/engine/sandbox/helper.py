@@ -136,7 +136,24 @@ class WritableRoot:
         return self.directory
 
 
-HelperRoot = ImageRoot | WritableRoot
+@dataclass(frozen=True)
+class EmptyRoot:
+    """An empty read-only tmpfs on `mountpoint`, for a helper that reads only its input fd (an image
+    archive's tar structure): no file of the host or of any image is in its reach."""
+
+    mountpoint: str
+    capabilities: frozenset[int] = frozenset()
+
+    def prepare(self, users: SandboxUsers | None) -> None:
+        pass
+
+    def mount(self, users: SandboxUsers | None) -> str:
+        sc.mount("tmpfs", self.mountpoint, "tmpfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                 "size=4k,mode=0555")
+        return self.mountpoint
+
+
+HelperRoot = ImageRoot | WritableRoot | EmptyRoot
 
 
 class HelperOutput:
@@ -251,7 +268,7 @@ def _settle_fds(write_fd: int, input_fd: int | None, keep: list[int]) -> list[in
     return kept
 
 
-INPUT_FD = 4  # a writable helper's input (start_writable's input_fd), already open
+INPUT_FD = 4  # a helper's input (start_writable's or start_reading's input_fd), already open
 
 
 class _NoImports:
@@ -502,6 +519,12 @@ class HelperSet:
         """A helper whose root is `directory`, writable, holding `capabilities` and reading `input_fd`
         (as INPUT_FD; the caller keeps and closes its own copy)."""
         return await self._start(WritableRoot(directory, capabilities), work, limits, input_fd)
+
+    async def start_reading(self, mountpoint: str, work: Work, limits: HelperLimits, *,
+                            input_fd: int) -> HelperProcess:
+        """A helper with an empty read-only root and no capability, reading `input_fd` (as INPUT_FD, through
+        a read-only mount of its own; the caller keeps and closes its own copy)."""
+        return await self._start(EmptyRoot(mountpoint), work, limits, input_fd)
 
     async def _start(self, root: HelperRoot, work: Work, limits: HelperLimits, input_fd: int | None) -> HelperProcess:
         try:
