@@ -21,7 +21,7 @@ from contree_tui.client.image_import import ImportProgress
 from contree_tui.client.progress_line import progress_bar, progress_text
 from tests.client.test_cli import Cli, one_error_line
 from tests.images.busybox_layouts import busybox_layer, whiteout_layout, zeros_layout
-from tests.images.oci_build import File, write_layout
+from tests.images.oci_build import File, skopeo_copy, write_layout
 
 
 @pytest.fixture
@@ -123,3 +123,17 @@ def test_a_terminal_gets_a_live_bar(cli: Cli, tmp_path: Path) -> None:
     assert "importing" not in text, "no plain step lines on a terminal"
     last = text.rstrip().splitlines()[-1]
     assert last.split("\x1b[K")[-1].startswith("contree-tui: imported"), "the live line erased before the end"
+
+
+def test_archives_import_through_the_same_command(cli: Cli, tmp_path: Path) -> None:
+    """`docker save` / `podman save` style archives (made by skopeo from a layout) import like layouts."""
+    marker = uuid.uuid4().hex[:8]
+    write_layout(tmp_path / "layout", [busybox_layer(), {"etc/marker": File(f"{marker}\n".encode())}], tag="t1",
+                 env=["PATH=/bin"])
+    for scheme in ("docker-archive", "oci-archive"):
+        archive = tmp_path / f"image.{scheme}.tar"
+        skopeo_copy(f"oci:{tmp_path / 'layout'}:t1", f"{scheme}:{archive}")
+        tag = f"{scheme}-{marker}"
+        done = cli("import", "--tag", tag, f"{scheme}:{archive}")
+        assert done.stdout.strip() and f"tagged {tag}" in done.stderr
+        assert cli("run", "--image", tag, "--disposable", "--", "cat /etc/marker").stdout == f"{marker}\n"
