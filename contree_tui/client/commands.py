@@ -31,7 +31,6 @@ from contree_tui.client.image_export import ExportError, default_name, export_im
 from contree_tui.client.image_files import save_stream
 from contree_tui.client.image_import import ImportSpec, follow_import, learn_imported, start_import
 from contree_tui.client.operations import (
-    TIMED_OUT_EXIT,
     InterruptStage,
     RunOutcome,
     cancel_operation,
@@ -41,6 +40,7 @@ from contree_tui.client.operations import (
 from contree_tui.client.position import HistoryEntry, PositionError, SyncSettings
 from contree_tui.client.progress_line import ProgressLine
 from contree_tui.client.reconnect import ConnectionState, LinkState
+from contree_tui.client.records import TIMED_OUT_EXIT
 from contree_tui.client.render import (
     clip,
     history_lines,

@@ -37,9 +37,9 @@ from contree_client.models import (
 
 from contree_tui.client.connection import Connection, ServerUnreachable
 from contree_tui.client.reconnect import ConnectionState, describe_failure, is_transient
+from contree_tui.client.records import TIMED_OUT_EXIT
 
 MAIN_SPID = 1
-TIMED_OUT_EXIT = 124  # what coreutils' timeout(1) exits with when it killed the command
 # What our runs ask the server to keep of each stream: the spec's maximum. A user watching a build wants its
 # whole log, and the server's default (1 MiB) cut a 50,000-line run off at about 19,000 lines.
 FULL_OUTPUT = 10 * 1024 * 1024

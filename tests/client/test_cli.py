@@ -199,3 +199,5 @@ def test_a_timed_out_run_says_so_and_exits_124(cli: Cli) -> None:
     done = cli("run", "--timeout", "1", "--", "echo started; sleep 30", ok=False)
     assert done.returncode == 124 and done.stdout == "started\n", done.stderr
     assert "timed out and was killed" in done.stderr
+    listed = cli("ops", "-n", "1").stdout.splitlines()[-1].split()
+    assert listed[1:3] == ["SUCCESS", "124"], listed  # the operation succeeded; the command was killed

@@ -135,7 +135,8 @@ class CommandVerbs:
         if op.status is not OperationStatus.SUCCESS:
             entry.finish(" · ".join(filter(None, [op.status.value.lower(), op.error])), ok=False)
             return
-        parts = [f"exit {op.exit_code}"] if op.exit_code is not None else []
+        parts = ["timed out"] if op.timed_out else []
+        parts += [f"exit {op.exit_code}"] if op.exit_code is not None else []
         if op.disposable:
             parts.append("disposable")
         elif op.result and op.result != op.image:
