@@ -151,6 +151,15 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     run.add_argument("--cwd", help="working directory in the sandbox (default: the sync destination)")
     run.add_argument("-t", "--timeout", type=int, help="seconds before the command is killed")
     run.add_argument("command", nargs=argparse.REMAINDER, help="the shell command (after --)")
+    imp = command("import", "import an image from a registry or a local archive or layout; exits 0 when it "
+                  "succeeded (Ctrl-C cancels it)")
+    imp.add_argument("ref", help="docker://[registry/]name[:tag|@digest], name[:tag], oci:DIR[:REF], "
+                     "oci-archive:PATH, docker-archive:PATH, rootfs:PATH (a tar or a directory)")
+    imp.add_argument("--tag", help="tag the image (moved if another image has it); without: uuid only")
+    imp.add_argument("--insecure", action="store_true", help="allow plain HTTP to a registry not on this machine")
+    imp.add_argument("--username", help="registry user (the password: --password-stdin, or asked for)")
+    imp.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    imp.add_argument("-t", "--timeout", type=int, help="seconds before the import is abandoned (server default 300)")
     ops = command("ops", "recent operations (newest last)")
     ops.add_argument("-n", "--limit", type=int, default=20)
     ops.add_argument("-a", "--all", action="store_true", help="every operation")

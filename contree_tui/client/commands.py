@@ -1,5 +1,5 @@
-"""The headless commands behind `contree-tui images | run | ops | logs | sync | rollback | forward | tag |
-download | use | history | export | engine df | prune`: each opens the folder's workspace, does one thing,
+"""The headless commands behind `contree-tui images | run | import | ops | logs | sync | rollback | forward |
+tag | download | use | history | export | engine df | prune`: each opens the folder's workspace, does one thing,
 prints text (or `--json`) and returns the process's exit code. cli.py only parses arguments and calls `execute`.
 
 Errors never surface as tracebacks: every failure a user can cause or meet (an unknown image, a refused
@@ -10,6 +10,7 @@ non-zero exit code (1, or 2 when Contree itself cannot be reached or used).
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from contree_tui.client.connection import Connection, ConnectionProblem
 from contree_tui.client.disk import DiskError, disk_usage, make_plan, parse_duration, prune
 from contree_tui.client.image_export import ExportError, default_name, export_image
 from contree_tui.client.image_files import save_stream
+from contree_tui.client.image_import import ImportSpec, follow_import, learn_imported, start_import
 from contree_tui.client.operations import (
     InterruptStage,
     RunOutcome,
@@ -36,7 +38,9 @@ from contree_tui.client.operations import (
     stream_bytes,
 )
 from contree_tui.client.position import HistoryEntry, PositionError, SyncSettings
+from contree_tui.client.progress_line import ProgressLine
 from contree_tui.client.reconnect import ConnectionState, LinkState
+from contree_tui.client.records import TIMED_OUT_EXIT
 from contree_tui.client.render import (
     clip,
     history_lines,
@@ -253,12 +257,73 @@ def _report_run(result: RunResult, console: Console, as_json: bool) -> int:
     if as_json:
         console.json(result.to_json())
     if result.timed_out:
-        console.note(f"operation {result.operation}: the command timed out")
+        console.note(f"operation {result.operation}: the command timed out and was killed (exit {TIMED_OUT_EXIT})")
     if not result.succeeded:
         reason = f": {result.error}" if result.error else ""
         console.note(f"operation {result.operation} {result.status.value}{reason}")
         return 1
     return result.exit_code
+
+
+# -- import ------------------------------------------------------------------------------------------------
+
+async def import_image(ws: Workspace, opts: Options, console: Console) -> int:
+    """Start an import, show its progress (a live bar on a terminal, a line a step otherwise) and exit 0 when
+    it succeeded, 1 with the reason on stderr when not; Ctrl-C cancels it (DELETE the operation)."""
+    ref = str(opts.get("ref") or "").strip()
+    if not ref:
+        raise CommandError("import: give an image, e.g. contree-tui import alpine:3 or oci:./layout:latest")
+    spec = ImportSpec(ref=ref, tag=opts.get("tag") or None, insecure=bool(opts.get("insecure")),
+                      username=opts.get("username"), password=_import_password(opts), timeout=opts.get("timeout"))
+    as_json = bool(opts.get("json"))
+    operation = await start_import(ws.connection, spec)
+    line = ProgressLine(console.err, spec.tag or ref, live=False if as_json else None)
+    if not line.live:
+        console.note(f"importing {ref} (operation {operation})")
+    loop = asyncio.get_running_loop()
+    cancelling: list[asyncio.Task[bool]] = []
+
+    def on_sigint() -> None:
+        if not cancelling:  # a second Ctrl-C changes nothing: the cancel is on its way
+            line.close()
+            console.note(f"cancelling the import (operation {operation})")
+            cancelling.append(loop.create_task(cancel_operation(ws.connection, operation)))
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        result = await follow_import(ws.connection, operation, line.update)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        line.close()
+        if cancelling:
+            await asyncio.gather(*cancelling, return_exceptions=True)
+    if result.succeeded and result.image:
+        await learn_imported(ws.connection, ws.lineage, result)  # `images` shows it, and a moved tag
+    if as_json:
+        console.json(result.to_json())
+    if not result.succeeded:
+        reason = f": {result.error}" if result.error else ""
+        console.note(f"import of {ref} {result.status.value}{reason}")
+        return 130 if cancelling and result.status is OperationStatus.CANCELLED else 1
+    if not as_json:
+        console.print(result.image or "")
+        console.note(f"imported {ref} as {(result.image or '')[:8]}" + (f" (tag {result.tag})" if result.tag else ""))
+    return 0
+
+
+def _import_password(opts: Options) -> str | None:
+    """`--password-stdin` reads the first line of stdin (as `docker login` does: not in argv, not in the
+    shell's history); with no such flag a terminal is asked."""
+    username = opts.get("username")
+    if opts.get("password_stdin"):
+        if not username:
+            raise CommandError("--password-stdin needs --username")
+        return sys.stdin.readline().rstrip("\r\n")
+    if username is None:
+        return None
+    if not sys.stdin.isatty():
+        raise CommandError("--username needs --password-stdin (no terminal to ask for the password on)")
+    return getpass.getpass(f"password for {username}: ")
 
 
 # -- position ------------------------------------------------------------------------------------------
@@ -491,9 +556,9 @@ async def sync(ws: Workspace, opts: Options, console: Console) -> int:
 
 
 COMMANDS: dict[str, Callable[[Workspace, Options, Console], Awaitable[int]]] = {
-    "images": images, "ops": ops, "logs": logs, "run": run, "rollback": rollback, "forward": forward,
-    "use": use, "history": history, "tag": tag, "download": download, "sync": sync, "export": export,
-    "df": df, "prune": prune_command,
+    "images": images, "ops": ops, "logs": logs, "run": run, "import": import_image, "rollback": rollback,
+    "forward": forward, "use": use, "history": history, "tag": tag, "download": download, "sync": sync,
+    "export": export, "df": df, "prune": prune_command,
 }
 
 

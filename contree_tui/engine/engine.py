@@ -305,7 +305,14 @@ class Engine:
         """Validate a spawn request, record the operation and start it; returns at once."""
         if not isinstance(body, dict):
             raise EngineError("request body must be a JSON object")
-        return await self.instances.spawn(body, self._image_to_run(body.get("image")))
+        ref = body.get("image")
+        try:
+            image = self._image_to_run(ref)
+        except NotFound:
+            # 400, not 404: the spec lists 400/401/403 for POST /instances (404 would say the route is missing)
+            what = f"no image tagged {ref.removeprefix('tag:')!r}" if not UUID_RE.match(ref) else f"no image {ref}"
+            raise EngineError(f"image: {what} on this engine (GET /images lists them)") from None
+        return await self.instances.spawn(body, image)
 
     # -- imports (engine/image_import.py) ------------------------------------------------------------
     def import_image(self, body: dict[str, Any]) -> Operation:

@@ -62,5 +62,4 @@ def create_app(engine: Engine, *, keepalive: float = 15.0, cancel_wait: float = 
                     exception_handlers={EngineError: engine_error, HTTPException: http_error})
     app.state.engine = engine
     app.state.settings = Settings(keepalive=keepalive, cancel_wait=cancel_wait, stdin_timeout=stdin_timeout)
-    app.state.stdin_locks = {}
     return app
