@@ -107,6 +107,12 @@ def _engine_stop(args: argparse.Namespace) -> int:
     raise EngineError(f"engine pid {pid} did not stop within 15 s")
 
 
+def _engine_bootstrap(args: argparse.Namespace) -> int:
+    from contree_tui.client.bootstrap_command import run_bootstrap
+
+    return run_bootstrap(vars(args))
+
+
 def _client_command(args: argparse.Namespace) -> int:
     from contree_tui.client.commands import execute
 
@@ -145,6 +151,15 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     run.add_argument("--cwd", help="working directory in the sandbox (default: the sync destination)")
     run.add_argument("-t", "--timeout", type=int, help="seconds before the command is killed")
     run.add_argument("command", nargs=argparse.REMAINDER, help="the shell command (after --)")
+    imp = command("import", "import an image from a registry or a local archive or layout; exits 0 when it "
+                  "succeeded (Ctrl-C cancels it)")
+    imp.add_argument("ref", help="docker://[registry/]name[:tag|@digest], name[:tag], oci:DIR[:REF], "
+                     "oci-archive:PATH, docker-archive:PATH, rootfs:PATH (a tar or a directory)")
+    imp.add_argument("--tag", help="tag the image (moved if another image has it); without: uuid only")
+    imp.add_argument("--insecure", action="store_true", help="allow plain HTTP to a registry not on this machine")
+    imp.add_argument("--username", help="registry user (the password: --password-stdin, or asked for)")
+    imp.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    imp.add_argument("-t", "--timeout", type=int, help="seconds before the import is abandoned (server default 300)")
     ops = command("ops", "recent operations (newest last)")
     ops.add_argument("-n", "--limit", type=int, default=20)
     ops.add_argument("-a", "--all", action="store_true", help="every operation")
@@ -171,6 +186,24 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     download.add_argument("path", help="absolute path in the image")
     download.add_argument("dest", nargs="?")
     download.add_argument("--image", help="the image (default @)")
+    export = command("export", "write an image as an archive `docker load`, `podman load` and skopeo read",
+                     json=False)
+    export.description = (
+        "Write IMAGE (its whole layer chain, as one layer) to OUT. oci-archive: an OCI layout in a tar, the layer "
+        "gzipped; docker-archive: what `docker save` writes. The image config's Env and WorkingDir come from "
+        "the embedded engine; another Contree does not say them, so the config then has Docker's default PATH "
+        "only. OUT is written whole or not at all.")
+    export.add_argument("image", help="UUID, short uuid, tag, @ or @-N")
+    export.add_argument("--format", choices=("oci-archive", "docker-archive"), default="oci-archive",
+                        help="the archive's format (default oci-archive)")
+    export.add_argument("out", metavar="OUT", help="the archive file to write")
+    prune = command("prune", "delete images nothing reaches (no tag, running operation, or folder's position, "
+                    "redo or history, nor an ancestor of those), and the layers only they used")
+    prune.add_argument("--older-than", metavar="D", help="only images created more than D ago (30m, 12h, 7d, 2w; "
+                       "default 60s: a run's result is kept until its client has recorded it)")
+    prune.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    export.add_argument("--name", help="the image's name in the archive, repository[:tag] (default: the image's "
+                        "tag, else contree/<uuid>:latest)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,6 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--write-profile", default=None, metavar="NAME",
                        help="write a profile for this engine into $CONTREE_HOME/auth.ini (needs --listen)")
     serve.set_defaults(func=_engine_serve)
+    bootstrap = engine_sub.add_parser(
+        "bootstrap", help="build a Debian image from this machine's apt sources (mmdebstrap) and import it",
+        description="Build a Debian root filesystem with mmdebstrap from this machine's configured apt sources "
+        "(variant minbase), keep it in the user's cache, and import it into the local engine.")
+    bootstrap.add_argument("distribution", choices=["debian"])
+    bootstrap.add_argument("--suite", default=None, help="the Debian suite (default: this host's, else bookworm)")
+    bootstrap.add_argument("--include", default=None, metavar="PKG,PKG", help="packages beyond minbase (default: "
+                           "python3,python3-pip,python3-venv,python3-setuptools,python3-wheel,python3-build,"
+                           "python3-pytest; '' for none)")
+    bootstrap.add_argument("--tag", default=None, help="the image's tag (default: debian:SUITE)")
+    bootstrap.add_argument("--refresh", action="store_true", help="rebuild even if the cache holds this image")
+    bootstrap.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
+    bootstrap.set_defaults(func=_engine_bootstrap)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
+    df = engine_sub.add_parser("df", help="disk used by images (own and shared layer bytes) and free space",
+                               parents=[common])
+    df.add_argument("--json", action="store_true", help="print JSON")
+    df.set_defaults(func=_client_command, command_name="df")
     for name, func, text in (("status", _engine_status, "is the engine running?"),
                              ("stop", _engine_stop, "stop the running engine")):
         cmd = engine_sub.add_parser(name, help=text)

@@ -1,6 +1,6 @@
-"""The headless commands behind `contree-tui images | run | ops | logs | sync | rollback | forward | tag |
-download | use | history`: each opens the folder's workspace, does one thing, prints text (or `--json`) and
-returns the process's exit code. cli.py only parses arguments and calls `execute`.
+"""The headless commands behind `contree-tui images | run | import | ops | logs | sync | rollback | forward |
+tag | download | use | history | export | engine df | prune`: each opens the folder's workspace, does one thing,
+prints text (or `--json`) and returns the process's exit code. cli.py only parses arguments and calls `execute`.
 
 Errors never surface as tracebacks: every failure a user can cause or meet (an unknown image, a refused
 token, an unreachable server, an impossible rollback) becomes one `contree-tui: …` line on stderr and a
@@ -10,20 +10,26 @@ non-zero exit code (1, or 2 when Contree itself cannot be reached or used).
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from contree_client.exceptions import APIConnectionError, APIStatusError, ContreeError, NotFoundError
 from contree_client.models import OperationStatus
 
+from contree_tui.client.byte_progress import ByteProgress
 from contree_tui.client.connection import Connection, ConnectionProblem
+from contree_tui.client.disk import DiskError, disk_usage, make_plan, parse_duration, prune
+from contree_tui.client.image_export import ExportError, default_name, export_image
 from contree_tui.client.image_files import save_stream
+from contree_tui.client.image_import import ImportSpec, follow_import, learn_imported, start_import
 from contree_tui.client.operations import (
     InterruptStage,
     RunOutcome,
@@ -32,11 +38,15 @@ from contree_tui.client.operations import (
     stream_bytes,
 )
 from contree_tui.client.position import HistoryEntry, PositionError, SyncSettings
+from contree_tui.client.progress_line import ProgressLine
 from contree_tui.client.reconnect import ConnectionState, LinkState
+from contree_tui.client.records import TIMED_OUT_EXIT
 from contree_tui.client.render import (
+    clip,
     history_lines,
     human_size,
     image_label,
+    local_time,
     operation_header,
     operation_line,
     tree_lines,
@@ -247,12 +257,73 @@ def _report_run(result: RunResult, console: Console, as_json: bool) -> int:
     if as_json:
         console.json(result.to_json())
     if result.timed_out:
-        console.note(f"operation {result.operation}: the command timed out")
+        console.note(f"operation {result.operation}: the command timed out and was killed (exit {TIMED_OUT_EXIT})")
     if not result.succeeded:
         reason = f": {result.error}" if result.error else ""
         console.note(f"operation {result.operation} {result.status.value}{reason}")
         return 1
     return result.exit_code
+
+
+# -- import ------------------------------------------------------------------------------------------------
+
+async def import_image(ws: Workspace, opts: Options, console: Console) -> int:
+    """Start an import, show its progress (a live bar on a terminal, a line a step otherwise) and exit 0 when
+    it succeeded, 1 with the reason on stderr when not; Ctrl-C cancels it (DELETE the operation)."""
+    ref = str(opts.get("ref") or "").strip()
+    if not ref:
+        raise CommandError("import: give an image, e.g. contree-tui import alpine:3 or oci:./layout:latest")
+    spec = ImportSpec(ref=ref, tag=opts.get("tag") or None, insecure=bool(opts.get("insecure")),
+                      username=opts.get("username"), password=_import_password(opts), timeout=opts.get("timeout"))
+    as_json = bool(opts.get("json"))
+    operation = await start_import(ws.connection, spec)
+    line = ProgressLine(console.err, spec.tag or ref, live=False if as_json else None)
+    if not line.live:
+        console.note(f"importing {ref} (operation {operation})")
+    loop = asyncio.get_running_loop()
+    cancelling: list[asyncio.Task[bool]] = []
+
+    def on_sigint() -> None:
+        if not cancelling:  # a second Ctrl-C changes nothing: the cancel is on its way
+            line.close()
+            console.note(f"cancelling the import (operation {operation})")
+            cancelling.append(loop.create_task(cancel_operation(ws.connection, operation)))
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        result = await follow_import(ws.connection, operation, line.update)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        line.close()
+        if cancelling:
+            await asyncio.gather(*cancelling, return_exceptions=True)
+    if result.succeeded and result.image:
+        await learn_imported(ws.connection, ws.lineage, result)  # `images` shows it, and a moved tag
+    if as_json:
+        console.json(result.to_json())
+    if not result.succeeded:
+        reason = f": {result.error}" if result.error else ""
+        console.note(f"import of {ref} {result.status.value}{reason}")
+        return 130 if cancelling and result.status is OperationStatus.CANCELLED else 1
+    if not as_json:
+        console.print(result.image or "")
+        console.note(f"imported {ref} as {(result.image or '')[:8]}" + (f" (tag {result.tag})" if result.tag else ""))
+    return 0
+
+
+def _import_password(opts: Options) -> str | None:
+    """`--password-stdin` reads the first line of stdin (as `docker login` does: not in argv, not in the
+    shell's history); with no such flag a terminal is asked."""
+    username = opts.get("username")
+    if opts.get("password_stdin"):
+        if not username:
+            raise CommandError("--password-stdin needs --username")
+        return sys.stdin.readline().rstrip("\r\n")
+    if username is None:
+        return None
+    if not sys.stdin.isatty():
+        raise CommandError("--username needs --password-stdin (no terminal to ask for the password on)")
+    return getpass.getpass(f"password for {username}: ")
 
 
 # -- position ------------------------------------------------------------------------------------------
@@ -386,6 +457,80 @@ async def download(ws: Workspace, opts: Options, console: Console) -> int:
     return 0
 
 
+async def export(ws: Workspace, opts: Options, console: Console) -> int:
+    image = await ws.resolve_image(opts["image"])
+    record = ws.lineage.tree.image(image)
+    name = opts.get("name") or default_name(image, record.tags if record else ())
+    fmt = opts.get("format") or "oci-archive"
+    progress = ByteProgress(console.err, f"exporting {image[:8]}")
+    try:
+        result = await export_image(ws.connection, image, fmt, opts["out"], name=name, progress=progress.update)
+    except ExportError as exc:
+        raise CommandError(f"export: {exc}") from None
+    finally:
+        progress.finish()
+    for note in result.notes:
+        console.note(note)
+    console.note(f"{image[:8]} -> {result.path} ({fmt}, {result.name}; layer {result.layer_digest[:19]}…, "
+                 f"{human_size(result.tar_bytes)} of files, archive {human_size(result.archive_bytes)})")
+    return 0
+
+
+# -- disk ------------------------------------------------------------------------------------------------
+
+async def df(ws: Workspace, opts: Options, console: Console) -> int:
+    usage = await disk_usage(ws.connection)
+    if opts.get("json"):
+        console.json(usage)
+        return 0
+    await ws.lineage.refresh()
+    tree = ws.lineage.tree
+    console.print(f"{'IMAGE':<10} {'CREATED':<19} {'OWN':>10} {'SHARED':>10}  TAGS / COMMAND")
+    for row in sorted(usage["images"], key=lambda r: (r["created_at"], r["uuid"])):
+        op = tree.producing_operation(row["uuid"])
+        what = ", ".join(row["tags"]) or (clip(op.command, 50) if op and op.command else "")
+        created = local_time(datetime.fromtimestamp(row["created_at"], UTC))
+        console.print(f"{row['uuid'][:8]:<10} {created:<19} {human_size(row['own']):>10} "
+                      f"{human_size(row['shared']):>10}  {what}")
+    total, fs = usage["total"], usage["filesystem"]
+    unreferenced = f", {human_size(total['unreferenced_bytes'])} in layers no image uses" \
+        if total["unreferenced_bytes"] else ""
+    console.print(f"{total['images']} images, {total['layers']} layers: {human_size(total['layer_bytes'])} on disk"
+                  f"{unreferenced}; {human_size(fs['free'])} free of {human_size(fs['size'])}")
+    return 0
+
+
+async def prune_command(ws: Workspace, opts: Options, console: Console) -> int:
+    older = opts.get("older_than")
+    await ws.lineage.refresh(full=True)
+    plan = await make_plan(ws.connection, ws.lineage.tree, ws.positions,
+                           older_than=parse_duration(older) if older else None)
+    if opts.get("dry_run") or not plan.remove:
+        if opts.get("json"):
+            console.json({"dry_run": bool(opts.get("dry_run")), "remove": [c.uuid for c in plan.remove],
+                          "estimated_bytes": plan.estimated_bytes, "kept": plan.kept})
+            return 0
+        for candidate in plan.remove:
+            when = local_time(datetime.fromtimestamp(candidate.created_at, UTC))
+            console.print(f"would remove {candidate.uuid[:8]}  {when}  {human_size(candidate.own):>10}  "
+                          f"{clip(candidate.command, 50) if candidate.command else ''}".rstrip())
+        estimate = f", ~{human_size(plan.estimated_bytes)}" if plan.estimated_bytes is not None else ""
+        console.note(f"{len(plan.remove)} of {plan.images} images unreferenced{estimate}"
+                     f"{'' if plan.remove else ': nothing to remove'}")
+        return 0
+    result = await prune(ws.connection, plan.remove)
+    await ws.lineage.refresh(full=True)  # forget what is gone
+    if opts.get("json"):
+        console.json({"removed": result.removed, "refused": dict(result.refused), "freed_bytes": result.freed_bytes})
+        return 0
+    for uuid in result.removed:
+        console.print(f"removed {uuid}")
+    for uuid, reason in result.refused:
+        console.note(f"kept {uuid[:8]}: {reason}")
+    console.note(f"removed {len(result.removed)} images, freed {human_size(result.freed_bytes)}")
+    return 0
+
+
 async def sync(ws: Workspace, opts: Options, console: Console) -> int:
     current = ws.sync_settings
     if opts.get("off"):
@@ -411,8 +556,9 @@ async def sync(ws: Workspace, opts: Options, console: Console) -> int:
 
 
 COMMANDS: dict[str, Callable[[Workspace, Options, Console], Awaitable[int]]] = {
-    "images": images, "ops": ops, "logs": logs, "run": run, "rollback": rollback, "forward": forward,
-    "use": use, "history": history, "tag": tag, "download": download, "sync": sync,
+    "images": images, "ops": ops, "logs": logs, "run": run, "import": import_image, "rollback": rollback,
+    "forward": forward, "use": use, "history": history, "tag": tag, "download": download, "sync": sync,
+    "export": export, "df": df, "prune": prune_command,
 }
 
 
@@ -442,7 +588,7 @@ def execute(name: str, opts: Options, console: Console | None = None) -> int:
         # when Python flushes the dead stdout
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (CommandError, UnknownReference, PositionError, SyncError) as exc:
+    except (CommandError, UnknownReference, PositionError, SyncError, DiskError) as exc:
         console.note(str(exc))
         return 1
     except ConnectionProblem as exc:

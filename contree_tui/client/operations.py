@@ -37,6 +37,7 @@ from contree_client.models import (
 
 from contree_tui.client.connection import Connection, ServerUnreachable
 from contree_tui.client.reconnect import ConnectionState, describe_failure, is_transient
+from contree_tui.client.records import TIMED_OUT_EXIT
 
 MAIN_SPID = 1
 # What our runs ask the server to keep of each stream: the spec's maximum. A user watching a build wants its
@@ -188,10 +189,13 @@ class RunOutcome:
         return self.status is not None
 
     def shell_exit_code(self) -> int:
-        """The exit status a shell would give: the code, 128 + the killing signal; 1 if the operation did not
-        succeed or there was no main-process exit."""
+        """The exit status a shell would give: the code, 128 + the killing signal, 124 if its timeout killed it
+        (as coreutils' timeout(1) says it); 1 if the operation did not succeed or there was no main-process
+        exit."""
         if self.status is not OperationStatus.SUCCESS or self.exit_code is None:
             return 1
+        if self.timed_out:
+            return TIMED_OUT_EXIT
         if self.exit_code < 0:
             return 128 + self.signal if self.signal else 1
         return self.exit_code

@@ -177,6 +177,25 @@ class PositionStore:
                 (folder, target, -1 if limit is None else limit)).fetchall()
         return [HistoryEntry(r[0], datetime.fromtimestamp(r[1], UTC), *r[2:]) for r in reversed(rows)]
 
+    def referenced_images(self, target: str) -> dict[str, str]:
+        """Every image some folder's position, redo stack or history names on `target`, with the first folder
+        found naming it (prune keeps these: a rollback, a forward or the command log may lead back to them)."""
+        found: dict[str, str] = {}
+        with self._lock:
+            positions = self._db.execute("SELECT folder, image, redo FROM positions WHERE target=?",
+                                         (target,)).fetchall()
+            history = self._db.execute("SELECT folder, image, previous FROM history WHERE target=?",
+                                       (target,)).fetchall()
+        for folder, image, redo in positions:
+            for uuid in (image, *json.loads(redo)):
+                if uuid:
+                    found.setdefault(uuid, folder)
+        for folder, image, previous in history:
+            for uuid in (image, previous):
+                if uuid:
+                    found.setdefault(uuid, folder)
+        return found
+
     def sync_settings(self, folder: str) -> SyncSettings:
         with self._lock:
             row = self._db.execute("SELECT enabled, destination, excludes FROM folder_sync WHERE folder=?",

@@ -26,6 +26,7 @@ from contree_client.models import (
 T = TypeVar("T")
 
 EPOCH = datetime.fromtimestamp(0, UTC)
+TIMED_OUT_EXIT = 124  # what coreutils' timeout(1) exits with when it killed the command
 
 
 def known(value: T | EllipsisType) -> T | None:
@@ -139,9 +140,12 @@ class OperationRecord:
         return self.result_image_uuid is not None and self.result_image_uuid != self.image_uuid
 
     def shell_exit_code(self) -> int | None:
-        """The exit code a shell would report: the code, or 128 + the signal that killed the process."""
+        """The exit code a shell would report: the code, or 128 + the signal that killed the process, 124 if
+        its timeout did (as `contree-tui run` exits then)."""
         if self.exit_code is None:
             return None
+        if self.timed_out:
+            return TIMED_OUT_EXIT
         if self.exit_code < 0 and self.signal is not None and self.signal > 0:
             return 128 + self.signal
         return self.exit_code

@@ -23,9 +23,11 @@ from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.file_store import FileStore
 from contree_tui.engine.grep import GrepQuery
+from contree_tui.engine.image_disk import ImageDisk
 from contree_tui.engine.image_import import KIND as IMPORT_KIND
 from contree_tui.engine.image_import import ImageImports
 from contree_tui.engine.image_reads import ImageReads
+from contree_tui.engine.image_sources.tar_members import TarIndexer
 from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.layer_cap import unmount_leftovers
 from contree_tui.engine.models import EngineError, Event, Image, NotFound, Operation, OperationStatus, StoredFile
@@ -77,7 +79,10 @@ class Engine:
         # MAX_IMPORTS at once; one waits for a slot as long as its import's timeout lets it.
         self.extractors = HelperSet(max_live=MAX_IMPORTS, slot_wait=3600.0, what="layer extractions")
         self.imports = ImageImports(state, config, self.store, self.events, self.extractors,
-                                    self.instances.commits.maybe_squash)
+                                    self.instances.commits.maybe_squash,
+                                    TarIndexer(self.helpers, self._inspect_root))
+        self.disk = ImageDisk(state, self.store, self.reads, lambda uuid: self._run_images.pop(uuid, None),
+                              self.imports.pinned_layers)
 
     @property
     def network_available(self) -> bool:
@@ -143,6 +148,7 @@ class Engine:
         await self.extractors.close()
         self.keepers.close()
         await self.instances.drain()
+        await self.disk.drain()
         if self.users is not None:  # after the runs' tmpfs uppers are unmounted (under its bind)
             self.users.close()
             self.users = None
@@ -262,6 +268,14 @@ class Engine:
         await asyncio.to_thread(layerfs.build_busybox_rootfs, busybox, str(scratch))
         return await self._commit_root_layer(scratch, layer, BUSYBOX_TAG)
 
+    # -- disk (engine/image_disk.py) -------------------------------------------------------------------
+    async def delete_image(self, uuid: str) -> list[str]:
+        """Delete an untagged image no active operation or read uses; returns the layer ids it freed."""
+        return await self.disk.delete(uuid)
+
+    async def disk_usage(self) -> dict[str, Any]:
+        return await self.disk.usage()
+
     # -- inspect (engine/image_reads.py: confined helpers) --------------------------------------------
     async def open_in_image(self, image: Image, operation: str, path: str,
                             query: GrepQuery | None = None) -> tuple[dict[str, Any], HelperProcess]:
@@ -292,7 +306,14 @@ class Engine:
         """Validate a spawn request, record the operation and start it; returns at once."""
         if not isinstance(body, dict):
             raise EngineError("request body must be a JSON object")
-        return await self.instances.spawn(body, self._image_to_run(body.get("image")))
+        ref = body.get("image")
+        try:
+            image = self._image_to_run(ref)
+        except NotFound:
+            # 400, not 404: the spec lists 400/401/403 for POST /instances (404 would say the route is missing)
+            what = f"no image tagged {ref.removeprefix('tag:')!r}" if not UUID_RE.match(ref) else f"no image {ref}"
+            raise EngineError(f"image: {what} on this engine (GET /images lists them)") from None
+        return await self.instances.spawn(body, image)
 
     # -- imports (engine/image_import.py) ------------------------------------------------------------
     def import_image(self, body: dict[str, Any]) -> Operation:

@@ -1,4 +1,5 @@
-"""Another process in a running instance (spid ≥ 2): its pipes become events with its spid.
+"""Another process in a running instance (spid ≥ 2): its pipes become events with its spid, and its stdin
+takes later writes when the request said `stdin.close: false`, as the main process's does.
 
 It shares the instance's filesystem (its writes land in the same upper dir, so a non-disposable instance
 commits them too), namespaces, cgroups and fate: it dies when the main process ends the instance.
@@ -12,8 +13,10 @@ import os
 import signal
 from typing import TYPE_CHECKING, Any
 
+from contree_tui.engine.models import StdinSpec
 from contree_tui.engine.output import ProcessOutput, encode_stream
 from contree_tui.engine.sandbox.launch import Launched
+from contree_tui.engine.stdin_pipe import StdinPipe
 
 if TYPE_CHECKING:
     from contree_tui.engine.event_log import EventSink
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
 
 class ExecRun:
     def __init__(self, events: EventSink, op_uuid: str, spid: int, launched: Launched, truncate_at: int,
-                 spawn_data: dict[str, Any]) -> None:
+                 spawn_data: dict[str, Any], stdin: StdinSpec) -> None:
         self.events = events
         self.op_uuid = op_uuid
         self.spid = spid
@@ -30,6 +33,10 @@ class ExecRun:
         self.host_pid: int | None = None
         self.exited = False
         self.output = ProcessOutput(lambda items: events.emit_many(op_uuid, items), spid, truncate_at)
+        self.stdin = StdinPipe(events, op_uuid, spid, truncate_at, keep_open=not stdin.close)
+        self.stdin.attach(launched.stdin_w)
+        launched.stdin_w = None  # the pipe owns it now
+        self._first_chunk = stdin.data
         self._status = b""
         self._exit: dict[str, Any] | None = None
         self._error: str | None = None
@@ -43,20 +50,25 @@ class ExecRun:
             return False
         return True
 
-    async def run(self, stdin: bytes) -> None:
+    @property
+    def starting(self) -> bool:
+        """Created, its spawn not reported yet: a signal or a write has no process to reach so far."""
+        return self.host_pid is None and not self.exited and self._exit is None
+
+    async def run(self) -> None:
         loop = asyncio.get_running_loop()
         launched = self.launched
         done = {fd: loop.create_future() for fd in (launched.stdout_r, launched.stderr_r, launched.status_r)}
         for fd, which in ((launched.stdout_r, 1), (launched.stderr_r, 2), (launched.status_r, 0)):
             loop.add_reader(fd, self._on_readable, fd, which, done[fd])
-        if stdin:
-            await asyncio.to_thread(_write_all, launched.stdin_w, stdin)
-        else:
-            os.close(launched.stdin_w)  # type: ignore[arg-type]
-        launched.stdin_w = None
-        await asyncio.gather(*done.values())
-        await asyncio.to_thread(os.waitpid, launched.keeper_pid, 0)
-        self.exited = True
+        feeding = asyncio.ensure_future(self.stdin.feed_first(self._first_chunk))
+        try:
+            await asyncio.gather(*done.values())
+            await asyncio.to_thread(os.waitpid, launched.keeper_pid, 0)
+        finally:
+            feeding.cancel()
+            self.exited = True
+            self.stdin.close_unless_busy()  # the process is gone
         self.output.release()
         self.output.emit_truncations()
         exit_info = self._exit or {"code": -1, "signal": signal.SIGKILL, "core_dump": False, "resources": {}}
@@ -101,15 +113,3 @@ class ExecRun:
                 if self._exit is None:
                     self._exit = {"code": 127, "signal": -1, "core_dump": False, "resources": {}}
 
-
-def _write_all(fd: int | None, data: bytes) -> None:
-    if fd is None:
-        return
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -33,6 +33,7 @@ from contree_tui.engine.disk_space import require_free
 from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.image_sources import ROOTFS_SCHEME, Credentials, ImageSource, ResolvedImage, open_source
 from contree_tui.engine.image_sources.base import LayerBlob
+from contree_tui.engine.image_sources.tar_members import TarIndexer
 from contree_tui.engine.lower_links import link_lower_files
 from contree_tui.engine.models import DEFAULT_PATH, Conflict, EngineError, Image, NotFound, Operation, OperationStatus
 from contree_tui.engine.oci_layer import ExtractedLayer, extract_layer, layer_from_tarball
@@ -195,8 +196,9 @@ class ImageImports:
     """The engine's import operations (started, awaited, cancelled), and the layers they have in hand."""
 
     def __init__(self, state: StateDir, config: EngineConfig, store: Store, events: EventLog,
-                 extractors: HelperSet, squash: Squash) -> None:
+                 extractors: HelperSet, squash: Squash, archive_reader: TarIndexer | None = None) -> None:
         self.config, self.store, self.events, self.extractors = config, store, events, extractors
+        self._archive_reader = archive_reader  # reads docker-archive / oci-archive tar structure, confined
         self._squash = squash
         self._layers_dir = str(state.layers)
         self.work_root = state.root / "imports"
@@ -220,7 +222,7 @@ class ImageImports:
         if not request.url.startswith(ROOTFS_SCHEME):
             try:
                 source = open_source(request.url, request.credentials, insecure=request.insecure,
-                                     timeout=request.timeout)
+                                     timeout=request.timeout, indexer=self._archive_reader)
             except ImportError:  # a source module this build does not have
                 raise EngineError(f"registry.url: {request.url[:200]!r}: this engine cannot import from such "
                                   "a source yet", status=501) from None
@@ -588,6 +590,11 @@ class ImageImports:
         return image
 
     # -- layers in hand -----------------------------------------------------------------------------
+    def pinned_layers(self) -> set[str]:
+        """Layers imports in progress hold (reused or extracted, not listed by an image row yet): an image
+        delete leaves them (engine/image_disk.py)."""
+        return set(self._pins)
+
     def _pin(self, layer: str) -> None:
         self._pins[layer] = self._pins.get(layer, 0) + 1
 

@@ -7,6 +7,7 @@ this module only picks the operation, validates a grep query and gathers the hel
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,9 @@ class ImageReads:
         self._lowers_for = lowers_for
         # Every helper mounts its image here, in a mount namespace of its own: the host sees an empty dir.
         self._inspect_root = inspect_root
+        # Images a helper has (or is about to have) mounted: deleting one of them now would pull its layer
+        # dirs from under a running read (an export of / takes seconds to minutes), so a delete waits for 0.
+        self.reading: Counter[str] = Counter()
 
     async def open_in_image(self, image: Image, operation: str, path: str,
                             query: GrepQuery | None = None) -> tuple[dict[str, Any], HelperProcess]:
@@ -33,8 +37,20 @@ class ImageReads:
             assert query is not None
             query = query.validate()
             path = query.paths[0]
-        return await open_in_image(self.helpers, self._lowers_for(image), self._inspect_root, operation, path,
-                                   query)
+        self.reading[image.uuid] += 1  # before the first await: a delete in between sees the read coming
+        try:
+            header, helper = await open_in_image(self.helpers, self._lowers_for(image), self._inspect_root,
+                                                 operation, path, query)
+        except BaseException:
+            self._done_reading(image.uuid)
+            raise
+        helper.when_reaped(lambda: self._done_reading(image.uuid))
+        return header, helper
+
+    def _done_reading(self, uuid: str) -> None:
+        self.reading[uuid] -= 1
+        if self.reading[uuid] <= 0:
+            del self.reading[uuid]
 
     async def _collect(self, image: Image, operation: str, path: str, query: GrepQuery | None = None) -> bytes:
         _, helper = await self.open_in_image(image, operation, path, query)

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contree_tui.engine.models import DEFAULT_PATH, Image, SpawnRequest
-from contree_tui.engine.output import CappedStream, ProcessOutput, encode_stream
+from contree_tui.engine.output import CappedStream, ProcessOutput
 from contree_tui.engine.sandbox.launch import InjectedFile, Launched, LaunchSpec, launch
+from contree_tui.engine.stdin_pipe import StdinPipe
 
 if TYPE_CHECKING:
     from contree_tui.engine.event_log import EventSink
@@ -68,9 +69,7 @@ class InstanceRun:
         self.run_dir = run_dir
         self.output = ProcessOutput(lambda items: events.emit_many(op_uuid, items), 1, request.truncate_output_at)
         self.stdout, self.stderr = self.output.stdout, self.output.stderr
-        self.stdin_log = CappedStream("stdin", request.truncate_output_at)  # delivery is never capped
-        self._stdin_busy = False
-        self._loop = asyncio.get_running_loop()
+        self.stdin = StdinPipe(events, op_uuid, 1, request.truncate_output_at, keep_open=not request.stdin.close)
         self.cgroup_procs: list[str] = []
         self.children: dict[int, ExecRun] = {}  # processes started later in this instance, by spid
         self.finished = False
@@ -113,27 +112,7 @@ class InstanceRun:
 
     def write_stdin(self, data: bytes, *, close: bool) -> None:
         """Write to the command's stdin (blocking: call it from a thread) and record `stdin` events."""
-        fd = self.launched.stdin_w if self.launched else None
-        if fd is None:
-            raise BrokenPipeError("stdin is closed")
-        chunks = self.stdin_log.feed(data)
-        if chunks:
-            self._loop.call_soon_threadsafe(
-                self.events.emit_many, self.op_uuid, [("stdin", 1, encode_stream(c)) for c in chunks])
-        self._stdin_busy = True
-        os.set_blocking(fd, True)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        except OSError:
-            close = True  # the reader is gone: nothing more can be delivered
-            raise
-        finally:
-            self._stdin_busy = False
-            if close:
-                os.close(fd)
-                self.launched.stdin_w = None  # type: ignore[union-attr]
+        self.stdin.write(data, close=close)
 
     def command_host_pid(self) -> int | None:
         """The command's pid as the host sees it, or None before its spawn or after its exit: the child of
@@ -171,6 +150,8 @@ class InstanceRun:
         """Start the sandbox with `start` (a pre-forked keeper's, by default a fresh fork) and see it end."""
         loop = asyncio.get_running_loop()
         self.launched = launched = start(spec)
+        self.stdin.attach(launched.stdin_w)
+        launched.stdin_w = None  # the pipe owns it now
         keeper_exit = loop.create_future()
         our_child = launched.pidfd is None
         pidfd = os.pidfd_open(launched.keeper_pid) if our_child else launched.pidfd
@@ -182,7 +163,7 @@ class InstanceRun:
         timer = None
         if self.request.timeout:
             timer = loop.call_later(self.request.timeout, self.kill, "timeout")
-        stdin_task = asyncio.ensure_future(self._feed_stdin())
+        stdin_task = asyncio.ensure_future(self.stdin.feed_first(self.request.stdin.data))
         try:
             await self._pipes_done
             await keeper_exit
@@ -194,29 +175,11 @@ class InstanceRun:
             stdin_task.cancel()
             if our_child:
                 os.waitpid(launched.keeper_pid, 0)
-            if not self._stdin_busy:  # the command is gone; a writer in progress closes it itself
-                self._close_stdin()
+            self.stdin.close_unless_busy()  # the command is gone
         self.finished = True
         self.output.release()
         self.output.emit_truncations()
         return self._verdict()
-
-    def _close_stdin(self) -> None:
-        if self.launched and self.launched.stdin_w is not None:
-            try:
-                os.close(self.launched.stdin_w)
-            finally:
-                self.launched.stdin_w = None
-
-    async def _feed_stdin(self) -> None:
-        stdin = self.request.stdin
-        if stdin.data:
-            try:
-                await asyncio.to_thread(self.write_stdin, stdin.data, close=stdin.close)
-            except OSError:
-                self._close_stdin()
-        elif stdin.close:
-            self._close_stdin()
 
     def _reader(self, fd: int, handler: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -286,9 +249,14 @@ class InstanceRun:
         if self._exec_error:
             return Verdict("FAILED", f"cannot start the command: {self._exec_error}", reason="spawn_failed",
                            **common)
+        if timed_out and self.command_pid:
+            # As the hosted Contree reports it (contree-mcp's errors guide): the operation completed, its
+            # result says `state.timed_out` with the kill's exit; SDK users get that result, not a
+            # FailedOperationError. A kept run commits what it wrote, as one killed through the API does.
+            return Verdict("SUCCESS", None, reason="timeout", **common)
         if timed_out:
-            return Verdict("FAILED", f"command timed out after {self.request.timeout:g} s", reason="timeout",
-                           **common)
+            return Verdict("FAILED", f"timed out after {self.request.timeout:g} s before the command started",
+                           reason="timeout", **common)
         if self._kill_reason:
             return Verdict("FAILED", self._kill_reason, reason="signal", **common)
         if self._exit is None:

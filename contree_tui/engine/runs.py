@@ -21,7 +21,15 @@ from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.exec_process import ExecRun
 from contree_tui.engine.instance import InstanceRun, Verdict, command_line, injected_files, instance_result, masked_env
 from contree_tui.engine.layer_cap import LayerWatch, layer_tmpfs_full, mount_layer_tmpfs, unmount_layer_tmpfs
-from contree_tui.engine.models import Conflict, EngineError, Image, Operation, OperationStatus, SpawnRequest
+from contree_tui.engine.models import (
+    Conflict,
+    EngineError,
+    Image,
+    NotFound,
+    Operation,
+    OperationStatus,
+    SpawnRequest,
+)
 from contree_tui.engine.run_commit import RunCommit
 from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
@@ -65,7 +73,7 @@ class InstanceRuns:
         if timeout > self.config.max_timeout:
             raise EngineError(f"timeout: at most {self.config.max_timeout:g} s on this engine")
         request = replace(request, timeout=timeout)
-        blobs = {f.file_uuid: self.store.file_by_uuid(f.file_uuid).sha256 for f in request.files}
+        blobs = {f.file_uuid: self._uploaded(f.path, f.file_uuid) for f in request.files}
         op = Operation(uuid=str(uuid.uuid4()), kind="instance", status=OperationStatus.PENDING,
                        created_at=time.time(), image_uuid=image.uuid,
                        request={**stored_request(body), "image": image.uuid, "timeout": timeout})
@@ -73,6 +81,14 @@ class InstanceRuns:
         self.events.begin(op.uuid)
         self._tasks[op.uuid] = asyncio.create_task(self._run_instance(op.uuid, request, image, blobs))
         return op
+
+    def _uploaded(self, path: str, file_uuid: str) -> str:
+        """The blob name (sha256) of an uploaded file a spawn names; 400 if none (the spec's statuses for
+        POST /instances are 400/401/403)."""
+        try:
+            return self.store.file_by_uuid(file_uuid).sha256
+        except NotFound:
+            raise EngineError(f"files[{path}]: no file {file_uuid} was uploaded (POST /files first)") from None
 
     def check_ids(self, request: SpawnRequest) -> None:
         """Sandboxes have ids 0..count-1 only (userns.py): a larger uid could not be set, nor owned on disk."""
@@ -232,9 +248,9 @@ class InstanceRuns:
         child = ExecRun(self.events, op_uuid, spid, launched, request.truncate_output_at, {
             "command": request.command, "args": argv[1:], "shell": request.shell, "cwd": request.cwd or "/",
             "uid": request.uid, "gid": request.gid, "timeout": None,
-            "truncate_at": request.truncate_output_at, "env": masked_env(env)})
+            "truncate_at": request.truncate_output_at, "env": masked_env(env)}, request.stdin)
         run.children[spid] = child
-        task = asyncio.ensure_future(child.run(request.stdin.data))
+        task = asyncio.ensure_future(child.run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return spid

@@ -128,7 +128,8 @@ def describe_error(exc: BaseException) -> str:
 def operation_from_record(op: OperationRecord) -> Operation:
     return Operation(uuid=op.uuid, command=op.command or "", image=op.image_uuid, status=op.status,
                      result=op.result_image_uuid, exit_code=op.exit_code, duration=op.duration, error=op.error,
-                     created_at=op.created_at, cpu_seconds=op.cpu_seconds, memory_kb=op.memory)
+                     created_at=op.created_at, cpu_seconds=op.cpu_seconds, memory_kb=op.memory,
+                     timed_out=bool(op.timed_out))
 
 
 def lineage_from_tree(tree: LineageTree) -> Lineage:

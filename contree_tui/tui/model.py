@@ -57,6 +57,14 @@ class Operation:
     disposable: bool = False
     cpu_seconds: float | None = None  # user + system CPU time, once the run has ended
     memory_kb: int | None = None  # peak resident set size (max_rss), once the run has ended
+    timed_out: bool = False  # its timeout killed it (the operation still succeeds: a result, as hosted Contree's)
+    kind: str = "instance"  # or "image_import": `command` then says what is imported, `image` is None
+    progress: float | None = None  # an import's bytes fetched of all to fetch (0..1), once known
+    step: str = ""  # what an import is doing: `download 2/5`, `commit`
+
+    @property
+    def is_import(self) -> bool:
+        return self.kind == "image_import"
 
     @property
     def running(self) -> bool:

@@ -1,5 +1,6 @@
 """ctrl+p, the command palette's providers: go to a snapshot (by uuid, tag or command), a tag, an operation,
-and run any action by its name (every binding of the screen the palette was opened on and of its widgets)."""
+start a `:verb` (the command bar opens holding it), and run any action by its name (every binding of the
+screen the palette was opened on and of its widgets)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from functools import partial
 
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 from textual.dom import DOMNode
 
 from contree_tui.tui.screens.help import key_display
 from contree_tui.tui.screens.main import MainScreen, short_command
+from contree_tui.tui.verbs import USAGE
 
 DISCOVER_LIMIT = 50  # what an empty query lists per provider; typing searches everything
+VERB_HELP = "opens the command bar with it: give its arguments, enter"
 
 
 def _main(provider: Provider) -> MainScreen | None:
@@ -98,6 +102,29 @@ class OperationCommands(_Searching):
                    f"{op.status.value.lower()} on {(op.image or '')[:8]}")
 
 
+class VerbCommands(Provider):
+    """Every `:verb` with its usage (`:import REF [TAG]  import an image: …`); the command bar opens holding it.
+    Shown as plain text: a usage's `[TAG]` would be taken for markup by the fuzzy matcher's highlighting."""
+
+    def entries(self) -> Iterator[tuple[str, Callable[[], object]]]:
+        main = _main(self)
+        if main is None:
+            return
+        for name, usage in USAGE.items():
+            yield usage, partial(main.begin_verb, name)
+
+    async def discover(self) -> Hits:
+        for usage, callback in self.entries():
+            yield DiscoveryHit(Content(usage), callback, text=usage, help=VERB_HELP)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for usage, callback in self.entries():
+            score = matcher.match(usage)
+            if score > 0:
+                yield Hit(score, Content(usage), callback, text=usage, help=VERB_HELP)
+
+
 class ActionCommands(_Searching):
     """Every binding with a description, by name: the app's, the screen's and its widgets' (run where the
     binding lives, as its key would)."""
@@ -126,4 +153,4 @@ class ActionCommands(_Searching):
         self.app.call_later(self.app.run_action, action, node)
 
 
-PROVIDERS = (SnapshotCommands, TagCommands, OperationCommands, ActionCommands)
+PROVIDERS = (SnapshotCommands, TagCommands, OperationCommands, VerbCommands, ActionCommands)

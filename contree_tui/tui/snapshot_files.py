@@ -8,6 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from contree_client.exceptions import APIConnectionError, APIStatusError
+
+from contree_tui.client.connection import ConnectionProblem
+from contree_tui.client.image_details import ImageDetails, image_details
 from contree_tui.client.image_files import Entry, FileHead, GrepHits, ImageFiles
 from contree_tui.client.snapshot_diff import SnapshotDiff, diff_images
 
@@ -22,6 +26,8 @@ class SnapshotFiles(Protocol):
     async def grep(self, image: str, pattern: str, path: str = "/") -> GrepHits: ...
 
     async def diff(self, parent: str, child: str, parent_created: datetime | None) -> SnapshotDiff: ...
+
+    async def details(self, image: str) -> ImageDetails | None: ...
 
 
 class ClientSnapshotFiles:
@@ -42,3 +48,10 @@ class ClientSnapshotFiles:
 
     async def diff(self, parent: str, child: str, parent_created: datetime | None) -> SnapshotDiff:
         return await diff_images(self.files, parent, child, parent_created=parent_created)
+
+    async def details(self, image: str) -> ImageDetails | None:
+        """Sizes and config when the server says them (our engine's extension); None when it cannot."""
+        try:
+            return await image_details(self.files.connection, image)  # type: ignore[arg-type]
+        except (ConnectionProblem, APIStatusError, APIConnectionError, TimeoutError):
+            return None  # optional information: the header simply goes without it

@@ -11,9 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from contree_client.exceptions import APIStatusError, NotFoundError
-from contree_client.models import ImageImportRegistry
 
 from contree_tui.client.image_files import save_stream
+from contree_tui.client.image_import import (
+    ImportResult,
+    ImportSpec,
+    ProgressSink,
+    follow_import,
+    learn_imported,
+    start_import,
+)
 from contree_tui.client.operations import Interrupter, InterruptStage, cancel_operation, wait_operations
 
 if TYPE_CHECKING:
@@ -96,10 +103,16 @@ class VerbCalls:
                 raise BackendError(f"{path} is not a regular file (a directory?)") from None
             raise
 
-    async def import_image(self, ref: str) -> str:
-        """Start importing `ref` from a registry; the import operation's uuid."""
-        client = self.connection.client
-        return str(await self._call(lambda: client.import_image(ImageImportRegistry(url=ref)), idempotent=False))
+    async def import_image(self, ref: str, tag: str | None = None) -> str:
+        """Start importing `ref` (a registry reference or an offline source); the import operation's uuid."""
+        return await self._guard(start_import(self.connection, ImportSpec(ref=ref, tag=tag)))
+
+    async def follow_import(self, operation: str, on_change: ProgressSink) -> ImportResult:
+        """Until the import ends, `on_change` at each event; a success's image is put into the lineage."""
+        result = await self._guard(follow_import(self.connection, operation, on_change))
+        if result.succeeded and result.image:
+            await self._guard(learn_imported(self.connection, self.images, result))
+        return result
 
     def interrupter(self, operation: str) -> Interrupter:
         return Interrupter(self.connection, operation)

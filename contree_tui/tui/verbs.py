@@ -20,7 +20,8 @@ _VERB = re.compile(r"^:([A-Za-z][\w-]*)(?:\s+(.*))?$", re.DOTALL)
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 USAGE: dict[str, str] = {
-    "import": ":import REF  import an image from a registry (e.g. docker.io/library/alpine:3)",
+    "import": ":import REF [TAG]  import an image: alpine:3, docker://host/name:tag, oci:DIR[:REF], "
+              "docker-archive:PATH, rootfs:PATH",
     "tag": ":tag NAME  tag the working snapshot",
     "untag": ":untag [NAME]  remove NAME (or every tag) from the working snapshot",
     "cd": ":cd [PATH]  working directory of the following runs (no PATH: the image's default)",
@@ -52,6 +53,7 @@ class Shell:
 @dataclass(frozen=True)
 class Import:
     ref: str
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,8 @@ def _count(args: list[str], low: int, high: int, name: str, usage: str) -> None:
 
 
 def _import(args: list[str], usage: str) -> Verb:
-    _count(args, 1, 1, "import", usage)
-    return Import(args[0])
+    _count(args, 1, 2, "import", usage)
+    return Import(args[0], args[1] if len(args) > 1 else None)
 
 
 def _tag(args: list[str], usage: str) -> Verb:
@@ -242,7 +244,7 @@ def describe(verb: Verb) -> str:
     elif isinstance(verb, Download):
         words = [verb.path, *([verb.dest] if verb.dest else [])]
     elif isinstance(verb, Import):
-        words = [verb.ref]
+        words = [verb.ref, *([verb.tag] if verb.tag else [])]
     elif isinstance(verb, Tag | Untag):
         words = [verb.name] if verb.name else []
     elif isinstance(verb, Cd):

@@ -42,12 +42,14 @@ async def test_upload_lookup_list_and_inject(client: ContreeAsyncClient, raw: ht
 
 
 async def test_bad_and_unknown_digests(client: ContreeAsyncClient, raw: httpx.AsyncClient, busybox: Image) -> None:
+    # The spec lists 401/403/404 for GET /files/{sha256}: a digest that is not one names no file (contree-cli
+    # uploads on a 404 and raises on anything else)
     for bad in ("abc", "g" * 64, "0" * 65):
-        with pytest.raises(BadRequestError):
+        with pytest.raises(NotFoundError, match="not a sha256"):
             await client.get_file(bad)
-        assert (await raw.head(f"/v1/files/{bad}")).status_code == 400
+        assert (await raw.head(f"/v1/files/{bad}")).status_code == 404
     with pytest.raises(BadRequestError):
         await client.list_files(limit=0)
-    with pytest.raises(NotFoundError):  # a run naming a file nobody uploaded
+    with pytest.raises(BadRequestError, match="no file"):  # a run naming a file nobody uploaded (spec: 400)
         await client.spawn_instance("true", busybox.uuid,
                                     files={"/x": FileSpec(uuid="00000000-0000-4000-8000-000000000000")})

@@ -91,3 +91,15 @@ async def test_import_requests_that_are_not_json_objects_are_400(raw: httpx.Asyn
     assert (await raw.post("/v1/images/import", content=b"{")).status_code == 400
     assert (await raw.post("/v1/images/import", json={"tag": "x"})).status_code == 400
     assert (await raw.get("/v1/operations")).json() == []
+
+
+async def test_an_image_with_two_tags_is_listed_once_per_tag(client: ContreeAsyncClient, busybox: Image) -> None:
+    """The wire's Image has one `tag`: an image tagged twice is two rows (clients fold them by uuid), or a
+    listing would hide a tag, e.g. the one a re-import of the same manifest adds."""
+    child = (await run(client, busybox.uuid, "echo y > /y")).result_image_uuid
+    await client.update_image_tag(child, "two:a")
+    await client.update_image_tag(child, "two:b")
+    rows = [(i.uuid, i.tag) for i in (await client.list_images(tagged=True)).images if i.uuid == child]
+    assert rows == [(child, "two:a"), (child, "two:b")]
+    assert [(i.uuid, i.tag) for i in (await client.list_images(tag="two:b")).images] == [(child, "two:b")]
+    assert [i.tag for i in (await client.list_images(uuid=child)).images] == ["two:a", "two:b"]

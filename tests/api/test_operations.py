@@ -112,9 +112,11 @@ async def test_unknown_and_malformed(client: ContreeAsyncClient, raw: httpx.Asyn
         await client.get_operation_status(MISSING)
     with pytest.raises(BadRequestError):
         await client.get_operation_status("not-a-uuid")
-    with pytest.raises(NotFoundError):
+    # The spec lists 400/401/403 for POST /instances: an image it does not know is a bad request (no official
+    # client tells a spawn's 404 from its 400; contree-sdk's oci() looks a tag up with GET /inspect first)
+    with pytest.raises(BadRequestError, match="no image"):
         await client.spawn_instance("true", MISSING)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(BadRequestError, match="no image tagged 'no-such-tag'"):
         await client.spawn_instance("true", "tag:no-such-tag")
     bad_bodies = [
         b"{", b"[]", b"null", b"", b'"text"', b'{"image": 5, "command": "true"}',
@@ -151,3 +153,22 @@ async def test_an_unexpected_error_is_a_500_without_internals(raw: httpx.AsyncCl
     assert answer.status_code == 500
     assert answer.json() == {"error": "internal server error (RuntimeError)", "status": 500}
     await asyncio.sleep(0)
+
+
+async def test_a_timeout_is_a_result_not_a_failure(client: ContreeAsyncClient, raw: httpx.AsyncClient,
+                                                   engine: Engine, busybox: Image) -> None:
+    """As the hosted Contree reports it (contree-mcp's errors guide): SUCCESS, `state.timed_out`, the kill's
+    exit information and the output so far; a kept run keeps what it wrote before the deadline."""
+    op = await run(client, busybox.uuid, "echo started > /kept; echo started; sleep 30", timeout=1,
+                   disposable=False)
+    assert op.status.value == "SUCCESS" and op.error is None
+    state = op.metadata.result.state
+    assert state.timed_out is True and state.exit_code == -1 and state.signal == 9
+    assert text(op.metadata.result.stdout) == "started\n"
+    assert op.result.image and op.result.image != busybox.uuid
+    kept = await raw.get(f"/v1/inspect/{op.result.image}/download", params={"path": "/kept"})
+    assert kept.status_code == 200 and kept.content == b"started\n"
+    events = engine.store.events(op.uuid)
+    assert [(e.data["timed_out"], e.data["signal"]) for e in events if e.type == "exit"] == [(True, 9)]
+    assert [e.data["reason"] for e in events if e.type == "shutdown"] == ["timeout"]
+    assert events[-1].data["status"] == "SUCCESS"

@@ -60,3 +60,31 @@ async def test_sdk_runs_the_branching_example(engine: Engine, busybox: Image, tm
     assert len({uuid for _, uuid, _ in outputs}) == 3 and all(code == 0 for _, _, code in outputs)
     same1, same2 = found["same"]
     assert same1 == same2 and str(same1) == busybox.uuid and found["same_stdout"] == "Same command\n"
+
+
+def timed_out_run(base_url: str) -> tuple[int, str]:
+    from contree_sdk import ContreeSync
+
+    client = ContreeSync(base_url=base_url, token="local-test-token")
+    image = client.images.use("busybox:latest")
+    image.run(shell="true", disposable=True).wait()  # warm: the next run's clock starts with no cold start
+    # The SDK waits exactly as long as the run's timeout, then polls once more within 0.1 s (its
+    # poll_secs_min): the run must end within that, so the engine's kill-to-completion (7 ms measured) counts.
+    done = image.run(shell="echo partial; sleep 30", timeout=2, disposable=True).wait()
+    return done.exit_code, done.stdout
+
+
+async def test_sdk_gets_a_timed_out_run_as_a_result(engine: Engine, busybox: Image, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A FAILED operation is an exception in the SDK (FailedOperationError): the hosted behaviour, SUCCESS with
+    state.timed_out, gives its users the output so far and the exit code instead."""
+    monkeypatch.setenv("CONTREE_HOME", str(tmp_path))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server, task = await serve(create_app(engine), sockets=[sock])
+    try:
+        code, stdout = await asyncio.to_thread(timed_out_run, f"http://127.0.0.1:{sock.getsockname()[1]}")
+    finally:
+        await stop(server, task)
+        sock.close()
+    assert (code, stdout) == (-1, "partial\n")

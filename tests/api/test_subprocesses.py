@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ from contree_client.exceptions import APIStatusError, BadRequestError, ConflictE
 from contree_client.httpx import ContreeAsyncClient
 from contree_client.models import ClosableStreamRepr
 
+from contree_tui.engine.engine import Engine
 from contree_tui.engine.models import Image
 from tests.api.helpers import run, text
 
@@ -141,3 +143,87 @@ async def test_another_process_runs_inside_the_running_instance(client: ContreeA
         await client.operation_subprocess_create(spawned.uuid, "true")
     with pytest.raises(NotFoundError):
         await client.operation_subprocess_create("00000000-0000-4000-8000-000000000000", "true")
+
+
+async def _ready_instance(client: ContreeAsyncClient, busybox: Image) -> str:
+    """A running instance whose main command has started (so another process can be created at once)."""
+    spawned = await client.spawn_instance("echo ready; sleep 60", busybox.uuid, shell=True)
+    await until_output(client, spawned.uuid, "ready")
+    return spawned.uuid
+
+
+async def _output_of(client: ContreeAsyncClient, op_uuid: str, spid: int, wanted: str) -> None:
+    seen = ""
+    async for event in client.follow_operation_events(op_uuid, spid=spid, timeout=30):
+        if event.type == "stdout":
+            seen += event.data.value
+            if wanted in seen:
+                return
+    raise AssertionError(f"process {spid}: no output {wanted!r} (saw {seen!r})")
+
+
+async def test_stdin_streams_to_another_process(client: ContreeAsyncClient, busybox: Image) -> None:
+    op = await _ready_instance(client, busybox)
+    spid = await client.operation_subprocess_create(op, "sh", args=["-c", "cat; echo eof"],
+                                                    stdin=ClosableStreamRepr(value="first\n", close=False))
+    await _output_of(client, op, spid, "first\n")  # cat read the create's chunk and waits for more
+    await client.operation_subprocess_stdin(op, spid, "second\n", close=False)
+    await client.operation_subprocess_stdin(op, spid, "dGhpcmQK", encoding="base64", close=False)
+    await client.operation_subprocess_stdin(op, spid, "", close=True)
+    result = await _result_when_exited(client, op, spid)
+    assert text(result.stdout) == "first\nsecond\nthird\neof\n" and result.state.exit_code == 0
+    with pytest.raises(APIStatusError) as late:  # it has exited: nobody reads any more
+        await client.operation_subprocess_stdin(op, spid, "late")
+    assert late.value.status in (409, 410)
+    silent = await client.operation_subprocess_create(op, "sh", args=["-c", "cat; echo eof"],
+                                                      stdin=ClosableStreamRepr(value="", close=False))
+    await asyncio.sleep(0.3)
+    live = await client.operation_subprocess(op, silent)
+    assert live.state.exit_code == -1, "an empty first chunk with close=false keeps the pipe open"
+    await client.operation_subprocess_stdin(op, silent, "only\n", close=True)
+    assert text((await _result_when_exited(client, op, silent)).stdout) == "only\neof\n"
+    closed = await client.operation_subprocess_create(op, "sleep", args=["30"])  # default close=true
+    for _ in range(100):
+        try:
+            await client.operation_subprocess_stdin(op, closed, "x")
+        except APIStatusError as exc:
+            if exc.status == 425:  # not spawned yet
+                await asyncio.sleep(0.05)
+                continue
+            assert exc.status == 409, exc
+            break
+    else:
+        raise AssertionError("the write never got its 409")
+    with pytest.raises(NotFoundError):
+        await client.operation_subprocess_stdin(op, closed + 1, "x")
+    await client.cancel_operation(op)
+
+
+async def test_kill_right_after_create_is_too_early_not_missing(client: ContreeAsyncClient, raw: httpx.AsyncClient,
+                                                                engine: Engine, busybox: Image) -> None:
+    op = await _ready_instance(client, busybox)
+    for _ in range(3):
+        spid = await client.operation_subprocess_create(op, "sleep", args=["30"])
+        url = f"/v1/operations/{op}/subprocesses/{spid}"
+        first = await raw.delete(url, params={"signal": "KILL"})
+        assert first.status_code in (204, 425), first.text  # as its GET says: starting, not missing
+        if first.status_code == 425:
+            assert first.headers["retry-after"] == "1"
+            for _ in range(100):
+                answer = await raw.delete(url, params={"signal": "KILL"})
+                if answer.status_code == 204:
+                    break
+                assert answer.status_code == 425, answer.text
+                await asyncio.sleep(0.02)
+        killed = await _result_when_exited(client, op, spid)
+        assert killed.state.signal == 9
+    # The two states a kill meets, without the network's timing: right after the create the process is
+    # "starting" (the route's 425); once its spawn is reported, its process group exists (a signal reaches it).
+    spid = await engine.exec_process(op, {"command": "sleep", "args": ["30"]})
+    run = engine.instance_run(op)
+    assert run is not None and run.children[spid].starting
+    while run.children[spid].starting:
+        await asyncio.sleep(0.001)
+    assert run.children[spid].signal(signal.SIGKILL), "the spawn was reported before its process group existed"
+    assert (await _result_when_exited(client, op, spid)).state.signal == 9
+    await client.cancel_operation(op)

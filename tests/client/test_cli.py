@@ -193,3 +193,11 @@ def test_run_keeps_a_long_log_whole(cli: Cli) -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == 60000
     assert lines[-1] == "line 60000 of a long log"
+
+
+def test_a_timed_out_run_says_so_and_exits_124(cli: Cli) -> None:
+    done = cli("run", "--timeout", "1", "--", "echo started; sleep 30", ok=False)
+    assert done.returncode == 124 and done.stdout == "started\n", done.stderr
+    assert "timed out and was killed" in done.stderr
+    listed = cli("ops", "-n", "1").stdout.splitlines()[-1].split()
+    assert listed[1:3] == ["SUCCESS", "124"], listed  # the operation succeeded; the command was killed

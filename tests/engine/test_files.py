@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contree_tui.engine.engine import Engine
-from contree_tui.engine.models import EngineError, Image, NotFound, OperationStatus
+from contree_tui.engine.models import EngineError, Image, OperationStatus
 from tests.engine.helpers import sh, stdout
 
 CONTENT = b"injected content\n"
@@ -52,11 +52,11 @@ async def test_relative_and_dotdot_paths_are_refused(engine: Engine, busybox: Im
     assert len(engine.store.list_operations(limit=1000)) == before, "a refused request must not start a run"
 
 
-async def test_unknown_file_uuid_is_not_found(engine: Engine, busybox: Image) -> None:
-    with pytest.raises(NotFound) as missing:
+async def test_unknown_file_uuid_is_a_bad_request(engine: Engine, busybox: Image) -> None:
+    with pytest.raises(EngineError) as missing:  # the spec's statuses for POST /instances: 400/401/403
         await engine.spawn({"image": busybox.uuid, "command": "true",
                             "files": {"/app/a.txt": {"uuid": str(uuid.uuid4()), "mode": "0644"}}})
-    assert missing.value.status == 404
+    assert missing.value.status == 400 and "files[/app/a.txt]: no file" in str(missing.value)
 
 
 async def test_reinjecting_the_same_files_changes_nothing(engine: Engine, busybox: Image) -> None:

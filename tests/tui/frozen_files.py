@@ -1,14 +1,16 @@
 """The files of the frozen session's images (tests/tui/frozen.py), for SVG snapshots of the detail view.
 
-The fake sits under the real client code: it stands in for the official client's three inspect calls
-(list a directory, stream a file, grep) and answers with the official client's own models, so the detail view
-reads it through the real ImageFiles and diff_images (sorting, Entry.from_wire, the walk, the content check of
-same-metadata files) exactly as it reads a server. The trees follow the frozen runs loosely; what `make` left
-in the working snapshot is invented, to put an addition, a modification and a removal on screen.
+The fake sits under the real client code: it stands in for the official client's inspect calls (list a
+directory, stream a file, grep, the raw image JSON) and answers with the official client's own models, so the
+detail view reads it through the real ImageFiles and diff_images (sorting, Entry.from_wire, the walk, the
+content check of same-metadata files) exactly as it reads a server. The trees follow the frozen runs loosely;
+what `make` left in the working snapshot is invented, to put an addition, a modification and a removal on
+screen.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 
 from contree_client.exceptions import APIStatusError
 from contree_client.models import DirectoryList, FileItem, GrepMatch, GrepResult, GrepSubmatch
+from contree_client.runtime import RequestSpec, ResponseData
 
 from contree_tui.client.image_files import ImageFiles, parent_dir
 from contree_tui.tui.snapshot_files import ClientSnapshotFiles
@@ -161,6 +164,14 @@ class FrozenInspectClient:
                                              line_bytes=len(line.encode()), submatches=found, type="match"))
                 offset += len(line.encode())
         return GrepResult(path=path, patterns=[pattern], matches=matches, truncated=False)
+
+
+    async def call(self, spec: RequestSpec) -> ResponseData:
+        """The raw inspect JSON the detail view asks for its sizes: the spec's Image, no extension (as a
+        hosted Contree answers), so the header shows no size."""
+        uuid = spec.path.strip("/").split("/")[1]
+        body = {"uuid": uuid, "tag": None, "created_at": None, "operation_uuid": None}
+        return ResponseData(200, {"content-type": "application/json"}, json.dumps(body).encode())
 
 
 class FrozenConnection:

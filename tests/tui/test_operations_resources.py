@@ -42,3 +42,28 @@ async def test_cpu_and_memory_columns_fill_when_a_run_ends(tui_engine_dir: Path,
         listed = screen.table.operations[op.uuid]
         assert listed.cpu_seconds is not None and listed.memory_kb is not None
         assert str(screen.table.get_cell(op.uuid, "cpu")) not in ("", PENDING)
+
+
+async def test_a_timed_out_run_reads_as_timed_out(tui_engine_dir: Path, tmp_path: Path) -> None:
+    """A timeout is a SUCCESS with state.timed_out (as hosted Contree says it): the table and the log say
+    "timed out", not "exited -1"."""
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        client = screen.backend.client  # type: ignore[union-attr]
+        spawned = await client.spawn_instance("echo partial; sleep 30", "tag:busybox:latest", shell=True,
+                                              timeout=1, disposable=False)
+        await client.wait_operation(spawned.uuid, timeout=30)
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)  # a new session lists it from the server
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        table = screen.table
+        await until(pilot, lambda: spawned.uuid in table.operations, what="the run listed")
+        op = table.operations[spawned.uuid]
+        assert op.timed_out and op.exit_code == -1
+        assert str(table.get_cell(op.uuid, "status")).endswith("timed out")
+        table.select(op.uuid)
+        await until(pilot, lambda: (b := screen.buffers.get(op.uuid)) is not None and b.complete,
+                    what="the log read")
+        buffer = screen.buffers[op.uuid]
+        assert "timed out" in buffer.lines[-1][1] and "exit -1" in buffer.lines[-1][1]

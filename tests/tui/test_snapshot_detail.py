@@ -50,6 +50,12 @@ async def test_browse_view_save_grep_and_diff_a_snapshot(tui_engine_dir: Path, t
         detail = app.screen
         assert isinstance(detail, SnapshotDetailScreen) and detail.snapshot.uuid == child
         assert detail.parent_snapshot is not None and detail.parent_snapshot.uuid == parent
+        # the header says what the run added (the engine's x_engine sizes): a few small files, 4 KiB blocks
+        await until(pilot, lambda: detail.details is not None, what="the snapshot's size")
+        assert detail.details is not None and detail.details.size is not None
+        assert 4096 <= detail.details.size <= 64 * 1024 and detail.details.total_size > 1_000_000  # type: ignore[operator]
+        header = str(detail.query_one("#detail-header").render())
+        assert " added (" in header and " in all)" in header
 
         # browse: / lists the root; enter on app/ goes in, h comes back out with app/ selected
         await select(pilot, detail, "/app")

@@ -29,6 +29,7 @@ from contree_tui.tui.run_settings import RunSettings
     (": > /empty", v.Shell(": > /empty")),  # the shell's own `:` is not a verb
     (":;true", v.Shell(":;true")),
     (":import docker.io/library/alpine:3", v.Import("docker.io/library/alpine:3")),
+    (":import oci:/srv/layouts/app:v2 app:v2", v.Import("oci:/srv/layouts/app:v2", "app:v2")),
     (":tag v1", v.Tag("v1")),
     (":untag", v.Untag(None)),
     (":untag v1", v.Untag("v1")),
@@ -64,6 +65,8 @@ def test_a_line_is_a_shell_command_or_a_verb(line: str, verb: v.Verb) -> None:
     (":parallel a ;; ;; b", "none may be empty", ":parallel CMD"),
     (":download", ":download takes 1 to 2 arguments, got 0", ":download PATH [DEST]"),
     (":cancel now", ":cancel takes 0 arguments, got 1", ":cancel"),
+    (":import", ":import takes 1 to 2 arguments, got 0", ":import REF [TAG]"),
+    (":import a b c", ":import takes 1 to 2 arguments, got 3", ":import REF [TAG]"),
     (":tag 'unterminated", "No closing quotation", ":tag NAME"),
     ("   ", "nothing to run", ""),
 ])
@@ -77,7 +80,7 @@ def test_bad_verbs_say_why_and_how(line: str, reason: str, usage: str) -> None:
 
 def test_every_verb_has_a_usage_and_describe_round_trips() -> None:
     for line in (":tag v1", ":untag", ":cd /tmp", ":env A=1 -B", ":disposable on", ":parallel a ;; b",
-                 ":download /x y", ":sync off", ":cancel", ":wait", ":import alpine"):
+                 ":download /x y", ":sync off", ":cancel", ":wait", ":import alpine", ":import alpine:3 base"):
         verb = v.parse_line(line)
         assert v.parse_line(v.describe(verb)) == verb
     assert set(v.VERBS) == {"import", "tag", "untag", "cd", "env", "disposable", "parallel", "download", "sync",

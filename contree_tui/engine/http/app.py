@@ -16,7 +16,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contree_tui.engine.engine import Engine
-from contree_tui.engine.http import routes_files, routes_images, routes_inspect, routes_operations, routes_subprocesses
+from contree_tui.engine.http import (
+    routes_disk,
+    routes_files,
+    routes_images,
+    routes_inspect,
+    routes_operations,
+    routes_subprocesses,
+)
 from contree_tui.engine.http.body_limits import BodyLimit
 from contree_tui.engine.http.context import Settings, engine_of
 from contree_tui.engine.http.errors import CatchAll, engine_error, http_error
@@ -48,12 +55,11 @@ def create_app(engine: Engine, *, keepalive: float = 15.0, cancel_wait: float = 
     """The API app over `engine`, which the caller opened and will close (the app never does)."""
     routes = [
         *routes_images.routes, *routes_files.routes, *routes_operations.routes, *routes_subprocesses.routes,
-        *routes_inspect.routes, Route("/v1/whoami", whoami, methods=["GET"]),
+        *routes_inspect.routes, *routes_disk.routes, Route("/v1/whoami", whoami, methods=["GET"]),
     ]
     middleware = [Middleware(CatchAll), Middleware(BodyLimit, upload_limit=lambda: engine.config.max_upload_bytes)]
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={EngineError: engine_error, HTTPException: http_error})
     app.state.engine = engine
     app.state.settings = Settings(keepalive=keepalive, cancel_wait=cancel_wait, stdin_timeout=stdin_timeout)
-    app.state.stdin_locks = {}
     return app

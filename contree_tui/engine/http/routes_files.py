@@ -9,7 +9,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contree_tui.engine.http.context import engine_of
-from contree_tui.engine.http.errors import ApiError
 from contree_tui.engine.http.params import int_param, time_param
 from contree_tui.engine.http.serialize import file_json
 from contree_tui.engine.models import NotFound
@@ -34,7 +33,11 @@ async def list_files(request: Request) -> Response:
 async def get_file(request: Request) -> Response:
     sha256 = request.path_params["sha256"]
     if not SHA256_RE.match(sha256):
-        raise ApiError(f"sha256: {sha256!r} is not 64 hex characters")
+        # 404, not 400: the spec lists 401/403/404 here, and what is not a digest names no file (contree-cli
+        # uploads on a 404 and gives up on anything else)
+        if request.method == "HEAD":
+            return Response(status_code=404)
+        raise NotFound(f"sha256: {sha256!r} is not a sha256 digest (64 hex characters): no file has it")
     if request.method == "HEAD":
         try:
             engine_of(request).store.file_by_sha256(sha256)

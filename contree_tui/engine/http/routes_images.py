@@ -39,7 +39,13 @@ async def list_images(request: Request) -> Response:
         uuid=uuid_value(uuid, "uuid") if uuid else None,
         since=time_param(request, "since"), until=time_param(request, "until"),
         roots={"1": True, "0": False}.get(kind or ""))
-    return JSONResponse({"images": [image_json(i) for i in images]})
+    # The spec's Image has one `tag`: an image with several is listed once per tag (contree-client folds the
+    # rows by uuid), once untagged otherwise; with `tag=PREFIX`, only the tags that match.
+    rows = []
+    for image in images:
+        tags = [t for t in image.tags if tag is None or t.startswith(tag)] or [None]
+        rows += [{**image_json(image), "tag": t} for t in tags]
+    return JSONResponse({"images": rows})
 
 
 async def tag_image(request: Request) -> Response:

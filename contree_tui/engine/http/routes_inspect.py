@@ -57,7 +57,10 @@ async def find_by_tag(request: Request) -> Response:
 
 
 async def inspect_image(request: Request) -> Response:
-    return JSONResponse(image_json(_image(request)))
+    """The spec's Image, plus our extension `x_engine` (see README, API extensions): what the image added
+    and weighs on disk, its layer count, env and workdir. Official clients ignore fields they do not know."""
+    image = _image(request)
+    return JSONResponse({**image_json(image), "x_engine": await engine_of(request).disk.image_extension(image)})
 
 
 async def _chunks(helper: HelperProcess, compress: bool = False) -> AsyncIterator[bytes]:

@@ -1,7 +1,9 @@
 """Processes of a running instance: the main one is spid 1 (its result, a signal to its group, its stdin).
 
 Another process in a running instance (`POST …/subprocesses`, spid ≥ 2) enters the sandbox's namespaces
-(engine/sandbox/nsenter.py); its stdin is what the request carries, closed after it (no later writes).
+(engine/sandbox/nsenter.py); its stdin is what the request carries, then, with `stdin.close: false`, what
+`POST …/subprocesses/{spid}/stdin` writes, as for the main process. Until its spawn is reported, a signal or
+a write to it is answered 425 (retry), as its GET is: it exists, it has not started yet.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import signal
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,7 +23,9 @@ from contree_tui.engine.http.context import engine_of, settings_of
 from contree_tui.engine.http.errors import ApiError
 from contree_tui.engine.http.params import json_object, parse_int, path_uuid
 from contree_tui.engine.http.serialize import fold_process
+from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.models import ACTIVE_STATUSES, Conflict, NotFound, Operation
+from contree_tui.engine.stdin_pipe import StdinPipe
 
 MAIN_SPID = 1
 TOO_EARLY = {"Retry-After": "1"}
@@ -51,6 +56,11 @@ def parse_signal(raw: str | None) -> int:
     if member is None or name in ("SIG_DFL", "SIG_IGN"):
         raise ApiError(f"signal: {raw!r} is not a signal name like TERM or SIGINT")
     return member.value
+
+
+def _starting(op: Operation, spid: int) -> ApiError:
+    return ApiError(f"process {spid} of operation {op.uuid} is starting; retry shortly", status=425,
+                    headers=TOO_EARLY)
 
 
 def _no_process(op: Operation, spid: int) -> NotFound:
@@ -86,8 +96,7 @@ async def get_subprocess(request: Request) -> Response:
     if result is None:
         run = engine.instance_run(op.uuid)
         if run is not None and spid in run.children:  # created, its spawn not reported yet
-            raise ApiError(f"process {spid} of operation {op.uuid} is starting; retry shortly", status=425,
-                           headers=TOO_EARLY)
+            raise _starting(op, spid)
         raise NotFound(f"operation {op.uuid} has no process {spid}")
     return JSONResponse(result)
 
@@ -101,6 +110,8 @@ async def kill_subprocess(request: Request) -> Response:
     run = engine.instance_run(op.uuid)
     if spid != MAIN_SPID:
         child = run.children.get(spid) if run is not None else None
+        if child is not None and child.starting:
+            raise _starting(op, spid)
         if child is None or not child.signal(signum):
             raise _no_process(op, spid)
         return Response(status_code=204)
@@ -134,6 +145,24 @@ def _stdin_body(body: dict[str, object]) -> tuple[bytes, bool]:
     raise ApiError(f"encoding: {encoding!r} is not ascii or base64")
 
 
+def _stdin_target(op: Operation, run: InstanceRun | None, spid: int) -> tuple[StdinPipe, Callable[[], bool]]:
+    """The stdin pipe of process `spid`, and a test of whether that process has exited (after a failed write:
+    410, nobody reads any more, or 409, it closed its stdin but runs on)."""
+    if spid == MAIN_SPID:
+        if run is None or run.launched is None:
+            raise ApiError(f"operation {op.uuid} has not started yet; retry shortly", status=425,
+                           headers=TOO_EARLY)
+        return run.stdin, lambda: run.command_host_pid() is None
+    child = run.children.get(spid) if run is not None else None
+    if child is None:
+        raise _no_process(op, spid)
+    if child.starting:
+        raise _starting(op, spid)
+    if child.exited:
+        raise ApiError(f"process {spid} has exited: no one reads its stdin", status=410)
+    return child.stdin, lambda: child.exited
+
+
 async def write_stdin(request: Request) -> Response:
     engine, op = _operation(request)
     spid = _spid(request)
@@ -141,33 +170,22 @@ async def write_stdin(request: Request) -> Response:
     if op.status.is_terminal:
         raise ApiError(f"operation {op.uuid} has finished ({op.status.value}): no process to write to",
                        status=410)
-    if spid != MAIN_SPID:
-        raise _no_process(op, spid)
-    run = engine.instance_run(op.uuid)
-    if run is None or run.launched is None:
-        raise ApiError(f"operation {op.uuid} has not started yet; retry shortly", status=425, headers=TOO_EARLY)
-    if run.request.stdin.close:
+    pipe, exited = _stdin_target(op, engine.instance_run(op.uuid), spid)
+    if not pipe.keep_open:
         raise Conflict(f"process {spid} was started without stdin.close=false: its stdin is already at EOF")
-    locks: dict[str, asyncio.Lock] = request.app.state.stdin_locks
-    lock = locks.setdefault(op.uuid, asyncio.Lock())
-    try:
-        async with lock:
-            if run.launched.stdin_w is None:
-                raise Conflict(f"the stdin of process {spid} is already closed")
-            try:
-                await asyncio.wait_for(asyncio.to_thread(run.write_stdin, data, close=close),
-                                       settings_of(request).stdin_timeout)
-            except TimeoutError:
-                raise ApiError("the write did not complete in time (the process is not reading); "
-                               "it may or may not have been delivered", status=504) from None
-            except OSError:
-                current = engine.store.get_operation(op.uuid)
-                if current.status.is_terminal or run.command_host_pid() is None:
-                    raise ApiError(f"process {spid} has exited: no one reads its stdin", status=410) from None
-                raise Conflict(f"the stdin of process {spid} is closed") from None
-    finally:
-        if engine.instance_run(op.uuid) is None or close:
-            locks.pop(op.uuid, None)
+    async with pipe.lock:
+        if pipe.closed:
+            raise Conflict(f"the stdin of process {spid} is already closed")
+        try:
+            await asyncio.wait_for(asyncio.to_thread(pipe.write, data, close=close),
+                                   settings_of(request).stdin_timeout)
+        except TimeoutError:
+            raise ApiError("the write did not complete in time (the process is not reading); "
+                           "it may or may not have been delivered", status=504) from None
+        except OSError:
+            if engine.store.get_operation(op.uuid).status.is_terminal or exited():
+                raise ApiError(f"process {spid} has exited: no one reads its stdin", status=410) from None
+            raise Conflict(f"the stdin of process {spid} is closed") from None
     return Response(status_code=204)
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from contree_tui.engine.image_sources.base import ImageSource, LayerBlob, Progress, ResolvedImage
 from contree_tui.engine.models import EngineError
+
+if TYPE_CHECKING:
+    from contree_tui.engine.image_sources.tar_members import TarIndexer
 
 __all__ = ["SCHEMES", "Credentials", "ImageSource", "LayerBlob", "Progress", "ResolvedImage", "open_source"]
 
@@ -22,14 +26,15 @@ class Credentials:
 
 
 def open_source(url: str, credentials: Credentials | None = None, *, insecure: bool = False,
-                timeout: float = 300.0) -> ImageSource:
-    """The source for `url`; a malformed reference is an EngineError (400) raised here, before any I/O."""
+                timeout: float = 300.0, indexer: TarIndexer | None = None) -> ImageSource:
+    """The source for `url`; a malformed reference is an EngineError (400) raised here, before any I/O.
+    `indexer`: the engine's confined tar reader, which the archive schemes need (tar_members.py)."""
     if url.startswith("docker-archive:"):
         from contree_tui.engine.image_sources.archives import DockerArchiveSource
-        return DockerArchiveSource(url[len("docker-archive:"):])
+        return DockerArchiveSource(url[len("docker-archive:"):], indexer=indexer, timeout=timeout)
     if url.startswith("oci-archive:"):
         from contree_tui.engine.image_sources.archives import OciArchiveSource
-        return OciArchiveSource(url[len("oci-archive:"):])
+        return OciArchiveSource(url[len("oci-archive:"):], indexer=indexer, timeout=timeout)
     if url.startswith("oci:"):
         from contree_tui.engine.image_sources.oci_layout import OciLayoutSource
         return OciLayoutSource(url[len("oci:"):])

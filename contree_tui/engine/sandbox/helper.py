@@ -172,7 +172,24 @@ class LinkRoot:
         return self.mountpoint
 
 
-HelperRoot = ImageRoot | WritableRoot | LinkRoot
+@dataclass(frozen=True)
+class EmptyRoot:
+    """An empty read-only tmpfs on `mountpoint`, for a helper that reads only its input fd (an image
+    archive's tar structure): no file of the host or of any image is in its reach."""
+
+    mountpoint: str
+    capabilities: frozenset[int] = frozenset()
+
+    def prepare(self, users: SandboxUsers | None) -> None:
+        pass
+
+    def mount(self, users: SandboxUsers | None) -> str:
+        sc.mount("tmpfs", self.mountpoint, "tmpfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                 "size=4k,mode=0555")
+        return self.mountpoint
+
+
+HelperRoot = ImageRoot | WritableRoot | EmptyRoot | LinkRoot
 
 
 class HelperOutput:
@@ -287,7 +304,7 @@ def _settle_fds(write_fd: int, input_fd: int | None, keep: list[int]) -> list[in
     return kept
 
 
-INPUT_FD = 4  # a writable helper's input (start_writable's input_fd), already open
+INPUT_FD = 4  # a helper's input (start_writable's or start_reading's input_fd), already open
 
 
 class _NoImports:
@@ -406,6 +423,10 @@ class HelperProcess:
 
     async def exit_code(self) -> int:
         return await asyncio.shield(self._exited)
+
+    def when_reaped(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the helper has exited and been reaped (at once if it has)."""
+        self._exited.add_done_callback(lambda _exited: callback())
 
     def close(self) -> None:
         """Stop reading and kill the helper if it still runs; it is reaped when its pidfd says so."""
@@ -539,6 +560,12 @@ class HelperSet:
                             limits: HelperLimits, *, capabilities: frozenset[int]) -> HelperProcess:
         """A helper over a new layer (`/layer`, writable) and the layers below it (`/lower`, read-only)."""
         return await self._start(LinkRoot(directory, lowers, mountpoint, capabilities), work, limits, None)
+
+    async def start_reading(self, mountpoint: str, work: Work, limits: HelperLimits, *,
+                            input_fd: int) -> HelperProcess:
+        """A helper with an empty read-only root and no capability, reading `input_fd` (as INPUT_FD, through
+        a read-only mount of its own; the caller keeps and closes its own copy)."""
+        return await self._start(EmptyRoot(mountpoint), work, limits, input_fd)
 
     async def _start(self, root: HelperRoot, work: Work, limits: HelperLimits, input_fd: int | None) -> HelperProcess:
         try:

@@ -55,9 +55,17 @@ def exec_in_sandbox(sandbox_pid: int, argv: list[str], env: dict[str, str], cwd:
             if os.fstat(user_fd).st_ino != own_user:  # else the engine runs without sandbox users
                 userns.join(user_fd)
             os.close(user_fd)
+            # "spawned" only once the command is exec'd (or failed to be): its write end closes on exec
+            # (O_CLOEXEC) or with it. Reported at fork, a signal sent at once (DELETE …/subprocesses/{spid}
+            # right after the create) met no process group yet (setsid is the child's first step): ESRCH, 404.
+            exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
             child = os.fork()
             if child == 0:
+                os.close(exec_r)
                 _exec(argv, env, cwd, uid, gid, rlimits, stdin_r, stdout_w, stderr_w, status_w)
+            os.close(exec_w)
+            os.read(exec_r, 1)
+            os.close(exec_r)
             for fd in (stdin_r, stdout_w, stderr_w):
                 os.close(fd)
             _report(status_w, spawned=_namespace_pid(child), host_pid=child)

@@ -16,21 +16,22 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from contree_client.exceptions import APIStatusError
 from contree_client.models import OperationStatus
 from textual import work
 from textual.message import Message
 
+from contree_tui.client.image_import import ImportProgress
 from contree_tui.client.operations import Interrupter, InterruptStage
 from contree_tui.client.sync import SyncStatus
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import CommandLog, LogEntry
 from contree_tui.tui.data import BackendError, describe_error
 from contree_tui.tui.messages import OperationUpdated
-from contree_tui.tui.model import Operation
+from contree_tui.tui.model import Operation, OutputBuffer, Stream
 from contree_tui.tui.run_settings import RunSettings
 from contree_tui.tui.screens.command_log import CommandLogScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
+from contree_tui.tui.widgets.operations_table import format_duration
 
 INTERRUPT_WINDOW = 5.0  # seconds within which a second `c` cancels what the first one signalled
 LISTING_CACHE = 256  # (image, directory) listings kept for completion; an image's files never change
@@ -92,6 +93,13 @@ class CommandVerbs:
         entry = self.command_log.record(self.clock(), "verb", v.describe(verb))
         getattr(self, f"_verb_{type(verb).__name__.lower()}")(verb, entry)
 
+    def begin_verb(self, name: str) -> None:
+        """The command bar, holding `:name ` and focused: the palette's way into a verb that needs arguments."""
+        bar = self.query_one(CommandBar)
+        bar.value = f":{name} "
+        bar.cursor_position = len(bar.value)
+        bar.focus()
+
     def start_run(self, command: str, *, branch: bool = False) -> bool:
         if self.backend is None:
             self.notify("not connected yet", title="cannot run", severity="error")
@@ -127,7 +135,8 @@ class CommandVerbs:
         if op.status is not OperationStatus.SUCCESS:
             entry.finish(" · ".join(filter(None, [op.status.value.lower(), op.error])), ok=False)
             return
-        parts = [f"exit {op.exit_code}"] if op.exit_code is not None else []
+        parts = ["timed out"] if op.timed_out else []
+        parts += [f"exit {op.exit_code}"] if op.exit_code is not None else []
         if op.disposable:
             parts.append("disposable")
         elif op.result and op.result != op.image:
@@ -163,26 +172,45 @@ class CommandVerbs:
         self.notify(message, title=entry.text.split()[0], severity="information" if ok else "warning")
 
     def _verb_import(self, verb: v.Import, entry: LogEntry) -> None:
-        self._carry_out(entry, f"cannot import {verb.ref}", self._import(verb.ref))
+        self._carry_out(entry, f"cannot import {verb.ref}", self._import(verb.ref, verb.tag))
 
-    async def _import(self, ref: str) -> str:
+    async def _import(self, ref: str, tag: str | None) -> str:
+        """Start the import and show it as a row of the operations table: its bar moves with the bytes
+        fetched, its log holds the engine's lines. A success puts its image into the tree (a root, with its
+        tag). Imports run side by side, each in its own worker (the "verb" group is not exclusive)."""
         backend = self._backend()
-        url = ref if "://" in ref else f"docker://{ref}"
+        uuid = await backend.import_image(ref, tag)  # the engine resolves bare names to docker://
+        op = Operation(uuid=uuid, command=f"import {ref}" + (f" as {tag}" if tag else ""), image=None,
+                       kind="image_import", created_at=self.clock())
+        buffer = self.buffers.setdefault(uuid, OutputBuffer())
+        self._followed.add(uuid)  # this worker reads its events: selecting the row must not start another
+        self.table.upsert(op)
+        self.table.select(uuid)
+        self._operation_changed(op)
+
+        def on_change(progress: ImportProgress, line: str | None) -> None:
+            if line is not None:
+                buffer.add_line(Stream.STDOUT, line)
+            op.progress, op.step = progress.fraction, progress.step
+            if progress.phase is not None and op.status is OperationStatus.PENDING:
+                op.status = OperationStatus.EXECUTING
+            self._operation_changed(op)
+
         try:
-            operation = await backend.import_image(url)
-        except BackendError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, APIStatusError) and cause.status == 501:
-                raise BackendError(f"{backend.name} does not import images from registries ({cause.error}); "
-                                   "a hosted Contree does (--profile NAME)") from None
-            raise
-        self.notify(f"importing {url} (operation {operation[:8]})", title=":import")
-        statuses = await backend.wait([operation])
-        status = str(getattr(statuses.get(operation), "value", statuses.get(operation)))
-        if status != OperationStatus.SUCCESS.value:
-            raise BackendError(f"the import of {url} ended {status.lower()}")
-        self.load()
-        return f"imported {url}"
+            result = await backend.follow_import(uuid, on_change)
+        finally:
+            self._followed.discard(uuid)
+        op.status, op.error, op.result = result.status, result.error, result.image
+        op.duration = (self.clock() - op.created_at).total_seconds() if op.created_at else None
+        buffer.close()
+        buffer.add_line(Stream.META, import_summary(op))
+        buffer.complete = True
+        self._operation_changed(op)
+        if not result.succeeded:
+            raise BackendError(f"the import of {ref} ended {result.status.value.lower()}"
+                               + (f": {result.error}" if result.error else ""))
+        self.load()  # the tree shows the image (learned by follow_import) where the lineage puts it: a root
+        return f"imported {ref} as {(result.image or '')[:8]}" + (f" (tag {result.tag})" if result.tag else "")
 
     def _verb_tag(self, verb: v.Tag, entry: LogEntry) -> None:
         working = self._working_or_toast(":tag")
@@ -326,6 +354,10 @@ class CommandVerbs:
         if self.backend is None or op is None:
             self.notify("nothing running to interrupt (q quits)", title="interrupt", severity="warning")
             return
+        if op.is_import:  # no command to signal: an import is cancelled at once
+            entry = self.command_log.record(self.clock(), "interrupt", op.command)
+            self._carry_out(entry, f"cannot cancel {op.uuid[:8]}", self._cancel(op))
+            return
         now = time.monotonic()
         held = self._interrupts.get(op.uuid)
         if held is None or now - held[1] > INTERRUPT_WINDOW:
@@ -376,6 +408,16 @@ class CommandVerbs:
                 self._listings.clear()
             self._listings[key] = [(e.name, e.is_dir) for e in entries]
         return self._listings[key]
+
+
+def import_summary(op: Operation) -> str:
+    """The last line of an import's log: `── SUCCESS · 1.20s → 3f2a9c1d`."""
+    parts = [op.status.value, format_duration(op.duration)]
+    if op.result and op.status is OperationStatus.SUCCESS:
+        parts.append(f"→ {op.result[:8]}")
+    if op.error:
+        parts.append(op.error)
+    return "── " + " · ".join(p for p in parts if p)
 
 
 def short(command: str | None, width: int = 40) -> str:

@@ -189,6 +189,10 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
         if op.status is not OperationStatus.SUCCESS:
             reason = op.error or op.status.value.lower()
             self.notify(f"{short_command(op.command)}: {reason}", title="run failed", severity="error")
+        elif op.timed_out:
+            undo = "; u rolls back" if moved else ""
+            self.notify(f"{short_command(op.command)} timed out and was killed{undo}", title="timed out",
+                        severity="warning")
         elif not made and not op.disposable:
             self.notify(f"{short_command(op.command)} changed no file: no new snapshot", title="no change")
         elif op.exit_code not in (None, 0):
@@ -208,7 +212,7 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
                         op.status = OperationStatus.EXECUTING
                         self._operation_changed(op)
                 elif isinstance(event, Exited):
-                    op.exit_code = event.code
+                    op.exit_code, op.timed_out = event.code, event.timed_out
                     op.cpu_seconds = event.cpu_seconds if event.cpu_seconds is not None else op.cpu_seconds
                     op.memory_kb = event.memory_kb if event.memory_kb is not None else op.memory_kb
                     self._operation_changed(op)
@@ -367,6 +371,8 @@ def short_command(command: str | None, width: int = 40) -> str:
 
 def exit_summary(op: Operation) -> str:
     parts = [op.status.value]
+    if op.timed_out:
+        parts.append("timed out")
     if op.exit_code is not None:
         parts.append(f"exit {op.exit_code}")
     if op.duration is not None:

@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Static
 from textual.worker import Worker, WorkerState
 
+from contree_tui.client.image_details import ImageDetails
 from contree_tui.client.image_files import Entry, GrepHit, parent_dir
 from contree_tui.client.snapshot_diff import Change, FileChange, SnapshotDiff
 from contree_tui.tui.data import describe_error
@@ -89,6 +90,7 @@ class SnapshotDetailScreen(Screen[None]):
         self.diff: SnapshotDiff | None = None
         self.hits: list[GrepHit] = []
         self.viewing: Target | None = None
+        self.details: ImageDetails | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(), id="detail-header")
@@ -97,7 +99,7 @@ class SnapshotDetailScreen(Screen[None]):
             yield Log(id="detail-view", auto_scroll=False)
         yield Footer()
 
-    def _header(self) -> Text:
+    def _header(self, details: ImageDetails | None = None) -> Text:
         text = Text()
         text.append("snapshot ", style="dim")
         text.append(self.snapshot.name, style="bold")
@@ -107,6 +109,11 @@ class SnapshotDetailScreen(Screen[None]):
         if self.command:
             text.append("  made by ", style="dim")
             text.append(" ".join(self.command.split()), style="italic")
+        if details is not None and details.size is not None:
+            text.append("  size ", style="dim")
+            text.append(f"{human_size(details.size)} added")
+            if details.total_size is not None:
+                text.append(f" ({human_size(details.total_size)} in all)", style="dim")
         return text
 
     @property
@@ -121,6 +128,14 @@ class SnapshotDetailScreen(Screen[None]):
         self.view.border_title = "file"
         self.entry_list.focus()
         self.show_directory(self.directory)
+        self.show_size()
+
+    @work(exclusive=True, group="detail-size", exit_on_error=False, description="size")
+    async def show_size(self) -> None:
+        """What the snapshot added, in the header, when the server says it (the embedded engine does)."""
+        self.details = await self.files.details(self.snapshot.uuid)
+        if self.details is not None and self.details.size is not None:
+            self.query_one("#detail-header", Static).update(self._header(self.details))
 
     # The list -------------------------------------------------------------------------------------------
 

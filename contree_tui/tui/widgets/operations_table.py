@@ -17,6 +17,13 @@ COLUMNS = (("status", "status", 11), ("images", "image → result", 19), ("exit"
            ("cpu", "cpu", 5), ("memory", "mem", 5), ("command", "command", None))
 PENDING = "—"  # CPU and memory come with the process's exit (its rusage): none while it runs
 COMMAND_WIDTH = 40
+IMPORT_BAR = 12  # cells of an import's bar in the image column (19 wide): the bar, a space, "100%"
+
+
+def progress_cell(fraction: float, width: int = IMPORT_BAR) -> str:
+    """`███████░░░░░  58%`: bytes an import fetched of all it fetches."""
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled) + f" {fraction * 100:3.0f}%"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -98,10 +105,14 @@ class OperationsTable(DataTable[Text | str]):
         return format_duration(op.duration)
 
     def _cells(self, op: Operation) -> dict[str, Text | str]:
+        if op.is_import:
+            return self._import_cells(op)
         icon, kind = op_icon(op)
         # A run whose command failed still succeeded as an operation (and made a snapshot): say which.
         state = f"exited {op.exit_code}" if kind == "failed" and op.status is OperationStatus.SUCCESS else (
             op.status.value.lower())
+        if op.timed_out and op.status is OperationStatus.SUCCESS:
+            state = "timed out"
         status = Text(f"{icon} {state}", style=self.get_component_rich_style(
             f"operations-table--{kind}", partial=True))
         command = " ".join(op.command.split())
@@ -120,6 +131,24 @@ class OperationsTable(DataTable[Text | str]):
         memory = PENDING if op.running else format_memory(op.memory_kb)
         return {"status": status, "images": images, "exit": exit_cell, "duration": self._duration(op),
                 "cpu": cpu, "memory": memory, "command": command}
+
+    def _import_cells(self, op: Operation) -> dict[str, Text | str]:
+        """An import has no source image, exit code or rusage: its image column shows its progress, then the
+        image it made; its command column what it imports and, while it runs, its step."""
+        icon, kind = op_icon(op)
+        # running, its phase instead of "executing": the command column that says more is the first cut
+        state = op.step.split()[0] if op.running and op.step else op.status.value.lower()
+        status = Text(f"{icon} {state}", style=self.get_component_rich_style(
+            f"operations-table--{kind}", partial=True))
+        if op.running:
+            images = progress_cell(op.progress) if op.progress is not None else (op.step or "starting")
+        else:
+            images = f"→ {op.result[:8]}" if op.result and op.status is OperationStatus.SUCCESS else ""
+        command = " ".join(op.command.split()) + (f" · {op.step}" if op.running and op.step else "")
+        if len(command) > COMMAND_WIDTH:
+            command = command[: COMMAND_WIDTH - 1] + "…"
+        return {"status": status, "images": Text(images), "exit": "", "duration": self._duration(op),
+                "cpu": "", "memory": "", "command": command}
 
     def select(self, uuid: str) -> None:
         if uuid in self.rows:
