@@ -12,9 +12,10 @@ import io
 import os
 import struct
 import tarfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from contree_tui.engine.engine import Engine
+from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.models import OperationStatus
 from tests.engine.helpers import sh, stdout
 from tests.engine.test_image_import import imported, layer_dirs, leftovers
@@ -88,3 +89,20 @@ async def test_a_root_tarball_link_to_a_missing_entry_is_refused_by_name(engine:
     op = await imported(engine, f"rootfs:{path}")
     assert op.status is OperationStatus.FAILED
     assert "'opt/linked' is a hard link to 'etc/gone', which is not an earlier entry" in op.error, op.error
+
+
+async def test_without_sandbox_users_too(open_engine: Callable[..., Awaitable[Engine]], tmp_path: Path) -> None:
+    """EngineConfig(sandbox_ids=None) (the benchmarks' path): the helpers are HELPER_UID with their
+    capabilities in the host's namespace; the copies, owners and capabilities land the same."""
+    engine = await open_engine(EngineConfig(sandbox_ids=None))
+    top = {"a/linked": Hardlink("etc/base"), "deep/cat": Hardlink("usr/capbin/cat")}
+    write_layout(tmp_path / "layout", [_capable_busybox_layer(), top])
+    op = await imported(engine, f"oci:{tmp_path / 'layout'}")
+    assert op.status is OperationStatus.SUCCESS, op.error
+    image = engine.store.get_image(op.result_image_uuid)
+    base, layer = (Path(engine.layer_path(x)) for x in image.layers)
+    st = (layer / "a/linked").lstat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (7, 8, 0o640)
+    assert (layer / "a/linked").read_bytes() == b"from below\n"
+    for path in (base / "usr/capbin/cat", layer / "deep/cat"):
+        assert os.getxattr(path, "security.capability") == CAP_V2_DAC_OVERRIDE
