@@ -1,5 +1,5 @@
-"""An import's progress as text: one line rewritten in place on a terminal (a bar of bytes fetched), plain
-lines for a pipe or a log file (a line per step, none per byte).
+"""An import's (and a sync's) progress as text: one line rewritten in place on a terminal (a bar of bytes
+fetched), plain lines for a pipe or a log file (a line per step, none per byte).
 
 No curses and no colours: `\\r` and "erase to end of line" (ESC [ K) work on every terminal a CLI meets,
 and the line is cut to the terminal's width so it never wraps (a wrapped line cannot be rewritten in place).
@@ -11,7 +11,9 @@ import os
 from typing import TextIO
 
 from contree_tui.client.image_import import ImportProgress
+from contree_tui.client.observable import Observable
 from contree_tui.client.render import human_size
+from contree_tui.client.sync import SyncPhase, SyncStatus
 
 BAR_WIDTH = 24
 LABEL_WIDTH = 32  # a long path keeps its end (the layout's name and ref), so the bar still fits in 80 columns
@@ -87,3 +89,31 @@ class ProgressLine:
         if self.live and self._shown:
             self.stream.write(ERASE_LINE)
             self._shown = ""
+
+
+def sync_progress_text(label: str, status: SyncStatus) -> str:
+    """`~/proj  sync  [=====>   ]  42%  4,200/10,000 files  1.2 MiB / 3.0 MiB`"""
+    fraction = status.fraction
+    if fraction is None:
+        return f"{label}  scanning"
+    return (f"{label}  sync  {progress_bar(fraction)}  {fraction * 100:3.0f}%  {status.done_files:,}/"
+            f"{status.files:,} files  {human_size(status.done_bytes)} / {human_size(status.bytes)}")
+
+
+class SyncProgressLine(ProgressLine):
+    """`contree-tui sync` (and a run's sync) on a terminal: the live line follows the syncer's status while
+    it uploads; on a pipe nothing is said until the command's own last line."""
+
+    def __init__(self, stream: TextIO, label: str, status: Observable[SyncStatus], *,
+                 live: bool | None = None) -> None:
+        super().__init__(stream, label, live=live)
+        self._unsubscribe = status.subscribe(self._show)
+
+    def _show(self, status: SyncStatus) -> None:
+        if self.live and status.phase is SyncPhase.SYNCING:
+            self._draw(sync_progress_text(self.label, status))
+            self.stream.flush()
+
+    def close(self) -> None:
+        self._unsubscribe()
+        super().close()

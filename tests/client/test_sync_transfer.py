@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from contree_tui.client.blob_upload import TransferPolicy
 from contree_tui.client.connection import Connection, connect, embedded_target
 from contree_tui.client.position import PositionStore, SyncSettings
+from contree_tui.client.progress_line import ERASE_LINE, SyncProgressLine
 from contree_tui.client.runner import RunSpec, start_run
 from contree_tui.client.sync import Syncer, SyncError, SyncPhase, SyncStatus
 from contree_tui.client.sync_cache import SyncCache
@@ -172,3 +174,24 @@ async def test_a_run_whose_sync_fails_does_not_start_and_the_position_stays(
         assert not any(route == "POST /v1/instances" for route in transport.routes), "no run was started"
     finally:
         await ws.aclose()
+
+
+async def test_the_cli_progress_line_follows_the_sync_on_a_terminal(connection: Connection, tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    make_tree(root, 1000, salt())
+    syncer = Syncer(connection, root, cache=SyncCache(None), policy=TransferPolicy(batch=False))
+    terminal = io.StringIO()
+    line = SyncProgressLine(terminal, "project", syncer.status, live=True)
+    try:
+        await syncer.sync()
+    finally:
+        line.close()
+        syncer.close()
+    drawn = [text for text in terminal.getvalue().split(ERASE_LINE) if text]
+    assert drawn[0] == "project  scanning"
+    assert drawn[1].startswith("project  sync  [>") and "  0/1,000 files  0 B / " in drawn[1], drawn[1]
+    assert drawn[-1].startswith("project  sync  [" + "=" * 24 + "]  100%  1,000/1,000 files"), drawn[-1]
+    assert terminal.getvalue().endswith(ERASE_LINE), "the live line is gone before the command's last words"
+    piped = io.StringIO()
+    SyncProgressLine(piped, "project", syncer.status, live=False).close()
+    assert piped.getvalue() == ""
