@@ -132,6 +132,11 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
             if op.uuid not in self.table.operations:
                 self.table.upsert(op)
                 lineage.note_operation(op)
+                if op.is_import and op.running and op.uuid not in self._followed:
+                    # another client's import (or one from before the TUI): its bar moves only if its events
+                    # are read, and imports are few, so each is followed at once, as `:import` follows its own
+                    self._followed.add(op.uuid)
+                    self.follow_existing(op)
         self._show_working()
         self.status_bar.running = self.table.running_count
         if self.table.row_count and self.log_panel.view.buffer is None:
@@ -201,6 +206,11 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
 
     async def _follow(self, op: Operation) -> None:
         """Read the operation's events into its buffer until it completes."""
+        if op.is_import:  # progress and log lines, then its state from the server (command_verbs.py)
+            result = await self._follow_import(op)
+            if result.succeeded and op.result and op.result not in self.lineage.snapshots:
+                self.load()  # another client's import just ended: its image, a root of the tree
+            return
         buffer = self.buffers.setdefault(op.uuid, OutputBuffer())
         self._followed.add(op.uuid)
         try:
