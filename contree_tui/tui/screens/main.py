@@ -26,6 +26,7 @@ from contree_tui.tui.screens.command_verbs import CommandVerbs
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
+from contree_tui.tui.verbs import verb_hint
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 from contree_tui.tui.widgets.log_view import LogPanel
@@ -198,6 +199,8 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
             undo = "; u rolls back" if moved else ""
             self.notify(f"{short_command(op.command)} timed out and was killed{undo}", title="timed out",
                         severity="warning")
+        elif (hint := verb_hint(op.command, op.exit_code)) is not None:
+            self.notify(hint, title="did you mean a verb?", severity="warning", timeout=20)
         elif not made and not op.disposable:
             self.notify(f"{short_command(op.command)} changed no file: no new snapshot", title="no change")
         elif op.exit_code not in (None, 0):
