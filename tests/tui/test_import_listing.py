@@ -94,8 +94,12 @@ async def test_an_import_made_before_the_tui_is_a_row_with_its_log_and_a_tagged_
 
         screen.inspect_snapshot(snapshot.uuid)
         await until(pilot, lambda: isinstance(app.screen, SnapshotDetailScreen), what="the detail view")
-        header = str(app.screen.query_one("#detail-header", Static).render())
-        assert f"imported from {ref}" in header and "made by" not in header, header
+        header = app.screen.query_one("#detail-header", Static)
+        await until(pilot, lambda: "added" in str(header.render()), what="the size in the header")
+        assert f"imported from {ref} as {tag}" in str(header.render()), str(header.render())
+        assert "made by" not in str(header.render())
+        await pilot.resize_terminal(80, 24)  # too narrow for one line: it wraps, the size stays in view
+        await until(pilot, lambda: header.size.height >= 2, what="the header to wrap")
 
 
 @pytest.mark.parametrize(("where", "how", "who"), [("resolving", "kill", "tui"), ("extracting", "kill", "tui"),
