@@ -125,6 +125,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+RECENT_IMPORTS = 20  # imports listed per watch (import_watch.py): more than anyone starts in a few seconds
 LISTED_KINDS = ("instance", IMPORT_KIND)  # what the operations table shows: runs and imports
 
 
@@ -243,6 +244,16 @@ class ContreeBackend(VerbCalls):
         runs = sorted((op for op in self.images.tree.operations.values() if op.kind in LISTED_KINDS),
                       key=lambda op: (op.created_at, op.uuid))[-limit:]
         records = await self._guard(self.images.details([op.uuid for op in runs]))
+        return [operation_from_record(op) for op in records]
+
+    async def recent_imports(self, known: set[str], limit: int = RECENT_IMPORTS) -> list[Operation]:
+        """The newest imports (one listing), each not in `known` read in full (its reference and tag)."""
+        rows = await self._call(lambda: self.client.list_operations(kind=IMPORT_KIND, limit=limit))
+        fresh = [OperationRecord.from_summary(row) for row in rows]
+        fresh = [op for op in fresh if op.uuid not in known]
+        if not fresh:
+            return []
+        records = await self._guard(self.images.details([op.uuid for op in fresh]))
         return [operation_from_record(op) for op in records]
 
     async def operation(self, uuid: str) -> Operation:

@@ -154,3 +154,24 @@ async def test_an_import_whose_engine_restarts_ends_failed_with_the_reason(
         if who == "tui":
             await until(pilot, lambda: any("cannot import" in (n.title or "") for n in app._notifications),
                         what="the failure's toast")
+
+
+async def test_an_import_another_client_makes_while_the_tui_runs_shows_up_without_a_reload(
+        tui_engine_dir: Path, tmp_path: Path) -> None:
+    """`contree-tui import` in another terminal: its row, then its image a root of the tree, no `R` pressed."""
+    marker = uuidlib.uuid4().hex[:8]
+    write_layout(tmp_path / "layout", [busybox_layer(), {"etc/marker": File(f"{marker}\n".encode())}], tag="t1",
+                 env=["PATH=/bin"])
+    ref, tag = f"oci:{tmp_path / 'layout'}:t1", f"meanwhile-{marker}:1"
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        operation = await import_elsewhere(tui_engine_dir, ref, tag)
+        await until(pilot, lambda: operation in screen.table.operations, what="the import's row")
+        op = screen.table.operations[operation]
+        assert op.is_import and op.command == f"import {ref} as {tag}", op
+        await until(pilot, lambda: tag in screen.tree.tags(), what="its image in the tree")
+        snapshot = screen.tree.find_tag(tag)
+        assert snapshot is not None and snapshot.uuid == op.result and snapshot.imported
+        node = screen.tree.node_for(snapshot.uuid)
+        assert node is not None and node.parent is screen.tree.root

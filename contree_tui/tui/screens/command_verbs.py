@@ -57,6 +57,7 @@ class CommandVerbs:
         self.command_log = CommandLog()
         self._interrupts: dict[str, tuple[Interrupter, float]] = {}
         self._listings: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+        self._posting_imports = 0  # `:import` requests sent and not answered yet
 
     def _attach_command_verbs(self, backend: Any) -> None:
         """On connect: completion from this screen, the folder's sync resumed if it was left on."""
@@ -180,7 +181,11 @@ class CommandVerbs:
         fetched, its log holds the engine's lines. A success puts its image into the tree (a root, with its
         tag). Imports run side by side, each in its own worker (the "verb" group is not exclusive)."""
         backend = self._backend()
-        uuid = await backend.import_image(ref, tag)  # the engine resolves bare names to docker://
+        self._posting_imports += 1  # import_watch.py keeps off until this uuid has its row and follower
+        try:
+            uuid = await backend.import_image(ref, tag)  # the engine resolves bare names to docker://
+        finally:
+            self._posting_imports -= 1
         op = Operation(uuid=uuid, command=import_command(ref, tag), image=None, kind=IMPORT_KIND,
                        created_at=self.clock())
         self.buffers.setdefault(uuid, OutputBuffer())

@@ -24,6 +24,7 @@ from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.screens.command_verbs import CommandVerbs
 from contree_tui.tui.screens.confirm import ConfirmScreen
+from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.verbs import verb_hint
@@ -38,7 +39,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
+class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -60,6 +61,7 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
         self._followed: set[str] = set()  # operations whose events a worker is reading
         self._init_command_verbs()
         self._init_link_watch()
+        self._init_import_watch()
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="connection-banner")
@@ -107,6 +109,7 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
         message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
         self._attach_command_verbs(message.backend)
         self._attach_link_watch(message.backend)
+        self._attach_import_watch(message.backend)
         self.load()
 
     def on_link_changed(self, message: LinkChanged) -> None:
