@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from contree_tui.client.image_import import ImportProgress
-from contree_tui.client.progress_line import progress_bar, progress_text
+from contree_tui.client.progress import progress_bar, progress_text
 from tests.client.test_cli import Cli, one_error_line
 from tests.images.busybox_layouts import busybox_layer, whiteout_layout, zeros_layout
 from tests.images.oci_build import File, skopeo_copy, write_layout
