@@ -90,6 +90,11 @@ class StatusLine:
         return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+# The engine's last log line of an import that did not succeed ("import failed: <error>", image_import.py's
+# _finish): the command's own last line says the same reason, once is enough.
+OUTCOME_LOGS = ("import failed: ", "import cancelled: ")
+
+
 def progress_text(label: str, progress: ImportProgress, *, bar: bool) -> str:
     """`alpine:3  download 2/5  [====>   ]  42%  12.3 MiB / 29.0 MiB fetched`; the bar only when `bar` and the
     total is known (the fraction counts extraction too: ImportProgress.fraction)."""
@@ -120,7 +125,7 @@ class ProgressLine:
         return self.line.live
 
     def update(self, progress: ImportProgress, log_line: str | None = None) -> None:
-        if log_line is not None:
+        if log_line is not None and not log_line.startswith(OUTCOME_LOGS):
             self.line.say(log_line)
         new_step = bool(progress.step) and progress.step not in self._steps_said
         self._steps_said.add(progress.step)
