@@ -3,7 +3,8 @@ the CLI retries every 5xx forever (contree_cli/client.py: RetryPolicy(max_attemp
 engine answering 5xx to the import made it hang. Here the real CLI runs as a subprocess against the engine served
 on 127.0.0.1 TCP (the CLI takes only an http URL) and must finish: an import from a real docker-registry on
 127.0.0.1 succeeds and the image runs; a missing tag, a registry that is down and a malformed reference end with
-a non-zero exit and the engine's reason, well inside the subprocess deadline (a retry loop would hit it).
+a non-zero exit and the engine's reason, well inside the subprocess deadline (a retry loop would hit it); so does
+an import on a nearly full disk (once a 507 to the POST, which the CLI retried without end).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from contree_tui.engine.config import EngineConfig
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.http import create_app
 from tests.api.conftest import serve, stop
@@ -47,8 +50,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg.stop()
 
 
-@pytest.fixture
-async def api_url(engine: Engine) -> AsyncIterator[str]:
+@asynccontextmanager
+async def served(engine: Engine) -> AsyncIterator[str]:
+    """The engine's API on 127.0.0.1 TCP: its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     server, task = await serve(create_app(engine), sockets=[sock])
@@ -57,6 +61,12 @@ async def api_url(engine: Engine) -> AsyncIterator[str]:
     finally:
         await stop(server, task)
         sock.close()
+
+
+@pytest.fixture
+async def api_url(engine: Engine) -> AsyncIterator[str]:
+    async with served(engine) as url:
+        yield url
 
 
 async def contree(api_url: str, home: Path, *args: str) -> tuple[int, str, str]:
@@ -110,3 +120,14 @@ async def test_contree_cli_import_failures_end_with_the_reason(api_url: str, reg
 
     code, out, err = await contree(api_url, tmp_path, "images", "import", "docker://Bad/Name:x")
     assert code != 0 and "accepted forms" in out + err, (out, err)
+
+
+async def test_a_nearly_full_disk_ends_the_cli_with_the_reason(open_engine: Callable[..., Awaitable[Engine]],
+                                                               registry: Registry, tmp_path: Path) -> None:
+    """The engine once refused such an import with 507, which contree-cli retried without end."""
+    engine = await open_engine(EngineConfig(min_free_bytes=1 << 60))
+    async with served(engine) as url:
+        code, out, err = await contree(url, tmp_path, "images", "import", f"{registry.host}/cli/app:v1")
+    assert code == 1, (out, err)
+    (row,) = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert row["status"] == "FAILED" and "disk is nearly full" in row["error"], row
