@@ -31,7 +31,8 @@ from contree_tui.engine.image_sources.tar_members import TarIndexer
 from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.layer_cap import unmount_leftovers
 from contree_tui.engine.models import EngineError, Event, Image, NotFound, Operation, OperationStatus, StoredFile
-from contree_tui.engine.rootfs_import import MAX_IMPORTS, import_helpers, layer_from_tarball
+from contree_tui.engine.oci_layer import layer_from_tarball
+from contree_tui.engine.rootfs_import import MAX_IMPORTS, import_helpers
 from contree_tui.engine.runs import InstanceRuns
 from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
@@ -316,8 +317,8 @@ class Engine:
 
     # -- imports (engine/image_import.py) ------------------------------------------------------------
     def import_image(self, body: dict[str, Any]) -> Operation:
-        """Validate an ImageImportRequest (EngineError 400/501/507), record the operation and start it;
-        returns at once."""
+        """Validate an ImageImportRequest (EngineError 400/501), record the operation and start it; returns at
+        once (a nearly full disk fails the operation: official clients retry a 507 without end)."""
         return self.imports.start(body)
 
     # -- events -------------------------------------------------------------------------------------

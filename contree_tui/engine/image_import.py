@@ -15,8 +15,11 @@ most PROGRESS_RATE a second plus one at each phase change, `import_log` {message
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
+import stat
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,9 +34,9 @@ from contree_tui.engine.event_log import EventLog
 from contree_tui.engine.image_sources import ROOTFS_SCHEME, Credentials, ImageSource, ResolvedImage, open_source
 from contree_tui.engine.image_sources.base import LayerBlob
 from contree_tui.engine.image_sources.tar_members import TarIndexer
+from contree_tui.engine.lower_links import link_lower_files
 from contree_tui.engine.models import DEFAULT_PATH, Conflict, EngineError, Image, NotFound, Operation, OperationStatus
-from contree_tui.engine.oci_layer import extract_layer
-from contree_tui.engine.rootfs_import import layer_from_tarball
+from contree_tui.engine.oci_layer import ExtractedLayer, extract_layer, layer_from_tarball
 from contree_tui.engine.sandbox.helper import HelperSet
 from contree_tui.engine.spawn_request import TAG_RE
 from contree_tui.engine.state_dir import StateDir, spread_subdirectories
@@ -125,6 +128,36 @@ def _config_field(config: dict[str, Any], name: str) -> str:
     return value[:4096] if isinstance(value, str) else ""
 
 
+async def _hash_file(path: Path) -> tuple[str, int]:
+    """sha256 of a host file and its size, in a thread that stops at the next 1 MiB when cancelled (hashing
+    runs at ~1.5 GB/s here: a 2 GiB tarball is ~1.5 s)."""
+    stop = threading.Event()
+
+    def digest() -> tuple[str, int]:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise EngineError(f"{path}: cannot open ({exc.strerror})") from None
+        with os.fdopen(fd, "rb", buffering=0) as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO would block the read
+                raise EngineError(f"{path}: not a regular file")
+            sha, size = hashlib.sha256(), 0
+            while chunk := fh.read(1 << 20):
+                if stop.is_set():
+                    raise asyncio.CancelledError
+                sha.update(chunk)
+                size += len(chunk)
+            return "sha256:" + sha.hexdigest(), size
+
+    task = asyncio.ensure_future(asyncio.to_thread(digest))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+
+
 def short(digest: str | None) -> str:
     return f"{digest[:19]}…" if digest else "-"
 
@@ -195,7 +228,6 @@ class ImageImports:
                                   "a source yet", status=501) from None
         elif not request.url[len(ROOTFS_SCHEME):].startswith("/"):  # the engine's cwd is not the client's
             raise EngineError("registry.url: rootfs: needs an absolute path, e.g. rootfs:/srv/rootfs.tar")
-        require_free(self._layers_dir, self.config.min_free_bytes, "import")
         op = Operation(uuid=str(uuid.uuid4()), kind=KIND, status=OperationStatus.PENDING, created_at=time.time(),
                        image_uuid=None, request=request.stored())
         self.store.add_operation(op)
@@ -246,6 +278,9 @@ class ImageImports:
                 async with asyncio.timeout(request.timeout):
                     async with self._slots:  # PENDING while MAX_PARALLEL_IMPORTS others run
                         self.events.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=time.time())
+                        # A nearly full disk fails the operation, it does not refuse the POST with 507: the
+                        # official clients retry every 5xx (contree-cli without end), an operation's error ends them.
+                        require_free(self._layers_dir, self.config.min_free_bytes, "import")
                         work.mkdir(exist_ok=True)
                         if source is None:
                             image = await self._import_rootfs(op_uuid, request, work, progress, held, created)
@@ -324,11 +359,12 @@ class ImageImports:
         # overlaps another layer's extraction; extraction slots are the engine's, MAX_IMPORTS).
         jobs = asyncio.Semaphore(LAYER_JOBS)
         found: list[tuple[str, int] | None] = [None] * len(resolved.layers)
+        pending: dict[int, tuple[Path, str, ExtractedLayer]] = {}  # layers with hard links to lower files
 
         async def one(index: int, blob: LayerBlob) -> None:
             async with jobs:
                 found[index] = await self._layer(request, source, resolved, index, blob, work, progress, created,
-                                                 held)
+                                                 held, pending)
 
         tasks = [asyncio.ensure_future(one(i, b)) for i, b in enumerate(resolved.layers)]
         try:
@@ -338,6 +374,15 @@ class ImageImports:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)  # every helper dead, every layer in `held`
             raise
+        for index in sorted(pending):  # bottom up: the layers below each are complete when it is linked
+            out, layer, extracted = pending[index]
+            lowers = [f"{self._layers_dir}/{item[0]}" for item in reversed(found[:index]) if item is not None]
+            copied = await link_lower_files(
+                self.extractors, out, lowers, extracted.lower_links, work / f"lower-{index}",
+                max_bytes=self.config.max_layer_bytes - extracted.size, timeout=self._remaining(created, request))
+            progress.log(f"layer {index + 1}/{len(found)}: {len(extracted.lower_links)} hard links to files of "
+                         f"lower layers made ({copied / (1 << 20):.1f} MiB copied)")
+            found[index] = await self._commit_layer(out, layer, extracted, extracted.size + copied, held)
         ordered = [item for item in found if item is not None]
         size = sum(item[1] for item in ordered)
         progress("commit", digest=resolved.source_digest)
@@ -374,7 +419,7 @@ class ImageImports:
 
     async def _layer(self, request: ImportRequest, source: ImageSource, resolved: ResolvedImage, index: int,
                      blob: LayerBlob, work: Path, progress: _Progress, created: float,
-                     held: list[str]) -> tuple[str, int]:
+                     held: list[str], pending: dict[int, tuple[Path, str, ExtractedLayer]]) -> tuple[str, int] | None:
         """The layer for `blob`: the stored one with its diff id, or fetched and extracted now; either way
         pinned and added to `held` (the import's layers, removed if it fails)."""
         count = len(resolved.layers)
@@ -391,7 +436,7 @@ class ImageImports:
                     progress.log(f"layer {index + 1}/{count} {short(blob.diff_id)} reused")
                     return stored
                 return await self._fetch_and_extract(request, source, index, blob, work, progress, created, count,
-                                                     held)
+                                                     held, pending)
         finally:
             lock, users = self._layer_locks[key]
             if users > 1:
@@ -400,8 +445,10 @@ class ImageImports:
                 del self._layer_locks[key]
 
     async def _fetch_and_extract(self, request: ImportRequest, source: ImageSource, index: int, blob: LayerBlob,
-                                 work: Path, progress: _Progress, created: float, count: int,
-                                 held: list[str]) -> tuple[str, int]:
+                                 work: Path, progress: _Progress, created: float, count: int, held: list[str],
+                                 pending: dict[int, tuple[Path, str, ExtractedLayer]]) -> tuple[str, int] | None:
+        """The layer extracted and stored, or None with it in `pending` (under `work`, not stored yet) when it
+        holds hard links to files of the layers below (made once those are extracted)."""
         path = work / f"blob-{index}"
         counted = 0  # of this blob's bytes, in progress.bytes_done (layers download side by side)
 
@@ -424,7 +471,8 @@ class ImageImports:
             extracted = await extract_layer(
                 self.extractors, path, out, max_bytes=self.config.max_layer_bytes,
                 timeout=self._remaining(created, request),
-                progress=lambda done: progress("extract", index, blob.digest, min(done, fetched), fetched))
+                progress=lambda done: progress("extract", index, blob.digest, min(done, fetched), fetched),
+                lower_links=index > 0)
             progress("extract", index, blob.digest, fetched, fetched)
         finally:
             path.unlink(missing_ok=True)
@@ -433,38 +481,102 @@ class ImageImports:
             raise EngineError(f"layer {index + 1}/{count} ({blob.digest}): its content is {extracted.diff_id}, "
                               f"but the image config says {blob.diff_id}; the image is corrupt or was tampered "
                               "with, nothing was imported", status=422)
+        if extracted.lower_links:
+            pending[index] = (out, layer, extracted)
+            stored = None
+        else:
+            stored = await self._commit_layer(out, layer, extracted, extracted.size, held)
+        opaque = f", {len(extracted.opaque)} opaque dirs" if extracted.opaque else ""
+        xattrs = f", {extracted.xattrs} xattrs" if extracted.xattrs else ""
+        progress.log(f"layer {index + 1}/{count} {short(extracted.diff_id)} extracted ({extracted.entries} entries, "
+                     f"{extracted.size / (1 << 20):.1f} MiB{opaque}{xattrs})")
+        if extracted.xattrs_skipped:
+            progress.log(f"layer {index + 1}/{count}: xattrs not restored (not user.* or security.capability, or an "
+                         f"overlay's own): {', '.join(extracted.xattrs_skipped)}")
+        return stored
+
+    async def _commit_layer(self, out: Path, layer: str, extracted: ExtractedLayer, size: int,
+                            held: list[str]) -> tuple[str, int]:
+        """An extracted layer into layers/, recorded by its diff id (or the one recorded meanwhile), pinned."""
+        os.rename(out, f"{self._layers_dir}/{layer}")
+        layerfs.fsync_dir(self._layers_dir)
+        stored = self.store.record_layer_digest(extracted.diff_id, layer, size)
+        self._pin(stored[0])
+        held.append(stored[0])
+        if stored[0] != layer:  # recorded by someone else meanwhile (an import without the diff id up front)
+            await asyncio.to_thread(shutil.rmtree, f"{self._layers_dir}/{layer}", True)
+        return stored
+
+    async def _import_rootfs(self, op_uuid: str, request: ImportRequest, work: Path, progress: _Progress,
+                             held: list[str], created: float) -> Image:
+        """`rootfs:PATH`: a plain directory or a tarball (plain, gzip, zstd, bzip2, xz) as one root layer.
+
+        A tarball is content-addressed as an OCI image is: its sha256 is its source digest (the same file
+        again is the same image, at once) and its uncompressed sha256 its layer's diff id (the same tar
+        compressed otherwise, or an OCI layer with that diff id, shares the layer). A directory has no
+        digest short of reading every file: each import of one makes a new image."""
+        source = Path(request.url[len(ROOTFS_SCHEME):])
+        progress.layers = 1
+        if source.is_dir():
+            return await self._import_rootfs_directory(op_uuid, request, source, work, progress, held)
+        if not source.is_file():
+            raise NotFound(f"{source}: no such rootfs directory or tarball")
+        progress("resolve")
+        digest, total = await _hash_file(source)
+        progress.log(f"{source}: {short(digest)}, {total / (1 << 20):.1f} MiB")
+        known = self.store.image_for_source(digest)
+        if known is not None:
+            progress("reuse", 0, digest, 0, 0)
+            if request.tag:
+                known = self.store.set_tag(known.uuid, request.tag)
+                progress.log(f"tagged {request.tag}")
+            progress.log(f"already imported as {known.uuid}")
+            return known
+        require_free(self._layers_dir, self.config.min_free_bytes + total, "import")
+        layer = layerfs.new_layer_id()
+        out = work / f"layer-{layer}"
+        progress("extract", 0, digest, 0, total)
+        extracted = await layer_from_tarball(
+            self.extractors, source, out, max_bytes=self.config.max_layer_bytes,
+            timeout=self._remaining(created, request),
+            progress=lambda done: progress("extract", 0, digest, min(done, total), total))
+        progress("extract", 0, digest, total, total)
+        if extracted.source_digest and extracted.source_digest != digest:  # the file changed meanwhile
+            progress.log(f"{source} changed while it was imported: recorded as what was extracted, "
+                         f"{short(extracted.source_digest)}")
+            digest = extracted.source_digest
         os.rename(out, f"{self._layers_dir}/{layer}")
         layerfs.fsync_dir(self._layers_dir)
         stored = self.store.record_layer_digest(extracted.diff_id, layer, extracted.size)
         self._pin(stored[0])
         held.append(stored[0])
-        if stored[0] != layer:  # recorded by someone else meanwhile (an import without the diff id up front)
+        if stored[0] != layer:  # the same tar was imported before (otherwise compressed, or as an OCI layer)
             await asyncio.to_thread(shutil.rmtree, f"{self._layers_dir}/{layer}", True)
-        opaque = f", {len(extracted.opaque)} opaque dirs" if extracted.opaque else ""
-        progress.log(f"layer {index + 1}/{count} {short(extracted.diff_id)} extracted ({extracted.entries} entries, "
-                     f"{extracted.size / (1 << 20):.1f} MiB{opaque})")
-        return stored
+            progress.log(f"layer {short(extracted.diff_id)} already stored: reused")
+        xattrs = f", {extracted.xattrs} xattrs" if extracted.xattrs else ""
+        progress.log(f"extracted {extracted.entries} entries, {extracted.size / (1 << 20):.1f} MiB{xattrs}")
+        if extracted.xattrs_skipped:
+            progress.log(f"xattrs not restored: {', '.join(extracted.xattrs_skipped)}")
+        progress("commit", digest=digest)
+        image = Image(uuid=str(uuid.uuid4()), created_at=time.time(), layers=(stored[0],), operation_uuid=op_uuid,
+                      tags=(request.tag,) if request.tag else (), env={"PATH": DEFAULT_PATH}, size=stored[1])
+        self.store.add_image(image, digest)
+        if request.tag:
+            progress.log(f"tagged {request.tag}")
+        progress.log(f"imported {source} as {image.uuid}")
+        return image
 
-    async def _import_rootfs(self, op_uuid: str, request: ImportRequest, work: Path, progress: _Progress,
-                             held: list[str], created: float) -> Image:
-        """`rootfs:PATH`: a plain directory or tarball (any compression tarfile reads) as one root layer."""
-        source = Path(request.url[len(ROOTFS_SCHEME):])
-        progress.layers = 1
+    async def _import_rootfs_directory(self, op_uuid: str, request: ImportRequest, source: Path, work: Path,
+                                       progress: _Progress, held: list[str]) -> Image:
         layer = layerfs.new_layer_id()
         out = work / f"layer-{layer}"
         progress("extract", 0, None, 0, -1)
-        if source.is_dir():
-            copy = asyncio.ensure_future(asyncio.to_thread(layerfs.layer_from_directory, str(source), str(out)))
-            try:
-                await asyncio.shield(copy)
-            except asyncio.CancelledError:
-                await asyncio.gather(copy, return_exceptions=True)  # a thread cannot be stopped: let it end
-                raise
-        elif source.is_file():
-            await layer_from_tarball(self.extractors, source, out, max_bytes=self.config.max_layer_bytes,
-                                     timeout=self._remaining(created, request))
-        else:
-            raise NotFound(f"{source}: no such rootfs directory or tarball")
+        copy = asyncio.ensure_future(asyncio.to_thread(layerfs.layer_from_directory, str(source), str(out)))
+        try:
+            await asyncio.shield(copy)
+        except asyncio.CancelledError:
+            await asyncio.gather(copy, return_exceptions=True)  # a thread cannot be stopped: let it end
+            raise
         size = await asyncio.to_thread(lambda: layerfs.scan_upper(str(out)).size)
         os.rename(out, f"{self._layers_dir}/{layer}")
         layerfs.fsync_dir(self._layers_dir)
@@ -473,10 +585,10 @@ class ImageImports:
         progress("commit")
         image = Image(uuid=str(uuid.uuid4()), created_at=time.time(), layers=(layer,), operation_uuid=op_uuid,
                       tags=(request.tag,) if request.tag else (), env={"PATH": DEFAULT_PATH}, size=size)
-        self.store.add_image(image)
+        self.store.add_image(image)  # no source digest: a directory is copied anew each time
         if request.tag:
             progress.log(f"tagged {request.tag}")
-        progress.log(f"imported {source} as {image.uuid}")
+        progress.log(f"imported {source} as {image.uuid} (a directory: each import makes a new image)")
         return image
 
     # -- layers in hand -----------------------------------------------------------------------------

@@ -22,10 +22,13 @@ sandboxes' seccomp filter, RLIMIT_FSIZE, a deadline, no imports), with the same 
 from __future__ import annotations
 
 import asyncio
+import bz2
 import ctypes
 import errno
 import gzip
 import hashlib
+import io
+import lzma
 import os
 import shutil
 import stat
@@ -33,11 +36,14 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zstandard  # loaded here, in the engine: a helper refuses imports (helper._NoImports)
 
+from contree_tui.engine.layer_xattrs import MAX_REPORTED
 from contree_tui.engine.models import EngineError, Unprocessable
 from contree_tui.engine.rootfs_import import (
+    DEFAULT_IMPORT_TIMEOUT,
     EXTRACT_CAPABILITIES,
     IMPORT_MEMORY,
     _Admission,
@@ -60,6 +66,8 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
 READ_CHUNK = 1 << 20
 # The helper reads its blob in steps of this much: the engine's progress (its input position) moves by as
 # much, and a gzip of zeros can hold 1000x that.
@@ -79,26 +87,51 @@ class ExtractedLayer:
     entries: int
     size: int  # bytes of regular files
     opaque: tuple[str, ...]  # relative directory paths marked opaque ("" = the layer's root)
+    xattrs: int = 0  # extended attributes restored (layer_xattrs.py)
+    xattrs_skipped: tuple[str, ...] = ()  # names of those left out (trusted.*, security.selinux, ...), distinct
+    source_digest: str = ""  # sha256:<hex> of the blob's bytes as the helper read them (compressed)
+    # hard links to files of lower layers, not made yet: (path in the layer, target path) (lower_links.py)
+    lower_links: tuple[tuple[str, str], ...] = ()
+
+
+async def layer_from_tarball(helpers: HelperSet, tarball: Path, out: Path, *, max_bytes: int,
+                             timeout: float = DEFAULT_IMPORT_TIMEOUT,
+                             progress: ProgressFn | None = None) -> ExtractedLayer:
+    """A local rootfs tarball (plain, gzip, zstd, bzip2 or xz) into the new directory `out`, by the same
+    helper as a layer blob; errors name the tarball. The path may be a symlink (the user's own choice of
+    file: it is opened by the engine, never by the helper)."""
+    try:
+        return await extract_layer(helpers, tarball, out, max_bytes=max_bytes, timeout=timeout, progress=progress,
+                                   follow=True)
+    except HelperTimeout:
+        raise HelperTimeout(f"{tarball}: the import did not finish within {timeout:g} s and was stopped (a very "
+                            "large or slow tarball? the engine's import timeout)") from None
+    except EngineError as exc:
+        message = str(exc).replace("the layer's extraction helper", "the import helper")
+        raise type(exc)(message if message.startswith(str(tarball)) else f"{tarball}: {message}",
+                        exc.status) from None
 
 
 async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes: int, timeout: float,
-                        progress: ProgressFn | None = None) -> ExtractedLayer:
+                        progress: ProgressFn | None = None, follow: bool = False,
+                        lower_links: bool = False) -> ExtractedLayer:
     """Extract the layer blob `blob` into the new directory `out` (opaque dirs marked); on any failure, or
     when cancelled, `out` is gone and EngineError raised. `progress` gets the blob bytes read so far."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
     try:
-        fd = os.open(blob, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        fd = os.open(blob, flags)
     except OSError as exc:
-        raise EngineError(f"{blob.name}: cannot open the layer blob ({exc.strerror})") from None
+        raise EngineError(f"{blob if follow else blob.name}: cannot open ({exc.strerror})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise EngineError(f"{blob.name}: the layer blob is not a regular file")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device at the path would block the helper
+            raise EngineError(f"{blob if follow else blob.name}: not a regular file")
         out.mkdir(mode=0o755)
         id_limit = helpers.users.ids.count if helpers.users is not None else None
         limits = HelperLimits(cpu_seconds=int(timeout) + 2, memory_bytes=IMPORT_MEMORY, open_files=64,
                               lifetime=timeout, file_bytes=max_bytes)
         try:
             helper = await helpers.start_writable(
-                str(out), lambda result: _extract(result, max_bytes, id_limit), limits,
+                str(out), lambda result: _extract(result, max_bytes, id_limit, lower_links), limits,
                 capabilities=EXTRACT_CAPABILITIES, input_fd=fd)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
@@ -122,11 +155,16 @@ async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes:
         diff_id = header.get("diff_id")
         if not isinstance(diff_id, str) or not diff_id.startswith("sha256:"):
             raise HelperFailed("the layer's extraction helper sent a malformed answer")
-        opaque = tuple(p.decode("utf-8", "surrogateescape") for p in payload.split(b"\0") if p) if payload else ()
+        opaque, links = _parse_payload(payload)
         if header.get("root_opaque"):
             opaque = ("", *opaque)
         await asyncio.to_thread(mark_opaque, str(out), opaque)
-        return ExtractedLayer(diff_id, int(header.get("entries", 0)), int(header.get("bytes", 0)), opaque)
+        skipped = header.get("xattrs_skipped")
+        source_digest = header.get("source_digest")
+        return ExtractedLayer(diff_id, int(header.get("entries", 0)), int(header.get("bytes", 0)), opaque,
+                              int(header.get("xattrs", 0)),
+                              tuple(str(n)[:100] for n in skipped[:MAX_REPORTED]) if isinstance(skipped, list) else (),
+                              source_digest if isinstance(source_digest, str) else "", links)
     except BaseException:
         helper.close()
         await asyncio.shield(helper.exit_code())  # dead before its partial tree goes: no write lands after
@@ -134,6 +172,26 @@ async def extract_layer(helpers: HelperSet, blob: Path, out: Path, *, max_bytes:
         raise
     finally:
         helper.close()
+
+
+def _parse_payload(payload: bytes) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The helper's payload: NUL-separated records, `o<dir>` an opaque directory, `l<path>` then `<target>`
+    a hard link to a lower layer's file."""
+    opaque: list[str] = []
+    links: list[tuple[str, str]] = []
+    records = iter(payload.split(b"\0")) if payload else iter(())
+    for record in records:
+        text = record.decode("utf-8", "surrogateescape")
+        if text.startswith("o") and len(text) > 1:
+            opaque.append(text[1:])
+        elif text.startswith("l"):
+            target = next(records, None)
+            if target is None or len(text) < 2:
+                raise HelperFailed("the layer's extraction helper sent a malformed answer")
+            links.append((text[1:], target.decode("utf-8", "surrogateescape")))
+        elif text:
+            raise HelperFailed("the layer's extraction helper sent a malformed answer")
+    return tuple(opaque), tuple(links)
 
 
 async def _header_with_progress(helper: HelperProcess, deadline: float,
@@ -176,6 +234,22 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
+RESOLVE_IN_ROOT = 0x10
+
+
+def open_in_root(root_fd: int, path: str, flags: int) -> int:
+    """`path` opened as if `root_fd` were `/` (RESOLVE_IN_ROOT: absolute symlinks and `..` stay inside it;
+    no magic links, no other mount): how a helper that sees two trees names a file in one of them."""
+    extra = os.O_CLOEXEC if flags & os.O_PATH else os.O_CLOEXEC | os.O_NOCTTY  # openat2: O_PATH takes no other
+    how = _OpenHow(flags | extra, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+    fd = _libc.syscall(_SYS_OPENAT2, root_fd, path.encode("utf-8", "surrogateescape"), ctypes.byref(how),
+                       ctypes.sizeof(how))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return fd
+
+
 def open_beneath(root_fd: int, path: str) -> int:
     """A directory strictly beneath `root_fd`, reached without following any symlink or leaving the mount:
     what a hostile name may not do, the kernel refuses (EXDEV, ELOOP, ENOTDIR) instead of us checking."""
@@ -212,6 +286,23 @@ def mark_opaque(layer: str, paths: tuple[str, ...]) -> None:
 
 # -- the helper's side ----------------------------------------------------------------------------------
 
+class _HashingInput(io.RawIOBase):
+    """The helper's input fd, hashed as it is read (the compressed bytes: a rootfs tarball's source digest)."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = io.FileIO(fd, "rb")
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(buffer)
+        if count:
+            self.sha256.update(memoryview(buffer)[:count])
+        return count or 0
+
+
 class _Hashing:
     """The uncompressed stream as tarfile reads it, hashed on the way (the layer's diff id)."""
 
@@ -232,23 +323,31 @@ class _Hashing:
 
 
 def _decompressed(source: object) -> object:  # pragma: no cover - runs in the helper
-    head = source.peek(4)[:4]  # type: ignore[attr-defined]
+    head = source.peek(6)[:6]  # type: ignore[attr-defined]
     if head.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[arg-type]
-    if head == ZSTD_MAGIC:
+    if head.startswith(ZSTD_MAGIC):
         return zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)  # type: ignore[arg-type]
+    if head.startswith(BZIP2_MAGIC):  # not in OCI; rootfs tarballs (.tar.bz2, .tar.xz) may be
+        return bz2.BZ2File(source)  # type: ignore[arg-type]
+    if head == XZ_MAGIC:
+        return lzma.LZMAFile(source)  # type: ignore[arg-type]
     return source
 
 
-def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None) -> None:  # pragma: no cover - in the helper
+def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None,  # pragma: no cover - in the helper
+             lower_links: bool) -> None:
     """In the helper, whose root is the new layer: the blob on INPUT_FD, decompressed, hashed, extracted."""
-    source = os.fdopen(INPUT_FD, "rb", buffering=INPUT_BUFFER)
+    raw = _HashingInput(INPUT_FD)
+    source = io.BufferedReader(raw, INPUT_BUFFER)
     stream = _Hashing(_decompressed(source))
-    admit = _Whiteouts(max_bytes, id_limit)
+    admit = _Whiteouts(max_bytes, id_limit, lower_links)
     try:
         archive = _NumericOwners.open(fileobj=stream, mode="r|")  # type: ignore[arg-type]
         archive.extractall("/", numeric_owner=True, filter=admit)
         stream.drain()  # the end-of-archive blocks and any padding are part of the diff id too
+        while source.read(READ_CHUNK):  # and whatever follows the compressed stream, of the source digest
+            pass
         opaque = admit.finish()
     except _TooLarge:
         raise Unprocessable(f"its files hold more than the {_mib(max_bytes)} a layer may hold") from None
@@ -258,17 +357,22 @@ def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None) -> None:  
         if exc.errno == errno.EFBIG:
             raise Unprocessable(f"a file is larger than the {_mib(max_bytes)} a layer may hold") from None
         raise Unprocessable(f"extraction failed: {exc}") from None
-    except (tarfile.TarError, EOFError, ValueError, zstandard.ZstdError) as exc:
-        raise Unprocessable(f"not a readable layer (tar, tar+gzip or tar+zstd): {exc}") from None
+    except (tarfile.TarError, EOFError, ValueError, zstandard.ZstdError, lzma.LZMAError) as exc:
+        raise Unprocessable(f"not a readable tar archive (plain, gzip, zstd, bzip2 or xz): {exc}") from None
     except Unprocessable:
         raise
     except KeyError:
         raise Unprocessable("a hard link points outside the layer (or at a member not in it)") from None
     except Exception as exc:  # noqa: BLE001 - whatever else a hostile layer provokes in tarfile: its answer
         raise Unprocessable(f"extraction failed: {type(exc).__name__}: {exc}") from None
-    payload = b"\0".join(p.encode("utf-8", "surrogateescape") for p in opaque if p)
+    records = [b"o" + p.encode("utf-8", "surrogateescape") for p in opaque if p]
+    for path, target in admit.lower_links or ():
+        records += [b"l" + path.encode("utf-8", "surrogateescape"), target.encode("utf-8", "surrogateescape")]
+    payload = b"\0".join(records)
     out.header(diff_id="sha256:" + stream.sha256.hexdigest(), entries=admit.entries, bytes=admit.total,
-               size=len(payload), root_opaque="" in opaque)
+               size=len(payload), root_opaque="" in opaque, xattrs=admit.xattrs,
+               source_digest="sha256:" + raw.sha256.hexdigest(),
+               xattrs_skipped=list(admit.xattrs_skipped))
     out.write(payload)
 
 
@@ -285,8 +389,8 @@ class _Whiteouts(_Admission):
     of the extraction and applied once every member is written (mknod of a whiteout where the layer itself
     wrote nothing, an opaque mark for the engine to set)."""
 
-    def __init__(self, max_bytes: int, id_limit: int | None) -> None:
-        super().__init__(max_bytes, id_limit)
+    def __init__(self, max_bytes: int, id_limit: int | None, lower_links: bool = False) -> None:
+        super().__init__(max_bytes, id_limit, lower_links)
         self.whiteouts: list[str] = []
         self.opaque: list[str] = []
 

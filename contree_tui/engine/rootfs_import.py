@@ -1,4 +1,6 @@
-"""Creating a root layer from a local rootfs tarball, extracted by a confined helper.
+"""What extracting a tarball into a layer needs, shared by rootfs tarballs and OCI layer blobs (oci_layer.py
+runs the helper for both: layer_from_tarball, extract_layer): the helper's capabilities and limits, and the
+admission of each entry (owners, sizes, devices).
 
 A tarball is image content, so hostile: its names, links, sizes and compressed stream are parsed by a
 process holding no host privilege (sandbox/helper.py, start_writable): pid 1 of its own pid namespace, in
@@ -29,30 +31,20 @@ mounted inside sandboxes, never executed from on the host.
 
 from __future__ import annotations
 
-import asyncio
-import bz2  # noqa: F401 - tarfile imports its decompressors lazily; a helper refuses imports, so load them here
-import errno
-import gzip  # noqa: F401
-import lzma  # noqa: F401
-import math
 import os
-import shutil
 import signal
-import stat
 import tarfile
-import zlib  # noqa: F401
-from pathlib import Path
 
-from contree_tui.engine.models import EngineError, Unprocessable
-from contree_tui.engine.sandbox.credentials import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID
-from contree_tui.engine.sandbox.helper import (
-    INPUT_FD,
-    HelperFailed,
-    HelperLimits,
-    HelperOutput,
-    HelperSet,
-    HelperTimeout,
+from contree_tui.engine.layer_xattrs import MAX_REPORTED, layer_xattrs, set_xattrs
+from contree_tui.engine.models import Unprocessable
+from contree_tui.engine.sandbox.credentials import (
+    CAP_CHOWN,
+    CAP_DAC_OVERRIDE,
+    CAP_FOWNER,
+    CAP_FSETID,
+    CAP_SETFCAP,
 )
+from contree_tui.engine.sandbox.helper import HelperSet
 
 # What extracting a rootfs as an unprivileged uid needs, and nothing more:
 #   CHOWN        give each file its numeric owner from the tarball (root's files, daemons' files)
@@ -60,62 +52,21 @@ from contree_tui.engine.sandbox.helper import (
 #   FOWNER       chmod and utime files that are no longer ours once chowned; hard links to them
 #                (fs.protected_hardlinks)
 #   FSETID       keep a setgid bit on a file whose group the helper is not in (chmod would clear it)
+#   SETFCAP      restore a file's security.capability xattr (layer_xattrs.py: /bin/ping's cap_net_raw);
+#                held in the sandboxes' namespace, it lets the kernel store the value only relative to
+#                that namespace's root, which the idmapped layer maps to on-disk root (a plain v2 value)
 # Not MKNOD (devices are skipped; FIFOs need no capability), not DAC_READ_SEARCH (no open_by_handle_at:
 # the seccomp filter refuses it too), not SETUID/SETGID, SYS_ADMIN or any other.
-EXTRACT_CAPABILITIES = frozenset({CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID})
+EXTRACT_CAPABILITIES = frozenset({CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETFCAP})
 MAX_IMPORTS = 2  # at once: each takes a CPU and up to IMPORT_MEMORY
 IMPORT_MEMORY = 1 << 30  # tarfile keeps every member's header: ~1 KiB each, so a million entries fit
 DEFAULT_IMPORT_TIMEOUT = 600.0
+MAX_LOWER_LINKS = 100_000  # hard links to lower layers' files in one layer (two paths each in a payload)
 
 
 def import_helpers() -> HelperSet:
     """The engine's extraction helpers: a third import waits (up to a minute) for one of two to end."""
     return HelperSet(max_live=MAX_IMPORTS, slot_wait=60.0, what="rootfs imports")
-
-
-async def layer_from_tarball(helpers: HelperSet, tarball: Path, out: Path, *, max_bytes: int,
-                             timeout: float = DEFAULT_IMPORT_TIMEOUT) -> None:
-    """Extract `tarball` into the new directory `out`; on any failure `out` is gone and EngineError raised."""
-    try:
-        fd = os.open(tarball, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise EngineError(f"{tarball}: cannot open ({exc.strerror})") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device at the path would block the helper
-            raise EngineError(f"{tarball}: not a regular file")
-        out.mkdir(mode=0o755)
-        # With sandbox users the helper is the sandboxes' root: it can give a file an owner 0..count-1 only
-        id_limit = helpers.users.ids.count if helpers.users is not None else None
-        limits = HelperLimits(cpu_seconds=math.ceil(timeout) + 1, memory_bytes=IMPORT_MEMORY, open_files=64,
-                              lifetime=timeout, file_bytes=max_bytes)
-        try:
-            helper = await helpers.start_writable(str(out), lambda result: _extract(result, max_bytes, id_limit),
-                                                  limits, capabilities=EXTRACT_CAPABILITIES, input_fd=fd)
-        except BaseException:
-            shutil.rmtree(out, ignore_errors=True)
-            raise
-    finally:
-        os.close(fd)
-    try:
-        try:
-            await helper.header(timeout + 5)  # the helper's own lifetime (timeout) ends it first
-        except HelperTimeout:
-            raise HelperTimeout(f"{tarball}: the import did not finish within {timeout:g} s and was stopped "
-                                "(a very large or slow tarball? the engine's import timeout)") from None
-        except HelperFailed:  # it died without a word: a signal (SIGXCPU at its CPU limit, SIGKILL) or a crash
-            raise HelperFailed(f"{tarball}: the import helper ended without an answer "
-                               f"({_exit_reason(await helper.exit_code())})") from None
-        except EngineError as exc:  # its own answer: why the tarball was refused
-            raise type(exc)(f"{tarball}: {exc}", exc.status) from None
-        if (code := await helper.exit_code()) != 0:
-            raise HelperFailed(f"{tarball}: the import helper ended abnormally ({_exit_reason(code)})")
-    except BaseException:
-        helper.close()
-        await helper.exit_code()  # dead before its partial tree goes: no write lands after the removal
-        await asyncio.to_thread(shutil.rmtree, out, True)
-        raise
-    finally:
-        helper.close()
 
 
 def _exit_reason(code: int) -> str:
@@ -131,46 +82,19 @@ def _exit_reason(code: int) -> str:
 
 class _NumericOwners(tarfile.TarFile):
     """tarfile chowns only when euid is 0 and may look names up (NSS); the helper is neither root nor may
-    it read the image's /etc: owners are the tarball's numbers, always."""
+    it read the image's /etc: owners are the tarball's numbers, always. Then the member's xattrs
+    (layer_xattrs.py), after the chown: a chown drops security.capability, so one already right is not
+    repeated (a hard link to a capable file would otherwise strip its target)."""
 
     def chown(self, tarinfo: tarfile.TarInfo, targetpath: str, numeric_owner: bool) -> None:
         try:
-            if tarinfo.issym():
+            st = os.lstat(targetpath)
+            if (st.st_uid, st.st_gid) != (tarinfo.uid, tarinfo.gid):
                 os.lchown(targetpath, tarinfo.uid, tarinfo.gid)
-            else:
-                os.chown(targetpath, tarinfo.uid, tarinfo.gid)
         except OSError as exc:
             raise tarfile.ExtractError("could not change owner") from exc
-
-
-def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None) -> None:  # pragma: no cover - runs in the helper
-    """In the helper, whose root is the new layer: extract the tarball on INPUT_FD into `/`, in one pass
-    (extractall over the archive as it is read; a getmembers() first would decompress a .tar.gz twice)."""
-    source = os.fdopen(INPUT_FD, "rb")
-    try:
-        archive = _NumericOwners.open(fileobj=source, mode="r:*")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise Unprocessable(f"not a readable tar archive ({exc})") from None
-    admit = _Admission(max_bytes, id_limit)
-    try:
-        archive.extractall("/", numeric_owner=True, filter=admit)
-    except _TooLarge:
-        raise Unprocessable(f"its files hold more than the {_mib(max_bytes)} a layer may hold") from None
-    except MemoryError:
-        raise Unprocessable(f"too many entries for the import's {_mib(IMPORT_MEMORY)} of memory") from None
-    except OSError as exc:
-        if exc.errno == errno.EFBIG:  # RLIMIT_FSIZE (Python ignores SIGXFSZ, so the write fails instead)
-            raise Unprocessable(f"a file is larger than the {_mib(max_bytes)} a layer may hold") from None
-        raise Unprocessable(f"extraction failed: {exc}") from None
-    except (tarfile.TarError, EOFError, ValueError) as exc:
-        raise Unprocessable(f"not a readable tar archive ({exc})") from None
-    except Unprocessable:  # _Admission's own refusal
-        raise
-    except KeyError:  # tarfile's fallback for a hard link whose target does not exist: look it up in the archive
-        raise Unprocessable("a hard link points outside the archive (or at a member not in it)") from None
-    except Exception as exc:  # noqa: BLE001 - whatever else a hostile tarball provokes in tarfile: its answer
-        raise Unprocessable(f"extraction failed: {type(exc).__name__}: {exc}") from None
-    out.header(entries=admit.entries, bytes=admit.total)
+        if tarinfo.pax_headers:
+            set_xattrs(tarinfo, targetpath, layer_xattrs(tarinfo)[0])
 
 
 class _TooLarge(Exception):
@@ -192,11 +116,28 @@ class _Admission:
     device, transitively.
     """
 
-    def __init__(self, max_bytes: int, id_limit: int | None = None) -> None:
+    def __init__(self, max_bytes: int, id_limit: int | None = None, lower_links: bool = False) -> None:
         self.max_bytes, self.id_limit = max_bytes, id_limit
+        # With layers below: hard links to files the tar does not hold, (path, target) for lower_links.py to
+        # make once those layers are extracted; without (a root layer), such a link refuses the tar.
+        self.lower_links: list[tuple[str, str]] | None = [] if lower_links else None
+        self._lower: dict[int, str] = {}  # ids of those link members -> their lower target
         self.total = self.entries = 0
         self._skipped: set[int] = set()  # ids of members left out (tarfile keeps every member alive)
         self._latest: dict[str, tarfile.TarInfo] = {}
+        self._names: set[str] = set()  # every entry's path inside the layer, as a hard link names its target
+        self.xattrs = 0  # restored (counted here, set by _NumericOwners.chown)
+        self.xattrs_skipped: dict[str, None] = {}  # distinct names left out, the first MAX_REPORTED
+
+    def _link_lower(self, member: tarfile.TarInfo, target: str) -> None:
+        assert self.lower_links is not None
+        if "\0" in member.name or "\0" in member.linkname:  # the paths travel NUL-separated
+            raise Unprocessable("a hard link's name holds a NUL byte")
+        if len(self.lower_links) >= MAX_LOWER_LINKS:
+            raise Unprocessable(f"more than {MAX_LOWER_LINKS} hard links to files of lower layers")
+        self.lower_links.append((_inside(member.name), target))
+        self._lower[id(member)] = target
+        self._skipped.add(id(member))
 
     def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
         if self.id_limit is not None and (member.uid >= self.id_limit or member.gid >= self.id_limit):
@@ -211,13 +152,35 @@ class _Admission:
             self._skipped.add(id(member))
         elif member.islnk():
             target = self._latest.get(os.path.normpath(member.linkname))
-            if target is not None and id(target) in self._skipped:
+            if target is not None and id(target) in self._lower:  # a link to a link to a lower file
+                self._link_lower(member, self._lower[id(target)])
+            elif target is not None and id(target) in self._skipped:
                 self._skipped.add(id(member))
+            elif _inside(member.linkname) not in self._names and self.lower_links is not None:
+                self._link_lower(member, _inside(member.linkname))
+            elif _inside(member.linkname) not in self._names:
+                raise Unprocessable(
+                    f"{member.name[:200]!r} is a hard link to {member.linkname[:200]!r}, which is not an earlier "
+                    "entry of this tar: a link to a file of a lower layer (as `docker commit` or some builders "
+                    "write) is not supported; each layer must hold the targets of its hard links")
         self._latest[os.path.normpath(member.name)] = member
+        self._names.add(_inside(member.name))
         if id(member) in self._skipped:
             return None
+        if member.pax_headers:  # checked now, before the member is written: an oversized one refuses the tar
+            keep, skipped = layer_xattrs(member)
+            self.xattrs += len(keep)
+            for name in skipped:
+                if len(self.xattrs_skipped) < MAX_REPORTED:
+                    self.xattrs_skipped[name[:100]] = None
         self.entries += 1
         return member
+
+
+def _inside(name: str) -> str:
+    """A member's or link target's path inside the layer: tarfile extracts into "/", so "/etc/a", "./etc/a"
+    and "etc/a" are one file, and `..` stops at the layer's root."""
+    return os.path.normpath("/" + name).lstrip("/")
 
 
 def _mib(size: int) -> str:

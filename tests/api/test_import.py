@@ -88,6 +88,14 @@ async def test_delete_cancels_an_import(raw: httpx.AsyncClient, engine: Engine, 
     assert status["status"] == "CANCELLED" and status["result"] == {"image": None, "tag": None}
     assert (await raw.delete(f"/v1/operations/{op_id}")).status_code == 409
     assert not list((engine.state.root / "imports").glob("*"))
+    # A cancelled import keeps its events, as a cancelled instance does (tests/api/test_events.py): the spec's
+    # "events are dropped for CANCELLED operations" is not followed for either kind (a client that
+    # cancelled can still read how far it got and why it ended).
+    events = await raw.get(f"/v1/operations/{op_id}/events")
+    assert events.status_code == 200
+    frames = [json.loads(line[len("data: "):]) for line in events.text.splitlines() if line.startswith("data: ")]
+    assert any(f["type"] == "import_progress" and f["data"]["phase"] == "extract" for f in frames)
+    assert frames[-1]["type"] == "completion" and frames[-1]["data"]["status"] == "CANCELLED"
 
 
 def _sdk_import(base_url: str, url: str) -> tuple[str, str | None]:

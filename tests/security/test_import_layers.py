@@ -170,3 +170,27 @@ async def test_an_opaque_marker_in_a_new_directory_marks_it(engine: Engine, tmp_
     assert op.status is OperationStatus.SUCCESS, op.error
     image = engine.store.get_image(op.result_image_uuid)
     assert os.getxattr(Path(engine.layer_path(image.layers[-1])) / "fresh", "trusted.overlay.opaque") == b"y"
+
+
+@pytest.mark.parametrize("attack", ["through-lower-symlink", "through-lower-dotdot", "into-layer-symlink"])
+async def test_hard_links_to_lower_files_stay_inside_the_image(engine: Engine, tmp_path: Path, host_dir: Path,
+                                                               attack: str) -> None:
+    """A hard link to a lower layer's file is copied by a helper that sees the layers below at /lower and the
+    new layer at /layer, each name resolved inside its own view (RESOLVE_IN_ROOT): a lower symlink to a host
+    directory, `..` past the root, or a symlink in the new layer naming a host directory, reach no host
+    file: the import fails naming the entry, or the copy lands inside the layer; the host never changes."""
+    before = {p.name for p in engine.state.layers.iterdir()}
+    lower = busybox_layer()
+    lower_tar = _tar([_special("hostlink", tarfile.SYMTYPE, str(host_dir)), _file("etc/base", b"lower\n")])
+    top = {
+        "through-lower-symlink": [_special("stolen", tarfile.LNKTYPE, "hostlink/victim")],
+        "through-lower-dotdot": [_special("stolen", tarfile.LNKTYPE, "../" * 12 + str(host_dir)[1:] + "/victim")],
+        "into-layer-symlink": [_special("out", tarfile.SYMTYPE, str(host_dir)),
+                               _special("out/planted", tarfile.LNKTYPE, "etc/base")],
+    }[attack]
+    layout = tmp_path / "layout"
+    write_layout(layout, [layer_tar(lower), lower_tar, _tar(top)])
+    op = await engine.wait(engine.import_image({"registry": {"url": f"oci:{layout}"}}).uuid)
+    assert op.status is OperationStatus.FAILED, "a host file was reachable"
+    assert "Traceback" not in op.error and ("'stolen'" in op.error or "'out/planted'" in op.error), op.error
+    _assert_clean(engine, before)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -15,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from contree_tui.client.apt_sources import AptSource, debian_sources, read_sources, render
-from contree_tui.client.debian_bootstrap import BootstrapError, BootstrapSpec, _prune, ensure_tarball
+from contree_tui.client.debian_bootstrap import BootstrapError, BootstrapSpec, Tarball, _prune, ensure_tarball
 from contree_tui.client.userns_spawn import IdRange, spawn_as_namespace_root
-from tests.client.conftest import CLI, CONTREE_ENV
+from tests.client.conftest import CLI, CONTREE_ENV, stop_engine
 from tests.seeds.conftest import cli_env
 
 SIGNED = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -107,24 +108,43 @@ def test_bad_names_are_refused_before_anything_runs() -> None:
         BootstrapSpec("../etc")
 
 
-def test_ctrl_c_during_the_import_cancels_it_and_leaves_no_image(python_engine: tuple[Path, str],
-                                                                  bootstrap_cache: Path, tmp_path: Path) -> None:
-    root, _ = python_engine
-    proc = subprocess.Popen([*CLI, "engine", "bootstrap", "debian", "--state-dir", str(root), "--tag", "interrupted"],
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=cli_env(bootstrap_cache))
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:  # the tar is cached: straight to the import
-        seen.append(line)
-        if line.startswith("bootstrap: import: extract"):
-            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does: the whole process group
-            break
-    assert proc.wait(timeout=60) == 130, "".join(seen)
-    client = cli_in(root, tmp_path)
-    cancelled = [op for op in json.loads(client("ops", "--json", "-a")) if op["status"] == "CANCELLED"]
-    assert len(cancelled) == 1 and cancelled[0]["kind"] == "image_import"
-    assert "interrupted" not in client("images")
-    assert not list((root / "imports").iterdir())  # nothing half-made kept
+def test_a_second_bootstrap_is_the_same_image_at_once(python_engine: tuple[Path, str], bootstrap_cache: Path,
+                                                      tmp_path: Path) -> None:
+    """A rootfs tarball is content-addressed (its sha256): the cached tar again is the image already made,
+    found by hashing the file, with no extraction."""
+    root, uuid = python_engine
+    done = subprocess.run([*CLI, "engine", "bootstrap", "debian", "--state-dir", str(root), "--tag", "again"],
+                          capture_output=True, text=True, timeout=120, env=cli_env(bootstrap_cache))
+    assert done.returncode == 0, done.stderr
+    assert f"imported as {uuid} (tag again)" in done.stdout, done.stdout + done.stderr
+    assert "  extract" not in done.stderr, done.stderr
+
+
+def test_ctrl_c_during_the_import_cancels_it_and_leaves_no_image(debian_tarball: Tarball, bootstrap_cache: Path,
+                                                                  tmp_path: Path) -> None:
+    # An engine of its own: the session's engine imported this tar already, and the same tar again is that
+    # image at once (content-addressed), with no extraction to interrupt.
+    root = Path(tempfile.mkdtemp(prefix="cts-")) / "engine"  # short: Unix socket paths stop at 107 bytes
+    try:
+        proc = subprocess.Popen([*CLI, "engine", "bootstrap", "debian", "--state-dir", str(root), "--tag",
+                                 "interrupted"], stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                env=cli_env(bootstrap_cache))
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # the tar is cached: straight to the import
+            seen.append(line)
+            if line.startswith("interrupted  extract"):  # the import's progress, a line a step (progress.py)
+                os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does: the whole process group
+                break
+        assert proc.wait(timeout=60) == 130, "".join(seen)
+        client = cli_in(root, tmp_path)
+        cancelled = [op for op in json.loads(client("ops", "--json", "-a")) if op["status"] == "CANCELLED"]
+        assert len(cancelled) == 1 and cancelled[0]["kind"] == "image_import"
+        assert "interrupted" not in client("images")
+        assert not list((root / "imports").iterdir())  # nothing half-made kept
+    finally:
+        stop_engine(root)
+        shutil.rmtree(root.parent, ignore_errors=True)
 
 
 def cli_in(root: Path, tmp_path: Path) -> Callable[..., str]:

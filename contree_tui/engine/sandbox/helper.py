@@ -136,6 +136,42 @@ class WritableRoot:
         return self.directory
 
 
+_VIEW_ATTRS = sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV | sc.MOUNT_ATTR_NOEXEC
+
+
+@dataclass(frozen=True)
+class LinkRoot:
+    """A tmpfs root holding two views: `/layer`, the new layer `directory` (writable, as WritableRoot
+    mounts it), and `/lower`, the layers below it as a read-only overlay (as ImageRoot mounts an image),
+    both nosuid, nodev, noexec: for copying lower files a layer hard-links to (lower_links.py), each name
+    resolved with RESOLVE_IN_ROOT inside its view."""
+
+    directory: str
+    lowers: list[str]
+    mountpoint: str
+    capabilities: frozenset[int]
+
+    def prepare(self, users: SandboxUsers | None) -> None:
+        if users is not None:
+            enter_keeper(users)  # the idmapped layers, fsuid BASE for the overlay (ImageRoot.prepare)
+
+    def mount(self, users: SandboxUsers | None) -> str:
+        flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+        sc.mount("tmpfs", self.mountpoint, "tmpfs", flags, "size=64k,mode=0755")
+        layer, lower, empty = f"{self.mountpoint}/layer", f"{self.mountpoint}/lower", f"{self.mountpoint}/empty"
+        for path in (layer, lower, empty):
+            os.mkdir(path)
+        if users is not None:
+            idmap_over_itself(self.directory, users.userns_fd, _VIEW_ATTRS, target=layer)
+        else:
+            sc.mount(self.directory, layer, None, sc.MS_BIND)
+            sc.mount(None, layer, None, sc.MS_REMOUNT | sc.MS_BIND | flags)
+        # An overlay without an upper needs two lowers (one layer below: "lowerdir must be > 1"): an empty
+        # directory on top changes nothing.
+        sc.overlay_mount([empty, *self.lowers], None, None, lower, attrs=sc.MOUNT_ATTR_RDONLY | _VIEW_ATTRS)
+        return self.mountpoint
+
+
 @dataclass(frozen=True)
 class EmptyRoot:
     """An empty read-only tmpfs on `mountpoint`, for a helper that reads only its input fd (an image
@@ -153,7 +189,7 @@ class EmptyRoot:
         return self.mountpoint
 
 
-HelperRoot = ImageRoot | WritableRoot | EmptyRoot
+HelperRoot = ImageRoot | WritableRoot | EmptyRoot | LinkRoot
 
 
 class HelperOutput:
@@ -519,6 +555,11 @@ class HelperSet:
         """A helper whose root is `directory`, writable, holding `capabilities` and reading `input_fd`
         (as INPUT_FD; the caller keeps and closes its own copy)."""
         return await self._start(WritableRoot(directory, capabilities), work, limits, input_fd)
+
+    async def start_linking(self, directory: str, lowers: list[str], mountpoint: str, work: Work,
+                            limits: HelperLimits, *, capabilities: frozenset[int]) -> HelperProcess:
+        """A helper over a new layer (`/layer`, writable) and the layers below it (`/lower`, read-only)."""
+        return await self._start(LinkRoot(directory, lowers, mountpoint, capabilities), work, limits, None)
 
     async def start_reading(self, mountpoint: str, work: Work, limits: HelperLimits, *,
                             input_fd: int) -> HelperProcess:

@@ -238,17 +238,17 @@ class _MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def idmap_over_itself(path: str, userns_fd: int, attrs: int = 0) -> None:
-    """Cover `path` with a view of itself in which on-disk id u is the user namespace's id u (and the
-    mount attributes `attrs`, MOUNT_ATTR_NOSUID and the like, set on it)."""
+def idmap_over_itself(path: str, userns_fd: int, attrs: int = 0, target: str | None = None) -> None:
+    """Cover `path` (or `target`) with a view of `path` in which on-disk id u is the user namespace's id u
+    (and the mount attributes `attrs`, MOUNT_ATTR_NOSUID and the like, set on it)."""
     tree = _check(_libc.syscall(_SYS_OPEN_TREE, sc.AT_FDCWD, path.encode(), _OPEN_TREE_CLONE | os.O_CLOEXEC),
                   f"open_tree {path}")
     try:
         attr = _MountAttr(_MOUNT_ATTR_IDMAP | attrs, 0, 0, userns_fd)
         _check(_libc.syscall(_SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH, ctypes.byref(attr),
                              ctypes.sizeof(attr)), f"idmapped mount of {path}")
-        _check(_libc.syscall(_SYS_MOVE_MOUNT, tree, b"", sc.AT_FDCWD, path.encode(), _MOVE_MOUNT_F_EMPTY_PATH),
-               f"move_mount {path}")
+        _check(_libc.syscall(_SYS_MOVE_MOUNT, tree, b"", sc.AT_FDCWD, (target or path).encode(),
+                             _MOVE_MOUNT_F_EMPTY_PATH), f"move_mount {target or path}")
     finally:
         os.close(tree)
 
