@@ -3,8 +3,8 @@ each, followed like `:import`'s own (its bar moves, its log fills), its image a 
 ends. A mixin of MainScreen, kept apart so the screen's module stays about layout, loading and following.
 
 Runs started elsewhere show on the next load (`R`); imports are watched because one is slow and its bar is
-the point: one listing of the newest imports every few seconds (a request well under a millisecond on the
-embedded engine's socket), quiet while the link is down (the banner says so).
+the point: one listing of the newest imports every few seconds (1.7 ms a request on the embedded engine's
+socket, measured with 20 listed: 0.06% of a 3 s period), quiet while the link is down (the banner says so).
 """
 
 from __future__ import annotations
