@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,6 +31,30 @@ from contree_tui.client.operations import EventCursor, follow_events
 from contree_tui.client.records import ImageRecord
 
 PHASES = ("resolve", "download", "extract", "reuse", "commit")
+# The offline schemes name a path on this machine: PATH[:REF] split at the first `:` (as skopeo and the engine
+# split them), rootfs: the whole rest.
+PATH_SCHEMES = ("docker-archive:", "oci-archive:", "oci:")
+ROOTFS_SCHEME = "rootfs:"
+
+
+def absolute_source(ref: str, cwd: str | None = None) -> str:
+    """`ref` with an offline source's relative path (or `~`) made absolute against `cwd` (this process's by
+    default), as the shell that typed it meant it: the engine runs in its own directory and takes absolute
+    paths only. Registry references come back unchanged."""
+    if ref.startswith(ROOTFS_SCHEME):
+        scheme, path, rest = ROOTFS_SCHEME, ref[len(ROOTFS_SCHEME):], ""
+    else:
+        scheme = next((s for s in PATH_SCHEMES if ref.startswith(s)), None)
+        if scheme is None:
+            return ref
+        path, colon, ref_part = ref[len(scheme):].partition(":")
+        rest = colon + ref_part
+    expanded = os.path.expanduser(path)
+    if not path or os.path.isabs(path):
+        return ref  # nothing to resolve (an empty path: the engine says what is missing)
+    if not os.path.isabs(expanded):
+        expanded = os.path.normpath(os.path.join(cwd or os.getcwd(), expanded))
+    return f"{scheme}{expanded}{rest}"
 
 
 @dataclass(frozen=True)
@@ -49,8 +74,10 @@ class ImportSpec:
 
 
 async def start_import(connection: Connection, spec: ImportSpec) -> str:
-    """POST /images/import; the operation's uuid. Not retried once sent (an import is not idempotent)."""
+    """POST /images/import; the operation's uuid. Not retried once sent (an import is not idempotent).
+    An offline source's relative path is made absolute first (absolute_source)."""
     client = connection.client
+    spec = replace(spec, ref=absolute_source(spec.ref))
     tag = spec.tag if spec.tag else ...
     timeout = spec.timeout if spec.timeout is not None else ...
     if not spec.insecure:
@@ -141,6 +168,7 @@ class ImportResult:
     image: str | None
     tag: str | None
     error: str | None
+    duration: float | None = None  # seconds, as the server measured it
 
     @property
     def succeeded(self) -> bool:
@@ -155,11 +183,13 @@ ProgressSink = Callable[[ImportProgress, str | None], None]
 
 
 async def follow_import(connection: Connection, operation: str, on_change: ProgressSink | None = None,
-                        progress: ImportProgress | None = None) -> ImportResult:
+                        progress: ImportProgress | None = None, cursor: EventCursor | None = None) -> ImportResult:
     """Follow the import's events to its end (a broken stream resumes where it stopped), calling
-    `on_change(progress, log_line)` after each; then its final status, image and tag from the server."""
+    `on_change(progress, log_line)` after each; then its final status, image and tag from the server, which
+    has the last word: a stream that ended without a `completion` (the engine restarted and its recovery's
+    event was not the next one) still ends in the operation's real state. `cursor`: resume after its event."""
     progress = progress or ImportProgress()
-    async for event in follow_events(connection, operation, cursor=EventCursor()):
+    async for event in follow_events(connection, operation, cursor=cursor if cursor is not None else EventCursor()):
         line = progress.observe(event)
         if on_change is not None:
             on_change(progress, line)
@@ -169,8 +199,9 @@ async def follow_import(connection: Connection, operation: str, on_change: Progr
     image = getattr(result, "image", None) or response.result_image_uuid or progress.image
     tag = getattr(result, "tag", None)
     error = response.error if isinstance(response.error, str) and response.error else progress.error
+    duration = response.duration if isinstance(response.duration, int | float) else None
     return ImportResult(operation, status, image if isinstance(image, str) else None,
-                        tag if isinstance(tag, str) else None, error)
+                        tag if isinstance(tag, str) else None, error, duration)
 
 
 async def learn_imported(connection: Connection, lineage: Lineage, result: ImportResult) -> ImageRecord:

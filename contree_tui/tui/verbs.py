@@ -36,6 +36,21 @@ USAGE: dict[str, str] = {
 VERBS = tuple(USAGE)
 
 
+NOT_FOUND_EXIT = 127  # what sh exits with when the command is not found
+
+
+def verb_hint(command: str, exit_code: int | None) -> str | None:
+    """What to say when a shell command named like a verb was not found (127): the user meant the verb. `:`
+    opens the bar, so `:import alpine:3` typed as is runs `import alpine:3` in the image (a real shell
+    command may share a verb's name: ImageMagick's `import`, `env`, so the line is never rewritten)."""
+    words = command.split()
+    if exit_code != NOT_FOUND_EXIT or not words or words[0] not in VERBS:
+        return None
+    line = " ".join(words)
+    return (f"{words[0]} is not in the image, but :{words[0]} is a verb here: a line starting with ':' is a "
+            f"verb, so press : and type :{line}")
+
+
 class VerbError(ValueError):
     """A line that names an unknown verb or gives a verb bad arguments; `str()` says what and how."""
 

@@ -15,7 +15,7 @@ import pytest
 from contree_tui.client.blob_upload import TransferPolicy
 from contree_tui.client.connection import Connection, connect, embedded_target
 from contree_tui.client.position import PositionStore, SyncSettings
-from contree_tui.client.progress_line import ERASE_LINE, SyncProgressLine
+from contree_tui.client.progress import ERASE_LINE, SyncProgressLine
 from contree_tui.client.runner import RunSpec, start_run
 from contree_tui.client.sync import Syncer, SyncError, SyncPhase, SyncStatus
 from contree_tui.client.sync_cache import SyncCache

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from contree_tui.client.progress_line import progress_bar
+from contree_tui.client.progress import progress_bar
 from contree_tui.client.reconnect import ConnectionState, LinkState
 from contree_tui.client.render import human_size
 from contree_tui.client.sync import SyncPhase, SyncStatus
