@@ -21,11 +21,9 @@ import asyncio
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-DEFAULT_BASE = 1_000_000_000  # as engine/sandbox/userns.py: above login.defs' SUB_UID_MAX (600,100,000)
-ID_COUNT = 65536
-SUBID_OWNER = "contree-tui"
+from contree_tui.sandbox_ids import IdRange
+
 HANDSHAKE_TIMEOUT = 10.0  # seconds for the child to start Python and unshare (~30 ms measured)
 
 CHILD = r"""
@@ -52,33 +50,6 @@ except OSError as exc:
 
 class UsernsError(Exception):
     """The namespace could not be made or mapped; the message says why."""
-
-
-@dataclass(frozen=True)
-class IdRange:
-    uid_base: int = DEFAULT_BASE
-    gid_base: int = DEFAULT_BASE
-    count: int = ID_COUNT
-
-    @classmethod
-    def from_host(cls) -> IdRange:
-        uid = _subordinate_base("/etc/subuid")
-        gid = _subordinate_base("/etc/subgid")
-        return cls(uid if uid is not None else DEFAULT_BASE, gid if gid is not None else DEFAULT_BASE)
-
-
-def _subordinate_base(path: str) -> int | None:
-    try:
-        with open(path) as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        parts = line.strip().split(":")
-        if len(parts) == 3 and parts[0] == SUBID_OWNER and parts[1].isdigit() and parts[2].isdigit() \
-                and int(parts[2]) >= ID_COUNT:
-            return int(parts[1])
-    return None
 
 
 async def spawn_as_namespace_root(argv: Sequence[str], ids: IdRange, *, env: Mapping[str, str] | None = None,

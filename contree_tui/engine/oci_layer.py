@@ -242,19 +242,18 @@ def open_in_root(root_fd: int, path: str, flags: int) -> int:
     no magic links, no other mount): how a helper that sees two trees names a file in one of them."""
     extra = os.O_CLOEXEC if flags & os.O_PATH else os.O_CLOEXEC | os.O_NOCTTY  # openat2: O_PATH takes no other
     how = _OpenHow(flags | extra, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
-    fd = _libc.syscall(_SYS_OPENAT2, root_fd, path.encode("utf-8", "surrogateescape"), ctypes.byref(how),
-                       ctypes.sizeof(how))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return fd
+    return _openat2(root_fd, path, how)
 
 
 def open_beneath(root_fd: int, path: str) -> int:
     """A directory strictly beneath `root_fd`, reached without following any symlink or leaving the mount:
     what a hostile name may not do, the kernel refuses (EXDEV, ELOOP, ENOTDIR) instead of us checking."""
-    how = _OpenHow(os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY, 0,
-                   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+    return _openat2(root_fd, path, _OpenHow(os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY,
+                                            0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+                                            | RESOLVE_NO_XDEV))
+
+
+def _openat2(root_fd: int, path: str, how: _OpenHow) -> int:
     fd = _libc.syscall(_SYS_OPENAT2, root_fd, path.encode("utf-8", "surrogateescape"), ctypes.byref(how),
                        ctypes.sizeof(how))
     if fd < 0:

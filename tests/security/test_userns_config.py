@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from contree_tui import sandbox_ids
 from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.models import EngineError
 from contree_tui.engine.sandbox import userns
@@ -17,11 +18,11 @@ from tests.engine.helpers import stdout
 def test_the_subordinate_range_of_contree_tui_is_used_when_large_enough(tmp_path: Path) -> None:
     subuid = tmp_path / "subuid"
     subuid.write_text("probe:100000:65536\ncontree-tui:200000:1000\ncontree-tui:2000000000:65536\n")
-    assert userns._subordinate_range(str(subuid)) == (2_000_000_000, 65536)  # the short range is skipped
+    assert sandbox_ids.subordinate_range(str(subuid)) == (2_000_000_000, 65536)  # the short range is skipped
     subuid.write_text("probe:100000:65536\n")
-    assert userns._subordinate_range(str(subuid)) is None
-    assert userns._subordinate_range(str(tmp_path / "missing")) is None
-    assert userns.DEFAULT_BASE > 600_100_000  # above login.defs' SUB_UID_MAX: useradd never hands these out
+    assert sandbox_ids.subordinate_range(str(subuid)) is None
+    assert sandbox_ids.subordinate_range(str(tmp_path / "missing")) is None
+    assert sandbox_ids.DEFAULT_BASE > 600_100_000  # above login.defs' SUB_UID_MAX: useradd never hands these out
 
 
 async def test_a_range_starting_at_host_root_is_refused(open_engine: Callable[..., Awaitable[Engine]]) -> None:

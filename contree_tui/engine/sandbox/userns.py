@@ -35,10 +35,8 @@ from dataclasses import dataclass
 
 from contree_tui.engine.sandbox import credentials
 from contree_tui.engine.sandbox import syscalls as sc
+from contree_tui.sandbox_ids import IdRange
 
-SUBID_OWNER = "contree-tui"
-DEFAULT_BASE = 1_000_000_000
-ID_COUNT = 65536  # what an image's files may own: 0..65535, nobody (65534) included
 ENV_NAME = "CONTREE_TUI_SANDBOX_USERS"  # how the factory is handed the namespaces (keepers.py)
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -55,36 +53,11 @@ _MS_SHARED = 1 << 20
 
 
 @dataclass(frozen=True)
-class SandboxIds:
-    """Sandbox id i is host uid uid_base+i and host gid gid_base+i, for i < count."""
-
-    uid_base: int = DEFAULT_BASE
-    gid_base: int = DEFAULT_BASE
-    count: int = ID_COUNT
-
-    @classmethod
-    def from_host(cls) -> SandboxIds:
-        uid = _subordinate_range("/etc/subuid")
-        gid = _subordinate_range("/etc/subgid")
-        return cls(uid[0] if uid else DEFAULT_BASE, gid[0] if gid else DEFAULT_BASE)
+class SandboxIds(IdRange):
+    """Sandbox id i is host uid uid_base+i and host gid gid_base+i, for i < count (contree_tui/sandbox_ids.py)."""
 
     def map_line(self, base: int) -> str:
         return f"0 {base} {self.count}\n"
-
-
-def _subordinate_range(path: str) -> tuple[int, int] | None:
-    """The first `contree-tui:start:count` line of `path` with count >= ID_COUNT."""
-    try:
-        with open(path) as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        name, _, rest = line.partition(":")
-        start, _, count = rest.partition(":")
-        if name == SUBID_OWNER and start.isdigit() and count.isdigit() and int(count) >= ID_COUNT:
-            return int(start), int(count)
-    return None
 
 
 @dataclass(frozen=True)
