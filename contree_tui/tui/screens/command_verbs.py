@@ -72,7 +72,7 @@ class CommandVerbs:
     def on_sync_changed(self, message: SyncChanged) -> None:
         self.status_bar.sync = message.status
 
-    def on_command_bar_searching(self, message: CommandBar.Searching) -> None:
+    def on_command_bar_prompt(self, message: CommandBar.Prompt) -> None:
         self.status_bar.prompt = message.prompt
 
     # A line from the bar --------------------------------------------------------------------------------
@@ -144,6 +144,24 @@ class CommandVerbs:
         else:
             parts.append("no change")
         entry.finish(" · ".join(parts), ok=op.exit_code in (0, None))
+
+    def near_miss(self, op: Operation) -> str | None:
+        """`tga v1` ran in the shell and its program was not found (exit 127, the shell's "not found" line):
+        "did you mean :tag?" when the word is a near miss of a verb. Any other run: None."""
+        words = (op.command or "").split(None, 1)
+        if op.exit_code != 127 or not words:
+            return None
+        near = v.near_verb(words[0])
+        buffer = self.buffers.get(op.uuid)
+        if near is None or buffer is None:
+            return None
+        # busybox sh: "/bin/sh: tga: not found"; bash: "bash: line 1: tga: command not found"
+        said = any(stream is Stream.STDERR and f"{words[0]}: " in text and "not found" in text
+                   for stream, text in buffer)
+        if not said:
+            return None
+        again = " ".join([near, *words[1:]])
+        return f"{words[0]}: not found · did you mean :{near}? ({again!r} runs the verb)"
 
     # Verbs ----------------------------------------------------------------------------------------------
 

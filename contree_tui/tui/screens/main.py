@@ -189,6 +189,8 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
         if op.status is not OperationStatus.SUCCESS:
             reason = op.error or op.status.value.lower()
             self.notify(f"{short_command(op.command)}: {reason}", title="run failed", severity="error")
+        elif (near_miss := self.near_miss(op)) is not None:
+            self.notify(near_miss, title="command not found", severity="warning", timeout=10)
         elif op.timed_out:
             undo = "; u rolls back" if moved else ""
             self.notify(f"{short_command(op.command)} timed out and was killed{undo}", title="timed out",
