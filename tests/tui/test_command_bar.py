@@ -15,7 +15,6 @@ from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.command_log import Outcome
 from contree_tui.tui.model import Operation, Stream
 from contree_tui.tui.screens.command_log import CommandLogScreen
-from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from tests.tui.helpers import loaded, until
@@ -361,8 +360,6 @@ async def test_at_opens_the_command_log_with_runs_verbs_rollback_and_forward(tui
         await submit(pilot, ":env LOGGED=1")
         await submit(pilot, ":bogus")
         await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm")
-        await pilot.press("y")
         await until(pilot, lambda: any(e.kind == "rollback" for e in screen.command_log.entries), what="rollback")
         await pilot.press("U")
         await pilot.press("at")
@@ -371,7 +368,7 @@ async def test_at_opens_the_command_log_with_runs_verbs_rollback_and_forward(tui
         assert isinstance(log_screen, CommandLogScreen)
         rows = log_screen.rows()
         kinds = [row[1] for row in rows]
-        assert kinds == ["run", "verb", "verb", "rollback", "forward"], rows
+        assert kinds == ["run", "env", "verb", "rollback", "forward"], rows
         assert rows[0][2].startswith("touch /logged") and "→" in rows[0][3] and "(working)" in rows[0][3]
         assert rows[1][2] == ":env LOGGED=1" and rows[1][3] == "LOGGED=1"
         assert "unknown verb" in rows[2][3]
@@ -394,8 +391,6 @@ def test_command_log_screen(snap_compare, monkeypatch) -> None:  # type: ignore[
     async def log_open(pilot: Pilot[None]) -> None:
         await settled(pilot)
         await pilot.press("u")
-        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), what="the confirm")
-        await pilot.press("y")
         await pilot.pause()
         await pilot.press("U")
         await submit(pilot, ":env GREETING=hello")

@@ -22,7 +22,7 @@ from textual.message import Message
 
 from contree_tui.client.image_import import ImportProgress
 from contree_tui.client.operations import Interrupter, InterruptStage
-from contree_tui.client.sync import SyncStatus
+from contree_tui.client.sync import SyncPhase, SyncStatus
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import CommandLog, LogEntry
 from contree_tui.tui.data import BackendError, describe_error
@@ -70,7 +70,12 @@ class CommandVerbs:
         await sync.resume()
 
     def on_sync_changed(self, message: SyncChanged) -> None:
-        self.status_bar.sync = message.status
+        before, status = self.status_bar.sync, message.status
+        self.status_bar.sync = status
+        if isinstance(before, SyncStatus) and before.phase is SyncPhase.SYNCING and status is not None \
+                and status.phase is not SyncPhase.SYNCING:  # one sync ended: an entry of the undo list
+            self.command_log.record(self.clock(), "sync", "folder synced", status.describe(),
+                                    ok=status.phase is not SyncPhase.ERROR, snapshot=self.position.working)
 
     def on_command_bar_prompt(self, message: CommandBar.Prompt) -> None:
         self.status_bar.prompt = message.prompt
@@ -81,7 +86,7 @@ class CommandVerbs:
         try:
             verb = v.parse_line(line)
         except v.VerbError as exc:
-            self.command_log.record(self.clock(), "verb", line, exc.reason, ok=False)
+            self.command_log.record(self.clock(), "verb", line, exc.reason, ok=False, snapshot=self.position.working)
             self.notify(str(exc), title="command bar", severity="error", timeout=10)
             return
         if isinstance(verb, v.Shell):
@@ -90,7 +95,8 @@ class CommandVerbs:
         if not isinstance(verb, v.Cd | v.Env | v.Disposable) and self.backend is None:
             self.notify("not connected yet", title=f"cannot {v.describe(verb)}", severity="error")
             return
-        entry = self.command_log.record(self.clock(), "verb", v.describe(verb))
+        entry = self.command_log.record(self.clock(), type(verb).__name__.lower(), v.describe(verb),
+                                        snapshot=self.position.working)
         getattr(self, f"_verb_{type(verb).__name__.lower()}")(verb, entry)
 
     def begin_verb(self, name: str) -> None:
@@ -108,7 +114,7 @@ class CommandVerbs:
         if not working:
             self.notify("no working snapshot: choose one in the tree (enter)", title="cannot run", severity="error")
             return False
-        entry = self.command_log.record(self.clock(), "branch" if branch else "run", command)
+        entry = self.command_log.record(self.clock(), "branch" if branch else "run", command, snapshot=working)
         self.run_command(command, working, branch=branch, entry=entry)
         return True
 
@@ -132,6 +138,8 @@ class CommandVerbs:
     def run_finished(self, entry: LogEntry | None, op: Operation, moved: bool) -> None:
         if entry is None:
             return
+        if op.status is OperationStatus.SUCCESS and op.result and not op.disposable:
+            entry.snapshot = op.result  # what `enter` on the entry in `@` goes back to
         if op.status is not OperationStatus.SUCCESS:
             entry.finish(" · ".join(filter(None, [op.status.value.lower(), op.error])), ok=False)
             return
@@ -398,11 +406,40 @@ class CommandVerbs:
 
     def action_command_log(self) -> None:
         if not isinstance(self.app.screen, CommandLogScreen):
-            self.app.push_screen(CommandLogScreen(self.command_log))
+            self.app.push_screen(CommandLogScreen(self.command_log, self.position.working), self._jump_to_entry)
 
-    def log_move(self, kind: str, text: str, result: str) -> None:
+    def _jump_to_entry(self, entry: LogEntry | None) -> None:
+        """`enter` on an entry of `@`: its snapshot becomes working, recorded as a new entry (the one before
+        it in the log is the way back)."""
+        if entry is None:
+            return
+        target, before = entry.snapshot, self.position.working
+        if target is None:
+            self.notify("that entry left no snapshot", title="cannot jump", severity="warning")
+            return
+        if target == before:
+            self.notify(f"{self.snapshot_words(target)} is already working", title="jump")
+            return
+        if self._moved(lambda: self.position.move_to(target)):
+            self._show_working()
+            self.log_move("jump", f"@ {entry.kind}: {short(entry.text)}", f"working {target[:8]}", target)
+            self.notify(f"working: {self.snapshot_words(target)} · undo: @, enter on the entry before",
+                        title="jumped")
+
+    def snapshot_words(self, uuid: str) -> str:
+        """A snapshot as a toast names it: short uuid, its tag, the command that made it."""
+        snapshot = self.lineage.get(uuid)
+        made_by = self.tree.commands.get(snapshot.operation or "") if snapshot is not None else None
+        parts = [uuid[:8]]
+        if snapshot is not None and snapshot.tag:
+            parts.append(snapshot.tag)
+        if made_by:
+            parts.append(f"← {short(made_by, 40)}")
+        return " ".join(parts)
+
+    def log_move(self, kind: str, text: str, result: str, snapshot: str | None = None) -> None:
         """A rollback, forward or jump, for the command log."""
-        self.command_log.record(self.clock(), kind, text, result)
+        self.command_log.record(self.clock(), kind, text, result, snapshot=snapshot)
 
     # Completion source (CommandBar.CompletionSource) ----------------------------------------------------
 

@@ -23,7 +23,6 @@ from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnap
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.screens.command_verbs import CommandVerbs
-from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
@@ -312,8 +311,9 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
         snapshot = self.lineage.get(working)
         self.status_bar.working = snapshot.name if snapshot else (working or "")[:8]
 
-    @work(exclusive=True, group="rollback", exit_on_error=False, description="roll back")
-    async def action_rollback(self) -> None:
+    def action_rollback(self) -> None:
+        """`u`, at once: nothing is destroyed (the working pointer moves to the parent; `U` moves it back), so
+        no question; a toast names where it went and how to undo."""
         working = self.position.working
         snapshot = self.lineage.get(working)
         if snapshot is None:
@@ -323,15 +323,11 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
         if parent is None:
             self.notify(f"{snapshot.name} has no parent", title="cannot roll back", severity="warning")
             return
-        made_by = self.tree.commands.get(snapshot.operation or "")
-        detail = f"{snapshot.short} ← {short_command(made_by, 50)}" if made_by else snapshot.short
-        if not await self.app.push_screen_wait(ConfirmScreen(f"Roll back to {parent.name}?", detail)):
-            return
-        if self.position.working != working:  # something moved it while the dialog was open
-            return
         if self._moved(lambda: self.position.rollback(parent.uuid)):
             self._show_working()
-            self.log_move("rollback", f"u: {snapshot.name} → {parent.name}", f"working {parent.short}")
+            self.log_move("rollback", f"u: {snapshot.name} → {parent.name}", f"working {parent.short}", parent.uuid)
+            self.notify(f"working: {self.snapshot_words(parent.uuid)} · U goes forward to {snapshot.short}",
+                        title="rolled back")
 
     def action_forward(self) -> None:
         target: list[str | None] = []
@@ -341,7 +337,8 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
             self.notify("nothing to go forward to (u rolls back first)", title="forward", severity="warning")
             return
         self._show_working()
-        self.log_move("forward", "U", f"working {target[0][:8]}")
+        self.log_move("forward", "U", f"working {target[0][:8]}", target[0])
+        self.notify(f"working: {self.snapshot_words(target[0])} · u rolls back again", title="forward")
 
     def action_command_bar(self) -> None:
         self.query_one(CommandBar).focus()
