@@ -369,9 +369,9 @@ async def test_at_opens_the_command_log_with_runs_verbs_rollback_and_forward(tui
         rows = log_screen.rows()
         kinds = [row[1] for row in rows]
         assert kinds == ["run", "env", "verb", "rollback", "forward"], rows
-        assert rows[0][2].startswith("touch /logged") and "→" in rows[0][3] and "(working)" in rows[0][3]
-        assert rows[1][2] == ":env LOGGED=1" and rows[1][3] == "LOGGED=1"
-        assert "unknown verb" in rows[2][3]
+        assert rows[0][3].startswith("touch /logged") and "→" in rows[0][4] and "(working)" in rows[0][4]
+        assert rows[1][3] == ":env LOGGED=1" and rows[1][4] == "LOGGED=1"
+        assert "unknown verb" in rows[2][4]
         assert screen.command_log.entries[2].outcome is Outcome.FAILED
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MainScreen), what="the log to close")

@@ -56,6 +56,7 @@ async def test_a_near_miss_that_the_shell_does_not_find_offers_the_verb(tui_engi
                     and len(ops_of(screen, "sh -c 'exit 127'")) == 1, what="both runs to end")
         await pilot.pause(0.3)
         assert sum("did you mean" in t for t in toasts(app)) == 1, toasts(app)
+        assert any("qqzz exited 127; no new snapshot" in t for t in toasts(app)), "the exit, not `changed no file`"
 
 
 async def test_repeated_tab_cycles_through_the_candidates(tui_engine_dir: Path, tmp_path: Path) -> None:

@@ -50,9 +50,9 @@ async def test_enter_on_an_entry_of_the_command_log_makes_its_snapshot_working_a
         log_screen = await open_log(pilot)
         rows = log_screen.rows()
         assert [row[1] for row in rows] == ["run", "run", "tag", "rollback"], rows
-        snapshots = [row[4].strip("● ") for row in rows]
+        snapshots = [row[2].strip("● ") for row in rows]
         assert snapshots == [first[:8], second[:8], second[:8], first[:8]], "each entry names the snapshot it left"
-        assert rows[3][4].startswith("●"), "the working one is marked"
+        assert rows[3][2].startswith("●"), "the working one is marked"
         assert base not in (first, second)
 
         await jump_from(pilot, 1)  # the second run's entry

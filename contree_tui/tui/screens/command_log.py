@@ -1,5 +1,5 @@
-"""`@`: the session's command log in a modal, newest last: time, kind, what was typed or done, its result and
-the working snapshot it left (● the current one). It is the undo/redo list: `enter` on an entry makes its
+"""`@`: the session's command log in a modal, newest last: time, kind, the working snapshot it left (● the
+current one), what was typed or done and its result. It is the undo/redo list: `enter` on an entry makes its
 snapshot working (the main screen records that as a new entry, so the jump is undone the same way)."""
 
 from __future__ import annotations
@@ -42,12 +42,11 @@ class CommandLogScreen(ModalScreen[LogEntry | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("time", "kind", "command", "result", "snapshot")
+        table.add_columns("time", "kind", "snapshot", "command", "result")  # snapshot before the long ones
         self._entries = list(self.command_log.entries)
         for entry in self._entries:
-            table.add_row(local_time(entry.at), entry.kind, entry.text,
-                          Text(entry.result or entry.outcome.value, style=OUTCOME_STYLE[entry.outcome]),
-                          self._snapshot_cell(entry))
+            table.add_row(local_time(entry.at), entry.kind, self._snapshot_cell(entry), entry.text,
+                          Text(entry.result or entry.outcome.value, style=OUTCOME_STYLE[entry.outcome]))
         if table.row_count:
             table.move_cursor(row=table.row_count - 1)
         table.focus()

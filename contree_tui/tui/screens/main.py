@@ -194,11 +194,12 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
             undo = "; u rolls back" if moved else ""
             self.notify(f"{short_command(op.command)} timed out and was killed{undo}", title="timed out",
                         severity="warning")
+        elif op.exit_code not in (None, 0):  # before "no change": `nosuch` exits 127 and changes no file
+            undo = "; u rolls back" if moved else "; no new snapshot" if not made else ""
+            self.notify(f"{short_command(op.command)} exited {op.exit_code}{undo}",
+                        title="command failed", severity="warning")
         elif not made and not op.disposable:
             self.notify(f"{short_command(op.command)} changed no file: no new snapshot", title="no change")
-        elif op.exit_code not in (None, 0):
-            self.notify(f"{short_command(op.command)} exited {op.exit_code}; u rolls back",
-                        title="command failed", severity="warning")
 
     async def _follow(self, op: Operation) -> None:
         """Read the operation's events into its buffer until it completes."""
