@@ -262,6 +262,9 @@ async def test_sync_on_attaches_the_folder_and_a_change_resyncs(tui_engine_dir: 
                     timeout=30, what="the watcher to re-sync the change")
         op = await run_done(pilot, screen, "cat /app/hello.txt")
         assert output(screen, op) == ["second version"]
+        synced = [e for e in screen.command_log.entries if e.kind == "sync" and e.text == "folder synced"]
+        assert len(synced) >= 2 and all(e.result.startswith("synced ") for e in synced), \
+            "the first sync and the watcher's re-sync are command-log entries"
 
         await submit(pilot, ":sync off")
         await until(pilot, lambda: screen.status_bar.sync_text == "sync off", what="sync off")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,14 @@ class SyncChanged(Message):
         return isinstance(message, SyncChanged)
 
 
+class SyncEnded(Message):
+    """One sync of the folder ended (an entry of the command log); never coalesced, unlike SyncChanged."""
+
+    def __init__(self, status: SyncStatus) -> None:
+        super().__init__()
+        self.status = status
+
+
 class CommandVerbs:
     """Mixed into MainScreen: uses its backend, position, lineage, tree, table, status bar and workers."""
 
@@ -62,20 +70,32 @@ class CommandVerbs:
         self.query_one(CommandBar).use_completion(self)
         sync = getattr(backend, "folder_sync", None)
         if sync is not None:
-            sync.status.subscribe(lambda status: self.post_message(SyncChanged(status)))
+            sync.status.subscribe(self._sync_status_watcher())
             self._resume_sync(sync)
+
+    def _sync_status_watcher(self) -> Callable[[SyncStatus | None], None]:
+        """Each status for the status bar; each end of a sync (syncing → idle or error) for the command log."""
+        last: list[SyncPhase | None] = [None]
+
+        def on_status(status: SyncStatus | None) -> None:
+            self.post_message(SyncChanged(status))
+            phase = status.phase if status is not None else None
+            if last[0] is SyncPhase.SYNCING and status is not None and phase is not SyncPhase.SYNCING:
+                self.post_message(SyncEnded(status))
+            last[0] = phase
+        return on_status
 
     @work(group="sync", exit_on_error=False, description="resuming the folder's sync")
     async def _resume_sync(self, sync: Any) -> None:
         await sync.resume()
 
     def on_sync_changed(self, message: SyncChanged) -> None:
-        before, status = self.status_bar.sync, message.status
-        self.status_bar.sync = status
-        if isinstance(before, SyncStatus) and before.phase is SyncPhase.SYNCING and status is not None \
-                and status.phase is not SyncPhase.SYNCING:  # one sync ended: an entry of the undo list
-            self.command_log.record(self.clock(), "sync", "folder synced", status.describe(),
-                                    ok=status.phase is not SyncPhase.ERROR, snapshot=self.position.working)
+        self.status_bar.sync = message.status
+
+    def on_sync_ended(self, message: SyncEnded) -> None:
+        status = message.status
+        self.command_log.record(self.clock(), "sync", "folder synced", status.describe(),
+                                ok=status.phase is not SyncPhase.ERROR, snapshot=self.position.working)
 
     def on_command_bar_prompt(self, message: CommandBar.Prompt) -> None:
         self.status_bar.prompt = message.prompt
@@ -480,4 +500,4 @@ def short(command: str | None, width: int = 40) -> str:
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
 
 
-__all__ = ["INTERRUPT_WINDOW", "CommandLog", "CommandVerbs", "SyncChanged"]
+__all__ = ["INTERRUPT_WINDOW", "CommandLog", "CommandVerbs", "SyncChanged", "SyncEnded"]
