@@ -2,9 +2,10 @@
 the local engine through its API (`POST /v1/images/import` with `rootfs:PATH`), as any client would: the
 engine may be serving already, or is started on demand (embedded.py).
 
-Lines on stderr, one per stage ("bootstrap: downloading packages (12 s)"), then
-"imported as <uuid> (tag debian:bookworm) in N s" on stdout. Exit codes: 0 imported; 1 the build or the
-import failed (the reason on one line: mmdebstrap's, apt's or the engine's); 2 mmdebstrap is missing or the
+Lines on stderr, one per stage ("bootstrap: downloading packages (12 s)"), the import's progress as
+`contree-tui import` shows it (a live bar on a terminal, a line a step otherwise), then
+"imported as <uuid> (tag debian:bookworm) in N s" on stdout. Exit codes: 0 imported; 1 the build or the import
+failed (the reason on one line: mmdebstrap's, apt's or the engine's); 2 mmdebstrap is missing or the
 engine cannot be reached.
 """
 
@@ -14,13 +15,12 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from contree_client.exceptions import APIStatusError, ContreeError
-from contree_client.models import ImageImportRegistry, OperationStatus
 
-from contree_tui.client.connection import Connection, ConnectionProblem, connect, embedded_target
+from contree_tui.client.connection import ConnectionProblem, connect, embedded_target
 from contree_tui.client.debian_bootstrap import (
     DEFAULT_INCLUDES,
     BootstrapError,
@@ -29,7 +29,9 @@ from contree_tui.client.debian_bootstrap import (
     default_suite,
     ensure_tarball,
 )
-from contree_tui.client.operations import EventCursor, cancel_operation, follow_events
+from contree_tui.client.image_import import ImportSpec, follow_import, start_import
+from contree_tui.client.operations import cancel_operation
+from contree_tui.client.progress import ProgressLine
 
 IMPORT_TIMEOUT = 600  # seconds: a ~300 MB tar extracts in ~10 s; a loaded machine gets room
 
@@ -91,7 +93,8 @@ def run_bootstrap(opts: Mapping[str, Any], err: TextIO | None = None, out: TextI
             lines.say(f"cached {tarball.path} ({size})" if tarball.cached
                       else f"built {tarball.path} ({size}) in {tarball.seconds:.0f} s")
             lines.say("importing into the engine")
-            return await import_tarball(tarball, tag, opts.get("state_dir"), lines.say), tag
+            lines.end()  # the import's own progress line takes over (a live bar on a terminal)
+            return await import_tarball(tarball, tag, opts.get("state_dir"), lines.err), tag
         finally:
             ticker.cancel()
             lines.end()
@@ -107,48 +110,34 @@ def run_bootstrap(opts: Mapping[str, Any], err: TextIO | None = None, out: TextI
     return 0
 
 
-async def _follow(connection: Connection, operation: str, say: Callable[[str], None] | None) -> None:
-    phase = None
-    async for event in follow_events(connection, operation, cursor=EventCursor()):
-        data = event.data
-        if say is None or not isinstance(data, dict):
-            continue
-        if event.type == "import_progress" and data.get("phase") != phase:
-            phase = data.get("phase")
-            say(f"import: {phase}")  # extract, commit (the contract's phases)
-        elif event.type == "import_log":
-            message = " ".join(str(data.get("message", "")).split())
-            if not message.startswith("imported "):  # the final line says it, with the tag
-                say(message)
-
-
 async def import_tarball(tarball: Tarball, tag: str, state_dir: str | os.PathLike[str] | None,
-                         say: Callable[[str], None] | None = None) -> str:
-    """Import the tar into the local engine (started if need be) as `tag`; the image's uuid."""
+                         err: TextIO | None = None) -> str:
+    """Import the tar into the local engine (started if need be) as `tag`, its progress shown as `contree-tui
+    import` shows it (client/progress.py); the image's uuid."""
     try:
         connection = await connect(embedded_target(state_dir))
     except ConnectionProblem as exc:
         raise BootstrapError(f"the engine cannot be reached: {exc}", exit_code=2) from None
+    spec = ImportSpec(ref=f"rootfs:{tarball.path}", tag=tag, timeout=IMPORT_TIMEOUT)
+    line = ProgressLine(err or sys.stderr, tag)
     async with connection:
-        client = connection.client
         try:
-            operation = str(await connection.call(
-                lambda: client.import_image(ImageImportRegistry(url=f"rootfs:{tarball.path}"), tag=tag,
-                                            timeout=IMPORT_TIMEOUT), idempotent=False))
+            operation = await start_import(connection, spec)
             try:
-                await _follow(connection, operation, say)
+                result = await follow_import(connection, operation, line.update)
             except asyncio.CancelledError:  # Ctrl-C: the import stops too, leaving nothing (the engine's promise)
+                line.close()
                 await asyncio.shield(cancel_operation(connection, operation))
                 raise
-            response = await connection.call(lambda: client.get_operation_status(operation))
+            finally:
+                line.close()
         except APIStatusError as exc:
             raise BootstrapError(f"the engine refused the import: HTTP {exc.status}: {exc.error}") from None
         except (ContreeError, ConnectionProblem) as exc:
             raise BootstrapError(f"the import failed: {exc}", exit_code=2) from None
-    if response.status != OperationStatus.SUCCESS:
-        reason = response.error if isinstance(response.error, str) and response.error else "no reason given"
-        raise BootstrapError(f"the import of {tarball.path} ended {response.status}: {reason}")
-    image = response.result_image_uuid
-    if not isinstance(image, str) or not image:
+    if not result.succeeded:
+        reason = result.error or "no reason given"
+        raise BootstrapError(f"the import of {tarball.path} ended {result.status.value}: {reason}")
+    if not result.image:
         raise BootstrapError(f"the import of {tarball.path} succeeded without an image (operation {operation})")
-    return image
+    return result.image

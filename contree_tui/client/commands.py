@@ -24,7 +24,6 @@ from typing import Any, TextIO
 from contree_client.exceptions import APIConnectionError, APIStatusError, ContreeError, NotFoundError
 from contree_client.models import OperationStatus
 
-from contree_tui.client.byte_progress import ByteProgress
 from contree_tui.client.connection import Connection, ConnectionProblem
 from contree_tui.client.disk import DiskError, disk_usage, make_plan, parse_duration, prune
 from contree_tui.client.image_export import ExportError, default_name, export_image
@@ -38,7 +37,7 @@ from contree_tui.client.operations import (
     stream_bytes,
 )
 from contree_tui.client.position import HistoryEntry, PositionError, SyncSettings
-from contree_tui.client.progress_line import ProgressLine
+from contree_tui.client.progress import ByteProgress, ProgressLine
 from contree_tui.client.reconnect import ConnectionState, LinkState
 from contree_tui.client.records import TIMED_OUT_EXIT
 from contree_tui.client.render import (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,6 +31,30 @@ from contree_tui.client.operations import EventCursor, follow_events
 from contree_tui.client.records import ImageRecord
 
 PHASES = ("resolve", "download", "extract", "reuse", "commit")
+# The offline schemes name a path on this machine: PATH[:REF] split at the first `:` (as skopeo and the engine
+# split them), rootfs: the whole rest.
+PATH_SCHEMES = ("docker-archive:", "oci-archive:", "oci:")
+ROOTFS_SCHEME = "rootfs:"
+
+
+def absolute_source(ref: str, cwd: str | None = None) -> str:
+    """`ref` with an offline source's relative path (or `~`) made absolute against `cwd` (this process's by
+    default), as the shell that typed it meant it: the engine runs in its own directory and takes absolute
+    paths only. Registry references come back unchanged."""
+    if ref.startswith(ROOTFS_SCHEME):
+        scheme, path, rest = ROOTFS_SCHEME, ref[len(ROOTFS_SCHEME):], ""
+    else:
+        scheme = next((s for s in PATH_SCHEMES if ref.startswith(s)), None)
+        if scheme is None:
+            return ref
+        path, colon, ref_part = ref[len(scheme):].partition(":")
+        rest = colon + ref_part
+    expanded = os.path.expanduser(path)
+    if not path or os.path.isabs(path):
+        return ref  # nothing to resolve (an empty path: the engine says what is missing)
+    if not os.path.isabs(expanded):
+        expanded = os.path.normpath(os.path.join(cwd or os.getcwd(), expanded))
+    return f"{scheme}{expanded}{rest}"
 
 
 @dataclass(frozen=True)
@@ -49,8 +74,10 @@ class ImportSpec:
 
 
 async def start_import(connection: Connection, spec: ImportSpec) -> str:
-    """POST /images/import; the operation's uuid. Not retried once sent (an import is not idempotent)."""
+    """POST /images/import; the operation's uuid. Not retried once sent (an import is not idempotent).
+    An offline source's relative path is made absolute first (absolute_source)."""
     client = connection.client
+    spec = replace(spec, ref=absolute_source(spec.ref))
     tag = spec.tag if spec.tag else ...
     timeout = spec.timeout if spec.timeout is not None else ...
     if not spec.insecure:

@@ -1,4 +1,4 @@
-"""The state dir's free-space floor: below it the engine refuses new writes (runs, uploads) with a 507.
+"""The state dir's free-space floor: below it the engine refuses new writes (uploads: 507; runs and imports end FAILED).
 
 Nothing checked free space before: runs and uploads wrote until the filesystem was full, and then sqlite's
 own writes (every event, every status change) failed too. One statvfs costs ~3 µs, so it is checked on

@@ -317,8 +317,8 @@ class Engine:
 
     # -- imports (engine/image_import.py) ------------------------------------------------------------
     def import_image(self, body: dict[str, Any]) -> Operation:
-        """Validate an ImageImportRequest (EngineError 400/501/507), record the operation and start it;
-        returns at once."""
+        """Validate an ImageImportRequest (EngineError 400/501), record the operation and start it; returns at
+        once (a nearly full disk fails the operation: official clients retry a 507 without end)."""
         return self.imports.start(body)
 
     # -- events -------------------------------------------------------------------------------------

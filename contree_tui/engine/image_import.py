@@ -228,7 +228,6 @@ class ImageImports:
                                   "a source yet", status=501) from None
         elif not request.url[len(ROOTFS_SCHEME):].startswith("/"):  # the engine's cwd is not the client's
             raise EngineError("registry.url: rootfs: needs an absolute path, e.g. rootfs:/srv/rootfs.tar")
-        require_free(self._layers_dir, self.config.min_free_bytes, "import")
         op = Operation(uuid=str(uuid.uuid4()), kind=KIND, status=OperationStatus.PENDING, created_at=time.time(),
                        image_uuid=None, request=request.stored())
         self.store.add_operation(op)
@@ -279,6 +278,9 @@ class ImageImports:
                 async with asyncio.timeout(request.timeout):
                     async with self._slots:  # PENDING while MAX_PARALLEL_IMPORTS others run
                         self.events.update_operation(op_uuid, status=OperationStatus.EXECUTING, started_at=time.time())
+                        # A nearly full disk fails the operation, it does not refuse the POST with 507: the
+                        # official clients retry every 5xx (contree-cli without end), an operation's error ends them.
+                        require_free(self._layers_dir, self.config.min_free_bytes, "import")
                         work.mkdir(exist_ok=True)
                         if source is None:
                             image = await self._import_rootfs(op_uuid, request, work, progress, held, created)

@@ -67,7 +67,6 @@ class InstanceRuns:
         request = parse_spawn_request(body, image.uuid, self.config.max_layer_bytes)
         if request.networking and not self.network_available:
             raise EngineError(MISSING)
-        require_free(self._layers_dir, self.config.min_free_bytes, "spawn")
         self.check_ids(request)
         timeout = request.timeout or self.config.default_timeout
         if timeout > self.config.max_timeout:
@@ -103,6 +102,13 @@ class InstanceRuns:
                 raise EngineError(f"files[{item.path}]: uid and gid must be below {limit} on this engine")
 
     async def _run_instance(self, op_uuid: str, request: SpawnRequest, image: Image, blobs: dict[str, str]) -> None:
+        # Below the disk floor the run ends FAILED with the reason rather than the POST answering 507: every
+        # 5xx is transient to contree-cli, which retried such a spawn without end (as it did imports).
+        try:
+            require_free(self._layers_dir, self.config.min_free_bytes, "spawn")
+        except EngineError as exc:
+            self._end_unstarted(op_uuid, str(exc))
+            return
         waiting = self.admission.enter(op_uuid, self.config.memory_reserve())
         if waiting is not None:  # PENDING until there is room (the usual case does not wait)
             try:

@@ -275,27 +275,26 @@ async def test_export_from_a_profile_over_tcp_reuses_the_servers_gzip(tcp_engine
     check_rootfs(await asyncio.to_thread(unpack, f"oci-archive:{out}", tmp_path / "unpacked"))
 
 
-def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    from contree_tui.client import byte_progress
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
+    from contree_tui.client.progress import ByteProgress
 
     clock = [100.0]
-    monkeypatch.setattr(byte_progress.time, "monotonic", lambda: clock[0])
     terminal = io.StringIO()
-    bar = byte_progress.ByteProgress(terminal, "exporting 3f2a9c1e", terminal=True)
+    bar = ByteProgress(terminal, "exporting 3f2a9c1e", terminal=True, clock=lambda: clock[0])
     for done in (0, 5 << 20, 10 << 20):
         clock[0] += 1
         bar.update(done, 20 << 20)
     bar.finish()
     frames = terminal.getvalue().split("\r")
-    assert "[############............]  50% 10.0 MiB of ~20.0 MiB  3.3 MiB/s" in frames[-3]
-    assert frames[-1] == "" and "\n" not in terminal.getvalue(), "redrawn in place, then cleared"
+    assert frames[-2] == "\x1b[Kexporting 3f2a9c1e  [========>       ]   50%  10.0 MiB of ~20.0 MiB  3.3 MiB/s"
+    assert frames[-1] == "\x1b[K" and "\n" not in terminal.getvalue(), "redrawn in place, then erased"
 
     log = io.StringIO()
-    lines = byte_progress.ByteProgress(log, "exporting 3f2a9c1e", terminal=False)
+    lines = ByteProgress(log, "exporting 3f2a9c1e", terminal=False, clock=lambda: clock[0])
     for second in range(12):
         clock[0] += 1
         lines.update(second << 20)
     lines.finish()
     # one line each LINE_EVERY (5 s), none at the start: 4 MiB after 5 s, 9 MiB after 10 s
-    assert log.getvalue().splitlines() == ["contree-tui: exporting 3f2a9c1e 4.0 MiB  819.2 KiB/s",
-                                           "contree-tui: exporting 3f2a9c1e 9.0 MiB  921.6 KiB/s"]
+    assert log.getvalue().splitlines() == ["contree-tui: exporting 3f2a9c1e  4.0 MiB  819.2 KiB/s",
+                                           "contree-tui: exporting 3f2a9c1e  9.0 MiB  921.6 KiB/s"]

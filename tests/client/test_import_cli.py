@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from contree_tui.client.image_import import ImportProgress
-from contree_tui.client.progress_line import progress_bar, progress_text
+from contree_tui.client.image_import import ImportProgress, absolute_source
+from contree_tui.client.progress import progress_bar, progress_text
 from tests.client.test_cli import Cli, one_error_line
 from tests.images.busybox_layouts import busybox_layer, whiteout_layout, zeros_layout
 from tests.images.oci_build import File, skopeo_copy, write_layout
+from tests.images.registry import free_port
 
 
 @pytest.fixture
@@ -137,3 +138,48 @@ def test_archives_import_through_the_same_command(cli: Cli, tmp_path: Path) -> N
         done = cli("import", "--tag", tag, f"{scheme}:{archive}")
         assert done.stdout.strip() and f"tagged {tag}" in done.stderr
         assert cli("run", "--image", tag, "--disposable", "--", "cat /etc/marker").stdout == f"{marker}\n"
+
+
+def test_offline_sources_relative_paths_are_made_absolute_before_sending() -> None:
+    assert absolute_source("oci:./layout:v1", "/home/u/p") == "oci:/home/u/p/layout:v1"
+    assert absolute_source("oci-archive:../a.tar:v1", "/home/u/p") == "oci-archive:/home/u/a.tar:v1"
+    assert absolute_source("docker-archive:a.tar", "/home/u/p") == "docker-archive:/home/u/p/a.tar"
+    assert absolute_source("rootfs:r.tar", "/w") == "rootfs:/w/r.tar"
+    assert absolute_source("oci-archive:~/a.tar", "/w") == f"oci-archive:{Path.home()}/a.tar"
+    for unchanged in ("oci:/abs/layout:v1", "rootfs:/a:b", "alpine:3", "docker://127.0.0.1:5000/a/b:1", "oci:"):
+        assert absolute_source(unchanged, "/w") == unchanged
+
+
+def test_a_stranger_in_a_shell_relative_archives_and_the_errors_they_meet(cli: Cli, tmp_path: Path) -> None:
+    """What a new user types, from the directory holding the archives: relative paths work (the engine takes
+    absolute ones only: the CLI resolves them); a typo, a missing file and a registry that is down each end
+    with exit 1 and the reason said once, on the last line."""
+    here = tmp_path / "downloads"
+    here.mkdir()
+    write_layout(tmp_path / "layout", [busybox_layer(), {"etc/marker": File(b"relative\n")}], tag="t1",
+                 env=["PATH=/bin"])
+    skopeo_copy(f"oci:{tmp_path / 'layout'}:t1", f"docker-archive:{here / 'app.tar'}")
+    skopeo_copy(f"oci:{tmp_path / 'layout'}:t1", f"oci-archive:{here / 'app-oci.tar'}:t1")
+
+    def in_here(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(cli.argv(*args), capture_output=True, text=True, timeout=120, cwd=here)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    tag = f"rel-{uuid.uuid4().hex[:8]}"
+    for ref in ("docker-archive:app.tar", "oci-archive:./app-oci.tar:t1"):
+        done = in_here("import", "--tag", tag, ref)
+        assert done.returncode == 0, done.stderr
+        assert cli("run", "--image", tag, "--disposable", "--", "cat /etc/marker").stdout == "relative\n"
+
+    typo = in_here("import", "docker//127.0.0.1:5000/app:1")
+    assert typo.returncode == 1 and "accepted forms" in one_error_line(typo.stderr)
+    cases = {"docker-archive:missing.tar": f"docker-archive:{here / 'missing.tar'}: no such file",
+             f"127.0.0.1:{free_port()}/app:1": "cannot reach registry 127.0.0.1:"}
+    for ref, reason in cases.items():
+        done = in_here("import", ref)
+        assert done.returncode == 1 and done.stdout == "", done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"contree-tui: import of {ref} FAILED: ") and reason in last, done.stderr
+        assert done.stderr.count(last.split(" FAILED: ", 1)[1]) == 1, "the reason once, not the engine's log too"
+    assert "connection refused" in last

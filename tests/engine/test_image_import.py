@@ -211,12 +211,16 @@ async def test_parallel_imports_sharing_a_base_store_it_once(engine: Engine, tmp
         assert stdout(await sh(engine, f"tag:p:{name}", f"cat /etc/base /etc/{name}")) == f"base\n{name}\n"
 
 
-async def test_a_nearly_full_disk_refuses_imports_with_507(open_engine: OpenEngine, tmp_path: Path) -> None:
+async def test_a_nearly_full_disk_fails_the_import_with_the_reason(open_engine: OpenEngine, tmp_path: Path) -> None:
+    """A FAILED operation, not a 507 to the POST: contree-cli retries every 5xx without end (see
+    tests/api/test_contree_cli_import.py), an operation's error ends it."""
     engine = await open_engine(EngineConfig(min_free_bytes=1 << 60))
     whiteout_layout(tmp_path / "layout")
-    with pytest.raises(EngineError, match="disk is nearly full") as caught:
-        engine.import_image({"registry": {"url": f"oci:{tmp_path / 'layout'}:t1"}})
-    assert caught.value.status == 507 and engine.store.list_operations() == []
+    for url in (f"oci:{tmp_path / 'layout'}:t1", f"rootfs:{tmp_path / 'layout'}"):
+        done = await imported(engine, url, tag="full")
+        assert done.status is OperationStatus.FAILED and done.result_image_uuid is None
+        assert done.error.startswith("import: the engine's disk is nearly full ("), done.error
+    assert layer_dirs(engine) == set() and leftovers(engine) == []
 
 
 async def test_reimport_of_the_same_manifest_is_the_same_image_at_once(engine: Engine, tmp_path: Path) -> None:

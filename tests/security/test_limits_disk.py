@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.layer_cap import upper_bytes
-from contree_tui.engine.models import EngineError, Image, OperationStatus
+from contree_tui.engine.models import Image, OperationStatus
 from tests.engine.helpers import stdout
 
 MiB = 1 << 20
@@ -89,16 +89,16 @@ async def test_endless_writer_is_stopped_near_its_cap(engine: Engine, busybox: I
     assert await scratch_is_gone(engine, op.uuid)
 
 
-async def test_spawn_below_the_disk_floor_is_507(open_engine: Callable[..., Awaitable[Engine]]) -> None:
+async def test_spawn_below_the_disk_floor_fails_with_the_reason(open_engine: Callable[..., Awaitable[Engine]]) -> None:
+    """A FAILED operation, not a 507 to the POST: contree-cli retries every 5xx without end."""
     free = os.statvfs("/tmp").f_bavail * os.statvfs("/tmp").f_frsize
     engine = await open_engine(EngineConfig(min_free_bytes=free * 2))
     image = await engine.ensure_busybox()
-    try:
-        await engine.spawn({"image": image.uuid, "command": "true"})
-    except EngineError as exc:
-        assert exc.status == 507 and "nearly full" in str(exc)
-    else:
-        raise AssertionError("a spawn below the free-space floor was accepted")
+    op = await engine.spawn({"image": image.uuid, "command": "echo never > /x"})
+    done = await engine.wait(op.uuid)
+    assert done.status == OperationStatus.FAILED, done
+    assert done.error is not None and done.error.startswith("spawn: the engine's disk is nearly full ("), done.error
+    assert done.result_image_uuid is None
 
 
 async def test_leftover_tmpfs_uppers_are_unmounted_on_restart(open_engine: Callable[..., Awaitable[Engine]]) -> None:

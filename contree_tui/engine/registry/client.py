@@ -23,6 +23,8 @@ import asyncio
 import email.utils
 import functools
 import json
+import os
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -376,10 +378,15 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _describe(exc: BaseException) -> str:
-    """The innermost useful text of a transport error (httpx wraps ssl and socket errors)."""
+    """The innermost useful text of a transport error (httpx wraps ssl and socket errors). A socket error's
+    own words ("connection refused") win over httpx's "All connection attempts failed", which hides them."""
     text = str(exc)
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None and not text:
-        text = str(cause)
+    cause: BaseException | None = exc
+    while cause is not None:
+        # (a name lookup's gaierror has negative EAI_ codes, which os.strerror does not know: its text is kept)
+        if isinstance(cause, OSError) and not isinstance(cause, ssl.SSLError | socket.gaierror) \
+                and isinstance(cause.errno, int) and cause.errno > 0:
+            return os.strerror(cause.errno).lower()
+        text = text or str(cause)
         cause = cause.__cause__ or cause.__context__
     return text or type(exc).__name__

@@ -120,7 +120,10 @@ def parse_reference(url: str) -> Reference:
     if text.startswith("docker://"):
         text = text[len("docker://"):]
     elif "://" in text:
-        raise _bad(url, f"the scheme {text.split('://', 1)[0]!r}:// is not a registry scheme")
+        scheme, _, rest = text.partition("://")
+        # what a stranger types most: a registry's web address; the reference it meant is the same host and path
+        raise _bad(url, f"the scheme '{scheme[:20]}://' is not a registry scheme (a registry's image is "
+                        f"docker://{rest[:200]})")
     if not text or any(c.isspace() for c in text):
         raise _bad(url, "it is empty or has whitespace")
 

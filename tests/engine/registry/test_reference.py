@@ -73,7 +73,8 @@ def test_the_loopback_set() -> None:
 @pytest.mark.parametrize(("url", "why"), [
     ("", "it is empty"),
     ("docker://", "it is empty"),
-    ("https://registry.example.com/x", "'https':// is not a registry scheme"),
+    ("https://registry.example.com/x", "'https://' is not a registry scheme (a registry's image is "
+                                        "docker://registry.example.com/x)"),
     ("Alpine", "'Alpine' must be lower-case"),
     ("registry.example.com/Team/App", "'Team/App' must be lower-case"),
     ("a:b:c", "is not lower-case components"),
