@@ -168,6 +168,7 @@ class ImportResult:
     image: str | None
     tag: str | None
     error: str | None
+    duration: float | None = None  # seconds, as the server measured it
 
     @property
     def succeeded(self) -> bool:
@@ -182,11 +183,13 @@ ProgressSink = Callable[[ImportProgress, str | None], None]
 
 
 async def follow_import(connection: Connection, operation: str, on_change: ProgressSink | None = None,
-                        progress: ImportProgress | None = None) -> ImportResult:
+                        progress: ImportProgress | None = None, cursor: EventCursor | None = None) -> ImportResult:
     """Follow the import's events to its end (a broken stream resumes where it stopped), calling
-    `on_change(progress, log_line)` after each; then its final status, image and tag from the server."""
+    `on_change(progress, log_line)` after each; then its final status, image and tag from the server, which
+    has the last word: a stream that ended without a `completion` (the engine restarted and its recovery's
+    event was not the next one) still ends in the operation's real state. `cursor`: resume after its event."""
     progress = progress or ImportProgress()
-    async for event in follow_events(connection, operation, cursor=EventCursor()):
+    async for event in follow_events(connection, operation, cursor=cursor if cursor is not None else EventCursor()):
         line = progress.observe(event)
         if on_change is not None:
             on_change(progress, line)
@@ -196,8 +199,9 @@ async def follow_import(connection: Connection, operation: str, on_change: Progr
     image = getattr(result, "image", None) or response.result_image_uuid or progress.image
     tag = getattr(result, "tag", None)
     error = response.error if isinstance(response.error, str) and response.error else progress.error
+    duration = response.duration if isinstance(response.duration, int | float) else None
     return ImportResult(operation, status, image if isinstance(image, str) else None,
-                        tag if isinstance(tag, str) else None, error)
+                        tag if isinstance(tag, str) else None, error, duration)
 
 
 async def learn_imported(connection: Connection, lineage: Lineage, result: ImportResult) -> ImageRecord:

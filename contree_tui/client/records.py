@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from contree_client.models import (
     Image,
+    ImageImportMetadata,
     OperationInstanceMetadata,
     OperationResponse,
     OperationStatus,
@@ -26,6 +27,7 @@ from contree_client.models import (
 T = TypeVar("T")
 
 EPOCH = datetime.fromtimestamp(0, UTC)
+IMPORT_KIND = "image_import"  # an operation's kind when it imports an image (the other: "instance")
 TIMED_OUT_EXIT = 124  # what coreutils' timeout(1) exits with when it killed the command
 
 
@@ -115,6 +117,12 @@ class OperationRecord:
     def from_response(cls, op: OperationResponse) -> OperationRecord:
         record = cls.from_summary(op)
         metadata = known(op.metadata)
+        if isinstance(metadata, ImageImportMetadata):  # its "command": what it imported, as `:import` said it
+            registry = known(metadata.registry)
+            url = known(registry.url) if registry is not None else None
+            tag = known(metadata.tag)
+            return replace(record, command=import_command(url or "?", tag if isinstance(tag, str) else None),
+                           detailed=record.status.is_terminal())
         if not isinstance(metadata, OperationInstanceMetadata):
             return replace(record, detailed=record.status.is_terminal())
         result = known(metadata.result)
@@ -164,6 +172,11 @@ class OperationRecord:
                 "result_image": self.result_image_uuid, "image_size": self.image_size,
                 "cpu_seconds": self.cpu_seconds, "memory": self.memory, "exit_code": self.exit_code,
                 "signal": self.signal, "timed_out": self.timed_out, "command": self.command}
+
+
+def import_command(ref: str, tag: str | None) -> str:
+    """How an import is named where a run shows its command: `import oci:/x:t1 as mine:1`."""
+    return f"import {ref}" + (f" as {tag}" if tag else "")
 
 
 def _lower(value: str | None) -> str | None:

@@ -33,7 +33,7 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -335,6 +335,20 @@ def _decompressed(source: object) -> object:  # pragma: no cover - runs in the h
     return source
 
 
+def _extract_admitted(archive: tarfile.TarFile, admit: _Admission) -> None:  # pragma: no cover - in the helper
+    """extractall with `admit` choosing the members, on every Python 3.11: extractall's `filter` argument came
+    with 3.11.4 (Debian 12's python3 is 3.11.2: "unexpected keyword argument 'filter'"), and 3.14 makes 'data'
+    the default filter, which refuses a rootfs's absolute symlinks. Members stream by in archive order as
+    before; directories still get their modes and times after their contents (extractall does that)."""
+    def admitted() -> Iterator[tarfile.TarInfo]:
+        for member in archive:
+            kept = admit(member, "/")
+            if kept is not None:
+                yield kept
+    trusted: dict[str, Any] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+    archive.extractall("/", members=admitted(), numeric_owner=True, **trusted)
+
+
 def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None,  # pragma: no cover - in the helper
              lower_links: bool) -> None:
     """In the helper, whose root is the new layer: the blob on INPUT_FD, decompressed, hashed, extracted."""
@@ -344,7 +358,7 @@ def _extract(out: HelperOutput, max_bytes: int, id_limit: int | None,  # pragma:
     admit = _Whiteouts(max_bytes, id_limit, lower_links)
     try:
         archive = _NumericOwners.open(fileobj=stream, mode="r|")  # type: ignore[arg-type]
-        archive.extractall("/", numeric_owner=True, filter=admit)
+        _extract_admitted(archive, admit)
         stream.drain()  # the end-of-archive blocks and any padding are part of the diff id too
         while source.read(READ_CHUNK):  # and whatever follows the compressed stream, of the source digest
             pass

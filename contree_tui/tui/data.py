@@ -28,7 +28,7 @@ from contree_tui.client.observable import Observable
 from contree_tui.client.operations import FULL_OUTPUT, EventCursor, follow_events
 from contree_tui.client.position import PositionError, WorkingPosition
 from contree_tui.client.reconnect import ConnectionState, describe_failure
-from contree_tui.client.records import OperationRecord
+from contree_tui.client.records import IMPORT_KIND, ImageRecord, OperationRecord
 from contree_tui.client.sync import SyncError
 from contree_tui.tui.folder_sync import FolderSync
 from contree_tui.tui.model import Lineage, Operation, Snapshot, Stream
@@ -125,16 +125,25 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+RECENT_IMPORTS = 20  # imports listed per watch (import_watch.py): more than anyone starts in a few seconds
+LISTED_KINDS = ("instance", IMPORT_KIND)  # what the operations table shows: runs and imports
+
+
 def operation_from_record(op: OperationRecord) -> Operation:
-    return Operation(uuid=op.uuid, command=op.command or "", image=op.image_uuid, status=op.status,
+    command = op.command or ("import" if op.kind == IMPORT_KIND else "")
+    return Operation(uuid=op.uuid, command=command, image=op.image_uuid, status=op.status,
                      result=op.result_image_uuid, exit_code=op.exit_code, duration=op.duration, error=op.error,
                      created_at=op.created_at, cpu_seconds=op.cpu_seconds, memory_kb=op.memory,
-                     timed_out=bool(op.timed_out))
+                     timed_out=bool(op.timed_out), kind=op.kind)
 
 
 def lineage_from_tree(tree: LineageTree) -> Lineage:
+    def imported(image: ImageRecord) -> bool:
+        op = tree.operations.get(image.operation_uuid or "")
+        return op is not None and op.kind == IMPORT_KIND
+
     snapshots = [Snapshot(uuid=image.uuid, parent=image.parent, tag=", ".join(image.tags) or None,
-                          created_at=image.created_at, operation=image.operation_uuid)
+                          created_at=image.created_at, operation=image.operation_uuid, imported=imported(image))
                  for image in tree.images.values()]
     operations = [operation_from_record(op) for op in tree.operations.values() if op.kind == "instance"]
     return Lineage(snapshots, operations)
@@ -231,9 +240,20 @@ class ContreeBackend(VerbCalls):
         return {op.uuid: op.command for op in records if op.command}
 
     async def recent_operations(self, limit: int = 30) -> list[Operation]:
-        runs = sorted((op for op in self.images.tree.operations.values() if op.kind == "instance"),
+        # imports too, whoever started them (`contree-tui import` in another terminal, an SDK): a row each
+        runs = sorted((op for op in self.images.tree.operations.values() if op.kind in LISTED_KINDS),
                       key=lambda op: (op.created_at, op.uuid))[-limit:]
         records = await self._guard(self.images.details([op.uuid for op in runs]))
+        return [operation_from_record(op) for op in records]
+
+    async def recent_imports(self, known: set[str], limit: int = RECENT_IMPORTS) -> list[Operation]:
+        """The newest imports (one listing), each not in `known` read in full (its reference and tag)."""
+        rows = await self._call(lambda: self.client.list_operations(kind=IMPORT_KIND, limit=limit))
+        fresh = [OperationRecord.from_summary(row) for row in rows]
+        fresh = [op for op in fresh if op.uuid not in known]
+        if not fresh:
+            return []
+        records = await self._guard(self.images.details([op.uuid for op in fresh]))
         return [operation_from_record(op) for op in records]
 
     async def operation(self, uuid: str) -> Operation:

@@ -29,7 +29,8 @@ class Snapshot:
     parent: str | None = None
     tag: str | None = None
     created_at: datetime | None = None
-    operation: str | None = None  # the operation that produced it (None for imported/base images)
+    operation: str | None = None  # the operation that produced it (a run, an import; None: unknown)
+    imported: bool = False  # its producing operation is an import: a root whose `command` says from where
 
     @property
     def short(self) -> str:

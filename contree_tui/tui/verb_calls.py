@@ -21,7 +21,13 @@ from contree_tui.client.image_import import (
     learn_imported,
     start_import,
 )
-from contree_tui.client.operations import Interrupter, InterruptStage, cancel_operation, wait_operations
+from contree_tui.client.operations import (
+    EventCursor,
+    Interrupter,
+    InterruptStage,
+    cancel_operation,
+    wait_operations,
+)
 
 if TYPE_CHECKING:
     from contree_tui.client.connection import Connection
@@ -107,9 +113,11 @@ class VerbCalls:
         """Start importing `ref` (a registry reference or an offline source); the import operation's uuid."""
         return await self._guard(start_import(self.connection, ImportSpec(ref=ref, tag=tag)))
 
-    async def follow_import(self, operation: str, on_change: ProgressSink) -> ImportResult:
-        """Until the import ends, `on_change` at each event; a success's image is put into the lineage."""
-        result = await self._guard(follow_import(self.connection, operation, on_change))
+    async def follow_import(self, operation: str, on_change: ProgressSink,
+                            cursor: EventCursor | None = None) -> ImportResult:
+        """Until the import ends, `on_change` at each event (from the one after `cursor`'s); a success's image
+        is put into the lineage."""
+        result = await self._guard(follow_import(self.connection, operation, on_change, cursor=cursor))
         if result.succeeded and result.image:
             await self._guard(learn_imported(self.connection, self.images, result))
         return result

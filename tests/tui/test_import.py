@@ -44,8 +44,8 @@ async def test_two_imports_run_side_by_side_and_become_tagged_roots(tui_engine_d
         for tag, path in refs.items():  # the second starts while the first runs: each in its own worker
             await run_in_bar(pilot, f":import oci:{path}:t1 {tag}")
 
-        def imports() -> list[Operation]:
-            return [op for op in table.operations.values() if op.is_import]
+        def imports() -> list[Operation]:  # this test's: the session's engine lists other tests' imports too
+            return [op for op in table.operations.values() if op.is_import and marker in op.command]
 
         await until(pilot, lambda: len(imports()) == 2, what="both import rows")
         await until(pilot, lambda: all(not op.running for op in imports()), what="both imports to end")
@@ -99,7 +99,7 @@ async def test_a_failed_import_is_a_toast_and_a_failed_row(tui_engine_dir: Path,
                     what="a toast")
         toast = next(n for n in app._notifications if "cannot import" in (n.title or ""))
         assert toast.severity == "error" and "ended failed" in toast.message, toast.message
-        op = next(op for op in screen.table.operations.values() if op.is_import)
+        op = next(op for op in screen.table.operations.values() if op.is_import and "missing" in op.command)
         assert op.status is OperationStatus.FAILED and op.error
 
 

@@ -20,8 +20,9 @@ from contree_client.models import OperationStatus
 from textual import work
 from textual.message import Message
 
-from contree_tui.client.image_import import ImportProgress
-from contree_tui.client.operations import Interrupter, InterruptStage
+from contree_tui.client.image_import import ImportProgress, ImportResult
+from contree_tui.client.operations import EventCursor, Interrupter, InterruptStage
+from contree_tui.client.records import IMPORT_KIND, import_command
 from contree_tui.client.sync import SyncPhase, SyncStatus
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import CommandLog, LogEntry
@@ -64,6 +65,7 @@ class CommandVerbs:
         self.command_log = CommandLog()
         self._interrupts: dict[str, tuple[Interrupter, float]] = {}
         self._listings: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+        self._posting_imports = 0  # `:import` requests sent and not answered yet
 
     def _attach_command_verbs(self, backend: Any) -> None:
         """On connect: completion from this screen, the folder's sync resumed if it was left on."""
@@ -225,16 +227,36 @@ class CommandVerbs:
         fetched, its log holds the engine's lines. A success puts its image into the tree (a root, with its
         tag). Imports run side by side, each in its own worker (the "verb" group is not exclusive)."""
         backend = self._backend()
-        uuid = await backend.import_image(ref, tag)  # the engine resolves bare names to docker://
-        op = Operation(uuid=uuid, command=f"import {ref}" + (f" as {tag}" if tag else ""), image=None,
-                       kind="image_import", created_at=self.clock())
-        buffer = self.buffers.setdefault(uuid, OutputBuffer())
+        self._posting_imports += 1  # import_watch.py keeps off until this uuid has its row and follower
+        try:
+            uuid = await backend.import_image(ref, tag)  # the engine resolves bare names to docker://
+        finally:
+            self._posting_imports -= 1
+        op = Operation(uuid=uuid, command=import_command(ref, tag), image=None, kind=IMPORT_KIND,
+                       created_at=self.clock())
+        self.buffers.setdefault(uuid, OutputBuffer())
         self._followed.add(uuid)  # this worker reads its events: selecting the row must not start another
         self.table.upsert(op)
         self.table.select(uuid)
         self._operation_changed(op)
+        result = await self._follow_import(op)
+        if not result.succeeded:
+            raise BackendError(f"the import of {ref} ended {result.status.value.lower()}"
+                               + (f": {result.error}" if result.error else ""))
+        self.load()  # the tree shows the image (learned by follow_import) where the lineage puts it: a root
+        return f"imported {ref} as {(result.image or '')[:8]}" + (f" (tag {result.tag})" if result.tag else "")
+
+    async def _follow_import(self, op: Operation) -> ImportResult:
+        """Read an import's events into its row and log until it ends, from the last event its log holds
+        (one started here, by another client, or before the TUI: all alike); then its real final state from
+        the server, which a stream broken by an engine restart may never have carried."""
+        backend = self._backend()
+        buffer = self.buffers.setdefault(op.uuid, OutputBuffer())
+        cursor = EventCursor(buffer.last_event_id)
+        self._followed.add(op.uuid)
 
         def on_change(progress: ImportProgress, line: str | None) -> None:
+            buffer.last_event_id = cursor.last_event_id
             if line is not None:
                 buffer.add_line(Stream.STDOUT, line)
             op.progress, op.step = progress.fraction, progress.step
@@ -243,20 +265,20 @@ class CommandVerbs:
             self._operation_changed(op)
 
         try:
-            result = await backend.follow_import(uuid, on_change)
+            result = await backend.follow_import(op.uuid, on_change, cursor)
         finally:
-            self._followed.discard(uuid)
+            self._followed.discard(op.uuid)
         op.status, op.error, op.result = result.status, result.error, result.image
-        op.duration = (self.clock() - op.created_at).total_seconds() if op.created_at else None
-        buffer.close()
-        buffer.add_line(Stream.META, import_summary(op))
-        buffer.complete = True
+        if result.duration is not None:
+            op.duration = result.duration
+        elif op.created_at is not None:
+            op.duration = (self.clock() - op.created_at).total_seconds()
+        if not buffer.complete:
+            buffer.close()
+            buffer.add_line(Stream.META, import_summary(op))
+            buffer.complete = True
         self._operation_changed(op)
-        if not result.succeeded:
-            raise BackendError(f"the import of {ref} ended {result.status.value.lower()}"
-                               + (f": {result.error}" if result.error else ""))
-        self.load()  # the tree shows the image (learned by follow_import) where the lineage puts it: a root
-        return f"imported {ref} as {(result.image or '')[:8]}" + (f" (tag {result.tag})" if result.tag else "")
+        return result
 
     def _verb_tag(self, verb: v.Tag, entry: LogEntry) -> None:
         working = self._working_or_toast(":tag")

@@ -98,4 +98,4 @@ class LinkWatch:
         if op.status in (OperationStatus.FAILED, OperationStatus.CANCELLED):
             what = " ".join(op.command.split())[:40] or op.uuid[:8]
             self.notify(f"{what}: {op.error or op.status.value.lower()}",
-                        title="run failed", severity="error")
+                        title="import failed" if op.is_import else "run failed", severity="error")

@@ -23,6 +23,7 @@ from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnap
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.screens.command_verbs import CommandVerbs
+from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
@@ -36,7 +37,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
+class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -58,6 +59,7 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
         self._followed: set[str] = set()  # operations whose events a worker is reading
         self._init_command_verbs()
         self._init_link_watch()
+        self._init_import_watch()
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="connection-banner")
@@ -105,6 +107,7 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
         message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
         self._attach_command_verbs(message.backend)
         self._attach_link_watch(message.backend)
+        self._attach_import_watch(message.backend)
         self.load()
 
     def on_link_changed(self, message: LinkChanged) -> None:
@@ -131,6 +134,11 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
             if op.uuid not in self.table.operations:
                 self.table.upsert(op)
                 lineage.note_operation(op)
+                if op.is_import and op.running and op.uuid not in self._followed:
+                    # another client's import (or one from before the TUI): its bar moves only if its events
+                    # are read, and imports are few, so each is followed at once, as `:import` follows its own
+                    self._followed.add(op.uuid)
+                    self.follow_existing(op)
         self._show_working()
         self.status_bar.running = self.table.running_count
         if self.table.row_count and self.log_panel.view.buffer is None:
@@ -203,6 +211,11 @@ class MainScreen(LinkWatch, CommandVerbs, Screen[None]):
 
     async def _follow(self, op: Operation) -> None:
         """Read the operation's events into its buffer until it completes."""
+        if op.is_import:  # progress and log lines, then its state from the server (command_verbs.py)
+            result = await self._follow_import(op)
+            if result.succeeded and op.result and op.result not in self.lineage.snapshots:
+                self.load()  # another client's import just ended: its image, a root of the tree
+            return
         buffer = self.buffers.setdefault(op.uuid, OutputBuffer())
         self._followed.add(op.uuid)
         try:

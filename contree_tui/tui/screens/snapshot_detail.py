@@ -106,7 +106,11 @@ class SnapshotDetailScreen(Screen[None]):
         if self.parent_snapshot is not None:
             text.append("  parent ", style="dim")
             text.append(self.parent_snapshot.name)
-        if self.command:
+        if self.snapshot.imported:  # where it came from: its import's reference (and tag), when known
+            origin = (self.command or "").removeprefix("import ")
+            text.append("  imported from " if origin else "  imported", style="dim")
+            text.append(" ".join(origin.split()), style="italic")
+        elif self.command:
             text.append("  made by ", style="dim")
             text.append(" ".join(self.command.split()), style="italic")
         if details is not None and details.size is not None:

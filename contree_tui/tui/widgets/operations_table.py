@@ -13,8 +13,9 @@ from contree_tui.tui.model import Operation
 from contree_tui.tui.widgets.snapshot_tree import Clock, op_icon, utc_now
 
 # The command goes last: it is the one column that may be cut when the pane is narrow.
-COLUMNS = (("status", "status", 11), ("images", "image → result", 19), ("exit", "exit", 4), ("duration", "time", 7),
-           ("cpu", "cpu", 5), ("memory", "mem", 5), ("command", "command", None))
+STATUS_WIDTH = 11
+COLUMNS = (("status", "status", STATUS_WIDTH), ("images", "image → result", 19), ("exit", "exit", 4),
+           ("duration", "time", 7), ("cpu", "cpu", 5), ("memory", "mem", 5), ("command", "command", None))
 PENDING = "—"  # CPU and memory come with the process's exit (its rusage): none while it runs
 COMMAND_WIDTH = 40
 IMPORT_BAR = 12  # cells of an import's bar in the image column (19 wide): the bar, a space, "100%"
@@ -24,6 +25,21 @@ def progress_cell(fraction: float, width: int = IMPORT_BAR) -> str:
     """`███████░░░░░  58%`: bytes an import fetched of all it fetches."""
     filled = round(max(0.0, min(1.0, fraction)) * width)
     return "█" * filled + "░" * (width - filled) + f" {fraction * 100:3.0f}%"
+
+
+def exited(code: int | None) -> str:
+    """`exited 2`, or `exit 127` where the longer form would not fit the status column (it showed
+    `exited 12` for a command not found, 127)."""
+    state = f"exited {code}"
+    return state if len(state) <= STATUS_WIDTH - 2 else f"exit {code}"  # 2: the icon and a space
+
+
+def import_label(command: str) -> str:
+    """An import's command cell, its tag first: `import REF as TAG` (records.import_command) reads
+    `import TAG ← REF`. At 160 columns the cell shows ~21 cells, and a long path hid the tag it makes."""
+    one_line = " ".join(command.split())
+    ref, found, tag = one_line.removeprefix("import ").rpartition(" as ")
+    return f"import {tag} ← {ref}" if found and ref and tag and " " not in tag else one_line
 
 
 def format_duration(seconds: float | None) -> str:
@@ -109,7 +125,7 @@ class OperationsTable(DataTable[Text | str]):
             return self._import_cells(op)
         icon, kind = op_icon(op)
         # A run whose command failed still succeeded as an operation (and made a snapshot): say which.
-        state = f"exited {op.exit_code}" if kind == "failed" and op.status is OperationStatus.SUCCESS else (
+        state = exited(op.exit_code) if kind == "failed" and op.status is OperationStatus.SUCCESS else (
             op.status.value.lower())
         if op.timed_out and op.status is OperationStatus.SUCCESS:
             state = "timed out"
@@ -144,7 +160,7 @@ class OperationsTable(DataTable[Text | str]):
             images = progress_cell(op.progress) if op.progress is not None else (op.step or "starting")
         else:
             images = f"→ {op.result[:8]}" if op.result and op.status is OperationStatus.SUCCESS else ""
-        command = " ".join(op.command.split()) + (f" · {op.step}" if op.running and op.step else "")
+        command = import_label(op.command) + (f" · {op.step}" if op.running and op.step else "")
         if len(command) > COMMAND_WIDTH:
             command = command[: COMMAND_WIDTH - 1] + "…"
         return {"status": status, "images": Text(images), "exit": "", "duration": self._duration(op),
