@@ -8,6 +8,18 @@ import sys
 
 from contree_tui.engine.models import EngineError
 
+DESCRIPTION = """\
+Sandboxed containers whose filesystem is versioned: every run on an image makes a child snapshot, so your
+work forms a tree you can see, drive and undo. With no command: the TUI, on the embedded engine (started on
+demand) or on a hosted Contree (--profile)."""
+EPILOG = """\
+examples:
+  contree-tui                                  the TUI for this folder
+  contree-tui import python:3.11-slim          a registry image (or docker-archive:F, oci:DIR, ...)
+  contree-tui engine bootstrap debian          a Debian image from this machine's apt sources
+  contree-tui run -- 'pip install -e .'        run on the working snapshot; its result becomes working
+  contree-tui rollback | forward               move the working snapshot up to its parent and back"""
+
 
 def _engine_run(args: argparse.Namespace) -> int:
     from contree_tui.engine.engine import Engine
@@ -206,8 +218,19 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
                         "tag, else contree/<uuid>:latest)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("contree-tui")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="contree-tui", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="contree-tui", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"contree-tui {_version()}")
     _global_options(parser, None)
     parser.add_argument("--keymap", default=None, metavar="PATH", help="the TUI's keymap file (default: "
                         "$XDG_CONFIG_HOME/contree-tui/keymap.toml if it exists; `?` in the TUI lists binding ids)")

@@ -37,7 +37,7 @@ from contree_tui.client.operations import (
     stream_bytes,
 )
 from contree_tui.client.position import HistoryEntry, PositionError, SyncSettings
-from contree_tui.client.progress import ByteProgress, ProgressLine
+from contree_tui.client.progress import ByteProgress, ProgressLine, SyncProgressLine
 from contree_tui.client.reconnect import ConnectionState, LinkState
 from contree_tui.client.records import TIMED_OUT_EXIT
 from contree_tui.client.render import (
@@ -539,7 +539,12 @@ async def sync(ws: Workspace, opts: Options, console: Console) -> int:
     destination = opts.get("dest") or current.destination
     excludes = tuple(opts.get("exclude") or ()) or current.excludes
     settings = SyncSettings(True, destination, excludes)
-    report = await ws.syncer(settings).sync()
+    syncer = ws.syncer(settings)
+    line = SyncProgressLine(console.err, str(ws.folder), syncer.status, live=False if opts.get("json") else None)
+    try:
+        report = await syncer.sync()
+    finally:
+        line.close()
     ws.save_sync_settings(settings)
     if opts.get("json"):
         console.json({"folder": str(ws.folder), "destination": destination, "files": len(report.state),

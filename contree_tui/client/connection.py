@@ -57,6 +57,7 @@ IDENTITY = "contree-tui/0.1"
 # deadlines); an unreachable host must fail fast instead, so that the backoff takes over.
 HOSTED_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 EMBEDDED_TIMEOUT = httpx.Timeout(300.0, connect=3.0)
+TransportWrapper = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
 
 
 class ConnectionProblem(Exception):
@@ -284,11 +285,14 @@ def _rejected(target: Target, exc: APIStatusError) -> str:
 
 
 async def connect(target: Target, *, backoff: Backoff | None = None, engine_timeout: float = 20.0,
-                  status: Observable[ConnectionState] | None = None) -> Connection:
+                  status: Observable[ConnectionState] | None = None,
+                  wrap_transport: TransportWrapper | None = None) -> Connection:
     """Open and verify (whoami) a connection; raises a ConnectionProblem subclass with a clear message.
 
     Pass `status` to watch it happen (connecting, reconnecting while the server does not answer, failed);
-    the connection keeps using it afterwards."""
+    the connection keeps using it afterwards. `wrap_transport` wraps the httpx transport every request goes
+    through (contree-client takes the httpx client as is): the benchmarks add latency with it, the tests
+    count requests in flight or fail one."""
     backoff = backoff or Backoff()
     status = status if status is not None else Observable(ConnectionState.connecting())
     socket: Path | None = None
@@ -298,7 +302,11 @@ async def connect(target: Target, *, backoff: Backoff | None = None, engine_time
         except EngineStartError as exc:
             status.set(ConnectionState.failed(str(exc).splitlines()[0]))
             raise EngineUnavailable(str(exc)) from exc
-        http = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(socket)), timeout=EMBEDDED_TIMEOUT)
+        transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(uds=str(socket))
+        http = httpx.AsyncClient(transport=wrap_transport(transport) if wrap_transport else transport,
+                                 timeout=EMBEDDED_TIMEOUT)
+    elif wrap_transport is not None:
+        http = httpx.AsyncClient(transport=wrap_transport(httpx.AsyncHTTPTransport()), timeout=HOSTED_TIMEOUT)
     else:
         http = httpx.AsyncClient(timeout=HOSTED_TIMEOUT)
     client = ContreeAsyncClient(target.token, base_url=target.url, project=target.project, identity=IDENTITY,

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 from contree_tui.client.image_import import ImportProgress
+from contree_tui.client.observable import Observable
 from contree_tui.client.render import human_size
+from contree_tui.client.sync import SyncPhase, SyncStatus
 
 BAR_WIDTH = 24
 LABEL_WIDTH = 32  # a long path keeps its end (the layout's name and ref), so the bar still fits in 80 columns
@@ -165,4 +167,34 @@ class ByteProgress:
 
     def finish(self) -> None:
         """Clear a terminal's bar line (the caller prints the outcome)."""
+        self.line.clear()
+
+
+def sync_progress_text(label: str, status: SyncStatus) -> str:
+    """`~/proj  sync  [=====>   ]  42%  4,200/10,000 files  1.2 MiB / 3.0 MiB`"""
+    fraction = status.fraction
+    if fraction is None:
+        return f"{label}  scanning"
+    return (f"{label}  sync  {progress_bar(fraction)}  {fraction * 100:3.0f}%  {status.done_files:,}/"
+            f"{status.files:,} files  {human_size(status.done_bytes)} / {human_size(status.bytes)}")
+
+
+class SyncProgressLine:
+    """`contree-tui sync` on a terminal: the live line follows the syncer's status while it scans and uploads
+    (a first sync of 10,000 files takes seconds, minutes against a distant Contree); in a pipe nothing is said
+    until the command's own last line."""
+
+    def __init__(self, stream: TextIO, label: str, status: Observable[SyncStatus], *,
+                 live: bool | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.line = StatusLine(stream, live=live, clock=clock)
+        self.label = short_label(label)
+        self._unsubscribe = status.subscribe(self._show)
+
+    def _show(self, status: SyncStatus) -> None:
+        if self.line.live and status.phase is SyncPhase.SYNCING:
+            done = status.files > 0 and status.done_files == status.files
+            self.line.show(sync_progress_text(self.label, status), force=done or status.done_files == 0)
+
+    def close(self) -> None:
+        self._unsubscribe()
         self.line.clear()

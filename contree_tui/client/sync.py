@@ -3,11 +3,12 @@ destination in the sandbox (default /app), passed as the `files` map of every ru
 
 Each sync: scan the folder (dir_scan: excludes, the symlink/special-file rule, stat cache so only changed
 files are hashed), then make sure the server holds every content: a blob this target is known to hold costs
-nothing; an unknown sha256 is looked up first (GET /files/{sha256}, which also gives its uuid) and uploaded
-only on a 404, streamed from the file with a bounded number of uploads in flight. Identical contents are
-uploaded once. The server's sha256 of an upload is checked against ours: a file that changed in between is
-scanned again. Deletions and renames show in the next state (a renamed file is a new path with a known
-blob: no upload).
+nothing; the others are sent by blob_upload (small files uploaded without a probe, larger ones probed first,
+up to 32 requests in flight, many small files per request on the embedded engine), with progress in
+`status`. Identical contents are uploaded once. The server's sha256 of an upload is checked against ours: a
+file that changed in between is scanned again. Deletions and renames show in the next state (a renamed file
+is a new path with a known blob: no upload). A sync that fails (an upload refused, the server gone) changes
+no state: the run that wanted it does not start, and what was sent is remembered for the next sync.
 
 A watcher passes the paths it saw change (`sync(changed=...)`) and only those are re-examined; a changed
 .gitignore makes it a full scan.
@@ -27,26 +28,25 @@ import hashlib
 import os
 import posixpath
 import time
-from collections.abc import Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from contree_client.exceptions import NotFoundError
-from contree_client.models import FileResponse, FileSpec
+from contree_client.models import FileSpec
 
+from contree_tui.client.blob_upload import BlobUploader, Transfer, TransferPolicy, UploadFailed, run_all
 from contree_tui.client.connection import Connection
-from contree_tui.client.dir_scan import DirScanner, LocalFile, ScanOutcome, Skipped, open_regular
+from contree_tui.client.dir_scan import DirScanner, LocalFile, ScanOutcome, Skipped
 from contree_tui.client.excludes import Excludes
 from contree_tui.client.observable import Observable
 from contree_tui.client.sync_cache import REVALIDATE_AFTER, Blob, SyncCache
 
 DEFAULT_DESTINATION = "/app"
-MAX_UPLOADS = 8  # concurrent uploads; contree-cli uses 8 upload threads (CONTREE_CONCURRENCY)
-SMALL_FILE = 256 * 1024  # read into memory below this; stream above (the client reads 64 KiB per chunk)
 MISMATCH_ROUNDS = 3
+PROGRESS_EVERY = 0.1  # seconds between progress statuses: a TUI redraw per file would cost more than the file
 
 
 class StateEntry(NamedTuple):
@@ -101,16 +101,31 @@ class SyncPhase(enum.Enum):
 
 @dataclass(frozen=True)
 class SyncStatus:
-    """For the status bar: idle (with the state's size), syncing N files / bytes, or error with a reason."""
+    """For the status bar: idle (with the state's size), syncing (files and bytes to send, and how many of
+    them are done), or error with a reason."""
 
     phase: SyncPhase
     files: int = 0
     bytes: int = 0
     reason: str = ""
+    done_files: int = 0  # while syncing: of `files`, sent or confirmed so far
+    done_bytes: int = 0
+
+    @property
+    def fraction(self) -> float | None:
+        """Progress of the upload, 0..1, by bytes (by files when all are empty); None when not uploading."""
+        if self.phase is not SyncPhase.SYNCING or not self.files:
+            return None
+        if self.bytes:
+            return min(1.0, self.done_bytes / self.bytes)
+        return min(1.0, self.done_files / self.files)
 
     def describe(self) -> str:
         if self.phase is SyncPhase.SYNCING:
-            return f"syncing {self.files} files ({_human(self.bytes)})" if self.files else "scanning"
+            if not self.files:
+                return "scanning"
+            return (f"syncing {self.done_files:,}/{self.files:,} files "
+                    f"({_human(self.done_bytes)} / {_human(self.bytes)})")
         if self.phase is SyncPhase.ERROR:
             return f"sync failed: {self.reason}"
         return f"synced {self.files} files ({_human(self.bytes)})"
@@ -141,20 +156,12 @@ class SyncError(Exception):
     pass
 
 
-@dataclass
-class _Transfer:
-    probed: int = 0
-    uploaded: int = 0
-    uploaded_bytes: int = 0
-    mismatched: set[str] = field(default_factory=set)
-
-
 class Syncer:
     """Keeps one folder synced to one connection's target. Not thread-safe; one sync at a time."""
 
     def __init__(self, connection: Connection, root: str | Path, destination: str = DEFAULT_DESTINATION, *,
                  excludes: Iterable[str] = (), gitignore: bool = True, cache: SyncCache | None = None,
-                 stat_cache: bool = True, max_uploads: int = MAX_UPLOADS) -> None:
+                 stat_cache: bool = True, policy: TransferPolicy | None = None) -> None:
         self.connection = connection
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
@@ -166,7 +173,7 @@ class Syncer:
         self.use_stat_cache = stat_cache
         self.cache = cache if cache is not None else (
             SyncCache.for_key(connection.cache_key) if stat_cache else SyncCache(None))
-        self.max_uploads = max_uploads
+        self.policy = policy or TransferPolicy()
         self.status: Observable[SyncStatus] = Observable(SyncStatus(SyncPhase.IDLE))
         self.state: DirectoryState | None = None
         self._local: dict[str, LocalFile] = {}
@@ -212,12 +219,16 @@ class Syncer:
             if "" in rels:
                 rels = None
         outcome = await asyncio.to_thread(self._scan, scanner, rels)
-        transfer = _Transfer()
+        transfer = Transfer()
         applied = False
         try:
             await self._transfer_all(scanner, outcome, transfer)
             added, updated, removed = self._apply(outcome)
             applied = True
+        except UploadFailed as exc:
+            raise SyncError(f"sync of {self.root} stopped: {exc}. Nothing changed: runs still get the files of "
+                            f"the last sync; {transfer.files_done:,} of {transfer.files_total:,} files were "
+                            "sent and are remembered, so the next sync sends only the rest") from exc
         finally:  # what was hashed and uploaded stays known even when the sync failed half-way
             await asyncio.to_thread(self._persist, outcome, applied)
         if self.state is None or added or updated or removed:
@@ -228,7 +239,7 @@ class Syncer:
                           changed=tuple(sorted(updated)), removed=tuple(sorted(removed)),
                           skipped=tuple(outcome.skipped), seconds=time.perf_counter() - started)
 
-    async def _transfer_all(self, scanner: DirScanner, outcome: ScanOutcome, transfer: _Transfer) -> None:
+    async def _transfer_all(self, scanner: DirScanner, outcome: ScanOutcome, transfer: Transfer) -> None:
         for round_ in range(MISMATCH_ROUNDS):
             await self._transfer(outcome.found, transfer)
             if not transfer.mismatched:
@@ -320,7 +331,7 @@ class Syncer:
 
     # -- server side --------------------------------------------------------------------------------
 
-    async def _transfer(self, found: Mapping[str, LocalFile], transfer: _Transfer) -> None:
+    async def _transfer(self, found: Mapping[str, LocalFile], transfer: Transfer) -> None:
         wanted: dict[str, LocalFile] = {}
         stale_before = time.time() - REVALIDATE_AFTER
         blobs = self._blobs
@@ -330,53 +341,17 @@ class Syncer:
                 wanted[f.sha256] = f
         if not wanted:
             return
-        self.status.set(SyncStatus(SyncPhase.SYNCING, len(wanted), sum(f.size for f in wanted.values())))
-        limit = asyncio.Semaphore(self.max_uploads)
+        shown = [0.0]
 
-        async def one(f: LocalFile) -> None:
-            async with limit:
-                await self._ensure(f, transfer)
+        def progress(t: Transfer) -> None:  # the first and the last status of a round always; between, throttled
+            now = time.monotonic()
+            if t.files_done in (0, t.files_total) or now - shown[0] >= PROGRESS_EVERY:
+                shown[0] = now
+                self.status.set(SyncStatus(SyncPhase.SYNCING, t.files_total, t.bytes_total,
+                                           done_files=t.files_done, done_bytes=t.bytes_done))
 
-        await _all(one(f) for f in wanted.values())
-
-    async def _ensure(self, f: LocalFile, transfer: _Transfer) -> None:
-        client = self.connection.client
-        known = self._blobs.get(f.sha256)
-        transfer.probed += 1
-        if known is not None:  # known but not confirmed lately: HEAD is enough, the uuid is ours already
-            if await self.connection.call(lambda: client.check_file_exists(f.sha256)):
-                self._remember(f.sha256, Blob(known.uuid, known.size, time.time()))
-                return
-        else:
-            try:
-                record = await self.connection.call(lambda: client.get_file(f.sha256))
-            except NotFoundError:
-                pass
-            else:
-                self._remember(f.sha256, Blob(record.uuid, record.size, time.time()))
-                return
-
-        async def upload() -> FileResponse:
-            if f.size <= SMALL_FILE:
-                data = await asyncio.to_thread(_read_small, f.source)
-                return await client.upload_file(data)
-            handle = os.fdopen(open_regular(f.source), "rb")
-            try:
-                return await client.upload_file(handle)
-            finally:
-                handle.close()
-
-        try:
-            response = await self.connection.call(upload)
-        except OSError:  # gone, or no longer a regular file: the next round scans it again
-            transfer.mismatched.add(f.rel)
-            return
-        sha, size = response.sha256, response.size
-        self._remember(sha, Blob(response.uuid, size, time.time()))
-        transfer.uploaded += 1
-        transfer.uploaded_bytes += size if size >= 0 else f.size
-        if sha != f.sha256:
-            transfer.mismatched.add(f.rel)
+        uploader = BlobUploader(self.connection, blobs, self._remember, policy=self.policy, on_progress=progress)
+        await uploader.ensure(wanted.values(), transfer)
 
     def _remember(self, sha: str, blob: Blob) -> None:
         self._blobs[sha] = blob
@@ -392,7 +367,7 @@ class Syncer:
         if self.state is None:
             return 0
         shas = {e.sha256 for e in self.state.entries.values()}
-        limit = asyncio.Semaphore(self.max_uploads)
+        limit = asyncio.Semaphore(self.policy.in_flight)
         lost: list[str] = []
 
         async def check(sha: str) -> None:
@@ -400,32 +375,13 @@ class Syncer:
                 if not await self.connection.call(lambda: self.connection.client.check_file_exists(sha)):
                     lost.append(sha)
 
-        await _all(check(sha) for sha in shas)
+        await run_all(check(sha) for sha in shas)
         for sha in lost:
             self._blobs.pop(sha, None)
         await asyncio.to_thread(self.cache.forget_blobs, lost)
         if lost:
             self.state = None  # the next sync rebuilds it (a full scan: the stat cache keeps it cheap)
         return len(lost)
-
-
-async def _all(jobs: Iterable[Coroutine[Any, Any, None]]) -> None:
-    """Run the jobs together; the first failure cancels the rest and is raised as itself (the callers and
-    their users want "server unreachable", not an ExceptionGroup)."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            for job in jobs:
-                group.create_task(job)
-    except BaseExceptionGroup as failed:
-        first = failed.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from first.__cause__  # keep its own chain (e.g. the transport error behind it)
-
-
-def _read_small(path: str) -> bytes:
-    with os.fdopen(open_regular(path), "rb") as handle:
-        return handle.read()
 
 
 def _human(size: int) -> str:

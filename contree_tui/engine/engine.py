@@ -301,6 +301,9 @@ class Engine:
     async def add_file_stream(self, chunks: AsyncIterable[bytes]) -> StoredFile:
         return await self.files.add_file_stream(chunks)
 
+    async def add_files_framed(self, chunks: AsyncIterable[bytes]) -> list[StoredFile]:
+        return await self.files.add_files_framed(chunks)
+
     # -- operations (engine/runs.py) -------------------------------------------------------------------
     async def spawn(self, body: dict[str, Any]) -> Operation:
         """Validate a spawn request, record the operation and start it; returns at once."""

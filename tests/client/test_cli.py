@@ -201,3 +201,13 @@ def test_a_timed_out_run_says_so_and_exits_124(cli: Cli) -> None:
     assert "timed out and was killed" in done.stderr
     listed = cli("ops", "-n", "1").stdout.splitlines()[-1].split()
     assert listed[1:3] == ["SUCCESS", "124"], listed  # the operation succeeded; the command was killed
+
+
+def test_version_and_a_help_that_says_what_the_tool_is() -> None:
+    from importlib.metadata import version
+
+    shown = subprocess.run([*CLI, "--version"], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert shown.strip() == f"contree-tui {version('contree-tui')}"
+    text = subprocess.run([*CLI, "--help"], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "filesystem is versioned" in text and "argument parsing" not in text, text
+    assert "contree-tui import python:3.11-slim" in text  # examples, the first thing a newcomer looks for

@@ -177,8 +177,9 @@ async def test_the_working_snapshot_is_kept_for_the_folder_across_sessions(tui_e
     elsewhere = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
     async with elsewhere.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
-        assert screen.lineage.get(screen.position.working).tag == "busybox:latest", (  # type: ignore[union-attr]
-            "another folder has its own position, starting on the base image")
+        # other tests of the session's engine may have given the base image more tags
+        tags = screen.lineage.get(screen.position.working).tag  # type: ignore[union-attr]
+        assert "busybox:latest" in tags.split(", "), "another folder has its own position, starting on the base image"
 
 
 async def test_a_connection_that_cannot_be_made_is_a_toast_and_the_status_bar_says_so() -> None:

@@ -29,7 +29,7 @@ class BodyTooLarge(ApiError):
 
 def body_limit_for(method: str, path: str, upload_limit: int) -> int:
     """The most bytes a request to `path` may carry."""
-    if method == "POST" and path.rstrip("/").endswith("/v1/files"):
+    if method == "POST" and path.rstrip("/").endswith(("/v1/files", "/v1/x/files/batch")):
         return upload_limit
     if method == "POST" and path.endswith("/stdin"):
         return STDIN_BODY_LIMIT

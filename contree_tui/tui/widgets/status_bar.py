@@ -10,7 +10,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from contree_tui.client.progress import progress_bar
 from contree_tui.client.reconnect import ConnectionState, LinkState
+from contree_tui.client.render import human_size
 from contree_tui.client.sync import SyncPhase, SyncStatus
 
 SYNC_UNUSED = "unused"
@@ -59,7 +61,12 @@ class StatusBar(Static):
         if sync.phase is SyncPhase.ERROR:
             return [label, Text(f"error: {sync.reason}", part("status-bar--error"))]
         if sync.phase is SyncPhase.SYNCING:
-            return [label, Text("syncing…", part("status-bar--warning"))]
+            fraction = sync.fraction
+            if fraction is None:
+                return [label, Text("syncing…", part("status-bar--warning"))]
+            # a first sync of 10,000 files takes seconds (minutes against a distant Contree): show how far
+            return [label, Text(f"↑ {progress_bar(fraction, 10)} {sync.done_files:,}/{sync.files:,} files "
+                                f"{human_size(sync.done_bytes)}/{human_size(sync.bytes)}", part("status-bar--warning"))]
         return [label, Text(f"synced {sync.files} file{'s' if sync.files != 1 else ''}", part("status-bar--ok"))]
 
     @property
