@@ -1,5 +1,7 @@
-"""The session's command log (`@`): every command run, verb, rollback and forward, with its time and, once
-known, its result. Entries are updated in place as runs finish. No Textual here."""
+"""The session's command log (`@`): every command run, verb, rollback, forward, jump and sync, with its time,
+once known its result, and the working snapshot it left: the log is the session's undo/redo list (`enter` on
+an entry makes its snapshot working again, itself a new entry). Entries are updated in place as runs finish.
+No Textual here."""
 
 from __future__ import annotations
 
@@ -19,10 +21,12 @@ class Outcome(enum.Enum):
 @dataclass
 class LogEntry:
     at: datetime
-    kind: str  # "run", "parallel", "verb", "rollback", "forward", "use"
+    kind: str  # "run", "branch", a verb's name ("tag", "env", …), "verb" (a bad one), "rollback", "forward",
+    # "jump", "sync", "interrupt"
     text: str
     result: str = ""
     outcome: Outcome = Outcome.PENDING
+    snapshot: str | None = None  # the working snapshot after it (a run's: its result once it made one)
 
     def finish(self, result: str, ok: bool = True) -> None:
         self.result = result
@@ -34,9 +38,10 @@ class CommandLog:
         self.entries: list[LogEntry] = []
         self.max_entries = max_entries
 
-    def record(self, at: datetime, kind: str, text: str, result: str | None = None, *, ok: bool = True) -> LogEntry:
+    def record(self, at: datetime, kind: str, text: str, result: str | None = None, *, ok: bool = True,
+               snapshot: str | None = None) -> LogEntry:
         """A new entry; with `result` it is finished at once (verbs, moves), else pending (a run going)."""
-        entry = LogEntry(at, kind, text)
+        entry = LogEntry(at, kind, text, snapshot=snapshot)
         if result is not None:
             entry.finish(result, ok)
         self.entries.append(entry)

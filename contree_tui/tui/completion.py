@@ -12,7 +12,7 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from contree_tui.tui.verbs import PARALLEL_SEPARATOR, VERBS
+from contree_tui.tui.verbs import PARALLEL_SEPARATOR, VERBS, verb_name
 
 
 class Kind(enum.Enum):
@@ -46,12 +46,15 @@ def slot_for(line: str) -> Slot | None:
         return None
     start = max(line.rfind(" "), line.rfind("\t")) + 1
     word = line[start:]
-    if line.startswith(":") and start == 0:
-        if len(line) > 1 and not line[1].isalpha():
-            return None  # `:;true`, `: > file`: the shell's own `:`
-        return Slot(Kind.VERB, word[1:], 1)
-    if line.startswith(":") and line[1:2].isalpha():
-        verb = line[1:].split(None, 1)[0].lower()
+    if start == 0:
+        if line.startswith(":"):
+            if len(line) > 1 and not line[1].isalpha():
+                return None  # `:;true`, `: > file`: the shell's own `:`
+            return Slot(Kind.VERB, word[1:], 1)
+        # the bare first word: a verb, or a program (not completed: the image's PATH is not listed)
+        return Slot(Kind.VERB, word, 0) if line[0].isalpha() else None
+    verb = verb_name(line)
+    if verb is not None:
         if verb == "parallel":
             return _shell_slot(word, start)
         kinds = _ARGUMENT_KINDS.get(verb)
@@ -140,6 +143,14 @@ def complete_line(line: str, slot: Slot, candidates: Iterable[str]) -> str | Non
     done = best_completion(slot.word, candidates)
     if done is None:
         return None
-    if slot.kind is Kind.VERB:
-        return ":" + done + (" " if done in VERBS else "")  # a whole verb: its arguments come next
-    return line[: slot.start] + done
+    return line[: slot.start] + done + verb_space(slot, done)
+
+
+def verb_space(slot: Slot, done: str) -> str:
+    """After a whole verb its arguments come next: the space that starts them."""
+    return " " if slot.kind is Kind.VERB and done in VERBS else ""
+
+
+def matching(word: str, candidates: Iterable[str]) -> list[str]:
+    """The candidates a repeated tab cycles through: every one that starts with `word`, sorted."""
+    return sorted({c for c in candidates if c.startswith(word)})

@@ -1,8 +1,14 @@
 """What a line typed in the command bar means: a shell command, or a `:verb` with its arguments.
 
 Pure parsing (no Textual, no network) so every rule is unit-tested on its own; the main screen carries the
-verbs out. A verb is a colon followed by a letter (`:tag v1`); anything else is a shell command, so the
-shell's own `:` builtin still works (`: > empty`, `:;true`).
+verbs out. The first keystroke decides, and the status bar says which as the user types (`intent`):
+- a first word that is a verb is the verb: `tag v1` (the bar's prompt is already a `:`, so typing a second
+  colon was the trap users fell into: `tag v1` ran `/bin/sh: tag: not found`);
+- `:tag v1` is the same verb (the spelling of earlier versions, kept working);
+- `!cmd`, or a leading space, forces the shell: `!tag` runs a program named tag, ` env` the shell's env;
+- anything else is a shell command, so the shell's own `:` builtin still works (`: > empty`, `:;true`).
+A word that is not a verb but close to one (`tga v1`) still runs in the shell: `ls` is not a typo of
+anything. Only when the shell then says it found no such command (exit 127) is a verb offered (`near_verb`).
 
 Arguments are split like a shell does (`:env GREETING="hello world"`), except `:parallel`, whose commands
 are the raw text between `;;` separators (each is a whole shell command line of its own).
@@ -16,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 PARALLEL_SEPARATOR = ";;"
+SHELL_PREFIX = "!"
 _VERB = re.compile(r"^:([A-Za-z][\w-]*)(?:\s+(.*))?$", re.DOTALL)
+_BARE_VERB = re.compile(r"^([a-z]+)(?:\s+(.*))?$", re.DOTALL)
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 USAGE: dict[str, str] = {
@@ -34,21 +42,6 @@ USAGE: dict[str, str] = {
     "wait": ":wait  wait until every running operation ends",
 }
 VERBS = tuple(USAGE)
-
-
-NOT_FOUND_EXIT = 127  # what sh exits with when the command is not found
-
-
-def verb_hint(command: str, exit_code: int | None) -> str | None:
-    """What to say when a shell command named like a verb was not found (127): the user meant the verb. `:`
-    opens the bar, so `:import alpine:3` typed as is runs `import alpine:3` in the image (a real shell
-    command may share a verb's name: ImageMagick's `import`, `env`, so the line is never rewritten)."""
-    words = command.split()
-    if exit_code != NOT_FOUND_EXIT or not words or words[0] not in VERBS:
-        return None
-    line = " ".join(words)
-    return (f"{words[0]} is not in the image, but :{words[0]} is a verb here: a line starting with ':' is a "
-            f"verb, so press : and type :{line}")
 
 
 class VerbError(ValueError):
@@ -132,22 +125,61 @@ class Wait:
 Verb = Shell | Import | Tag | Untag | Cd | Env | Disposable | Parallel | Download | Sync | Cancel | Wait
 
 
+def _verb_match(text: str) -> tuple[str, str] | None:
+    """(verb name, the rest) when `text` names a verb, bare (`tag v1`) or with its colon (`:tag v1`); an
+    unknown name after a colon is returned too (to be refused with the list of verbs)."""
+    if not text or text[0].isspace() or text.startswith(SHELL_PREFIX):
+        return None  # the shell, forced
+    line = text.strip()
+    match = _VERB.match(line)
+    if match is not None:
+        return match.group(1).lower(), (match.group(2) or "").strip()
+    match = _BARE_VERB.match(line)
+    if match is not None and match.group(1) in USAGE:
+        return match.group(1), (match.group(2) or "").strip()
+    return None
+
+
 def is_verb(text: str) -> bool:
-    return _VERB.match(text.strip()) is not None
+    return _verb_match(text) is not None
+
+
+def verb_name(text: str) -> str | None:
+    """The verb a line names (known or not), or None for a shell command."""
+    matched = _verb_match(text)
+    return matched[0] if matched else None
+
+
+def shell_command(text: str) -> str:
+    """The shell command of a line that is not a verb (without the `!` that forced it)."""
+    line = text.strip()
+    return line[len(SHELL_PREFIX):].strip() if line.startswith(SHELL_PREFIX) else line
 
 
 def parse_line(text: str) -> Verb:
-    """The meaning of one command-bar line; VerbError (with the verb's usage) if it cannot be carried out."""
-    line = text.strip()
-    match = _VERB.match(line)
-    if match is None:
-        if not line:
+    """The meaning of one command-bar line; VerbError (with the verb's usage) if it cannot be carried out.
+    Leading whitespace is meaningful (it forces the shell): pass the line as typed."""
+    matched = _verb_match(text)
+    if matched is None:
+        command = shell_command(text)
+        if not command:
             raise VerbError("nothing to run")
-        return Shell(line)
-    name, rest = match.group(1).lower(), (match.group(2) or "").strip()
+        return Shell(command)
+    name, rest = matched
     if name not in USAGE:
-        raise VerbError(f"unknown verb :{name}", "one of " + " ".join(f":{v}" for v in VERBS))
-    usage = USAGE[name]
+        near = near_verb(name)
+        hint = f" (did you mean :{near}?)" if near else ""
+        raise VerbError(f"unknown verb :{name}{hint}", "one of " + " ".join(f":{v}" for v in VERBS))
+    try:
+        return _parse_verb(name, rest, USAGE[name])
+    except VerbError as exc:
+        if text.lstrip().startswith(":"):
+            raise
+        # `cd /tmp && ls` meant for the shell: say how to get it there
+        raise VerbError(f"{exc.reason} (!{text.strip()} runs it in the shell)", exc.usage) from None
+
+
+def _parse_verb(name: str, rest: str, usage: str) -> Verb:
     if name == "parallel":
         return _parallel(rest, usage)
     try:
@@ -245,10 +277,53 @@ _PARSERS = {
 }
 
 
+def intent(text: str) -> str:
+    """What enter will do with the line as typed so far, in a few words for the status bar: `verb: tag ·
+    :tag NAME  tag the working snapshot …`, `shell: …`, or what is wrong with the verb's name."""
+    if not text.strip():
+        return "type a verb (" + " ".join(VERBS) + ") or a shell command · !cmd forces the shell"
+    matched = _verb_match(text)
+    if matched is None:
+        forced = text.startswith(SHELL_PREFIX) or text[0].isspace()
+        word = shell_command(text).split(None, 1)[0] if shell_command(text) else ""
+        if forced and word in USAGE:
+            return f"shell: a program named {word}, not the verb"
+        return "shell: sh -c on the working snapshot" + ("" if forced else " · !cmd forces the shell")
+    name = matched[0]
+    if name in USAGE:
+        return f"verb: {name} · {USAGE[name]} · !{name} … for the shell's"
+    near = near_verb(name)
+    return f"unknown verb :{name}" + (f" · did you mean :{near}?" if near else " · one of " + " ".join(VERBS))
+
+
+def near_verb(word: str) -> str | None:
+    """The verb `word` is probably a typo of: within 2 edits (a swap of neighbours is one), and fewer edits
+    than the word has letters, so no 2-letter word is "near" `cd`. None when nothing is that close."""
+    if not word or word in USAGE:
+        return None
+    limit = min(2, len(word) - 1)
+    best = min(VERBS, key=lambda verb: (_edits(word, verb), verb))
+    return best if _edits(word, best) <= limit else None
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            row[j] = min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
 def describe(verb: Verb) -> str:
     """A verb as the command log shows it (the line, normalised)."""
     if isinstance(verb, Shell):
-        return verb.command
+        return verb.command if _verb_match(verb.command) is None else SHELL_PREFIX + verb.command
     if isinstance(verb, Parallel):
         return ":parallel " + f" {PARALLEL_SEPARATOR} ".join(verb.commands)
     name = type(verb).__name__.lower()

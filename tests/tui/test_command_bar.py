@@ -15,7 +15,6 @@ from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.command_log import Outcome
 from contree_tui.tui.model import Operation, Stream
 from contree_tui.tui.screens.command_log import CommandLogScreen
-from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from tests.tui.helpers import loaded, until
@@ -117,7 +116,8 @@ async def test_ctrl_r_searches_the_history_backwards_and_enter_runs_the_match(tu
         await pilot.press("ctrl+r")
         assert bar(app).value == ":env ALPHA=1", "ctrl+r again: the next older match"
         await pilot.press("escape")
-        assert bar(app).value == "" and screen.status_bar.prompt == "", "escape gives the line back"
+        assert bar(app).value == "", "escape gives the line back"
+        assert not screen.status_bar.prompt.startswith("history search"), "and the status bar stops searching"
 
         await pilot.press("ctrl+r", *"BET", "enter")
         await until(pilot, lambda: screen.run_settings.env.get("BETA") == "2", what="the match to run")
@@ -262,6 +262,9 @@ async def test_sync_on_attaches_the_folder_and_a_change_resyncs(tui_engine_dir: 
                     timeout=30, what="the watcher to re-sync the change")
         op = await run_done(pilot, screen, "cat /app/hello.txt")
         assert output(screen, op) == ["second version"]
+        synced = [e for e in screen.command_log.entries if e.kind == "sync" and e.text == "folder synced"]
+        assert len(synced) >= 2 and all(e.result.startswith("synced ") for e in synced), \
+            "the first sync and the watcher's re-sync are command-log entries"
 
         await submit(pilot, ":sync off")
         await until(pilot, lambda: screen.status_bar.sync_text == "sync off", what="sync off")
@@ -359,8 +362,6 @@ async def test_at_opens_the_command_log_with_runs_verbs_rollback_and_forward(tui
         await submit(pilot, ":env LOGGED=1")
         await submit(pilot, ":bogus")
         await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm")
-        await pilot.press("y")
         await until(pilot, lambda: any(e.kind == "rollback" for e in screen.command_log.entries), what="rollback")
         await pilot.press("U")
         await pilot.press("at")
@@ -369,10 +370,10 @@ async def test_at_opens_the_command_log_with_runs_verbs_rollback_and_forward(tui
         assert isinstance(log_screen, CommandLogScreen)
         rows = log_screen.rows()
         kinds = [row[1] for row in rows]
-        assert kinds == ["run", "verb", "verb", "rollback", "forward"], rows
-        assert rows[0][2].startswith("touch /logged") and "→" in rows[0][3] and "(working)" in rows[0][3]
-        assert rows[1][2] == ":env LOGGED=1" and rows[1][3] == "LOGGED=1"
-        assert "unknown verb" in rows[2][3]
+        assert kinds == ["run", "env", "verb", "rollback", "forward"], rows
+        assert rows[0][3].startswith("touch /logged") and "→" in rows[0][4] and "(working)" in rows[0][4]
+        assert rows[1][3] == ":env LOGGED=1" and rows[1][4] == "LOGGED=1"
+        assert "unknown verb" in rows[2][4]
         assert screen.command_log.entries[2].outcome is Outcome.FAILED
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MainScreen), what="the log to close")
@@ -392,8 +393,6 @@ def test_command_log_screen(snap_compare, monkeypatch) -> None:  # type: ignore[
     async def log_open(pilot: Pilot[None]) -> None:
         await settled(pilot)
         await pilot.press("u")
-        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), what="the confirm")
-        await pilot.press("y")
         await pilot.pause()
         await pilot.press("U")
         await submit(pilot, ":env GREETING=hello")

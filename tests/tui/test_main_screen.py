@@ -10,7 +10,6 @@ from contree_client.models import OperationStatus
 
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.model import Stream
-from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.help import HelpScreen
 from contree_tui.tui.screens.main import MainScreen
 from tests.tui.helpers import loaded, run_and_wait, run_in_bar, until
@@ -46,41 +45,32 @@ async def test_a_command_typed_in_the_bar_runs_and_its_snapshot_becomes_working(
         await until(pilot, lambda: screen.log_panel.view.text_lines()[:1] == [marker], what="the copy's output")
 
 
-async def test_u_then_y_rolls_back_to_the_parent_and_U_goes_forward(tui_engine_dir: Path) -> None:
+async def test_u_rolls_back_at_once_with_a_toast_naming_where_and_U_goes_forward(tui_engine_dir: Path) -> None:
     app = ContreeApp(state_dir=tui_engine_dir)
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
         parent = screen.position.working
+        assert parent is not None
         child = await run_and_wait(pilot, screen, "touch /rolled")
 
         await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm dialog")
-        assert app.focused is not None and app.focused.id == "no", "No is the default answer"
-        await pilot.press("y")
-        await until(pilot, lambda: screen.position.working == parent, what="the rollback")
+        await pilot.pause()
+        assert screen.position.working == parent, "one key: no question (nothing is destroyed)"
         assert isinstance(app.screen, MainScreen)
         assert screen.tree.working == parent
         assert screen.tree.node_for(child) is not None, "rolling back deletes nothing: the child stays in the tree"
+        toast = [n for n in app._notifications if n.title == "rolled back"][-1].message
+        assert parent[:8] in toast and "busybox:latest" in toast, f"names where it went: {toast}"
+        assert f"U goes forward to {child[:8]}" in toast, toast
 
         await pilot.press("U")
         await until(pilot, lambda: screen.position.working == child, what="forward again")
         assert screen.tree.working == child
+        toast = [n for n in app._notifications if n.title == "forward"][-1].message
+        assert child[:8] in toast and "touch /rolled" in toast and "u rolls back" in toast, toast
         await pilot.press("U")  # nothing further ahead: a warning, no move
         await pilot.pause()
         assert screen.position.working == child
-
-
-async def test_u_then_n_or_enter_changes_nothing(tui_engine_dir: Path) -> None:
-    app = ContreeApp(state_dir=tui_engine_dir)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await loaded(pilot)
-        child = await run_and_wait(pilot, screen, "touch /kept")
-        for answer in ("n", "escape", "enter"):  # enter presses the focused default, No
-            await pilot.press("u")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm dialog")
-            await pilot.press(answer)
-            await until(pilot, lambda: isinstance(app.screen, MainScreen), what="the dialog to close")
-            assert screen.position.working == child, f"{answer} keeps the working snapshot"
 
 
 async def test_enter_in_the_tree_makes_the_snapshot_under_the_cursor_working(tui_engine_dir: Path) -> None:
@@ -181,8 +171,6 @@ async def test_the_working_snapshot_is_kept_for_the_folder_across_sessions(tui_e
         assert screen.position.working == made, "the next session starts where the last one left the folder"
         assert screen.tree.working == made
         await pilot.press("u")
-        await until(pilot, lambda: isinstance(again.screen, ConfirmScreen), what="the confirm dialog")
-        await pilot.press("y")
         await until(pilot, lambda: screen.position.working != made, what="the rollback")
         assert screen.position.working == screen.lineage.parent_of(made)
 

@@ -42,13 +42,14 @@ def test_main_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=settled)
 
 
-def test_rollback_confirm_dialog(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    async def ask(pilot: Pilot[None]) -> None:
+def test_rollback_toast(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """`u` rolls back at once (no question): the toast names where it went and how to undo."""
+    async def roll_back(pilot: Pilot[None]) -> None:
         await settled(pilot)
         await pilot.press("u")
         await pilot.pause(0.2)
 
-    assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=ask)
+    assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=roll_back)
 
 
 def test_help_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]

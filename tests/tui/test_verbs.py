@@ -47,6 +47,15 @@ from contree_tui.tui.run_settings import RunSettings
     (":sync off", v.Sync(False)),
     (":cancel", v.Cancel()),
     (":wait", v.Wait()),
+    ("tag v1", v.Tag("v1")),  # a bare first word that is a verb is the verb
+    ("env A=1", v.Env((("A", "1"),))),
+    ("parallel a ;; b", v.Parallel(("a", "b"))),
+    ("!tag v1", v.Shell("tag v1")),  # `!` forces the shell
+    ("! env", v.Shell("env")),
+    (" env", v.Shell("env")),  # so does a leading space
+    ("Tag v1", v.Shell("Tag v1")),  # verbs are lower case, programs may not be
+    ("tga v1", v.Shell("tga v1")),  # a near miss is still the shell's (ls is a near miss of nothing)
+    ("tag=1; echo $tag", v.Shell("tag=1; echo $tag")),
 ])
 def test_a_line_is_a_shell_command_or_a_verb(line: str, verb: v.Verb) -> None:
     assert v.parse_line(line) == verb
@@ -69,6 +78,9 @@ def test_a_line_is_a_shell_command_or_a_verb(line: str, verb: v.Verb) -> None:
     (":import a b c", ":import takes 1 to 2 arguments, got 3", ":import REF [TAG]"),
     (":tag 'unterminated", "No closing quotation", ":tag NAME"),
     ("   ", "nothing to run", ""),
+    ("!", "nothing to run", ""),
+    (":tga", "unknown verb :tga (did you mean :tag?)", "one of :import"),
+    ("cd /tmp && ls", ":cd takes 0 to 1 argument, got 3 (!cd /tmp && ls runs it in the shell)", ":cd"),
 ])
 def test_bad_verbs_say_why_and_how(line: str, reason: str, usage: str) -> None:
     with pytest.raises(v.VerbError) as raised:
@@ -85,6 +97,30 @@ def test_every_verb_has_a_usage_and_describe_round_trips() -> None:
         assert v.parse_line(v.describe(verb)) == verb
     assert set(v.VERBS) == {"import", "tag", "untag", "cd", "env", "disposable", "parallel", "download", "sync",
                             "cancel", "wait"}
+
+
+def test_the_intent_says_verb_or_shell_as_the_line_is_typed() -> None:
+    assert v.intent("ta").startswith("shell:")
+    assert v.intent("tag").startswith("verb: tag · :tag NAME")
+    assert v.intent(":tag v").startswith("verb: tag")
+    assert v.intent("!tag").startswith("shell: a program named tag")
+    assert v.intent(" ls").startswith("shell: sh -c")
+    assert v.intent(":tga") == "unknown verb :tga · did you mean :tag?"
+    assert v.intent("").startswith("type a verb (import tag")
+
+
+@pytest.mark.parametrize(("word", "near"), [
+    ("tga", "tag"), ("tagg", "tag"), ("sycn", "sync"), ("downlaod", "download"), ("cdd", "cd"), ("wiat", "wait"),
+    ("ls", None), ("xy", None), ("grep", None), ("tag", None), ("", None),
+])
+def test_a_near_miss_is_within_two_edits_and_fewer_than_its_letters(word: str, near: str | None) -> None:
+    assert v.near_verb(word) == near
+
+
+def test_a_forced_shell_command_describes_with_its_bang() -> None:
+    assert v.describe(v.parse_line("!tag v1")) == "!tag v1"
+    assert v.parse_line(v.describe(v.parse_line("!tag v1"))) == v.Shell("tag v1")
+    assert v.describe(v.parse_line("ls")) == "ls"
 
 
 # Completion --------------------------------------------------------------------------------------------
@@ -104,6 +140,9 @@ def test_slots_say_what_the_last_word_names() -> None:
     assert slot_for(":tag a b") is None
     assert slot_for(": > /x") == v_slot(Kind.IMAGE_PATH, "/x", 4)
     assert slot_for("") is None
+    assert slot_for("ta") == v_slot(Kind.VERB, "ta", 0), "a bare first word may be a verb"
+    assert slot_for("tag v") == v_slot(Kind.TAG, "v", 4)
+    assert slot_for("!ta") is None, "a forced shell command's program is not completed"
 
 
 def v_slot(kind: Kind, word: str, start: int):  # type: ignore[no-untyped-def]

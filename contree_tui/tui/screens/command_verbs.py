@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from textual.message import Message
 from contree_tui.client.image_import import ImportProgress, ImportResult
 from contree_tui.client.operations import EventCursor, Interrupter, InterruptStage
 from contree_tui.client.records import IMPORT_KIND, import_command
-from contree_tui.client.sync import SyncStatus
+from contree_tui.client.sync import SyncPhase, SyncStatus
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import CommandLog, LogEntry
 from contree_tui.tui.data import BackendError, describe_error
@@ -49,6 +49,14 @@ class SyncChanged(Message):
         return isinstance(message, SyncChanged)
 
 
+class SyncEnded(Message):
+    """One sync of the folder ended (an entry of the command log); never coalesced, unlike SyncChanged."""
+
+    def __init__(self, status: SyncStatus) -> None:
+        super().__init__()
+        self.status = status
+
+
 class CommandVerbs:
     """Mixed into MainScreen: uses its backend, position, lineage, tree, table, status bar and workers."""
 
@@ -64,8 +72,20 @@ class CommandVerbs:
         self.query_one(CommandBar).use_completion(self)
         sync = getattr(backend, "folder_sync", None)
         if sync is not None:
-            sync.status.subscribe(lambda status: self.post_message(SyncChanged(status)))
+            sync.status.subscribe(self._sync_status_watcher())
             self._resume_sync(sync)
+
+    def _sync_status_watcher(self) -> Callable[[SyncStatus | None], None]:
+        """Each status for the status bar; each end of a sync (syncing → idle or error) for the command log."""
+        last: list[SyncPhase | None] = [None]
+
+        def on_status(status: SyncStatus | None) -> None:
+            self.post_message(SyncChanged(status))
+            phase = status.phase if status is not None else None
+            if last[0] is SyncPhase.SYNCING and status is not None and phase is not SyncPhase.SYNCING:
+                self.post_message(SyncEnded(status))
+            last[0] = phase
+        return on_status
 
     @work(group="sync", exit_on_error=False, description="resuming the folder's sync")
     async def _resume_sync(self, sync: Any) -> None:
@@ -74,7 +94,12 @@ class CommandVerbs:
     def on_sync_changed(self, message: SyncChanged) -> None:
         self.status_bar.sync = message.status
 
-    def on_command_bar_searching(self, message: CommandBar.Searching) -> None:
+    def on_sync_ended(self, message: SyncEnded) -> None:
+        status = message.status
+        self.command_log.record(self.clock(), "sync", "folder synced", status.describe(),
+                                ok=status.phase is not SyncPhase.ERROR, snapshot=self.position.working)
+
+    def on_command_bar_prompt(self, message: CommandBar.Prompt) -> None:
         self.status_bar.prompt = message.prompt
 
     # A line from the bar --------------------------------------------------------------------------------
@@ -83,7 +108,7 @@ class CommandVerbs:
         try:
             verb = v.parse_line(line)
         except v.VerbError as exc:
-            self.command_log.record(self.clock(), "verb", line, exc.reason, ok=False)
+            self.command_log.record(self.clock(), "verb", line, exc.reason, ok=False, snapshot=self.position.working)
             self.notify(str(exc), title="command bar", severity="error", timeout=10)
             return
         if isinstance(verb, v.Shell):
@@ -92,7 +117,8 @@ class CommandVerbs:
         if not isinstance(verb, v.Cd | v.Env | v.Disposable) and self.backend is None:
             self.notify("not connected yet", title=f"cannot {v.describe(verb)}", severity="error")
             return
-        entry = self.command_log.record(self.clock(), "verb", v.describe(verb))
+        entry = self.command_log.record(self.clock(), type(verb).__name__.lower(), v.describe(verb),
+                                        snapshot=self.position.working)
         getattr(self, f"_verb_{type(verb).__name__.lower()}")(verb, entry)
 
     def begin_verb(self, name: str) -> None:
@@ -110,7 +136,7 @@ class CommandVerbs:
         if not working:
             self.notify("no working snapshot: choose one in the tree (enter)", title="cannot run", severity="error")
             return False
-        entry = self.command_log.record(self.clock(), "branch" if branch else "run", command)
+        entry = self.command_log.record(self.clock(), "branch" if branch else "run", command, snapshot=working)
         self.run_command(command, working, branch=branch, entry=entry)
         return True
 
@@ -134,6 +160,8 @@ class CommandVerbs:
     def run_finished(self, entry: LogEntry | None, op: Operation, moved: bool) -> None:
         if entry is None:
             return
+        if op.status is OperationStatus.SUCCESS and op.result and not op.disposable:
+            entry.snapshot = op.result  # what `enter` on the entry in `@` goes back to
         if op.status is not OperationStatus.SUCCESS:
             entry.finish(" · ".join(filter(None, [op.status.value.lower(), op.error])), ok=False)
             return
@@ -146,6 +174,24 @@ class CommandVerbs:
         else:
             parts.append("no change")
         entry.finish(" · ".join(parts), ok=op.exit_code in (0, None))
+
+    def near_miss(self, op: Operation) -> str | None:
+        """`tga v1` ran in the shell and its program was not found (exit 127, the shell's "not found" line):
+        "did you mean :tag?" when the word is a near miss of a verb. Any other run: None."""
+        words = (op.command or "").split(None, 1)
+        if op.exit_code != 127 or not words:
+            return None
+        near = v.near_verb(words[0])
+        buffer = self.buffers.get(op.uuid)
+        if near is None or buffer is None:
+            return None
+        # busybox sh: "/bin/sh: tga: not found"; bash: "bash: line 1: tga: command not found"
+        said = any(stream is Stream.STDERR and f"{words[0]}: " in text and "not found" in text
+                   for stream, text in buffer)
+        if not said:
+            return None
+        again = " ".join([near, *words[1:]])
+        return f"{words[0]}: not found · did you mean :{near}? ({again!r} runs the verb)"
 
     # Verbs ----------------------------------------------------------------------------------------------
 
@@ -402,11 +448,40 @@ class CommandVerbs:
 
     def action_command_log(self) -> None:
         if not isinstance(self.app.screen, CommandLogScreen):
-            self.app.push_screen(CommandLogScreen(self.command_log))
+            self.app.push_screen(CommandLogScreen(self.command_log, self.position.working), self._jump_to_entry)
 
-    def log_move(self, kind: str, text: str, result: str) -> None:
+    def _jump_to_entry(self, entry: LogEntry | None) -> None:
+        """`enter` on an entry of `@`: its snapshot becomes working, recorded as a new entry (the one before
+        it in the log is the way back)."""
+        if entry is None:
+            return
+        target, before = entry.snapshot, self.position.working
+        if target is None:
+            self.notify("that entry left no snapshot", title="cannot jump", severity="warning")
+            return
+        if target == before:
+            self.notify(f"{self.snapshot_words(target)} is already working", title="jump")
+            return
+        if self._moved(lambda: self.position.move_to(target)):
+            self._show_working()
+            self.log_move("jump", f"@ {entry.kind}: {short(entry.text)}", f"working {target[:8]}", target)
+            self.notify(f"working: {self.snapshot_words(target)} · undo: @, enter on the entry before",
+                        title="jumped")
+
+    def snapshot_words(self, uuid: str) -> str:
+        """A snapshot as a toast names it: short uuid, its tag, the command that made it."""
+        snapshot = self.lineage.get(uuid)
+        made_by = self.tree.commands.get(snapshot.operation or "") if snapshot is not None else None
+        parts = [uuid[:8]]
+        if snapshot is not None and snapshot.tag:
+            parts.append(snapshot.tag)
+        if made_by:
+            parts.append(f"← {short(made_by, 40)}")
+        return " ".join(parts)
+
+    def log_move(self, kind: str, text: str, result: str, snapshot: str | None = None) -> None:
         """A rollback, forward or jump, for the command log."""
-        self.command_log.record(self.clock(), kind, text, result)
+        self.command_log.record(self.clock(), kind, text, result, snapshot=snapshot)
 
     # Completion source (CommandBar.CompletionSource) ----------------------------------------------------
 
@@ -447,4 +522,4 @@ def short(command: str | None, width: int = 40) -> str:
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
 
 
-__all__ = ["INTERRUPT_WINDOW", "CommandLog", "CommandVerbs", "SyncChanged"]
+__all__ = ["INTERRUPT_WINDOW", "CommandLog", "CommandVerbs", "SyncChanged", "SyncEnded"]

@@ -1,5 +1,5 @@
-"""`?`: the command bar's verbs (first: `:` then `:import …` is the way in a new user missed), then every key,
-where it works, and its binding id (the name a keymap remaps it by)."""
+"""`?`: every key, where it works, and its binding id (the name a keymap remaps it by); then how the command
+bar reads a line (verb or shell) and every verb's usage."""
 
 from __future__ import annotations
 
@@ -36,14 +36,24 @@ def help_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Table:
     return table
 
 
-def verbs_table() -> Table:
-    """Every verb with its usage: what a line of the command bar starting with `:` can be."""
+def command_bar_table() -> Table:
+    """How the command bar reads a line, and every verb with its usage."""
     table = Table(box=None, show_header=True, header_style="bold", expand=True, pad_edge=False)
-    table.add_column("verbs: press :, then type the line (a line starting with : is a verb; else a shell "
-                     "command on the working snapshot)", no_wrap=False)
-    for usage in USAGE.values():
-        line, _, does = usage.partition("  ")
-        table.add_row(Text.assemble((line, "bold"), "  ", does))
+    table.add_column("command bar (:)", no_wrap=True)
+    table.add_column("does")
+    rules = [
+        ("tag v1", "a first word that is a verb is the verb (the status bar says `verb: tag` as you type)"),
+        ("ls -l /app", "anything else is a shell command, run on the working snapshot (`shell:`)"),
+        ("!tag   ␣env", "! or a leading space forces the shell: a program named tag, the shell's env"),
+        (":tag v1", "the verb, with its colon (as earlier versions wrote it)"),
+        ("tab, tab …", "completes verbs, tags, paths; again: the next candidate, round and round"),
+        ("tga v1", "not found (exit 127) and close to a verb: a toast says `did you mean :tag?`"),
+    ]
+    for line, does in rules:
+        table.add_row(Text(line, style="bold"), does)
+    table.add_row(Text("verbs", style="bold underline"), "")
+    for name, usage in USAGE.items():
+        table.add_row(name, usage.split("  ", 1)[-1].strip() + "  · " + usage.split("  ", 1)[0].lstrip(":"))
     return table
 
 
@@ -56,6 +66,6 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Static(verbs_table(), id="help-verbs")
             yield Static(help_table(self.sections))
+            yield Static(command_bar_table(), id="help-command-bar")
             yield Static("esc closes", id="help-footer")

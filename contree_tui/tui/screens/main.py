@@ -23,11 +23,9 @@ from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnap
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.screens.command_verbs import CommandVerbs
-from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
-from contree_tui.tui.verbs import verb_hint
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 from contree_tui.tui.widgets.log_view import LogPanel
@@ -198,17 +196,18 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         if op.status is not OperationStatus.SUCCESS:
             reason = op.error or op.status.value.lower()
             self.notify(f"{short_command(op.command)}: {reason}", title="run failed", severity="error")
+        elif (near_miss := self.near_miss(op)) is not None:
+            self.notify(near_miss, title="command not found", severity="warning", timeout=10)
         elif op.timed_out:
             undo = "; u rolls back" if moved else ""
             self.notify(f"{short_command(op.command)} timed out and was killed{undo}", title="timed out",
                         severity="warning")
-        elif (hint := verb_hint(op.command, op.exit_code)) is not None:
-            self.notify(hint, title="did you mean a verb?", severity="warning", timeout=20)
+        elif op.exit_code not in (None, 0):  # before "no change": `nosuch` exits 127 and changes no file
+            undo = "; u rolls back" if moved else "; no new snapshot" if not made else ""
+            self.notify(f"{short_command(op.command)} exited {op.exit_code}{undo}",
+                        title="command failed", severity="warning")
         elif not made and not op.disposable:
             self.notify(f"{short_command(op.command)} changed no file: no new snapshot", title="no change")
-        elif op.exit_code not in (None, 0):
-            self.notify(f"{short_command(op.command)} exited {op.exit_code}; u rolls back",
-                        title="command failed", severity="warning")
 
     async def _follow(self, op: Operation) -> None:
         """Read the operation's events into its buffer until it completes."""
@@ -326,8 +325,9 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         snapshot = self.lineage.get(working)
         self.status_bar.working = snapshot.name if snapshot else (working or "")[:8]
 
-    @work(exclusive=True, group="rollback", exit_on_error=False, description="roll back")
-    async def action_rollback(self) -> None:
+    def action_rollback(self) -> None:
+        """`u`, at once: nothing is destroyed (the working pointer moves to the parent; `U` moves it back), so
+        no question; a toast names where it went and how to undo."""
         working = self.position.working
         snapshot = self.lineage.get(working)
         if snapshot is None:
@@ -337,15 +337,11 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         if parent is None:
             self.notify(f"{snapshot.name} has no parent", title="cannot roll back", severity="warning")
             return
-        made_by = self.tree.commands.get(snapshot.operation or "")
-        detail = f"{snapshot.short} ← {short_command(made_by, 50)}" if made_by else snapshot.short
-        if not await self.app.push_screen_wait(ConfirmScreen(f"Roll back to {parent.name}?", detail)):
-            return
-        if self.position.working != working:  # something moved it while the dialog was open
-            return
         if self._moved(lambda: self.position.rollback(parent.uuid)):
             self._show_working()
-            self.log_move("rollback", f"u: {snapshot.name} → {parent.name}", f"working {parent.short}")
+            self.log_move("rollback", f"u: {snapshot.name} → {parent.name}", f"working {parent.short}", parent.uuid)
+            self.notify(f"working: {self.snapshot_words(parent.uuid)} · U goes forward to {snapshot.short}",
+                        title="rolled back")
 
     def action_forward(self) -> None:
         target: list[str | None] = []
@@ -355,7 +351,8 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
             self.notify("nothing to go forward to (u rolls back first)", title="forward", severity="warning")
             return
         self._show_working()
-        self.log_move("forward", "U", f"working {target[0][:8]}")
+        self.log_move("forward", "U", f"working {target[0][:8]}", target[0])
+        self.notify(f"working: {self.snapshot_words(target[0])} · u rolls back again", title="forward")
 
     def action_command_bar(self) -> None:
         self.query_one(CommandBar).focus()

@@ -1,8 +1,11 @@
-"""The command bar: `:` focuses it; enter runs the line (a shell command on the working snapshot, or a
-`:verb`, see verbs.py). ↑/↓ walk the history (kept across sessions, history.py), ctrl+r searches it
-backwards (the query shows in the status bar; typing narrows, ctrl+r again goes older, enter runs the
-match, escape gives the line back, any other key keeps the match to edit). Completion is Textual's
-suggester: the rest of the word shows dimmed, tab (or →) takes it; what completes is completion.py's.
+"""The command bar: `:` focuses it; enter runs the line (a verb when its first word is one, `tag v1`; else a
+shell command on the working snapshot, `!cmd` or a leading space forcing the shell; see verbs.py). While it
+is focused the status bar says which the line is (verbs.intent). ↑/↓ walk the history (kept across
+sessions, history.py), ctrl+r searches it backwards (the query shows in the status bar; typing narrows,
+ctrl+r again goes older, enter runs the match, escape gives the line back, any other key keeps the match
+to edit). Completion is Textual's
+suggester: the rest of the word shows dimmed, tab (or →) takes it; tab again goes on to the next candidate
+(and round); what completes is completion.py's.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -19,14 +23,18 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input
 
+from contree_tui.tui import verbs
 from contree_tui.tui.completion import (
     Kind,
+    Slot,
     complete_line,
+    matching,
     path_candidates,
     slot_for,
     split_image_path,
     split_local_path,
     static_candidates,
+    verb_space,
 )
 from contree_tui.tui.history import CommandHistory, HistoryWalk, ReverseSearch, history_path
 
@@ -55,23 +63,54 @@ class CommandSuggester(Suggester):
         self.source = source
 
     async def get_suggestion(self, value: str) -> str | None:
+        found = await self.candidates(value)
+        return complete_line(value, *found) if found is not None else None
+
+    async def candidates(self, value: str) -> tuple[Slot, list[str]] | None:
+        """The slot at the end of `value` and every whole word it may become (None: nothing completes)."""
         slot = slot_for(value)
         if slot is None:
             return None
         if slot.kind in (Kind.VERB, Kind.CHOICE, Kind.TAG):
-            return complete_line(value, slot, static_candidates(slot, self.source.completion_tags()))
+            return slot, static_candidates(slot, self.source.completion_tags())
         if slot.kind is Kind.LOCAL_PATH:
             word = split_local_path(slot.word)
             directory = Path(word.directory)
             if not directory.is_absolute():
                 directory = self.source.completion_local_root() / directory
-            return complete_line(value, slot, path_candidates(word, _local_entries(directory)))
+            return slot, path_candidates(word, _local_entries(directory))
         word = split_image_path(slot.word, self.source.completion_cwd())
         try:
             entries = await asyncio.wait_for(self.source.completion_listing(word.directory), LISTING_TIMEOUT)
         except Exception:  # noqa: BLE001 - no listing (not connected, no such directory): simply no suggestion
             return None
-        return complete_line(value, slot, path_candidates(word, entries, dirs_only=slot.kind is Kind.IMAGE_DIR))
+        return slot, path_candidates(word, entries, dirs_only=slot.kind is Kind.IMAGE_DIR)
+
+
+@dataclass
+class TabCycle:
+    """Repeated tabs: the line before the word, the words it goes through, and the line the last tab left
+    (typing anything else ends the cycle)."""
+
+    head: str
+    slot: Slot
+    options: list[str]
+    index: int  # -1: the common start was taken, the next tab shows the first option
+    shown: str = ""
+
+    def line(self) -> str:
+        option = self.options[self.index]
+        return self.head + option + verb_space(self.slot, option)
+
+    def step(self) -> str:
+        self.index = (self.index + 1) % len(self.options)
+        self.shown = self.line()
+        return self.shown
+
+    @property
+    def position(self) -> str:
+        return f"tab {self.index + 1}/{len(self.options)}: " + " ".join(self.options[:8]) + (
+            " …" if len(self.options) > 8 else "")
 
 
 def _local_entries(directory: Path) -> list[tuple[str, bool]]:
@@ -107,19 +146,22 @@ class CommandBar(Input):
     class Left(Message):
         """The user left the bar (escape or after submitting): focus goes back where it was."""
 
-    class Searching(Message):
-        """The reverse search's prompt for the status bar ("" when the search ends)."""
+    class Prompt(Message):
+        """For the status bar while the bar is focused: what enter will do with the line (verb or shell), the
+        tab cycle, or the reverse search's prompt ("" when the bar is left)."""
 
         def __init__(self, prompt: str) -> None:
             super().__init__()
             self.prompt = prompt
 
     def __init__(self, *, id: str | None = None, history: CommandHistory | None = None) -> None:
-        super().__init__(placeholder=":  a shell command to run on the working snapshot", id=id)
+        super().__init__(placeholder="a verb (tag v1, cd /src, env K=V …) or a shell command · !cmd forces the shell",
+                         id=id)
         self.history = history if history is not None else CommandHistory(history_path())
         self._walk: HistoryWalk | None = None
         self._search: ReverseSearch | None = None
         self._navigated: str | None = None  # the value the walk/search set (Changed arrives later, async)
+        self._cycle: TabCycle | None = None
 
     def use_completion(self, source: CompletionSource) -> None:
         self.suggester = CommandSuggester(source)
@@ -130,10 +172,11 @@ class CommandBar(Input):
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self._end_search(keep=True)
-        command = event.value.strip()
+        command = event.value.rstrip()  # a leading space is meaningful: it forces the shell
         self._set("")
         self._walk = None
-        if command:
+        self._cycle = None
+        if command.strip():
             self.history.add(command)
             self.post_message(self.Run(command))
         self.post_message(self.Left())
@@ -155,6 +198,22 @@ class CommandBar(Input):
     def _changed(self, event: Input.Changed) -> None:
         if event.value != self._navigated:
             self._walk = None  # typing starts a new walk from what is typed
+        if self._cycle is not None and event.value != self._cycle.shown:
+            self._cycle = None
+        self._show_prompt()
+
+    def on_focus(self, event: events.Focus) -> None:
+        self._show_prompt()
+
+    def on_blur(self, event: events.Blur) -> None:
+        self.post_message(self.Prompt(""))
+
+    def _show_prompt(self) -> None:
+        if self._search is not None:
+            self._show_search()
+        elif self.has_focus:
+            cycle = self._cycle
+            self.post_message(self.Prompt(cycle.position if cycle is not None else verbs.intent(self.value)))
 
     # History --------------------------------------------------------------------------------------------
 
@@ -189,7 +248,7 @@ class CommandBar(Input):
         if match is not None:
             self._set(match)
         found = "" if match is not None or not search.query else " (no match)"
-        self.post_message(self.Searching(f"history search: {search.query!r}{found} · ctrl+r older · enter runs "
+        self.post_message(self.Prompt(f"history search: {search.query!r}{found} · ctrl+r older · enter runs "
                                          "· esc gives the line back"))
 
     def _end_search(self, *, keep: bool) -> None:
@@ -198,7 +257,7 @@ class CommandBar(Input):
             return
         if not keep:
             self._set(search.original)
-        self.post_message(self.Searching(""))
+        self._show_prompt()
 
     async def _on_key(self, event: events.Key) -> None:
         """While searching, typing edits the query, not the line."""
@@ -224,8 +283,43 @@ class CommandBar(Input):
 
     # Completion -----------------------------------------------------------------------------------------
 
-    def action_complete(self) -> None:
-        """Take the suggested completion (tab stays in the bar even when there is none)."""
-        if self._suggestion and self._suggestion != self.value:
-            self.value = self._suggestion
-            self.cursor_position = len(self.value)
+    async def action_complete(self) -> None:
+        """Complete the word: the one match, or the matches' common start; with several, each further tab
+        goes on to the next (and round), the status bar listing them. Tab stays in the bar when nothing
+        completes."""
+        cycle = self._cycle
+        if cycle is not None and self.value == cycle.shown:
+            self._complete_to(cycle.step())
+            return
+        self._cycle = None
+        suggester = self.suggester
+        if not isinstance(suggester, CommandSuggester):
+            if self._suggestion and self._suggestion != self.value:
+                self._complete_to(self._suggestion)
+            return
+        value = self.value
+        found = await suggester.candidates(value)
+        if found is None or self.value != value:  # typed on meanwhile
+            return
+        slot, candidates = found
+        options = matching(slot.word, candidates)
+        if not options:
+            return
+        head = value[: slot.start]
+        common = os.path.commonprefix(options)  # noqa: RUF071 - character-wise is what completion wants
+        if len(options) > 1 and len(common) > len(slot.word):
+            cycle = TabCycle(head, slot, options, -1, head + common)
+            self._cycle = cycle
+            self._complete_to(cycle.shown)
+            return
+        if len(options) > 1:
+            cycle = TabCycle(head, slot, options, -1)
+            self._cycle = cycle
+            self._complete_to(cycle.step())
+        elif options[0] != slot.word:
+            self._complete_to(head + options[0] + verb_space(slot, options[0]))
+
+    def _complete_to(self, line: str) -> None:
+        self.value = line
+        self.cursor_position = len(line)
+        self._show_prompt()
