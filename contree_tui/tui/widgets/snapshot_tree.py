@@ -484,9 +484,11 @@ class SnapshotTree(Tree[str]):
             text.append(snapshot.tag + " ", part("snapshot-tree--tag"))
         text.append(snapshot.short, part("snapshot-tree--uuid"))
         text.append(f" {format_age(snapshot.created_at, self.clock()):>3}", part("snapshot-tree--age"))
-        latest = self.lineage.latest_op.get(snapshot.uuid)
-        if latest is not None:
-            icon, kind = op_icon(latest)
+        # The outcome beside a node is the one of the run that made it, printed before that run's command
+        # (the newest run started FROM a node is another node's producer, or still running: the table's).
+        producer = self.lineage.producer(snapshot.uuid)
+        if producer is not None:
+            icon, kind = op_icon(producer)
             text.append(f" {icon}", part(f"snapshot-tree--{kind}"))
         command = self.commands.get(snapshot.operation or "")
         if command:
