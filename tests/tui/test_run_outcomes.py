@@ -9,6 +9,8 @@ from pathlib import Path
 from rich.style import Style
 
 from contree_tui.tui.app import ContreeApp
+from contree_tui.tui.command_log import Outcome
+from contree_tui.tui.model import Stream
 from contree_tui.tui.screens.main import MainScreen
 from tests.tui.helpers import loaded, run_and_wait, until
 
@@ -36,3 +38,28 @@ async def test_a_node_shows_the_outcome_of_the_run_that_made_it(tui_engine_dir: 
         assert "✗ echo made-bad" in tree_label(screen, bad), tree_label(screen, bad)
         assert "✓ echo made-ok" in tree_label(screen, good), (
             f"the outcome of the run that made it, not of the run started from it: {tree_label(screen, good)}")
+
+
+async def test_a_non_zero_exit_reads_the_same_in_the_log_the_table_and_the_command_log(
+        tui_engine_dir: Path) -> None:
+    app = ContreeApp(state_dir=tui_engine_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        made = await run_and_wait(pilot, screen, "touch /exit-three; exit 3")
+        op = next(op for op in screen.table.operations.values() if op.result == made)
+        view = screen.log_panel.view
+        await until(pilot, lambda: view.buffer is not None and view.buffer.complete, what="the whole log")
+        stream, footer = view.buffer.lines[-1]  # type: ignore[union-attr]
+        status = str(screen.table.get_cell(op.uuid, "status"))
+        entry = screen.command_log.entries[-1]
+        assert stream is Stream.META and footer.startswith("── ✗ exit 3 · "), footer
+        assert status == "✗ exit 3", status
+        assert entry.result.startswith("✗ exit 3 · ") and entry.outcome is Outcome.FAILED, entry.result
+        for said in (footer, status, entry.result):
+            assert "SUCCESS" not in said.upper() and "exited" not in said, f"one wording: {said}"
+
+        # exit 0 in the same words, with ✓
+        await run_and_wait(pilot, screen, "touch /exit-zero")
+        await until(pilot, lambda: view.buffer is not None and view.buffer.complete, what="the second log")
+        assert view.buffer.lines[-1][1].startswith("── ✓ exit 0 · ")  # type: ignore[union-attr]
+        assert screen.command_log.entries[-1].result.startswith("✓ exit 0 · ")

@@ -10,7 +10,8 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
 from contree_tui.tui.model import Operation
-from contree_tui.tui.widgets.snapshot_tree import Clock, op_icon, utc_now
+from contree_tui.tui.outcome import op_icon, outcome_words
+from contree_tui.tui.widgets.snapshot_tree import Clock, utc_now
 
 # The command goes last: it is the one column that may be cut when the pane is narrow.
 STATUS_WIDTH = 11
@@ -25,13 +26,6 @@ def progress_cell(fraction: float, width: int = IMPORT_BAR) -> str:
     """`███████░░░░░  58%`: bytes an import fetched of all it fetches."""
     filled = round(max(0.0, min(1.0, fraction)) * width)
     return "█" * filled + "░" * (width - filled) + f" {fraction * 100:3.0f}%"
-
-
-def exited(code: int | None) -> str:
-    """`exited 2`, or `exit 127` where the longer form would not fit the status column (it showed
-    `exited 12` for a command not found, 127)."""
-    state = f"exited {code}"
-    return state if len(state) <= STATUS_WIDTH - 2 else f"exit {code}"  # 2: the icon and a space
 
 
 def import_label(command: str) -> str:
@@ -124,12 +118,8 @@ class OperationsTable(DataTable[Text | str]):
         if op.is_import:
             return self._import_cells(op)
         icon, kind = op_icon(op)
-        # A run whose command failed still succeeded as an operation (and made a snapshot): say which.
-        state = exited(op.exit_code) if kind == "failed" and op.status is OperationStatus.SUCCESS else (
-            op.status.value.lower())
-        if op.timed_out and op.status is OperationStatus.SUCCESS:
-            state = "timed out"
-        status = Text(f"{icon} {state}", style=self.get_component_rich_style(
+        # A run whose command failed still succeeded as an operation (and made a snapshot): its exit says so.
+        status = Text(f"{icon} {outcome_words(op)}", style=self.get_component_rich_style(
             f"operations-table--{kind}", partial=True))
         command = " ".join(op.command.split())
         if len(command) > COMMAND_WIDTH:
