@@ -171,9 +171,12 @@ class Engine:
             reason = "the engine stopped while this operation was running (engine restarted)"
             if op.kind != IMPORT_KIND:  # an import has no processes to shut down
                 self.events.emit(op.uuid, "shutdown", 0, {"stopped_at": iso_now(), "reason": "signal"})
-            self.store.update_operation(op.uuid, status=OperationStatus.FAILED, error=reason,
-                                        finished_at=time.time())
-            self.events.emit_completion(op.uuid, "FAILED", None, reason, 0, 0)
+            finished = time.time()
+            self.store.update_operation(op.uuid, status=OperationStatus.FAILED, error=reason, finished_at=finished)
+            # The completion's duration is the record's (serialize.duration: started → finished): it said 0,
+            # so the TUI (which reads the event) showed 0.00s where `contree-tui ops` (the record) said 4.3s.
+            elapsed = finished - op.started_at if op.started_at is not None else 0
+            self.events.emit_completion(op.uuid, "FAILED", None, reason, 0, max(0.0, elapsed))
             self.events.end(op.uuid)
         self.cgroups.remove_all()
         unmount_leftovers(self._runs_dir)

@@ -73,12 +73,13 @@ class Operation:
 
 
 class Lineage:
-    """The snapshot tree: parent and children of every known image, and the latest operation run on each."""
+    """The snapshot tree: parent and children of every known image, and the operations known by uuid (a node's
+    outcome is the one of the operation that produced it)."""
 
     def __init__(self, snapshots: Iterable[Snapshot] = (), operations: Iterable[Operation] = ()) -> None:
         self.snapshots: dict[str, Snapshot] = {}
         self._children: dict[str | None, list[str]] = {}
-        self.latest_op: dict[str, Operation] = {}  # image uuid -> the newest operation run on it
+        self.operations: dict[str, Operation] = {}  # operation uuid -> its newest known state
         for snapshot in snapshots:
             self.add(snapshot)
         for op in operations:
@@ -91,11 +92,14 @@ class Lineage:
         self._children.setdefault(snapshot.parent, []).append(snapshot.uuid)
 
     def note_operation(self, op: Operation) -> None:
-        if not op.image:
-            return
-        known = self.latest_op.get(op.image)
-        if known is None or known.uuid == op.uuid or _newer(op, known):
-            self.latest_op[op.image] = op
+        known = self.operations.get(op.uuid)
+        if known is None or not _older_state(op, known):
+            self.operations[op.uuid] = op
+
+    def producer(self, uuid: str) -> Operation | None:
+        """The operation that made snapshot `uuid` (None: unknown, or an import)."""
+        snapshot = self.snapshots.get(uuid)
+        return self.operations.get(snapshot.operation) if snapshot and snapshot.operation else None
 
     def get(self, uuid: str | None) -> Snapshot | None:
         return self.snapshots.get(uuid) if uuid else None
@@ -143,10 +147,9 @@ class Lineage:
         return len(self.snapshots)
 
 
-def _newer(a: Operation, b: Operation) -> bool:
-    if a.created_at and b.created_at:
-        return a.created_at > b.created_at
-    return a.created_at is not None
+def _older_state(a: Operation, b: Operation) -> bool:
+    """`a` is a listing taken while the run still ran, `b` its end: a stale listing must not undo the end."""
+    return a.running and not b.running
 
 
 class Position:

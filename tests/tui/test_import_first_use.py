@@ -15,15 +15,18 @@ from textual.widgets import Static
 
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.model import Operation
+from contree_tui.tui.outcome import outcome_words
 from contree_tui.tui.screens.help import HelpScreen
-from contree_tui.tui.widgets.operations_table import exited, import_label
+from contree_tui.tui.widgets.operations_table import STATUS_WIDTH, import_label
 from tests.tui.helpers import loaded, run_in_bar, until
 
 SIZE = (80, 24)
 
 
 def test_the_status_fits_its_column_and_an_import_names_its_tag_first() -> None:
-    assert exited(2) == "exited 2" and exited(12) == "exited 12" and exited(127) == "exit 127"
+    for code in (2, 12, 127, -1):
+        words = outcome_words(Operation("u", "c", None, OperationStatus.SUCCESS, exit_code=code))
+        assert words == f"exit {code}" and len(words) <= STATUS_WIDTH - 2, words  # 2: the glyph and a space
     assert import_label("import oci:/tmp/a/layout:t1 as mine:1") == "import mine:1 ← oci:/tmp/a/layout:t1"
     assert import_label("import alpine:3") == "import alpine:3"
 

@@ -205,7 +205,7 @@ async def test_s_saves_the_log_to_the_path_given_and_a_bad_path_is_a_toast(tui_e
         await pilot.press("enter")
         await until(pilot, lambda: target.exists(), what="the file")
         expected = ["one", "two", "three   and tab", buffer.lines[-1][1]]
-        assert buffer.lines[-1][0] is Stream.META and buffer.lines[-1][1].startswith("── SUCCESS")
+        assert buffer.lines[-1][0] is Stream.META and buffer.lines[-1][1].startswith("── ✓ exit 0 · ")
         assert target.read_text() == "".join(f"{line}\n" for line in expected)
         await until(pilot, lambda: any(str(target) in n.message for n in app._notifications), what="the toast")
 
@@ -284,4 +284,4 @@ async def test_stdout_and_stderr_differ_in_colour_and_an_exit_summary_ends_the_l
                   for i, (_stream, text) in enumerate(buffer.lines)}
         assert styles["out"] != styles["err"]
         stream, summary = buffer.lines[-1]
-        assert stream is Stream.META and summary.startswith("── SUCCESS · exit 3"), summary
+        assert stream is Stream.META and summary.startswith("── ✗ exit 3 · "), summary

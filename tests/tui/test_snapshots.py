@@ -42,6 +42,11 @@ def test_main_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=settled)
 
 
+def test_main_screen_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """At 80x24 the operations table keeps status and command on screen and drops the other columns."""
+    assert snap_compare(frozen_app(), terminal_size=(80, 24), run_before=settled)
+
+
 def test_rollback_toast(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """`u` rolls back at once (no question): the toast names where it went and how to undo."""
     async def roll_back(pilot: Pilot[None]) -> None:

@@ -29,6 +29,7 @@ from contree_tui.tui.command_log import CommandLog, LogEntry
 from contree_tui.tui.data import BackendError, describe_error
 from contree_tui.tui.messages import OperationUpdated
 from contree_tui.tui.model import Operation, OutputBuffer, Stream
+from contree_tui.tui.outcome import op_icon, outcome
 from contree_tui.tui.run_settings import RunSettings
 from contree_tui.tui.screens.command_log import CommandLogScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
@@ -163,17 +164,16 @@ class CommandVerbs:
         if op.status is OperationStatus.SUCCESS and op.result and not op.disposable:
             entry.snapshot = op.result  # what `enter` on the entry in `@` goes back to
         if op.status is not OperationStatus.SUCCESS:
-            entry.finish(" · ".join(filter(None, [op.status.value.lower(), op.error])), ok=False)
+            entry.finish(" · ".join(filter(None, [outcome(op), op.error])), ok=False)
             return
-        parts = ["timed out"] if op.timed_out else []
-        parts += [f"exit {op.exit_code}"] if op.exit_code is not None else []
+        parts = [outcome(op)]  # `✗ exit 3`, as the table and the log's last line say it
         if op.disposable:
             parts.append("disposable")
         elif op.result and op.result != op.image:
             parts.append(f"→ {op.result[:8]}" + (" (working)" if moved else ""))
         else:
             parts.append("no change")
-        entry.finish(" · ".join(parts), ok=op.exit_code in (0, None))
+        entry.finish(" · ".join(parts), ok=op_icon(op)[1] == "ok")
 
     def near_miss(self, op: Operation) -> str | None:
         """`tga v1` ran in the shell and its program was not found (exit 127, the shell's "not found" line):
@@ -508,7 +508,8 @@ class CommandVerbs:
 
 
 def import_summary(op: Operation) -> str:
-    """The last line of an import's log: `── SUCCESS · 1.20s → 3f2a9c1d`."""
+    """The last line of an import's log: `── SUCCESS · 1.20s → 3f2a9c1d` (an import has no exit code: the
+    operation's status is the news, in the API's word)."""
     parts = [op.status.value, format_duration(op.duration)]
     if op.result and op.status is OperationStatus.SUCCESS:
         parts.append(f"→ {op.result[:8]}")

@@ -22,6 +22,7 @@ from contree_tui.tui.command_log import LogEntry
 from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnapshot, describe_error
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
+from contree_tui.tui.outcome import outcome
 from contree_tui.tui.screens.command_verbs import CommandVerbs
 from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
@@ -383,11 +384,8 @@ def short_command(command: str | None, width: int = 40) -> str:
 
 
 def exit_summary(op: Operation) -> str:
-    parts = [op.status.value]
-    if op.timed_out:
-        parts.append("timed out")
-    if op.exit_code is not None:
-        parts.append(f"exit {op.exit_code}")
+    """`── ✗ exit 3 · 0.02s → 3f2a9c1d`: the outcome as the table and the command log word it (outcome.py)."""
+    parts = [outcome(op)]
     if op.duration is not None:
         parts.append(format_duration(op.duration))
     if op.result and op.result != op.image:

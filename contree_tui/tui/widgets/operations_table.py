@@ -10,7 +10,8 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
 from contree_tui.tui.model import Operation
-from contree_tui.tui.widgets.snapshot_tree import Clock, op_icon, utc_now
+from contree_tui.tui.outcome import op_icon, outcome_words
+from contree_tui.tui.widgets.snapshot_tree import Clock, utc_now
 
 # The command goes last: it is the one column that may be cut when the pane is narrow.
 STATUS_WIDTH = 11
@@ -18,6 +19,11 @@ COLUMNS = (("status", "status", STATUS_WIDTH), ("images", "image → result", 19
            ("duration", "time", 7), ("cpu", "cpu", 5), ("memory", "mem", 5), ("command", "command", None))
 PENDING = "—"  # CPU and memory come with the process's exit (its rusage): none while it runs
 COMMAND_WIDTH = 40
+# When the pane is narrow (at 80 columns it is ~42 cells: the fixed columns alone took 65), columns go in this
+# order until the command has COMMAND_MIN cells: status and command are what tells runs apart.
+DROP_ORDER = ("exit", "memory", "cpu", "images", "duration")  # exit first: the status says `✗ exit 3`
+COMMAND_MIN = 24
+CELL_PADDING = 2  # DataTable's cell_padding (1) on each side of every column
 IMPORT_BAR = 12  # cells of an import's bar in the image column (19 wide): the bar, a space, "100%"
 
 
@@ -25,13 +31,6 @@ def progress_cell(fraction: float, width: int = IMPORT_BAR) -> str:
     """`███████░░░░░  58%`: bytes an import fetched of all it fetches."""
     filled = round(max(0.0, min(1.0, fraction)) * width)
     return "█" * filled + "░" * (width - filled) + f" {fraction * 100:3.0f}%"
-
-
-def exited(code: int | None) -> str:
-    """`exited 2`, or `exit 127` where the longer form would not fit the status column (it showed
-    `exited 12` for a command not found, 127)."""
-    state = f"exited {code}"
-    return state if len(state) <= STATUS_WIDTH - 2 else f"exit {code}"  # 2: the icon and a space
 
 
 def import_label(command: str) -> str:
@@ -71,6 +70,19 @@ def format_memory(kilobytes: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def fitting_columns(width: int) -> tuple[str, ...]:
+    """The columns shown in a pane `width` cells wide: all of them when the command still gets COMMAND_MIN
+    cells, else fewer, in DROP_ORDER (status and command always)."""
+    fixed = {key: w for key, _label, w in COLUMNS if w is not None}
+    shown = [key for key, _label, _width in COLUMNS]
+    for key in DROP_ORDER:
+        used = sum(fixed[k] + CELL_PADDING for k in shown if k in fixed) + COMMAND_MIN + CELL_PADDING
+        if width <= 0 or used <= width:
+            break
+        shown.remove(key)
+    return tuple(shown)
+
+
 class OperationsTable(DataTable[Text | str]):
     BINDINGS = [
         Binding("j,down", "cursor_down", "Down", show=False, id="ops.down"),
@@ -86,17 +98,39 @@ class OperationsTable(DataTable[Text | str]):
         self.clock = clock
         self.operations: dict[str, Operation] = {}
         self._shown: dict[str, dict[str, Text | str]] = {}  # the cells as last set, by row
+        self.shown_columns: tuple[str, ...] = tuple(key for key, _label, _width in COLUMNS)
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+            if key in self.shown_columns:
+                self.add_column(label, key=key, width=width)
+
+    def on_resize(self) -> None:
+        wanted = fitting_columns(self.size.width)
+        if wanted == self.shown_columns:
+            return
+        # Rare (a terminal resize): the columns are laid out afresh and every row added again, cursor kept.
+        selected = self.selected_uuid
+        self.shown_columns = wanted
+        self.clear(columns=True)
+        self._shown.clear()
+        self._add_columns()
+        for op in self.operations.values():
+            cells = self._cells(op)
+            self.add_row(*(cells[k] for k in wanted), key=op.uuid)
+            self._shown[op.uuid] = cells
+        if selected is not None:
+            self.select(selected)
 
     def upsert(self, op: Operation) -> None:
         """Add the operation's row, or bring its cells up to date."""
         self.operations[op.uuid] = op
         cells = self._cells(op)
         if op.uuid not in self.rows:
-            self.add_row(*cells.values(), key=op.uuid)
+            self.add_row(*(cells[k] for k in self.shown_columns), key=op.uuid)
             self._shown[op.uuid] = cells
             return
         for column, value in cells.items():
@@ -107,7 +141,8 @@ class OperationsTable(DataTable[Text | str]):
         shown = self._shown.setdefault(uuid, {})
         if shown.get(column) != value:
             shown[column] = value
-            self.update_cell(uuid, column, value)
+            if column in self.shown_columns:
+                self.update_cell(uuid, column, value)
 
     def tick(self) -> None:
         """Running rows show their elapsed time; call this once a second."""
@@ -124,12 +159,8 @@ class OperationsTable(DataTable[Text | str]):
         if op.is_import:
             return self._import_cells(op)
         icon, kind = op_icon(op)
-        # A run whose command failed still succeeded as an operation (and made a snapshot): say which.
-        state = exited(op.exit_code) if kind == "failed" and op.status is OperationStatus.SUCCESS else (
-            op.status.value.lower())
-        if op.timed_out and op.status is OperationStatus.SUCCESS:
-            state = "timed out"
-        status = Text(f"{icon} {state}", style=self.get_component_rich_style(
+        # A run whose command failed still succeeded as an operation (and made a snapshot): its exit says so.
+        status = Text(f"{icon} {outcome_words(op)}", style=self.get_component_rich_style(
             f"operations-table--{kind}", partial=True))
         command = " ".join(op.command.split())
         if len(command) > COMMAND_WIDTH:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from contree_client.models import OperationStatus
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
@@ -19,19 +18,12 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from contree_tui.tui.model import Lineage, Operation, Snapshot
+from contree_tui.tui.model import Lineage, Snapshot
+from contree_tui.tui.outcome import op_icon
 from contree_tui.tui.screens.prompt import PromptScreen
 
 Clock = Callable[[], datetime]
 
-STATUS_ICONS = {
-    OperationStatus.PENDING: ("◌", "running"),
-    OperationStatus.ASSIGNED: ("◌", "running"),
-    OperationStatus.EXECUTING: ("⟳", "running"),
-    OperationStatus.SUCCESS: ("✓", "ok"),
-    OperationStatus.FAILED: ("✗", "failed"),
-    OperationStatus.CANCELLED: ("⊘", "failed"),
-}
 COMMAND_WIDTH = 36
 # A long chain or a crowd of siblings shows a window of its snapshots, with a "… N more" line on a side
 # that has more: Textual builds every node and every line of an expanded node up front, so a 10,000-run
@@ -53,14 +45,6 @@ def format_age(then: datetime | None, now: datetime) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def op_icon(op: Operation) -> tuple[str, str]:
-    """The glyph and the style name for an operation's state (a non-zero exit counts as a failure)."""
-    icon, kind = STATUS_ICONS.get(op.status, ("?", "running"))
-    if op.status is OperationStatus.SUCCESS and op.exit_code not in (None, 0):
-        return "✗", "failed"
-    return icon, kind
 
 
 class SnapshotTree(Tree[str]):
@@ -484,9 +468,11 @@ class SnapshotTree(Tree[str]):
             text.append(snapshot.tag + " ", part("snapshot-tree--tag"))
         text.append(snapshot.short, part("snapshot-tree--uuid"))
         text.append(f" {format_age(snapshot.created_at, self.clock()):>3}", part("snapshot-tree--age"))
-        latest = self.lineage.latest_op.get(snapshot.uuid)
-        if latest is not None:
-            icon, kind = op_icon(latest)
+        # The outcome beside a node is the one of the run that made it, printed before that run's command
+        # (the newest run started FROM a node is another node's producer, or still running: the table's).
+        producer = self.lineage.producer(snapshot.uuid)
+        if producer is not None:
+            icon, kind = op_icon(producer)
             text.append(f" {icon}", part(f"snapshot-tree--{kind}"))
         command = self.commands.get(snapshot.operation or "")
         if command:

@@ -1,0 +1,48 @@
+"""How a run's outcome reads, in one place for the tree, the operations table, the log's last line and the
+command log: the glyph (✓ ✗ ⟳ ◌ ⊘) and the words. A run whose operation succeeded is described by its
+command's exit (`✗ exit 3`); the operation's status word (`failed`, `cancelled`, `executing`) is shown only
+where it is the news: while it runs, when the operation itself failed, and for an import (no exit code).
+No Textual here."""
+
+from __future__ import annotations
+
+from contree_client.models import OperationStatus
+
+from contree_tui.tui.model import Operation
+
+STATUS_ICONS = {
+    OperationStatus.PENDING: ("◌", "running"),
+    OperationStatus.ASSIGNED: ("◌", "running"),
+    OperationStatus.EXECUTING: ("⟳", "running"),
+    OperationStatus.SUCCESS: ("✓", "ok"),
+    OperationStatus.FAILED: ("✗", "failed"),
+    OperationStatus.CANCELLED: ("⊘", "failed"),
+}
+
+
+def op_icon(op: Operation) -> tuple[str, str]:
+    """The glyph and the style name for an operation's state (a non-zero exit counts as a failure)."""
+    icon, kind = STATUS_ICONS.get(op.status, ("?", "running"))
+    if op.status is OperationStatus.SUCCESS and op.exit_code not in (None, 0):
+        return "✗", "failed"
+    return icon, kind
+
+
+def outcome_words(op: Operation) -> str:
+    """`exit 3`, `timed out`, `executing`, `failed`: at most 9 cells, the table's status column is 11 wide
+    with the glyph and a space (`cancelled`, `executing`, `timed out` are the longest)."""
+    if op.status is not OperationStatus.SUCCESS:
+        return op.status.value.lower()
+    if op.timed_out:
+        return "timed out"
+    if op.exit_code is not None:
+        return f"exit {op.exit_code}"
+    return "success"  # an import, or a run listed without its exit code
+
+
+def outcome(op: Operation) -> str:
+    """`✗ exit 3`: the glyph and the words (a timed-out run also its exit: `✗ timed out · exit -1`)."""
+    words = outcome_words(op)
+    if op.timed_out and op.status is OperationStatus.SUCCESS and op.exit_code is not None:
+        words += f" · exit {op.exit_code}"
+    return f"{op_icon(op)[0]} {words}"
