@@ -51,14 +51,20 @@ class Descriptor:
     size: int
 
 
-def parse_document(body: bytes, content_type: str, what: str) -> tuple[str, dict[str, Any]]:
-    """(media type, JSON object) of a manifest or index; 422 for schema 1, unknown kinds, bad JSON."""
+def json_object(body: bytes, what: str) -> dict[str, Any]:
+    """`body` as a JSON object; 422 naming `what` when it is not valid JSON or not an object."""
     try:
         doc = json.loads(body)
     except ValueError as exc:
         raise EngineError(f"{what} is not valid JSON: {exc}", 422) from exc
     if not isinstance(doc, dict):
         raise EngineError(f"{what} is not a JSON object", 422)
+    return doc
+
+
+def parse_document(body: bytes, content_type: str, what: str) -> tuple[str, dict[str, Any]]:
+    """(media type, JSON object) of a manifest or index; 422 for schema 1, unknown kinds, bad JSON."""
+    doc = json_object(body, what)
     media_type = doc.get("mediaType") if isinstance(doc.get("mediaType"), str) else ""
     header_type = content_type.split(";", 1)[0].strip()
     if doc.get("schemaVersion") == 1 or media_type in SCHEMA1 or header_type in SCHEMA1:
@@ -116,12 +122,7 @@ def manifest_parts(manifest: dict[str, Any], what: str) -> tuple[Descriptor, lis
 
 def parse_config(body: bytes, layers: list[Descriptor], what: str) -> tuple[dict[str, Any], tuple[LayerBlob, ...]]:
     """The config JSON and the layer blobs with their diff ids (config rootfs.diff_ids, one per layer)."""
-    try:
-        config = json.loads(body)
-    except ValueError as exc:
-        raise EngineError(f"{what} is not valid JSON: {exc}", 422) from exc
-    if not isinstance(config, dict):
-        raise EngineError(f"{what} is not a JSON object", 422)
+    config = json_object(body, what)
     rootfs = config.get("rootfs")
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
