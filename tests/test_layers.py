@@ -1,0 +1,108 @@
+"""The package's import graph, read from the source with ast: no import cycles, and the layers import only
+downwards. A cycle is what makes a module's import order matter and pushes imports into function bodies
+(tui/data.py and tui/verb_calls.py once imported each other that way), so function-local imports count here;
+imports under `if TYPE_CHECKING:` never run and do not.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import contree_tui
+
+PACKAGE = Path(contree_tui.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def type_checking_nodes(tree: ast.Module) -> set[int]:
+    """The ids of every node inside an `if TYPE_CHECKING:` block."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                inside.update(id(n) for n in ast.walk(child))
+    return inside
+
+
+def imported_names(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> list[str]:
+    """Dotted names `node` imports: `from a import b` is `a.b` (a module or a name in `a`)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:
+        here = module.split(".") if is_package else module.split(".")[:-1]
+        here = here[: len(here) - (node.level - 1)]
+        base = ".".join([*here, base] if base else here)
+    return [f"{base}.{alias.name}" for alias in node.names]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports at run time. Edges to the importer's own ancestor
+    packages are left out: Python initialises those before the importer, whatever it names."""
+    files = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        skipped = type_checking_nodes(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom) or id(node) in skipped:
+                continue
+            for target in imported_names(node, name, path.name == "__init__.py"):
+                while target and target not in files:  # `from a import name`: the module is `a`
+                    target = target.rpartition(".")[0]
+                if target and target != name and not name.startswith(target + "."):
+                    graph[name].add(target)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle as a path that ends where it starts, or None."""
+    done: set[str] = set()
+    path: list[str] = []
+    on_path: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        path.append(node)
+        on_path.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt in on_path:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in done and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        on_path.discard(node)
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        if start not in done and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_find_cycle_sees_a_cycle_through_a_function_local_import() -> None:
+    # the shape tui/data.py <-> tui/verb_calls.py had: one import at the top, the other inside a function
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_graph_sees_function_local_imports_and_skips_type_checking_ones() -> None:
+    graph = import_graph()
+    # verb_calls.py imports BackendError at its top; tui/__init__.py imports the app inside run_tui()
+    assert "contree_tui.tui.backend_error" in graph["contree_tui.tui.verb_calls"]
+    assert "contree_tui.tui.app" in graph["contree_tui.tui"]
+    # engine/sandbox/native.py names launch.py only for type hints
+    assert "contree_tui.engine.sandbox.launch" not in graph["contree_tui.engine.sandbox.native"]
