@@ -78,7 +78,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         self.table.border_title = "operations"
         self.query_one(LogPanel).border_title = "log"
         self.tree.focus()
-        self.log_panel.running_logs = self.running_logs
+        self.log_panel.host = self  # the operations, their buffers and colours, for `m` and the split view
         self.set_interval(1.0, self.table.tick)
         self.set_interval(30.0, self.tree.refresh_labels)  # ages move on
 
