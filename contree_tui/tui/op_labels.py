@@ -29,8 +29,11 @@ def distinct_parts(commands: Sequence[str], width: int = LABEL_WIDTH) -> list[st
     """Each command's words that the others do not share (the common leading and trailing words dropped, an
     ellipsis where they were), cut to `width`; a lone command, or one with nothing of its own, in short form.
     Identical commands get `#1`, `#2`… in their order, so no two labels are the same."""
+    whole = [short_form(command, width) for command in commands]
+    if len(set(whole)) == len(whole) and not any(label.endswith(ELLIPSIS) for label in whole):
+        return whole  # each fits and they differ: the whole command is what a person recognises best
     if len({" ".join(command.split()) for command in commands}) < 2:  # one command, or the same one again
-        return _numbered([short_form(command, width) for command in commands], width)
+        return _numbered(whole, width)
     words = [command.split() for command in commands]
     shortest = min(len(w) for w in words)
     lead = 0
@@ -81,8 +84,15 @@ def operation_labels(ops: Sequence[Operation], *, tag_of: Callable[[str], str | 
                      width: int = LABEL_WIDTH) -> dict[str, str]:
     """How a person names each of these operations, seen together (uuid → label): the tag of the snapshot it
     made when it has one, else what tells its command apart from the others' (an import by what it imports)."""
-    commands = [op.command for op in ops]
-    parts = distinct_parts(commands, width)
+    # Runs of different programs (a `while sleep 1` beside three `./train.sh --lr …`) share nothing worth
+    # cutting: what sets a run apart is looked for among the runs of the same program (first word) only.
+    programs: dict[str, list[int]] = {}
+    for at, op in enumerate(ops):
+        programs.setdefault(next(iter(op.command.split()), ""), []).append(at)
+    parts = [""] * len(ops)
+    for members in programs.values():
+        for at, part in zip(members, distinct_parts([ops[at].command for at in members], width), strict=True):
+            parts[at] = part
     labels = {}
     for op, part in zip(ops, parts, strict=True):
         tag = tag_of(op.result) if tag_of is not None and op.result else None

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer
-from contree_tui.tui.op_labels import ColourSlots, operation_labels
+from contree_tui.tui.op_labels import LABEL_WIDTH, ColourSlots, operation_labels
 from contree_tui.tui.widgets.operations_table import OperationsTable
 
 
@@ -38,7 +38,7 @@ def colour_slots(host: LogHost) -> ColourSlots:
     return slots
 
 
-def labels_of(host: LogHost, uuids: Iterable[str]) -> dict[str, str]:
+def labels_of(host: LogHost, uuids: Iterable[str], width: int = LABEL_WIDTH) -> dict[str, str]:
     """How a person names these operations, seen together (op_labels.operation_labels); an operation the host
     does not know keeps its short uuid."""
     uuids = list(uuids)
@@ -49,7 +49,7 @@ def labels_of(host: LogHost, uuids: Iterable[str]) -> dict[str, str]:
         snapshot = host.lineage.get(uuid)
         return snapshot.tag if snapshot else None
 
-    labels = operation_labels(ops, tag_of=tag_of)
+    labels = operation_labels(ops, tag_of=tag_of, width=width)
     return {uuid: labels.get(uuid, uuid[:8]) for uuid in uuids}
 
 

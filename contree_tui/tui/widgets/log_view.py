@@ -61,6 +61,14 @@ class LogView(SearchingLog):
             super().__init__()
             self.what = what
 
+    offers_merged = True
+    """`m` (the merged log) is the main screen's; a split-view pane turns it off (and off the footer)."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "wish" and parameters == ("merged",) and not self.offers_merged:
+            return False
+        return super().check_action(action, parameters)
+
     def action_wish(self, what: Wish) -> None:
         self.post_message(self.Wants(what))
 
