@@ -27,6 +27,7 @@ from contree_tui.tui.screens.command_verbs import CommandVerbs
 from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
+from contree_tui.tui.screens.split_logs import SplitLogsScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 from contree_tui.tui.widgets.log_view import LogPanel
@@ -47,6 +48,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         Binding("U", "forward", "Forward", id="forward"),
         Binding("R", "reload", "Reload", show=False, id="reload"),
         Binding("escape", "focus_tree", "Tree", show=False, id="focus-tree"),
+        Binding("v", "split_logs", "Side by side", id="split-logs"),  # screens/split_logs.py
     ]
 
     def __init__(self, *, clock: Clock = utc_now, working: str | None = None) -> None:
@@ -78,7 +80,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         self.table.border_title = "operations"
         self.query_one(LogPanel).border_title = "log"
         self.tree.focus()
-        self.log_panel.running_logs = self.running_logs
+        self.log_panel.host = self  # the operations, their buffers and colours, for `m` and the split view
         self.set_interval(1.0, self.table.tick)
         self.set_interval(30.0, self.tree.refresh_labels)  # ages move on
 
@@ -357,6 +359,9 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
 
     def action_command_bar(self) -> None:
         self.query_one(CommandBar).focus()
+
+    def action_split_logs(self) -> None:
+        self.app.push_screen(SplitLogsScreen(self))
 
     def action_focus_tree(self) -> None:
         self.tree.focus()
