@@ -31,7 +31,7 @@ from contree_tui.tui.screens.split_logs import SplitLogsScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 from contree_tui.tui.widgets.log_view import LogPanel
-from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration
+from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration, snapshot_of
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
 from contree_tui.tui.widgets.status_bar import StatusBar
 
@@ -265,8 +265,17 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         op = message.operation
         self.table.upsert(op)
         self.lineage.note_operation(op)
-        self.tree.refresh_labels()
+        if op.result in self.lineage.snapshots:  # a node shows its producer's outcome; a run going has none yet
+            self.tree.refresh_labels()
         self.status_bar.running = self.table.running_count
+
+    @on(OperationsTable.JumpToSnapshot)
+    def _jump_to_snapshot(self, message: OperationsTable.JumpToSnapshot) -> None:
+        target = snapshot_of(message.operation, self.lineage.snapshots)
+        if target is None or not self.tree.jump_to(target):
+            self.notify("its snapshot is not in the tree", title="operation", severity="warning")
+            return
+        self.tree.focus()
 
     @on(DataTable.RowHighlighted, "#operations")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
