@@ -11,6 +11,7 @@ from typing import Protocol
 from contree_client.exceptions import APIConnectionError, APIStatusError
 
 from contree_tui.client.connection import ConnectionProblem
+from contree_tui.client.file_diff import FileDiff, diff_file
 from contree_tui.client.image_details import ImageDetails, image_details
 from contree_tui.client.image_files import Entry, FileHead, GrepHits, ImageFiles
 from contree_tui.client.snapshot_diff import SnapshotDiff, diff_images
@@ -28,6 +29,8 @@ class SnapshotFiles(Protocol):
     async def diff(self, parent: str, child: str, parent_created: datetime | None) -> SnapshotDiff: ...
 
     async def details(self, image: str) -> ImageDetails | None: ...
+
+    async def file_diff(self, old_image: str | None, new_image: str, path: str) -> FileDiff: ...
 
 
 class ClientSnapshotFiles:
@@ -48,6 +51,9 @@ class ClientSnapshotFiles:
 
     async def diff(self, parent: str, child: str, parent_created: datetime | None) -> SnapshotDiff:
         return await diff_images(self.files, parent, child, parent_created=parent_created)
+
+    async def file_diff(self, old_image: str | None, new_image: str, path: str) -> FileDiff:
+        return await diff_file(self.files, old_image, new_image, path)
 
     async def details(self, image: str) -> ImageDetails | None:
         """Sizes and config when the server says them (our engine's extension); None when it cannot."""

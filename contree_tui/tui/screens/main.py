@@ -24,6 +24,7 @@ from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.outcome import outcome
 from contree_tui.tui.screens.command_verbs import CommandVerbs
+from contree_tui.tui.screens.diff_verbs import DiffVerbs
 from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
@@ -39,7 +40,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(LinkWatch, ImportWatch, SyncVerbs, CommandVerbs, Screen[None]):
+class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -47,6 +48,7 @@ class MainScreen(LinkWatch, ImportWatch, SyncVerbs, CommandVerbs, Screen[None]):
         Binding("u", "rollback", "Roll back", id="rollback"),
         Binding("U", "forward", "Forward", id="forward"),
         Binding("R", "reload", "Reload", show=False, id="reload"),
+        Binding("D", "diff_mark", "Diff: mark the base, then the other snapshot", show=False, id="diff-mark"),
         Binding("escape", "focus_tree", "Tree", show=False, id="focus-tree"),
     ]
 
