@@ -140,7 +140,7 @@ def test_snapshot_detail_diff(snap_compare) -> None:  # type: ignore[no-untyped-
 def test_snapshot_detail_diff_side_by_side(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """From 140 columns the two versions stand side by side, the changed line paired with its new one."""
     async def diff(pilot: Pilot[None]) -> None:
-        await diff_of(pilot, "/etc/motd")
+        await diff_of(pilot, "/app/Makefile")
 
     assert snap_compare(frozen_app(), terminal_size=(160, 34), run_before=diff)
 

@@ -22,6 +22,7 @@ from contree_tui.client.file_diff import DiffKind, FileDiff, RowTag
 
 SIDE_BY_SIDE_COLUMNS = 140  # terminal width from which the two versions stand side by side
 GUTTER = 6  # a line number (up to 99,999) and a space
+TAB = 4  # columns a tab takes: a raw tab would let the terminal, not the view, decide where the text goes
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,14 @@ class _Line:
     new_no: int | None = None
     new: str | None = None
     tag: RowTag = RowTag.EQUAL
+
+
+def _cells(text: str | None) -> str | None:
+    """A line as the terminal should show it: tabs expanded, other control characters made visible."""
+    if text is None:
+        return None
+    text = text.expandtabs(TAB)
+    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 class DiffView(ScrollView, can_focus=True):
@@ -64,8 +73,9 @@ class DiffView(ScrollView, can_focus=True):
             self._paired.append(_Line("hunk", old=hunk.header))
             for tag, old_no, new_no, text in hunk.unified():
                 kind = {RowTag.EQUAL: "equal", RowTag.REMOVED: "removed", RowTag.ADDED: "added"}[tag]
-                self._unified.append(_Line(kind, old_no, text, new_no, text, tag))
-            self._paired += [_Line("pair", r.old_no, r.old, r.new_no, r.new, r.tag) for r in hunk.rows]
+                self._unified.append(_Line(kind, old_no, _cells(text), new_no, _cells(text), tag))
+            self._paired += [_Line("pair", r.old_no, _cells(r.old), r.new_no, _cells(r.new), r.tag)
+                             for r in hunk.rows]
         self.scroll_to(0, 0, animate=False)
         self._relayout()
 
