@@ -5,12 +5,15 @@ the diff of any two snapshots (`:diff A B`, `D` then `D` in the tree); the layer
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 
 from contree_tui.client.file_diff import DiffKind
 from contree_tui.client.snapshot_diff import Change
+from contree_tui.tui import snapshot_files
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.prompt import PromptScreen
@@ -242,3 +245,35 @@ async def test_diff_any_two_snapshots_from_the_bar_and_with_D(tui_engine_dir: Pa
         await until(pilot, lambda: detail.mode == "diff" and detail.diff is not None, timeout=60, what="the diff")
         assert detail.base is not None and (detail.base.uuid, detail.snapshot.uuid) == (first, third)
         assert len(detail.diff.changes) == 3  # type: ignore[union-attr]
+
+
+async def test_without_the_engine_extension_the_layer_size_is_what_the_run_wrote(
+        tui_engine_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hosted Contree sends no x_engine sizes: the header takes the producing operation's image_size (the
+    spec's own field) and, for an image no run made, says nothing rather than a wrong number."""
+    real = snapshot_files.image_details
+
+    async def hosted(connection, uuid):  # type: ignore[no-untyped-def]  # the spec's Image: no extension
+        found = await real(connection, uuid)
+        return dataclasses.replace(found, size=None, total_size=None, layers=None, extended=False)
+
+    monkeypatch.setattr(snapshot_files, "image_details", hosted)
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        base = screen.position.working
+        assert base is not None
+        child = await run_and_wait(pilot, screen, "head -c 5000 /dev/urandom > /five-k")
+        detail = await open_detail_on(pilot, screen, child)
+        await until(pilot, lambda: detail.details is not None, what="the snapshot's size")
+        assert detail.details is not None and detail.details.size_from_run
+        assert detail.details.size is not None and detail.details.size >= 5000
+        header = str(detail.query_one("#detail-header").render())
+        assert " written by its run" in header and " in all)" not in header
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), what="back")
+
+        detail = await open_detail_on(pilot, screen, base)  # busybox:latest: no run made it
+        await until(pilot, lambda: detail.details is not None, what="the image's details")
+        assert detail.details is not None and detail.details.size is None
+        assert " size " not in str(detail.query_one("#detail-header").render())

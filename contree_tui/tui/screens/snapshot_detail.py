@@ -119,7 +119,7 @@ class SnapshotDetailScreen(DetailDiff, Screen[None]):
             text.append(" ".join(self.command.split()), style="italic")
         if details is not None and details.size is not None:
             text.append("  size ", style="dim")
-            text.append(f"{human_size(details.size)} added")
+            text.append(f"{human_size(details.size)} " + ("written by its run" if details.size_from_run else "added"))
             if details.total_size is not None:
                 text.append(f" ({human_size(details.total_size)} in all)", style="dim")
         return text
