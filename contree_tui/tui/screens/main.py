@@ -24,10 +24,12 @@ from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.outcome import outcome
 from contree_tui.tui.screens.command_verbs import CommandVerbs
+from contree_tui.tui.screens.diff_verbs import DiffVerbs
 from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.screens.split_logs import SplitLogsScreen
+from contree_tui.tui.screens.sync_verbs import SyncVerbs
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 from contree_tui.tui.widgets.log_view import LogPanel
@@ -39,7 +41,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
+class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -47,6 +49,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         Binding("u", "rollback", "Roll back", id="rollback"),
         Binding("U", "forward", "Forward", id="forward"),
         Binding("R", "reload", "Reload", show=False, id="reload"),
+        Binding("D", "diff_mark", "Diff two snapshots (D, D)", show=False, id="diff-mark"),
         Binding("escape", "focus_tree", "Tree", show=False, id="focus-tree"),
         Binding("v", "split_logs", "Side by side", id="split-logs"),  # screens/split_logs.py
     ]
@@ -109,6 +112,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         self.status_bar.link = message.backend.status.value
         message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
         self._attach_command_verbs(message.backend)
+        self._attach_sync(message.backend)
         self._attach_link_watch(message.backend)
         self._attach_import_watch(message.backend)
         self.load()
