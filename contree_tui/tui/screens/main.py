@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
 from contree_tui.client.position import PositionError
@@ -29,6 +29,7 @@ from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
+from contree_tui.tui.widgets.key_footer import KeyFooter
 from contree_tui.tui.widgets.log_view import LogPanel
 from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
@@ -71,7 +72,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
                 yield LogPanel(id="log-panel")
         yield CommandBar(id="command-bar")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()  # keeps : u U ? q when the width runs out (key_footer.py)
 
     def on_mount(self) -> None:
         self.tree.border_title = "snapshots"
