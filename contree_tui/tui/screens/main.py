@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
 from contree_tui.client.position import PositionError
@@ -32,6 +32,7 @@ from contree_tui.tui.screens.split_logs import SplitLogsScreen
 from contree_tui.tui.screens.sync_verbs import SyncVerbs
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
+from contree_tui.tui.widgets.key_footer import KeyFooter
 from contree_tui.tui.widgets.log_view import LogPanel
 from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration, snapshot_of
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
@@ -76,7 +77,7 @@ class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Scr
                 yield LogPanel(id="log-panel")
         yield CommandBar(id="command-bar")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()  # keeps : u U ? q when the width runs out (key_footer.py)
 
     def on_mount(self) -> None:
         self.tree.border_title = "snapshots"
