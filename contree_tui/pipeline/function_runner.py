@@ -34,8 +34,9 @@ import sys
 import traceback
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path, PurePath
-from typing import Any, Callable
+from typing import Any
 
 RESULT_MARK = "\x1e@contree-pipeline-result "  # \x1e (record separator) never starts a line of ordinary text
 EXIT_BAD_CALL = 2  # the command line did not fit the function (as argparse exits)
@@ -279,7 +280,7 @@ def parameter_hints(func: Callable[..., Any]) -> tuple[inspect.Signature, dict[s
     name = getattr(func, "__name__", repr(func))
     try:
         hints = typing.get_type_hints(func)
-    except Exception as exc:  # a hint that does not evaluate (a name missing at run time)
+    except Exception as exc:  # noqa: BLE001  (a hint that does not evaluate: a name missing at run time)
         raise ArgumentError(f"{name}(): cannot read its type hints ({type(exc).__name__}: {exc})") from None
     signature = inspect.signature(func)
     found = {}
@@ -350,7 +351,7 @@ def decode_call(func: Callable[..., Any], argv: list[str]) -> tuple[list[Any], d
     if len(positional) > len(free):
         raise ArgumentError(f"{name}(): {len(positional) - len(free)} positional argument(s) too many "
                             f"({len(params)} parameter(s))")
-    for param, text in zip(free, positional):
+    for param, text in zip(free, positional, strict=False):
         kwargs[param.name] = _decode_param(text, hints.get(param.name), f"{name}() argument {param.name}")
     try:
         signature.bind(**kwargs)
@@ -404,7 +405,7 @@ def _install_stubs() -> None:
     for name in STUB_MODULES:
         module = types.ModuleType(name)
         module.__path__ = []  # type: ignore[attr-defined]
-        module.__getattr__ = lambda attr: _Stub if attr[:1].isupper() else _Stub  # type: ignore[method-assign]
+        module.__getattr__ = lambda attr: _Stub  # type: ignore[method-assign]
         sys.modules[name] = module
     sys.modules["contree_tui"].pipeline = sys.modules["contree_tui.pipeline"]  # type: ignore[attr-defined]
 
@@ -473,14 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         if inspect.iscoroutine(result):
             import asyncio
             result = asyncio.run(result)
-    except SystemExit as exc:
-        raise exc
-    except BaseException:
+    except Exception:  # noqa: BLE001  (the step failed: its traceback is its log, exit 1 its status)
         traceback.print_exc()
         return 1
     try:
         hint = typing.get_type_hints(func).get("return", _MISSING)
-    except Exception:
+    except Exception:  # noqa: BLE001  (an unreadable return hint: the value goes as JSON or repr anyway)
         hint = _MISSING
     sys.stdout.flush()
     if result is not None:

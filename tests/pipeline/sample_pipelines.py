@@ -38,7 +38,7 @@ class Box:
     name: str
     size: int
     tags: list[str]
-    when: Optional[datetime.date] = None
+    when: Optional[datetime.date] = None  # noqa: UP045  (typing.Optional on purpose: both spellings work)
 
 
 class Point:
@@ -56,8 +56,8 @@ class Point:
 
 def echo_types(i: int, f: float, s: str, b: bool, raw: bytes, p: Path, c: Colour, d: datetime.date,
                t: datetime.datetime, nums: list[int], pair: tuple[str, int], mapping: dict[str, list[int]],
-               box: Box, point: Point, maybe: Optional[int], other: int | None, text_or_none: str | None,
-               untyped) -> dict:
+               box: Box, point: Point, maybe: Optional[int],  # noqa: UP045  (typing.Optional on purpose)
+               other: int | None, text_or_none: str | None, untyped) -> dict:
     """Every supported hint, returned as JSON-able text so the test can compare what arrived."""
     return {
         "i": [i, type(i).__name__], "f": [f, type(f).__name__], "s": s, "b": b, "raw": raw.hex(), "p": str(p),

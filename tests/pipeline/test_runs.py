@@ -1,0 +1,144 @@
+"""Pipelines run on the real engine: function steps on the bootstrapped Debian image (python3 only, nothing
+installed), shell steps on busybox; snapshots chained by Serial, branched by Parallel, cached when unchanged."""
+
+from __future__ import annotations
+
+import io
+
+from contree_tui.client.connection import Connection
+from contree_tui.pipeline import Exec, Parallel, Serial
+from contree_tui.pipeline.executor import PipelineRun, State
+from contree_tui.pipeline.headless import run_headless
+from tests.pipeline import sample_pipelines as sp
+from tests.pipeline.conftest import BUSYBOX
+from tests.pipeline.test_model import ALL_TYPES, EXPECTED
+
+PRIMES_30 = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
+
+
+async def operation_count(connection: Connection) -> int:
+    return len(await connection.client.list_operations(limit=1000))
+
+
+async def test_the_sieve_prints_the_primes_below_30_in_the_sandbox_and_returns_them(
+        connection: Connection, python_image: str) -> None:
+    root = sp.primes_less_than(30).set(image=python_image)
+    run = PipelineRun(root, connection)
+    assert await run.run() is State.DONE
+    step = run.runs["/find primes"]
+    assert bytes(step.output).decode().strip() == str(PRIMES_30)  # its print, without the runner's result line
+    assert step.return_value is not None and step.return_value.data == PRIMES_30
+    assert step.source == python_image and step.result  # a checkpoint was recorded
+
+
+async def test_every_hint_round_trips_into_the_sandbox(connection: Connection, python_image: str) -> None:
+    root = Serial().set(image=python_image)
+    root["types"] = Exec(sp.echo_types, **ALL_TYPES)
+    root["fails"] = Exec(sp.fail, "no luck")
+    run = PipelineRun(root, connection)
+    assert await run.run() is State.ERROR
+    typed = run.runs["/types"]
+    assert typed.state is State.DONE, bytes(typed.output).decode()
+    assert typed.return_value is not None and typed.return_value.data == EXPECTED
+    failed = run.runs["/fails"]
+    assert failed.state is State.ERROR and failed.error == "exit 1"
+    assert "RuntimeError: no luck" in bytes(failed.output).decode()
+
+
+async def test_a_serial_chains_each_step_on_the_previous_result(connection: Connection) -> None:
+    root = sp.chain(3).set(image=BUSYBOX)
+    run = PipelineRun(root, connection)
+    assert await run.run() is State.DONE
+    steps = [run.runs[f"/step{i}"] for i in (1, 2, 3)]
+    assert steps[1].source == steps[0].result and steps[2].source == steps[1].result
+    assert len({s.result for s in steps} | {steps[0].source}) == 4  # four distinct snapshots in a chain
+    assert bytes(steps[2].output).decode().split() == ["1", "2", "3"]
+    assert run.runs["/"].result == steps[2].result
+
+
+async def test_a_parallel_of_4_runs_at_once_from_the_same_source(connection: Connection) -> None:
+    root = sp.fan_out(4, 1.5).set(image=BUSYBOX)
+    run = PipelineRun(root, connection)
+    seen: list[tuple[str, State]] = []
+    run.subscribe(lambda e: seen.append((e.run.path, e.run.state)) if e.kind == "state" else None)
+    assert await run.run() is State.DONE
+    branches = [run.runs[f"/branch{i}"] for i in range(4)]
+    assert len({b.source for b in branches}) == 1
+    assert len({b.result for b in branches}) == 4 and branches[0].source not in {b.result for b in branches}
+    # all four were running at the same moment: the last to start started before the first to end ended
+    assert max(b.started or 0 for b in branches) < min(b.finished or 0 for b in branches)
+    assert [s for p, s in seen if p == "/branch0"] == [State.QUEUED, State.RUNNING, State.DONE]
+
+
+async def test_max_concurrent_bounds_a_parallel(connection: Connection) -> None:
+    root = Parallel(max_concurrent=1).set(image=BUSYBOX)
+    for i in range(2):
+        root[f"b{i}"] = Exec(f"sleep 0.5; echo {i}")
+    run = PipelineRun(root, connection)
+    assert await run.run() is State.DONE
+    first, second = sorted((run.runs["/b0"], run.runs["/b1"]), key=lambda r: r.started or 0)
+    assert (first.finished or 0) <= (second.started or 0)
+
+
+async def test_stop_on_error_leaves_the_rest_pending_or_carries_on(connection: Connection) -> None:
+    run = PipelineRun(sp.failing(stop_on_error=True).set(image=BUSYBOX), connection)
+    assert await run.run() is State.ERROR
+    assert [run.runs[p].state for p in ("/ok", "/boom", "/after")] == [State.DONE, State.ERROR, State.PENDING]
+    assert run.runs["/boom"].error == "exit 3" and b"boom" in run.runs["/boom"].output
+    assert run.counts() == {State.PENDING: 1, State.QUEUED: 0, State.RUNNING: 0, State.DONE: 1, State.ERROR: 1,
+                            State.KILLED: 0}
+
+    run = PipelineRun(sp.failing(stop_on_error=False).set(image=BUSYBOX), connection)
+    assert await run.run() is State.ERROR  # still an error overall
+    after = run.runs["/after"]
+    assert after.state is State.DONE and after.source == run.runs["/ok"].result  # on the last good snapshot
+    assert bytes(after.output) == b"ok\n"
+
+
+async def test_an_unchanged_rerun_is_all_cache_hits_and_starts_no_operation(
+        connection: Connection, python_image: str) -> None:
+    def build() -> Serial:
+        root = Serial().set(image=python_image)
+        root["sieve"] = Exec(sp.sieve, 20)
+        root["fan"] = Parallel()
+        for i in range(2):
+            root["fan"][f"b{i}"] = Exec(f"echo {i} > /b.txt")  # type: ignore[index]
+        root["last"] = Exec("cat /etc/hostname").set(tag="pipeline-test-last", disposable=True)
+        return root
+
+    first = PipelineRun(build(), connection)
+    assert await first.run() is State.DONE
+    assert not any(r.cached for r in first.runs.values())
+    before = await operation_count(connection)
+
+    again = PipelineRun(build(), connection)
+    assert await again.run() is State.DONE
+    execs = [r for r in again.runs.values() if r.kind == "exec"]
+    assert all(r.cached for r in execs), [(r.path, r.cached) for r in execs]
+    assert [r.result for r in execs] == [r.result for r in first.runs.values() if r.kind == "exec"]
+    assert again.runs["/sieve"].return_value is not None and again.runs["/sieve"].return_value.data == [2, 3, 5, 7,
+                                                                                                        11, 13, 17, 19]
+    assert await operation_count(connection) == before  # nothing ran
+
+    forced = PipelineRun(build(), connection, force=True)
+    assert await forced.run() is State.DONE
+    assert not any(r.cached for r in forced.runs.values())
+    changed = build()
+    changed["last"].set(env={"X": "1"})
+    partly = PipelineRun(changed, connection)
+    assert await partly.run() is State.DONE
+    assert [p for p, r in partly.runs.items() if r.kind == "exec" and not r.cached] == ["/last"]
+
+
+async def test_headless_prints_progress_and_returns_the_status(connection: Connection) -> None:
+    out = io.StringIO()
+    assert await run_headless(sp.failing().set(image=BUSYBOX), connection, out=out) == 1
+    text = out.getvalue()
+    assert "run   /ok" in text and "done  /ok" in text and "FAIL  /boom  exit 3" in text
+    assert "pipeline error: P:1  Q:0  R:0  D:1  E:1  K:0" in text
+    assert "failed: /boom (exit 3)" in text and "  | boom" in text
+    out = io.StringIO()
+    assert await run_headless(sp.chain(2).set(image=BUSYBOX), connection, out=out) == 0
+    assert "checkpoints:\n  /step1  " in out.getvalue()
+
+
