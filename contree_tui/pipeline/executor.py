@@ -16,6 +16,7 @@ of them is "the" continuation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from contree_client.models import FileSpec, OperationStatus
 
 from contree_tui.client.connection import Connection
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
+from contree_tui.client.records import OperationRecord
 from contree_tui.pipeline.function_runner import RESULT_MARK
 from contree_tui.pipeline.functions import ReturnValue, split_result
 from contree_tui.pipeline.nodes import Exec, Node, Parallel, Parent, PipelineError, Serial
@@ -103,10 +105,10 @@ class PipelineRun:
         self._resolved: dict[str, str] = {}
         self._digests: dict[Path, str] = {}
         self._uploaded: dict[str, str] = {}  # sha256 -> file uuid on this target
-        self._operations: set[str] = set()  # in flight, for cancel
         for path, node in self.nodes.items():
             if node.effective().skip:
                 self.runs[path].skipped = True
+        check_runnable(root, image)
 
     # ---- observing ----
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -139,22 +141,16 @@ class PipelineRun:
 
     # ---- running ----
     async def run(self) -> State:
+        """Run the tree to its end. Cancelling the task that awaits this kills the run: the operations in
+        flight are cancelled on the server and every queued or running node ends Killed."""
         try:
             await self._node(self.root, None)
         except asyncio.CancelledError:
-            await self._kill_in_flight()
+            for run in self.runs.values():
+                if run.state in (State.QUEUED, State.RUNNING):
+                    self._set(run, State.KILLED)
             raise
         return self.runs[self.root.path].state
-
-    async def _kill_in_flight(self) -> None:
-        for op in list(self._operations):
-            try:
-                await cancel_operation(self.connection, op)
-            except Exception:  # noqa: BLE001  (best effort: the run is being torn down)
-                pass
-        for run in self.runs.values():
-            if run.state in (State.QUEUED, State.RUNNING):
-                self._set(run, State.KILLED)
 
     async def _node(self, node: Node, source: str | None) -> str | None:
         """Run `node` on `source`; the snapshot it hands on, or None if it failed."""
@@ -228,7 +224,6 @@ class PipelineRun:
             hit = self.cache.get(key)
             if hit is not None and await self._still_there(hit.result_image, source):
                 return await self._cache_hit(run, hit)
-        self._set(run, State.RUNNING)
         options: dict[str, Any] = {"shell": True, "disposable": disposable, "truncate_output_at": FULL_OUTPUT}
         if files:
             options["files"] = {p: FileSpec(uuid=await self._upload(f, inputs.files[p]), mode="0644")
@@ -243,7 +238,7 @@ class PipelineRun:
         spawned = await self.connection.call(lambda: client.spawn_instance(command, source, **options),
                                              idempotent=False)
         run.operation = op = str(spawned.uuid).lower()
-        self._operations.add(op)
+        self._set(run, State.RUNNING)  # once the operation exists: a listener can show it, cancel it
         outcome = RunOutcome()
         try:
             async for event in follow_events(self.connection, op):
@@ -256,13 +251,22 @@ class PipelineRun:
                         self._emit(PipelineEvent("output", run, event.type, shown))  # type: ignore[arg-type]
         except NotFoundError:
             pass
-        finally:
-            self._operations.discard(op)
-        if not outcome.done:
-            response = await self.connection.call(lambda: client.get_operation_status(op))
-            outcome.status = response.status
-            outcome.result_image_uuid = response.result_image_uuid
-            outcome.error = response.error
+        except asyncio.CancelledError:
+            # the run is being killed: stop the sandbox too (shielded, so the cancel request itself completes)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(cancel_operation(self.connection, op))
+            raise
+        if not outcome.done or outcome.exit_code is None:
+            # no completion or no parsed exit event reached us (contree-client leaves a timed-out run's exit
+            # event a plain dict, so RunOutcome misses it): the operation's record has both, as runner.py reads it
+            record = OperationRecord.from_response(
+                await self.connection.call(lambda: client.get_operation_status(op)))
+            outcome.status = outcome.status or record.status
+            outcome.result_image_uuid = outcome.result_image_uuid or record.result_image_uuid
+            outcome.error = outcome.error or record.error
+            if outcome.exit_code is None:
+                outcome.exit_code, outcome.signal = record.exit_code, record.signal
+                outcome.timed_out = bool(record.timed_out)
         if node.function:
             stdout, run.return_value = split_result(bytes(run.output))
             run.output = bytearray(stdout)
@@ -339,6 +343,26 @@ class PipelineRun:
 
     async def _tag(self, image: str, tag: str) -> None:
         await self.connection.call(lambda: self.connection.client.update_image_tag(image, tag))
+
+
+def check_runnable(root: Node, default_image: str | None) -> None:
+    """What would fail half-way, refused before anything runs: a step with no image to run on, a tag on a
+    disposable step (it leaves no snapshot to name), one tag on two steps (the second would steal it)."""
+    tags: dict[str, str] = {}
+    for node in root.walk():
+        if not isinstance(node, Exec):
+            continue
+        eff = node.effective(default_image)
+        if eff.image is None:
+            raise PipelineError(f"{node.path}: no image to run on: set image= on it or a parent, or give the run "
+                                "an image (--image)")
+        if eff.tag is not None:
+            if eff.disposable:
+                raise PipelineError(f"{node.path}: tag {eff.tag!r} on a disposable step, which leaves no snapshot "
+                                    "to tag")
+            if eff.tag in tags:
+                raise PipelineError(f"{node.path}: tag {eff.tag!r} is already {tags[eff.tag]}'s checkpoint")
+            tags[eff.tag] = node.path
 
 
 def _result_json(value: ReturnValue | None) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from contree_tui.pipeline import Exec, FunctionStepError, Parallel, PipelineError, Serial, TreeError, call_local
+from contree_tui.pipeline.executor import check_runnable
 from contree_tui.pipeline.function_runner import decode_call, encode_call
 from contree_tui.pipeline.loader import load_pipeline
 from contree_tui.pipeline.nodes import pretty
@@ -143,3 +144,18 @@ def test_load_pipeline_builds_the_tree_from_file_and_function() -> None:
         load_pipeline(str(PIPE))
     with pytest.raises(PipelineError, match="argument n: cannot read 'x' as int"):
         load_pipeline(f"{PIPE}:primes_less_than", ["--n=x"])
+
+
+def test_what_would_fail_half_way_is_refused_before_anything_runs() -> None:
+    root = Serial()
+    root["a"] = Exec("true")
+    with pytest.raises(PipelineError, match="/a: no image to run on"):
+        check_runnable(root, None)
+    check_runnable(root, "tag:busybox:latest")
+    root["b"] = Exec("true").set(tag="t1", disposable=True)
+    with pytest.raises(PipelineError, match="/b: tag 't1' on a disposable step"):
+        check_runnable(root, "tag:busybox:latest")
+    root["b"].set(disposable=False)
+    root["c"] = Exec("true").set(tag="t1")
+    with pytest.raises(PipelineError, match="/c: tag 't1' is already /b's checkpoint"):
+        check_runnable(root, "tag:busybox:latest")

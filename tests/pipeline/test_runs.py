@@ -3,7 +3,11 @@ installed), shell steps on busybox; snapshots chained by Serial, branched by Par
 
 from __future__ import annotations
 
+import asyncio
 import io
+
+import pytest
+from contree_client.models import OperationStatus
 
 from contree_tui.client.connection import Connection
 from contree_tui.pipeline import Exec, Parallel, Serial
@@ -103,12 +107,13 @@ async def test_an_unchanged_rerun_is_all_cache_hits_and_starts_no_operation(
         root["fan"] = Parallel()
         for i in range(2):
             root["fan"][f"b{i}"] = Exec(f"echo {i} > /b.txt")  # type: ignore[index]
-        root["last"] = Exec("cat /etc/hostname").set(tag="pipeline-test-last", disposable=True)
+        root["last"] = Exec("cat /etc/hostname").set(tag="pipeline-test-last")
         return root
 
     first = PipelineRun(build(), connection)
     assert await first.run() is State.DONE
     assert not any(r.cached for r in first.runs.values())
+    assert await connection.client.resolve_image("tag:pipeline-test-last") == first.runs["/last"].result
     before = await operation_count(connection)
 
     again = PipelineRun(build(), connection)
@@ -142,3 +147,31 @@ async def test_headless_prints_progress_and_returns_the_status(connection: Conne
     assert "checkpoints:\n  /step1  " in out.getvalue()
 
 
+
+
+async def test_a_step_past_its_timeout_is_an_error(connection: Connection) -> None:
+    root = Serial().set(image=BUSYBOX)
+    root["slow"] = Exec("sleep 5").set(timeout=1)
+    run = PipelineRun(root, connection)
+    assert await run.run() is State.ERROR
+    assert run.runs["/slow"].error == "timed out after 1 s"
+
+
+async def test_killing_a_run_cancels_its_operations_and_marks_them_killed(connection: Connection) -> None:
+    root = Parallel(max_concurrent=2).set(image=BUSYBOX)
+    for i in range(3):
+        root[f"s{i}"] = Exec(f"sleep 30; echo {i}")
+    run = PipelineRun(root, connection)
+    both_running = asyncio.Event()
+    run.subscribe(lambda _e: both_running.set() if run.counts()[State.RUNNING] == 2 else None)
+    task = asyncio.create_task(run.run())
+    await asyncio.wait_for(both_running.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    states = {p: r.state for p, r in run.runs.items()}
+    assert sorted(states.values(), key=lambda s: s.value) == [State.KILLED] * 4  # 2 running, 1 queued, the root
+    for r in run.runs.values():
+        if r.operation:
+            ended = await connection.client.wait_operation(r.operation, timeout=20)  # the cancel was asked for (202)
+            assert ended.status is OperationStatus.CANCELLED
