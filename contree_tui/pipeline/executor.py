@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -88,14 +88,18 @@ Listener = Callable[[PipelineEvent], None]
 class PipelineRun:
     """One run of a tree: `await run()` returns the root's final state; `runs` maps each path to its NodeRun."""
 
-    def __init__(self, root: Node, connection: Connection, *, image: str | None = None, force: bool = False,
-                 cache: StepCache | None = None, max_concurrent: int | None = None) -> None:
-        """`image`: for nodes that set none. `force`: run every step even if cached. `cache`: the target's
-        StepCache by default. `max_concurrent`: Execs running at once over the whole run (None: unbounded)."""
+    def __init__(self, root: Node, connection: Connection, *, image: str | None = None,
+                 force: bool | Iterable[str] = False, cache: StepCache | None = None,
+                 max_concurrent: int | None = None) -> None:
+        """`image`: for nodes that set none. `force`: True runs every step even if cached; paths run the steps
+        of those subtrees again (re-run a node or subtree: the rest, unchanged, are cache hits). `cache`: the
+        target's StepCache by default. `max_concurrent`: Execs running at once over the whole run (None:
+        unbounded)."""
         self.root = root
         self.connection = connection
         self.default_image = image
-        self.force = force
+        self.force = force if isinstance(force, bool) else False
+        self.forced_paths = () if isinstance(force, bool) else tuple(p.rstrip("/") + "/" for p in force)
         self.cache = cache if cache is not None else StepCache.for_key(connection.cache_key)
         self.nodes: dict[str, Node] = {n.path: n for n in root.walk()}
         self.runs: dict[str, NodeRun] = {p: NodeRun(p, n.kind) for p, n in self.nodes.items()}
@@ -109,6 +113,9 @@ class PipelineRun:
             if node.effective().skip:
                 self.runs[path].skipped = True
         check_runnable(root, image)
+        unknown = [p for p in self.forced_paths if p.rstrip("/") not in self.nodes and p != "/"]
+        if unknown:
+            raise PipelineError(f"no node {unknown[0].rstrip('/')} to re-run (nodes: {', '.join(self.nodes)})")
 
     # ---- observing ----
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -220,7 +227,7 @@ class PipelineRun:
         inputs = StepInputs(source=source, command=command, env=dict(env), cwd=cwd, disposable=disposable,
                             files={p: content_digest(f, self._digests) for p, f in files.items()})
         key = inputs.key
-        if not self.force:
+        if not self._forced(node):
             hit = self.cache.get(key)
             if hit is not None and await self._still_there(hit.result_image, source):
                 return await self._cache_hit(run, hit)
@@ -304,6 +311,9 @@ class PipelineRun:
         self._set(run, State.ERROR)
         return None
 
+    def _forced(self, node: Node) -> bool:
+        return self.force or (bool(self.forced_paths) and (node.path + "/").startswith(self.forced_paths))
+
     def _slots_for(self, node: Node) -> list[asyncio.Semaphore]:
         """The run's slot, then each ancestor's with max_concurrent, root first: one order everywhere, so
         two Execs never hold each other's next slot (no deadlock)."""
@@ -372,7 +382,8 @@ def _result_json(value: ReturnValue | None) -> str | None:
     return json.dumps({"repr": value.text} if value.text is not None else {"json": value.data}, sort_keys=True)
 
 
-async def run_pipeline(root: Node, connection: Connection, *, image: str | None = None, force: bool = False,
+async def run_pipeline(root: Node, connection: Connection, *, image: str | None = None,
+                       force: bool | Iterable[str] = False,
                        listener: Listener | None = None, cache: StepCache | None = None) -> PipelineRun:
     """Run the tree to the end; the PipelineRun holds every node's outcome."""
     run = PipelineRun(root, connection, image=image, force=force, cache=cache)

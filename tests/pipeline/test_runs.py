@@ -38,12 +38,15 @@ async def test_the_sieve_prints_the_primes_below_30_in_the_sandbox_and_returns_t
 async def test_every_hint_round_trips_into_the_sandbox(connection: Connection, python_image: str) -> None:
     root = Serial().set(image=python_image)
     root["types"] = Exec(sp.echo_types, **ALL_TYPES)
+    root["sibling"] = Exec(sp.doubled, 21)
     root["fails"] = Exec(sp.fail, "no luck")
     run = PipelineRun(root, connection)
     assert await run.run() is State.ERROR
     typed = run.runs["/types"]
     assert typed.state is State.DONE, bytes(typed.output).decode()
     assert typed.return_value is not None and typed.return_value.data == EXPECTED
+    sibling = run.runs["/sibling"]
+    assert sibling.return_value is not None and sibling.return_value.data == 42, bytes(sibling.output).decode()
     failed = run.runs["/fails"]
     assert failed.state is State.ERROR and failed.error == "exit 1"
     assert "RuntimeError: no luck" in bytes(failed.output).decode()
@@ -128,6 +131,9 @@ async def test_an_unchanged_rerun_is_all_cache_hits_and_starts_no_operation(
     forced = PipelineRun(build(), connection, force=True)
     assert await forced.run() is State.DONE
     assert not any(r.cached for r in forced.runs.values())
+    subtree = PipelineRun(build(), connection, force=["/fan"])  # re-run a subtree: the rest are hits
+    assert await subtree.run() is State.DONE
+    assert [p for p, r in subtree.runs.items() if r.kind == "exec" and not r.cached] == ["/fan/b0", "/fan/b1"]
     changed = build()
     changed["last"].set(env={"X": "1"})
     partly = PipelineRun(changed, connection)
@@ -135,7 +141,10 @@ async def test_an_unchanged_rerun_is_all_cache_hits_and_starts_no_operation(
     assert [p for p, r in partly.runs.items() if r.kind == "exec" and not r.cached] == ["/last"]
 
 
-async def test_headless_prints_progress_and_returns_the_status(connection: Connection) -> None:
+async def test_headless_prints_progress_and_returns_the_status(connection: Connection, python_image: str) -> None:
+    out = io.StringIO()
+    assert await run_headless(sp.primes_less_than(12), connection, image=python_image, out=out) == 0
+    assert "done  /find primes  " in out.getvalue() and "-> [2, 3, 5, 7, 11]" in out.getvalue()
     out = io.StringIO()
     assert await run_headless(sp.failing().set(image=BUSYBOX), connection, out=out) == 1
     text = out.getvalue()
@@ -175,3 +184,14 @@ async def test_killing_a_run_cancels_its_operations_and_marks_them_killed(connec
         if r.operation:
             ended = await connection.client.wait_operation(r.operation, timeout=20)  # the cancel was asked for (202)
             assert ended.status is OperationStatus.CANCELLED
+
+
+async def test_a_skipped_step_is_passed_over_and_the_next_continues_from_before_it(connection: Connection) -> None:
+    root = sp.chain(3).set(image=BUSYBOX)
+    root["step2"].set(skip=True)
+    run = PipelineRun(root, connection)
+    assert await run.run() is State.DONE
+    skipped, third = run.runs["/step2"], run.runs["/step3"]
+    assert skipped.skipped and skipped.state is State.PENDING and skipped.operation is None
+    assert third.source == run.runs["/step1"].result
+    assert bytes(third.output).decode().split() == ["1", "3"]
