@@ -22,7 +22,7 @@ def test_client_modules_import_neither_textual_nor_the_engine() -> None:
 PIPELINE_CHECK = (
     "import contree_tui.pipeline, contree_tui.pipeline.nodes, contree_tui.pipeline.functions, "
     "contree_tui.pipeline.loader, contree_tui.pipeline.function_runner, contree_tui.pipeline.executor, "
-    "contree_tui.pipeline.headless, sys; "
+    "contree_tui.pipeline.headless, contree_tui.pipeline.entry, sys; "
     "bad = sorted(m for m in sys.modules if m.startswith(('textual', 'contree_tui.engine', 'contree_tui.tui')) "
     "or m == 'contree_tui.cli' or m.startswith('contree_tui.cli.')); "
     "assert not bad, bad"
