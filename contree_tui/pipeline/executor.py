@@ -35,6 +35,8 @@ from contree_tui.pipeline.functions import ReturnValue, split_result
 from contree_tui.pipeline.nodes import Exec, Node, Parallel, Parent, PipelineError, Serial
 from contree_tui.pipeline.step_cache import CachedStep, StepCache, StepInputs, content_digest
 
+EXIT_NOT_FOUND = 127  # the shell's "command not found"
+
 
 class State(enum.Enum):
     PENDING = "P"
@@ -282,6 +284,8 @@ class PipelineRun:
             reason = outcome.error or (f"timed out after {timeout} s" if outcome.timed_out else
                                        f"exit {run.exit_code}" if outcome.status is OperationStatus.SUCCESS else
                                        f"operation {outcome.status.value if outcome.status else 'lost'}")
+            if node.function and run.exit_code == EXIT_NOT_FOUND and b"python3" in run.output:
+                reason += ": the image has no python3, which function steps need (nothing else)"
             run.result = outcome.result_image_uuid
             return self._fail(run, reason)
         result = source if disposable else (outcome.result_image_uuid or source)

@@ -195,3 +195,10 @@ async def test_a_skipped_step_is_passed_over_and_the_next_continues_from_before_
     assert skipped.skipped and skipped.state is State.PENDING and skipped.operation is None
     assert third.source == run.runs["/step1"].result
     assert bytes(third.output).decode().split() == ["1", "3"]
+
+
+async def test_a_function_step_on_an_image_without_python_says_so(connection: Connection) -> None:
+    run = PipelineRun(sp.primes_less_than(5).set(image=BUSYBOX), connection)
+    assert await run.run() is State.ERROR
+    assert run.runs["/find primes"].error == "exit 127: the image has no python3, which function steps need " \
+        "(nothing else)"
