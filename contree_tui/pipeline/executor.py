@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,11 +31,13 @@ from contree_client.models import FileSpec, OperationStatus
 from contree_tui.client.connection import Connection
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
 from contree_tui.client.records import OperationRecord
+from contree_tui.client.sync import DirectoryState, Syncer, SyncError
 from contree_tui.pipeline.function_runner import RESULT_MARK
-from contree_tui.pipeline.functions import ReturnValue, split_result
+from contree_tui.pipeline.functions import RUNNER_PATH, RUNNER_SOURCE, SANDBOX_DIR, ReturnValue, split_result
 from contree_tui.pipeline.nodes import Exec, Node, Parallel, Parent, PipelineError, Serial
 from contree_tui.pipeline.step_cache import CachedStep, StepCache, StepInputs, content_digest
 
+log = logging.getLogger("contree_tui.pipeline")
 EXIT_NOT_FOUND = 127  # the shell's "command not found"
 
 
@@ -111,6 +114,8 @@ class PipelineRun:
         self._resolved: dict[str, str] = {}
         self._digests: dict[Path, str] = {}
         self._uploaded: dict[str, str] = {}  # sha256 -> file uuid on this target
+        self._folders: dict[Path, DirectoryState] = {}  # function steps' folders, synced
+        self._sync_locks: dict[Path, asyncio.Lock] = {}
         for path, node in self.nodes.items():
             if node.effective().skip:
                 self.runs[path].skipped = True
@@ -126,7 +131,10 @@ class PipelineRun:
 
     def _emit(self, event: PipelineEvent) -> None:
         for listener in list(self._listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a broken view must not stop the pipeline (as client/observable.py's subscribers)
+                log.exception("pipeline listener failed")
 
     def _set(self, run: NodeRun, state: State) -> None:
         if run.state is state:
@@ -225,18 +233,22 @@ class PipelineRun:
     async def _exec_in_slot(self, node: Exec, run: NodeRun, source: str, env: Any, cwd: str | None,
                             disposable: bool, timeout: int | None) -> str | None:
         command = node.function.sandbox_command() if node.function else node.command
-        files = node.function.files() if node.function else {}
+        folder: DirectoryState | None = None
+        digests: dict[str, str] = {}
+        if node.function:  # the runner and the pipeline's folder go along; both are in the step's inputs
+            folder = await self._folder_state(node.function.folder)
+            digests = {RUNNER_PATH: content_digest(RUNNER_SOURCE, self._digests), SANDBOX_DIR: folder.digest}
         inputs = StepInputs(source=source, command=command, env=dict(env), cwd=cwd, disposable=disposable,
-                            files={p: content_digest(f, self._digests) for p, f in files.items()})
+                            files=digests)
         key = inputs.key
         if not self._forced(node):
             hit = self.cache.get(key)
             if hit is not None and await self._still_there(hit.result_image, source):
                 return await self._cache_hit(run, hit)
         options: dict[str, Any] = {"shell": True, "disposable": disposable, "truncate_output_at": FULL_OUTPUT}
-        if files:
-            options["files"] = {p: FileSpec(uuid=await self._upload(f, inputs.files[p]), mode="0644")
-                                for p, f in files.items()}
+        if folder is not None:
+            runner = FileSpec(uuid=await self._upload(RUNNER_SOURCE, digests[RUNNER_PATH]), mode="0644")
+            options["files"] = {**folder.files(), RUNNER_PATH: runner}
         if env:
             options["env"] = dict(env)
         if cwd:
@@ -347,6 +359,21 @@ class PipelineRun:
         except NotFoundError:
             return False
         return True
+
+    async def _folder_state(self, folder: Path) -> DirectoryState:
+        """The folder synced (once per run, whichever step asks first): what its steps' sandboxes get."""
+        lock = self._sync_locks.setdefault(folder, asyncio.Lock())
+        async with lock:
+            if folder not in self._folders:
+                try:
+                    syncer = Syncer(self.connection, folder, SANDBOX_DIR)
+                    try:
+                        self._folders[folder] = (await syncer.sync()).state
+                    finally:
+                        syncer.close()
+                except SyncError as exc:
+                    raise PipelineError(f"cannot send the pipeline's folder: {exc}") from None
+        return self._folders[folder]
 
     async def _upload(self, path: Path, sha256: str) -> str:
         if sha256 not in self._uploaded:

@@ -34,6 +34,7 @@ import sys
 import traceback
 import types
 import typing
+import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
@@ -422,7 +423,8 @@ def load_module(path: str) -> types.ModuleType:
     folder = os.path.dirname(full)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    name = "contree_pipeline_" + Path(full).stem.replace("-", "_").replace(".", "_")
+    # unique per file: two pipeline files of one name (two projects' pipeline.py) must not replace each other
+    name = f"contree_pipeline_{Path(full).stem}_{zlib.crc32(full.encode()):08x}".replace("-", "_").replace(".", "_")
     spec = importlib.util.spec_from_file_location(name, full)
     if spec is None or spec.loader is None:
         raise ImportError(f"{path}: cannot be imported as a Python module")

@@ -1,6 +1,9 @@
 """A Python function as a pipeline step, on the host side: which functions can be called by name in a sandbox,
 their arguments checked and encoded when the node is defined, the command that calls them, and the same call
 made here (`call_local`, what `contree-tui call FILE FUNC --n=30` runs to reproduce a step).
+
+In the sandbox the step gets the pipeline file's folder (synced as `contree-tui sync` does, at SANDBOX_DIR, so
+the file's own imports work, as Conducto's `copy_dir="."`) and the runner at RUNNER_PATH.
 """
 
 from __future__ import annotations
@@ -17,13 +20,9 @@ from typing import Any
 from contree_tui.pipeline import function_runner
 from contree_tui.pipeline.function_runner import RESULT_MARK, ArgumentError
 
-SANDBOX_DIR = "/contree-pipeline"  # where a function step's files go in the sandbox
-RUNNER_NAME = "_contree_function_runner.py"
+SANDBOX_DIR = "/contree-pipeline"  # the pipeline file's folder, synced (client/sync.py: .gitignore, excludes)
+RUNNER_PATH = "/.contree-pipeline/function_runner.py"  # outside the folder: no name of the user's can clash
 RUNNER_SOURCE = Path(function_runner.__file__)
-# The pipeline file's own folder goes along (its sibling modules are what it imports), within these bounds:
-# past them only the pipeline file itself is sent, and the node says so.
-SIBLINGS_MAX_FILES = 64
-SIBLINGS_MAX_BYTES = 1 << 20
 
 
 class FunctionStepError(ArgumentError):
@@ -47,18 +46,13 @@ class FunctionCall:
         """What the node shows as its command: the host call that reproduces it."""
         return shlex.join(["contree-tui", "call", self.file.name, self.name, *self.argv])
 
-    def sandbox_command(self) -> str:
-        return shlex.join(["python3", f"{SANDBOX_DIR}/{RUNNER_NAME}", f"{SANDBOX_DIR}/{self.file.name}", self.name,
-                           *self.argv])
+    @property
+    def folder(self) -> Path:
+        """The folder synced into the sandbox with the step: the pipeline file's (its own imports live there)."""
+        return self.file.parent
 
-    def files(self) -> dict[str, Path]:
-        """Sandbox path -> host file: the runner, the pipeline file and its sibling .py files (bounded)."""
-        found = {f"{SANDBOX_DIR}/{RUNNER_NAME}": RUNNER_SOURCE, f"{SANDBOX_DIR}/{self.file.name}": self.file}
-        siblings = sorted(p for p in self.file.parent.glob("*.py") if p.is_file() and p != self.file)
-        total = sum(p.stat().st_size for p in siblings)
-        if len(siblings) <= SIBLINGS_MAX_FILES and total <= SIBLINGS_MAX_BYTES:
-            found.update({f"{SANDBOX_DIR}/{p.name}": p for p in siblings if p.name != RUNNER_NAME})
-        return found
+    def sandbox_command(self) -> str:
+        return shlex.join(["python3", RUNNER_PATH, f"{SANDBOX_DIR}/{self.file.name}", self.name, *self.argv])
 
     @classmethod
     def make(cls, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> FunctionCall:

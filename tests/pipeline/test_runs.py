@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
+from pathlib import Path
 
 import pytest
 from contree_client.models import OperationStatus
@@ -12,6 +14,7 @@ from contree_client.models import OperationStatus
 from contree_tui.client.connection import Connection
 from contree_tui.pipeline import Exec, Parallel, Serial
 from contree_tui.pipeline.executor import PipelineRun, State
+from contree_tui.pipeline.function_runner import load_module
 from contree_tui.pipeline.headless import run_headless
 from tests.pipeline import sample_pipelines as sp
 from tests.pipeline.conftest import BUSYBOX
@@ -202,3 +205,30 @@ async def test_a_function_step_on_an_image_without_python_says_so(connection: Co
     assert await run.run() is State.ERROR
     assert run.runs["/find primes"].error == "exit 127: the image has no python3, which function steps need " \
         "(nothing else)"
+
+
+async def test_a_change_in_the_pipeline_folder_reruns_its_function_steps_only(
+        connection: Connection, python_image: str, tmp_path: Path) -> None:
+    folder = tmp_path / "project"  # not tmp_path itself: the test's caches live there and change with each run
+    folder.mkdir()
+    for name in ("sample_pipelines.py", "sample_helpers.py"):
+        shutil.copy(Path(sp.__file__).parent / name, folder / name)
+    copy = load_module(str(folder / "sample_pipelines.py"))
+
+    def build() -> Serial:
+        root = Serial().set(image=python_image)
+        root["shell"] = Exec("echo shell > /shell.txt")
+        root["doubled"] = Exec(copy.doubled, 4)
+        return root
+
+    first = PipelineRun(build(), connection)
+    assert await first.run() is State.DONE
+    assert first.runs["/doubled"].return_value.data == 8  # type: ignore[union-attr]
+    again = PipelineRun(build(), connection)
+    assert await again.run() is State.DONE
+    assert again.runs["/shell"].cached and again.runs["/doubled"].cached
+    (folder / "sample_helpers.py").write_text("def double(n: int) -> int:\n    return 3 * n\n")
+    changed = PipelineRun(build(), connection)
+    assert await changed.run() is State.DONE
+    assert changed.runs["/shell"].cached and not changed.runs["/doubled"].cached
+    assert changed.runs["/doubled"].return_value.data == 12  # type: ignore[union-attr]  (the new helper ran)
