@@ -26,6 +26,8 @@ import base64
 import dataclasses
 import datetime
 import enum
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import inspect
 import json
@@ -41,7 +43,7 @@ from typing import Any
 
 RESULT_MARK = "\x1e@contree-pipeline-result "  # \x1e (record separator) never starts a line of ordinary text
 EXIT_BAD_CALL = 2  # the command line did not fit the function (as argparse exits)
-STUB_MODULES = ("contree_tui", "contree_tui.pipeline")
+STUB_ROOT = "contree_tui"
 
 
 class ArgumentError(TypeError):
@@ -354,11 +356,12 @@ def decode_call(func: Callable[..., Any], argv: list[str]) -> tuple[list[Any], d
                             f"({len(params)} parameter(s))")
     for param, text in zip(free, positional, strict=False):
         kwargs[param.name] = _decode_param(text, hints.get(param.name), f"{name}() argument {param.name}")
+    args = [kwargs.pop(p.name) for p in params if p.kind is p.POSITIONAL_ONLY and p.name in kwargs]
     try:
-        signature.bind(**kwargs)
+        signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise ArgumentError(f"{name}(): {exc}") from None
-    return [], kwargs
+    return args, kwargs
 
 
 def _decode_param(text: str, hint: Any, where: str) -> Any:
@@ -397,18 +400,34 @@ class _Stub:
         return cls
 
 
+class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves `contree_tui` and any module below it as a stub whose every attribute is _Stub, so whatever way
+    the pipeline file imports the pipeline classes (`from contree_tui.pipeline.nodes import Serial`, `import
+    contree_tui.pipeline as cp`) works where contree-tui is not installed."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname == STUB_ROOT or fullname.startswith(STUB_ROOT + "."):
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        module = types.ModuleType(spec.name)
+        module.__path__ = []  # type: ignore[attr-defined]
+        module.__getattr__ = lambda attr: _Stub  # type: ignore[method-assign]
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
 def _install_stubs() -> None:
     try:
         import contree_tui.pipeline  # noqa: F401  (the host, or an image with contree-tui: the real thing)
         return
     except ImportError:
         pass
-    for name in STUB_MODULES:
-        module = types.ModuleType(name)
-        module.__path__ = []  # type: ignore[attr-defined]
-        module.__getattr__ = lambda attr: _Stub  # type: ignore[method-assign]
-        sys.modules[name] = module
-    sys.modules["contree_tui"].pipeline = sys.modules["contree_tui.pipeline"]  # type: ignore[attr-defined]
+    if not any(isinstance(finder, _StubFinder) for finder in sys.meta_path):
+        sys.meta_path.append(_StubFinder())
 
 
 def load_module(path: str) -> types.ModuleType:

@@ -9,7 +9,9 @@ import enum
 from pathlib import Path
 from typing import Optional
 
+import contree_tui.pipeline as cp
 from contree_tui.pipeline import Exec, Parallel, Serial
+from contree_tui.pipeline.nodes import Node  # any import of contree_tui works in a sandbox without it
 
 
 def sieve(n: int) -> list[int]:
@@ -108,3 +110,11 @@ def doubled(n: int) -> int:
     from sample_helpers import double  # a sibling of the pipeline file, as the sandbox has it
 
     return double(n)
+
+
+def positional_only(a: int, /, b: int = 1) -> int:
+    return a - b
+
+
+def tree_of(kind: str) -> Node:
+    return cp.Serial() if kind == "serial" else cp.Parallel()

@@ -42,12 +42,15 @@ async def test_every_hint_round_trips_into_the_sandbox(connection: Connection, p
     root = Serial().set(image=python_image)
     root["types"] = Exec(sp.echo_types, **ALL_TYPES)
     root["sibling"] = Exec(sp.doubled, 21)
+    root["positional"] = Exec(sp.positional_only, 10, b=3)
     root["fails"] = Exec(sp.fail, "no luck")
     run = PipelineRun(root, connection)
     assert await run.run() is State.ERROR
     typed = run.runs["/types"]
     assert typed.state is State.DONE, bytes(typed.output).decode()
     assert typed.return_value is not None and typed.return_value.data == EXPECTED
+    positional = run.runs["/positional"]
+    assert positional.return_value is not None and positional.return_value.data == 7
     sibling = run.runs["/sibling"]
     assert sibling.return_value is not None and sibling.return_value.data == 42, bytes(sibling.output).decode()
     failed = run.runs["/fails"]
