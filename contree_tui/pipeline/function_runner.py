@@ -354,7 +354,7 @@ def decode_call(func: Callable[..., Any], argv: list[str]) -> tuple[list[Any], d
     if len(positional) > len(free):
         raise ArgumentError(f"{name}(): {len(positional) - len(free)} positional argument(s) too many "
                             f"({len(params)} parameter(s))")
-    for param, text in zip(free, positional, strict=False):
+    for param, text in zip(free, positional):  # noqa: B905  (strict= is 3.10+; lengths checked above)
         kwargs[param.name] = _decode_param(text, hints.get(param.name), f"{name}() argument {param.name}")
     args = [kwargs.pop(p.name) for p in params if p.kind is p.POSITIONAL_ONLY and p.name in kwargs]
     try:

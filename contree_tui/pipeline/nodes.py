@@ -17,6 +17,7 @@ from contree_tui.pipeline.functions import FunctionCall, describe_call
 
 NAME_RE = re.compile(r"[^/\x00-\x1f]+")  # a path segment: anything printable but '/'
 NAME_MAX = 100
+IMAGE_RE = re.compile(r"^(tag:.+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:[:/.][A-Za-z0-9_-]+)*$")  # the API's tag pattern
 
 
@@ -90,8 +91,10 @@ class Node:
         for flag in ("disposable", "skip"):
             if given.get(flag) is not None and not isinstance(given[flag], bool):
                 raise PipelineError(f"{where}: {flag} must be True or False, not {given[flag]!r}")
-        if given.get("image") is not None and not isinstance(given["image"], str):
-            raise PipelineError(f"{where}: image must be a reference (tag:NAME or an image UUID)")
+        if given.get("image") is not None and not (isinstance(given["image"], str) and IMAGE_RE.match(given["image"])):
+            hint = f" (did you mean tag:{given['image']}?)" if isinstance(given["image"], str) else ""
+            raise PipelineError(f"{where}: image {given['image']!r} is not a reference: tag:NAME or an image "
+                                f"UUID{hint}")
         if given.get("tag") is not None:
             if not isinstance(self, Exec):
                 raise PipelineError(f"{where}: tag= names an Exec's result snapshot; set it on an Exec")

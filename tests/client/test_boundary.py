@@ -46,3 +46,12 @@ def test_the_function_runner_is_stdlib_only() -> None:
             "assert not bad, bad")
     done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_function_runner_parses_as_python_3_9() -> None:
+    """Images carry whatever python3 their distribution has (Debian 11: 3.9): no newer syntax in the runner."""
+    import ast
+    from pathlib import Path
+
+    import contree_tui.pipeline.function_runner as runner
+    ast.parse(Path(runner.__file__).read_text(), feature_version=(3, 9))

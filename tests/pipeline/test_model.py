@@ -63,6 +63,8 @@ def test_set_refuses_bad_values() -> None:
         Exec("true").set(env={"A": 1})  # type: ignore[dict-item]
     with pytest.raises(PipelineError, match="tag"):
         Serial().set(tag="x")
+    with pytest.raises(PipelineError, match=r"image 'busybox:latest' is not a reference.*tag:busybox:latest\?"):
+        Serial().set(image="busybox:latest")
     with pytest.raises(TypeError):
         Exec("true").set(cpu=2)  # type: ignore[call-arg]
 
