@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -407,7 +408,6 @@ def check_runnable(root: Node, default_image: str | None) -> None:
 
 
 def _result_json(value: ReturnValue | None) -> str | None:
-    import json
     if value is None:
         return None
     return json.dumps({"repr": value.text} if value.text is not None else {"json": value.data}, sort_keys=True)

@@ -9,6 +9,7 @@ the file's own imports work, as Conducto's `copy_dir="."`) and the runner at RUN
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import shlex
 import sys
@@ -110,13 +111,11 @@ class ReturnValue:
     text: str | None = None  # the repr, for values JSON cannot carry
 
     def show(self) -> str:
-        import json
         return self.text if self.text is not None else json.dumps(self.data, sort_keys=True)
 
 
 def split_result(stdout: bytes) -> tuple[bytes, ReturnValue | None]:
     """The function's own output, and the return value the runner appended (None if it returned None)."""
-    import json
     mark = RESULT_MARK.encode()
     at = stdout.rfind(mark)
     if at < 0:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from contree_tui.client.sync_cache import cache_root, open_cache_db
 
@@ -93,10 +92,6 @@ def content_digest(path: Path, memo: dict[Path, str] | None = None) -> str:
     if memo is not None:
         memo[path] = digest
     return digest
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 __all__ = ["CachedStep", "StepCache", "StepInputs", "content_digest"]
