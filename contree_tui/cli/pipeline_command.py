@@ -62,7 +62,7 @@ def split_own_options(argv: Sequence[str]) -> tuple[dict[str, object], list[str]
         elif name in VALUED and eq:
             own[VALUED[name]] = value
         elif item in VALUED:
-            if i + 1 >= len(items):
+            if i + 1 >= len(items) or items[i + 1].startswith("--"):
                 raise PipelineError(f"{item} needs a value")
             own[VALUED[item]] = items[i + 1]
             i += 1
