@@ -26,7 +26,7 @@ from contree_tui.client.lineage import Lineage as ClientLineage
 from contree_tui.client.lineage import LineageTree
 from contree_tui.client.observable import Observable
 from contree_tui.client.operations import FULL_OUTPUT, EventCursor, follow_events
-from contree_tui.client.position import PositionError, WorkingPosition
+from contree_tui.client.position import HistoryEntry, PositionError, WorkingPosition
 from contree_tui.client.reconnect import ConnectionState, describe_failure
 from contree_tui.client.records import IMPORT_KIND, ImageRecord, OperationRecord
 from contree_tui.client.sync import SyncError
@@ -156,6 +156,12 @@ class StoredPosition:
     def __init__(self, position: WorkingPosition, lineage: Callable[[], Lineage]) -> None:
         self._position = position
         self._lineage = lineage
+        # the last run's result that another client's move kept from becoming working: that client's move
+        self.diverted: HistoryEntry | None = None
+
+    def poll(self) -> list[HistoryEntry] | None:
+        """Other clients' moves and runs since the last poll (None: nothing written elsewhere)."""
+        return self._position.poll()
 
     @property
     def working(self) -> str | None:
@@ -184,11 +190,15 @@ class StoredPosition:
     def record_run(self, source: str, result: str | None, *, operation: str, command: str,
                    exit_code: int | None, move: bool = True) -> bool:
         """Move to the run's result if it made one and the position is still where the run started (the
-        user may have moved meanwhile); the run goes into the history either way. True if it moved.
-        `move=False`: a `:parallel` branch, recorded but never followed."""
-        moved = move and self.working == source and result is not None and result != source
-        self._position.record_run(source, result, operation=operation, command=command, exit_code=exit_code,
-                                  moved=moved)
+        user, or another client, may have moved it meanwhile: checked in the shared file, in the same
+        transaction as the move); the run goes into the history either way. True if it moved; when another
+        client's move kept it from moving, `diverted` is that move. `move=False`: a `:parallel` branch,
+        recorded but never followed."""
+        wanted = move and result is not None and result != source
+        entry = self._position.record_run(source, result, operation=operation, command=command,
+                                          exit_code=exit_code, moved=wanted, if_at=source)
+        moved = wanted and entry.image == result
+        self.diverted = self._position.moved_by_another() if wanted and not moved else None
         return moved
 
     def reload(self) -> None:

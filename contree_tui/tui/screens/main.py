@@ -26,6 +26,7 @@ from contree_tui.tui.outcome import outcome
 from contree_tui.tui.screens.command_verbs import CommandVerbs
 from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
+from contree_tui.tui.screens.position_watch import PositionWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
@@ -38,7 +39,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
+class MainScreen(PositionWatch, LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -109,6 +110,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         self._attach_command_verbs(message.backend)
         self._attach_link_watch(message.backend)
         self._attach_import_watch(message.backend)
+        self._attach_position_watch(message.backend)  # another client's moves, followed (position_watch.py)
         self.load()
 
     def on_link_changed(self, message: LinkChanged) -> None:
@@ -192,6 +194,8 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         moved = self.position.record_run(image, op.result if made else None, operation=op.uuid,
                                          command=op.command, exit_code=op.exit_code, move=not branch)
         self.run_finished(entry, op, moved)
+        if not moved and not branch:
+            self.tell_diverted(op.command, image, op.result if made else None)  # no silent fork
         if moved:
             self._show_working()
         if op.status is not OperationStatus.SUCCESS:
