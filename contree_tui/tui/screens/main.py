@@ -24,8 +24,8 @@ from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.outcome import outcome
 from contree_tui.tui.screens.command_verbs import CommandVerbs
-from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
+from contree_tui.tui.screens.operation_watch import OperationWatch
 from contree_tui.tui.screens.position_watch import PositionWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
@@ -39,7 +39,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(PositionWatch, LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
+class MainScreen(PositionWatch, LinkWatch, OperationWatch, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -61,7 +61,7 @@ class MainScreen(PositionWatch, LinkWatch, ImportWatch, CommandVerbs, Screen[Non
         self._followed: set[str] = set()  # operations whose events a worker is reading
         self._init_command_verbs()
         self._init_link_watch()
-        self._init_import_watch()
+        self._init_operation_watch()
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="connection-banner")
@@ -109,7 +109,7 @@ class MainScreen(PositionWatch, LinkWatch, ImportWatch, CommandVerbs, Screen[Non
         message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
         self._attach_command_verbs(message.backend)
         self._attach_link_watch(message.backend)
-        self._attach_import_watch(message.backend)
+        self._attach_operation_watch(message.backend)  # every client's operations (operation_watch.py)
         self._attach_position_watch(message.backend)  # another client's moves, followed (position_watch.py)
         self.load()
 
