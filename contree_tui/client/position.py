@@ -15,8 +15,8 @@ key (a wiped engine or another account starts afresh). Changes are transactions 
 CLI and the TUI can move the same folder's position without losing a step.
 
 One truth for every client: a client that shows the position watches it (`WorkingPosition.poll`, one
-`PRAGMA data_version` per call, ~5 µs, re-reading the row and the new history entries only when another
-connection committed), and follows the other clients' moves. A run records where it started (`if_at`): if
+`PRAGMA data_version` per call, ~20 µs measured, re-reading the row and the new history entries only when
+another connection committed), and follows the other clients' moves. A run records where it started (`if_at`): if
 someone else moved the position while it ran, the run does NOT move it to its result, since that would make a
 child of a snapshot the position had already left look like the next step (a silent fork; `history` would show
 `X -> result` for a result not made from X). The run is still recorded, as a run that left the position where

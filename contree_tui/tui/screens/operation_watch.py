@@ -6,7 +6,8 @@ it ends. A mixin of MainScreen, kept apart so the screen's module stays about la
 One listing of the operations created since the newest one seen (minus an overlap: `since` is whole seconds,
 and a hosted server may show an item a little late) every second on the embedded engine, every 5 s on a
 hosted Contree; then one GET per operation that is new here (its command). A quiet poll is that one listing:
-~2 ms on the embedded engine's socket (`watch_ms` keeps the last polls' figures, for the bench and tests).
+9 ms median with 20 operations in the window, measured on a 2-core VM at load 7.6 where a whoami took
+4.9 ms: under 1% of the 1 s period (`watch_ms` keeps the last 50 polls' figures).
 Quiet while the link is down (the banner says so). The TUI's own runs and imports are never taken for
 another client's: the watch keeps off while one is being spawned, until its row and its follower exist.
 """

@@ -3,8 +3,8 @@ another terminal, in the same folder). A mixin of MainScreen, kept apart so the 
 layout, loading and following.
 
 The position is a row of a sqlite file the clients share (client/position.py). Every half second one
-`PRAGMA data_version` (about 5 µs: no file read unless another connection committed) says whether anyone else
-wrote; only then are the row and the new history entries read. A move made elsewhere is followed at once:
+`PRAGMA data_version` (~20 µs measured: no file read unless another connection committed) says whether
+anyone else wrote; only then are the row and the new history entries read. A move made elsewhere is followed at once:
 the status bar, the tree's working marker (the cursor stays where the user left it), the new snapshot in the
 tree (a lineage refresh when the tree does not know it yet), a command log entry (`@`) per step, and a
 toast. A `:` run whose start position another client left meanwhile does not move the position to its result
