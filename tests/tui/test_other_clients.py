@@ -44,6 +44,7 @@ async def test_a_cli_run_is_a_row_as_it_starts_its_log_streams_and_its_snapshot_
                     what="the CLI's run as a running row")
         op = find(screen, "tick$i")
         assert op is not None and op.image == start and screen.status_bar.running >= 1
+        assert op.duration is None  # its time counts on in the table, not frozen at the second it was read
         screen.table.select(op.uuid)
         streamed: list[bool] = []
 

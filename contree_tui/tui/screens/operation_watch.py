@@ -98,6 +98,8 @@ class OperationWatch:
         """A row for another client's operation; followed if running, its snapshot into the tree if it has
         ended. True if the tree needs a reload (an import's root, a result whose parent is not known here)."""
         self.buffers.setdefault(op.uuid, OutputBuffer())
+        if op.running:
+            op.duration = None  # the server's figure at the time it was read: the table counts on from its start
         self.table.upsert(op)  # type: ignore[attr-defined]
         self.tree.set_commands({op.uuid: op.command})  # type: ignore[attr-defined]
         self._operation_changed(op)  # type: ignore[attr-defined]
@@ -118,5 +120,6 @@ class OperationWatch:
         for op in list(self.table.operations.values()):  # type: ignore[attr-defined]
             if op.running and op.uuid not in self._followed and op.uuid not in self._auto_followed:
                 self._auto_followed.add(op.uuid)
+                op.duration = None  # as in _adopt
                 self._followed.add(op.uuid)
                 self.follow_existing(op)  # type: ignore[attr-defined]
