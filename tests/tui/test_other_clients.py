@@ -13,7 +13,7 @@ from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.model import Operation, Stream
 from contree_tui.tui.screens.main import MainScreen
 from tests.client.wire import result_image, run_shell
-from tests.tui.helpers import loaded, until
+from tests.tui.helpers import loaded, run_in_bar, until
 from tests.tui.other_clients import cli, cli_run, sdk, start_cli
 
 SIZE = (160, 45)
@@ -119,3 +119,23 @@ async def test_reload_after_the_cli_refreshed_the_shared_cache_keeps_its_snapsho
         roots = {s.uuid for s in screen.lineage.roots()}
         assert not roots & {first, second}, "no CLI snapshot is an unconnected root"
         assert in_tree_under(screen, second, first)
+
+
+async def test_the_tuis_own_run_is_one_row_with_one_copy_of_its_log_while_the_watch_runs(
+        tui_engine_dir: Path, tmp_path: Path) -> None:
+    """The watch lists every operation, the TUI's own too: those are never adopted as another client's (a
+    second row, a second follower doubling every line)."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    app = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await loaded(pilot)
+        await run_in_bar(pilot, "echo own-one; sleep 2.5; echo own-two")
+        await until(pilot, lambda: (op := find(screen, "own-one")) is not None and not op.running, timeout=20,
+                    what="the TUI's own run to end")
+        await pilot.pause(1.5)  # another watch tick after it ended
+        rows = [op for op in screen.table.operations.values() if "own-one" in op.command]
+        assert len(rows) == 1
+        lines = [text for stream, text in screen.buffers[rows[0].uuid].lines if stream is Stream.STDOUT]
+        assert lines == ["own-one", "own-two"], lines
+        assert len(screen.watch_ms) >= 2  # the watch did poll meanwhile
