@@ -54,13 +54,14 @@ async def test_a_run_started_before_the_cli_moved_the_position_does_not_fork_sil
         start = screen.position.working
         assert start is not None
         # the TUI's run is slow; the CLI's, started while it runs, ends first and moves the position
-        await run_in_bar(pilot, "sleep 3; echo tui > /tui")
+        await run_in_bar(pilot, "sleep 10; echo tui > /tui")  # longer than the CLI takes, even on a busy machine
         await until(pilot, lambda: any(op.running and "echo tui" in op.command
                                        for op in screen.table.operations.values()), what="the TUI's run")
         moved = await cli_run(tui_engine_dir, folder, "echo cli5 > /cli5")
         cli_made = moved["position"]
-        assert cli_made and moved["source"] == start
         ours = next(op for op in screen.table.operations.values() if "echo tui" in op.command)
+        assert ours.running, "the CLI's run must end while the TUI's still runs"
+        assert cli_made and moved["source"] == start
         await until(pilot, lambda: ours.status.is_terminal() and screen.position.working == cli_made
                     and any("not moved" in t or "stays there" in t for t in toasts(app)),
                     timeout=30, what="the TUI's run to end and say it did not move the position")
