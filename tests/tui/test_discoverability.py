@@ -148,3 +148,13 @@ async def test_the_snapshot_detail_footer_keeps_help_and_back_at_80x24() -> None
         shown = [key.key_display for key in keys]
         assert "?" in shown and "esc" in shown and "d" in shown, shown
         assert all(key.region.right <= 80 for key in keys), "none cut at the edge"
+
+
+async def test_at_50x14_the_help_drops_the_ids_column_so_what_keys_do_shows() -> None:
+    app = frozen_app()
+    async with app.run_test(size=(50, 14)) as pilot:
+        await ready(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        keys = plain(app.screen.query_one("#help-keys", Static).content, width=44)
+        assert "Roll back" in keys and "rollback" not in keys, "the description, not the id (it took it all)"
