@@ -27,6 +27,7 @@ from contree_tui.tui.screens.help import HelpScreen
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.prompt import PromptScreen
 from contree_tui.tui.screens.snapshot_detail import EntryList, SnapshotDetailScreen
+from contree_tui.tui.screens.split_logs import SplitLogsScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.log_prompt import LogPrompt
 from contree_tui.tui.widgets.log_view import LogView
@@ -176,6 +177,7 @@ class ContreeApp(App[None]):
             ("snapshot tree", list(SnapshotTree.BINDINGS)),
             ("operations", list(OperationsTable.BINDINGS)),
             ("log", list(LogView.BINDINGS)),
+            ("logs side by side (v)", list(SplitLogsScreen.BINDINGS)),
             ("log prompt (/ & s)", [*LogPrompt.BINDINGS, Binding("enter", "answer", "Search; &text filters; save",
                                                                   id="log-prompt.answer")]),
             ("command bar", [*CommandBar.BINDINGS,

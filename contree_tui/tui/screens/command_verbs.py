@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from contree_client.models import OperationStatus
 from textual import work
-from textual.message import Message
 
 from contree_tui.client.image_import import ImportProgress, ImportResult
 from contree_tui.client.operations import EventCursor, Interrupter, InterruptStage
 from contree_tui.client.records import IMPORT_KIND, import_command
-from contree_tui.client.sync import SyncPhase, SyncStatus
 from contree_tui.tui import verbs as v
+from contree_tui.tui.backend_error import BackendError
 from contree_tui.tui.command_log import CommandLog, LogEntry
-from contree_tui.tui.data import BackendError, describe_error
+from contree_tui.tui.data import describe_error
 from contree_tui.tui.messages import OperationUpdated
 from contree_tui.tui.model import Operation, OutputBuffer, Stream
 from contree_tui.tui.outcome import op_icon, outcome
@@ -37,25 +36,6 @@ from contree_tui.tui.widgets.operations_table import format_duration
 
 INTERRUPT_WINDOW = 5.0  # seconds within which a second `c` cancels what the first one signalled
 LISTING_CACHE = 256  # (image, directory) listings kept for completion; an image's files never change
-
-
-class SyncChanged(Message):
-    """The folder's sync status changed (None: off)."""
-
-    def __init__(self, status: SyncStatus | None) -> None:
-        super().__init__()
-        self.status = status
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SyncChanged)
-
-
-class SyncEnded(Message):
-    """One sync of the folder ended (an entry of the command log); never coalesced, unlike SyncChanged."""
-
-    def __init__(self, status: SyncStatus) -> None:
-        super().__init__()
-        self.status = status
 
 
 class CommandVerbs:
@@ -69,36 +49,8 @@ class CommandVerbs:
         self._posting_imports = 0  # `:import` requests sent and not answered yet
 
     def _attach_command_verbs(self, backend: Any) -> None:
-        """On connect: completion from this screen, the folder's sync resumed if it was left on."""
+        """On connect: completion from this screen (the folder's sync: sync_verbs.py)."""
         self.query_one(CommandBar).use_completion(self)
-        sync = getattr(backend, "folder_sync", None)
-        if sync is not None:
-            sync.status.subscribe(self._sync_status_watcher())
-            self._resume_sync(sync)
-
-    def _sync_status_watcher(self) -> Callable[[SyncStatus | None], None]:
-        """Each status for the status bar; each end of a sync (syncing → idle or error) for the command log."""
-        last: list[SyncPhase | None] = [None]
-
-        def on_status(status: SyncStatus | None) -> None:
-            self.post_message(SyncChanged(status))
-            phase = status.phase if status is not None else None
-            if last[0] is SyncPhase.SYNCING and status is not None and phase is not SyncPhase.SYNCING:
-                self.post_message(SyncEnded(status))
-            last[0] = phase
-        return on_status
-
-    @work(group="sync", exit_on_error=False, description="resuming the folder's sync")
-    async def _resume_sync(self, sync: Any) -> None:
-        await sync.resume()
-
-    def on_sync_changed(self, message: SyncChanged) -> None:
-        self.status_bar.sync = message.status
-
-    def on_sync_ended(self, message: SyncEnded) -> None:
-        status = message.status
-        self.command_log.record(self.clock(), "sync", "folder synced", status.describe(),
-                                ok=status.phase is not SyncPhase.ERROR, snapshot=self.position.working)
 
     def on_command_bar_prompt(self, message: CommandBar.Prompt) -> None:
         self.status_bar.prompt = message.prompt
@@ -360,19 +312,6 @@ class CommandVerbs:
         size = await self._backend().download(image, path, dest)
         return f"{path} → {dest} ({size} bytes)"
 
-    def _verb_sync(self, verb: v.Sync, entry: LogEntry) -> None:
-        sync = getattr(self.backend, "folder_sync", None)
-        if sync is None:
-            self._done(entry, "this backend cannot sync a folder", ok=False)
-            return
-        self._carry_out(entry, f"cannot turn sync {'on' if verb.on else 'off'}", self._sync(sync, verb.on))
-
-    async def _sync(self, sync: Any, on: bool) -> str:
-        settings = await sync.turn(on)
-        if on:
-            return f"{sync.folder} → {settings.destination} in every following run, re-synced on change"
-        return f"sync off: following runs get no files from {sync.folder}"
-
     def _verb_cancel(self, verb: v.Cancel, entry: LogEntry) -> None:
         op = self._target_operation()
         if op is None:
@@ -523,4 +462,4 @@ def short(command: str | None, width: int = 40) -> str:
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
 
 
-__all__ = ["INTERRUPT_WINDOW", "CommandLog", "CommandVerbs", "SyncChanged", "SyncEnded"]
+__all__ = ["INTERRUPT_WINDOW", "CommandLog", "CommandVerbs"]

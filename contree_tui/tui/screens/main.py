@@ -24,14 +24,17 @@ from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.outcome import outcome
 from contree_tui.tui.screens.command_verbs import CommandVerbs
+from contree_tui.tui.screens.diff_verbs import DiffVerbs
 from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
+from contree_tui.tui.screens.split_logs import SplitLogsScreen
+from contree_tui.tui.screens.sync_verbs import SyncVerbs
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 from contree_tui.tui.widgets.key_footer import KeyFooter
 from contree_tui.tui.widgets.log_view import LogPanel
-from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration
+from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration, snapshot_of
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
 from contree_tui.tui.widgets.status_bar import StatusBar
 
@@ -39,7 +42,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
+class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -47,7 +50,9 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         Binding("u", "rollback", "Roll back", id="rollback"),
         Binding("U", "forward", "Forward", id="forward"),
         Binding("R", "reload", "Reload", show=False, id="reload"),
+        Binding("D", "diff_mark", "Diff two snapshots (D, D)", show=False, id="diff-mark"),
         Binding("escape", "focus_tree", "Tree", show=False, id="focus-tree"),
+        Binding("v", "split_logs", "Side by side", id="split-logs"),  # screens/split_logs.py
     ]
 
     def __init__(self, *, clock: Clock = utc_now, working: str | None = None) -> None:
@@ -79,7 +84,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         self.table.border_title = "operations"
         self.query_one(LogPanel).border_title = "log"
         self.tree.focus()
-        self.log_panel.running_logs = self.running_logs
+        self.log_panel.host = self  # the operations, their buffers and colours, for `m` and the split view
         self.set_interval(1.0, self.table.tick)
         self.set_interval(30.0, self.tree.refresh_labels)  # ages move on
 
@@ -108,6 +113,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         self.status_bar.link = message.backend.status.value
         message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
         self._attach_command_verbs(message.backend)
+        self._attach_sync(message.backend)
         self._attach_link_watch(message.backend)
         self._attach_import_watch(message.backend)
         self.load()
@@ -264,8 +270,17 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         op = message.operation
         self.table.upsert(op)
         self.lineage.note_operation(op)
-        self.tree.refresh_labels()
+        if op.result in self.lineage.snapshots:  # a node shows its producer's outcome; a run going has none yet
+            self.tree.refresh_labels()
         self.status_bar.running = self.table.running_count
+
+    @on(OperationsTable.JumpToSnapshot)
+    def _jump_to_snapshot(self, message: OperationsTable.JumpToSnapshot) -> None:
+        target = snapshot_of(message.operation, self.lineage.snapshots)
+        if target is None or not self.tree.jump_to(target):
+            self.notify("its snapshot is not in the tree", title="operation", severity="warning")
+            return
+        self.tree.focus()
 
     @on(DataTable.RowHighlighted, "#operations")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -358,6 +373,9 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
 
     def action_command_bar(self) -> None:
         self.query_one(CommandBar).focus()
+
+    def action_split_logs(self) -> None:
+        self.app.push_screen(SplitLogsScreen(self))
 
     def action_focus_tree(self) -> None:
         self.tree.focus()
