@@ -84,6 +84,12 @@ async def test_a_chain_is_one_lane_and_a_branch_in_it_forks_the_older_rest() -> 
         row = tree.row_of(tip)
         assert row is not None and row.parent == branch
 
+        # a third child of the branch point: the newest continues the lane, the one before forks off
+        third = uid(0x9B)
+        screen.lineage.add(Snapshot(third, CHAIN[2], None, NOW + timedelta(seconds=1), uid(0x9B, "c")))
+        tree.add_snapshot(third)
+        assert drawn(tree)[-3:] == [f"├─● {branch[:8]}", f"│ ● {tip[:8]}", f"● {third[:8]}"], drawn(tree)
+
 
 LONG = [uid(n, "d") for n in range(1, 1501)]  # busybox -> 1 -> ... -> 1500 (not "a": uid(0xB0) is busybox)
 

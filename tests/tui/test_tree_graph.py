@@ -99,6 +99,8 @@ def test_more_rows_open_a_chunk_and_a_jump_moves_the_fold_around_its_target() ->
     names = ["base", *[f"s{n}" for n in range(1, 21)]]
     kids = kids_of(*chain(*names))
     windows: Windows = {}
+    open_path(names, kids, (), windows, window=4)
+    assert windows == {}, "the tip has a row already: its ancestors stay folded, the fold still follows the tip"
     more = layout(["base"], kids, windows=windows, window=4)[1].more
     assert more is not None and more.count == 15
     show_more(more, windows, 10)

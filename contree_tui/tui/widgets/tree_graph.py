@@ -32,11 +32,12 @@ Kids = Callable[[str], list[str]]
 Side = Literal["before", "after"]
 Kind = Literal["chain", "fork"]
 Windows = dict[tuple[Kind, str], tuple[int, int]]  # (kind, holder) -> hidden before / after the window
+Runs = dict[str, list[str]]  # a run's first snapshot -> the run
 
-# Textual builds a line (and renders its label once, to measure it) for every row up front: 200 rows of a
-# 10,000-run chain paint in ~0.1 s, all 10,000 took 1.7 s (bench/bench_tui_tree.py); the newest are where a
-# session works.
-WINDOW = 200
+# Textual builds a line for every row up front and every structural change lays all rows out again: 8 chains
+# of 1,250 cost ~100 ms a new snapshot with 200 rows each (1,600), all 10,000 took 1.7 s to paint
+# (bench/bench_tui_tree.py); the newest are where a session works, and one `enter` shows 1,000 more.
+WINDOW = 100
 MORE = "\0more"  # a "… N more" row's key: f"{MORE}:{kind}:{side}:{holder}"
 
 NODE, ROOT, WORKING = "●", "◆", "◉"
@@ -57,7 +58,7 @@ class More:
         return f"{MORE}:{self.kind}:{self.side}:{self.holder}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ made a 1,600-row layout 3x slower
 class Row:
     key: str  # the snapshot's uuid, or More.key
     lead: str  # the lane cells left of this row's own lane: "│ ", "  ", or "├─" where a branch forks off
@@ -99,12 +100,19 @@ def _window(total: int, state: tuple[int, int] | None, window: int) -> tuple[int
     return before, min(after, total - before)
 
 
-def _chain(head: str, kids: Kids, collapsed: Collection[str]) -> tuple[list[str], list[str]]:
-    """The run from `head` through only children, and the children of its last snapshot."""
-    nodes = [head]
+def _chain(head: str, kids: Kids, collapsed: Collection[str], runs: Runs | None = None) -> tuple[list[str], list[str]]:
+    """The run from `head` through only children, and the children of its last snapshot. A run kept in
+    `runs` is walked on from its last snapshot only (walking a 10,000-run chain on every layout was most of
+    a layout's time); a run that grew a child at its end extends itself, one cut in the middle must be
+    dropped by the owner."""
+    nodes = runs.get(head) if runs is not None else None
+    if nodes is None:
+        nodes = [head]
     while True:
         below = kids(nodes[-1])
         if len(below) != 1 or nodes[-1] in collapsed:
+            if runs is not None:
+                runs[head] = nodes
             return nodes, below
         nodes.append(below[0])
 
@@ -120,9 +128,10 @@ def count_below(uuid: str, kids: Kids) -> int:
 
 
 def layout(roots: Iterable[str], kids: Kids, *, collapsed: Collection[str] = (), windows: Windows | None = None,
-           window: int = WINDOW) -> list[Row]:
+           window: int = WINDOW, runs: Runs | None = None) -> list[Row]:
     """The rows, top down. `kids(uuid)` gives the shown children oldest first; `collapsed` snapshots hide all
-    below them; `windows` moves the fold of a long run or a crowd of branches (see `centre`)."""
+    below them; `windows` moves the fold of a long run or a crowd of branches (see `centre`); `runs` keeps
+    the runs walked, for the next layout (its owner drops a run when it changes)."""
     windows = windows if windows is not None else {}
     rows: list[Row] = []
     open_lanes: list[bool] = []
@@ -136,7 +145,7 @@ def layout(roots: Iterable[str], kids: Kids, *, collapsed: Collection[str] = (),
         while len(open_lanes) <= lane:
             open_lanes.append(False)
         open_lanes[lane] = False  # this run now occupies the lane its branch point kept open
-        nodes, below = _chain(item.head, kids, collapsed)
+        nodes, below = _chain(item.head, kids, collapsed, runs)
         end = nodes[-1]
         folded = end in collapsed and bool(below)
         hidden = count_below(end, kids) if folded else 0
@@ -188,15 +197,15 @@ def centre(index: int, total: int, window: int = WINDOW) -> tuple[int, int]:
 
 def open_path(path: list[str], kids: Kids, collapsed: Collection[str], windows: Windows,
               window: int = WINDOW) -> None:
-    """Move the folds so that every snapshot of `path` (a root first, each the parent of the next; none of
-    them collapsed) has a row of its own."""
+    """Move the folds so that the last snapshot of `path` (a root first, each the parent of the next; none of
+    them collapsed) has a row of its own: every branch on the way out of its fork's fold, and the snapshot
+    out of its run's (its ancestors may stay folded: a fold of a straight chain hides nothing below it)."""
     head = 0  # index in `path` of the current run's first snapshot
-    run: list[str] | None = None  # that run, walked once (a path may be 10,000 deep)
     for index in range(1, len(path)):
         parent, uuid = path[index - 1], path[index]
         siblings = kids(parent)
         if len(siblings) != 1:
-            head, run = index, None
+            head = index
             forks = siblings[:-1]
             if uuid in forks:
                 position = forks.index(uuid)
@@ -204,8 +213,9 @@ def open_path(path: list[str], kids: Kids, collapsed: Collection[str], windows: 
                 if not before <= position < len(forks) - after:
                     windows[("fork", parent)] = centre(position, len(forks), window)
             continue
-        if run is None:
-            run, _ = _chain(path[head], kids, collapsed)
+        if index != len(path) - 1:
+            continue
+        run, _ = _chain(path[head], kids, collapsed)
         position = index - head - 1  # in the run's interior (between its first and last snapshot)
         interior = len(run) - 2
         if 0 <= position < interior:
