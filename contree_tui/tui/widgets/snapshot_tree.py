@@ -139,6 +139,8 @@ class SnapshotTree(TreeSearch, Tree[str]):
         self.working = working
         self._visible = self._matching(self.filter_text) if self.filter_text else None
         self._forget()
+        self._checked.clear()  # a reload asks again for commands still unknown (a fetch may have failed)
+        self._asked.clear()
         if working and self._shows(working):
             self._open(working)
         self._relayout()
