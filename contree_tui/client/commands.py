@@ -25,6 +25,7 @@ from contree_client.exceptions import APIConnectionError, APIStatusError, Contre
 from contree_client.models import OperationStatus
 
 from contree_tui.client.connection import Connection, ConnectionProblem
+from contree_tui.client.diff_command import diff as diff_command
 from contree_tui.client.disk import DiskError, disk_usage, make_plan, parse_duration, prune
 from contree_tui.client.image_export import ExportError, default_name, export_image
 from contree_tui.client.image_files import save_stream
@@ -562,7 +563,7 @@ async def sync(ws: Workspace, opts: Options, console: Console) -> int:
 COMMANDS: dict[str, Callable[[Workspace, Options, Console], Awaitable[int]]] = {
     "images": images, "ops": ops, "logs": logs, "run": run, "import": import_image, "rollback": rollback,
     "forward": forward, "use": use, "history": history, "tag": tag, "download": download, "sync": sync,
-    "export": export, "df": df, "prune": prune_command,
+    "export": export, "df": df, "prune": prune_command, "diff": diff_command,
 }
 
 

@@ -27,7 +27,7 @@ def test_a_one_line_change_reads_as_diff_u() -> None:
     new = ["alpha", "beta", "GAMMA", "delta", "epsilon", "zeta"]
     diff = diff_lines("/app/a.txt", old, new, old_size=31, new_size=36)
     expected = [line for line in difflib.unified_diff(old, new, "a/app/a.txt", "b/app/a.txt", lineterm="")]
-    assert diff.unified_text("a", "b") == expected
+    assert diff.unified_text("a/app/a.txt", "b/app/a.txt") == expected
     assert (diff.kind, diff.added, diff.removed) == (DiffKind.TEXT, 2, 1)
     rows = diff.hunks[0].rows
     assert [(r.tag, r.old, r.new) for r in rows if r.tag is not RowTag.EQUAL] == [
