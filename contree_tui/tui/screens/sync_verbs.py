@@ -72,8 +72,9 @@ class SyncVerbs:
             self.post_message(SyncChanged(status))
             if status is None or status.phase is SyncPhase.IDLE:
                 last_error[0] = None
-            elif status.phase is SyncPhase.ERROR and status.reason != last_error[0]:
-                last_error[0] = status.reason
+            elif status.phase is SyncPhase.ERROR and status.short_reason != last_error[0]:
+                # by its core: the whole reason counts the files sent so far, which moves between retries
+                last_error[0] = status.short_reason
                 self.post_message(SyncFailed(status.reason))
         return on_status
 
