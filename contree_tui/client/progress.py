@@ -16,7 +16,7 @@ from typing import TextIO
 
 from contree_tui.client.image_import import ImportProgress
 from contree_tui.client.observable import Observable
-from contree_tui.client.render import human_size
+from contree_tui.client.sizes import human_size
 from contree_tui.client.sync import SyncPhase, SyncStatus
 
 BAR_WIDTH = 24

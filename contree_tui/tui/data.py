@@ -30,16 +30,13 @@ from contree_tui.client.position import PositionError, WorkingPosition
 from contree_tui.client.reconnect import ConnectionState, describe_failure
 from contree_tui.client.records import IMPORT_KIND, ImageRecord, OperationRecord
 from contree_tui.client.sync import SyncError
+from contree_tui.tui.backend_error import BackendError
 from contree_tui.tui.folder_sync import FolderSync
 from contree_tui.tui.model import Lineage, Operation, Snapshot, Stream
 from contree_tui.tui.snapshot_files import ClientSnapshotFiles, SnapshotFiles
 from contree_tui.tui.verb_calls import VerbCalls
 
 T = TypeVar("T")
-
-
-class BackendError(Exception):
-    """A failed call; `str()` says why, for the user."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from contree_tui.client.render import human_size
+from contree_tui.client.sizes import human_size
 from contree_tui.client.sync import SyncReport
 
 NAMED_PATHS = 3  # paths a command-log entry names before "and N more"

@@ -1,6 +1,6 @@
 """The backend calls behind the command bar's verbs (tag, untag, list, download, import, cancel, wait, the
 two-stage interrupt), mixed into data.ContreeBackend so data.py stays the one door to the client layer
-without growing past a sitting. Every failure leaves as data.BackendError with the reason to show.
+without growing past a sitting. Every failure leaves as BackendError (backend_error.py) with the reason to show.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from contree_tui.client.operations import (
     cancel_operation,
     wait_operations,
 )
+from contree_tui.tui.backend_error import BackendError
 
 if TYPE_CHECKING:
     from contree_tui.client.connection import Connection
@@ -66,8 +67,6 @@ class VerbCalls:
 
     async def untag(self, image: str, name: str | None, current: tuple[str, ...]) -> tuple[str, ...]:
         """Remove `name` (None: every tag) from `image`, whose tags are `current`; its tags after."""
-        from contree_tui.tui.data import BackendError
-
         if name is not None and name not in current:
             raise BackendError(f"the working snapshot has no tag {name!r}")
         if not current:
@@ -96,8 +95,6 @@ class VerbCalls:
 
     async def download(self, image: str, path: str, dest: Path) -> int:
         """Copy the regular file `path` of `image` to `dest` (written aside, renamed into place); its size."""
-        from contree_tui.tui.data import BackendError
-
         client = self.connection.client
         try:
             return await self._guard(save_stream(client.inspect_image_download_stream(image, path), dest))

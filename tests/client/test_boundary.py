@@ -8,7 +8,7 @@ import sys
 CHECK = (
     "import contree_tui.client.connection, contree_tui.client.sync, contree_tui.client.watcher, "
     "contree_tui.client.lineage, contree_tui.client.operations, contree_tui.client.position, "
-    "contree_tui.client.workspace, contree_tui.client.runner, contree_tui.client.commands, sys; "
+    "contree_tui.client.workspace, contree_tui.client.runner, contree_tui.client.disk, sys; "
     "bad = sorted(m for m in sys.modules if m.startswith(('textual', 'contree_tui.engine'))); "
     "assert not bad, bad"
 )

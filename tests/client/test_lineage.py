@@ -12,10 +12,10 @@ from pathlib import Path
 
 from contree_client.models import OperationStatus
 
+from contree_tui.cli.render import tree_lines
 from contree_tui.client.lineage import Lineage, LineageTree
 from contree_tui.client.lineage_cache import LineageCache, lineage_cache_path
 from contree_tui.client.records import ImageRecord, OperationRecord
-from contree_tui.client.render import tree_lines
 from tests.client.wire import counted_connection, result_image, route, run_shell
 
 

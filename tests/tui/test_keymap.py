@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.binding import Binding
 
-from contree_tui.cli import build_parser
+from contree_tui.cli.parser import build_parser
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.keymap import KeymapError, default_keymap_path, parse_keymap, read_keymap
 from contree_tui.tui.screens.help import HelpScreen

@@ -98,7 +98,7 @@ async def test_a_run_cut_off_by_an_engine_kill_has_the_duration_the_cli_shows(ow
         await until(pilot, lambda: op.status.is_terminal(), timeout=60, what="the run to end")
         assert op.status is OperationStatus.FAILED
         assert screen.backend is not None
-        record = await screen.backend.operation(uuid)  # what `contree-tui ops` prints (client/render.py)
+        record = await screen.backend.operation(uuid)  # what `contree-tui ops` prints (cli/render.py)
         assert record.duration is not None and record.duration >= 1.0, record.duration
         assert op.duration is not None and abs(op.duration - record.duration) < 0.01, (op.duration, record.duration)
         shown = str(screen.table.get_cell(uuid, "duration"))

@@ -23,8 +23,9 @@ from contree_tui.client.image_import import ImportProgress, ImportResult
 from contree_tui.client.operations import EventCursor, Interrupter, InterruptStage
 from contree_tui.client.records import IMPORT_KIND, import_command
 from contree_tui.tui import verbs as v
+from contree_tui.tui.backend_error import BackendError
 from contree_tui.tui.command_log import CommandLog, LogEntry
-from contree_tui.tui.data import BackendError, describe_error
+from contree_tui.tui.data import describe_error
 from contree_tui.tui.messages import OperationUpdated
 from contree_tui.tui.model import Operation, OutputBuffer, Stream
 from contree_tui.tui.outcome import op_icon, outcome

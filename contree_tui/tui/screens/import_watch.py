@@ -14,7 +14,7 @@ from typing import Any
 
 from textual import work
 
-from contree_tui.tui.data import BackendError
+from contree_tui.tui.backend_error import BackendError
 from contree_tui.tui.model import OutputBuffer
 
 WATCH_EMBEDDED = 3.0  # seconds between listings

@@ -18,7 +18,7 @@ from contree_client.models import OperationStatus
 from textual import work
 
 from contree_tui.client.reconnect import ConnectionState, LinkState
-from contree_tui.tui.data import BackendError
+from contree_tui.tui.backend_error import BackendError
 from contree_tui.tui.model import Operation
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 

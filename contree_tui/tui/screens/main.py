@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
 from contree_tui.client.position import PositionError
@@ -28,11 +28,13 @@ from contree_tui.tui.screens.diff_verbs import DiffVerbs
 from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
+from contree_tui.tui.screens.split_logs import SplitLogsScreen
 from contree_tui.tui.screens.sync_verbs import SyncVerbs
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
+from contree_tui.tui.widgets.key_footer import KeyFooter
 from contree_tui.tui.widgets.log_view import LogPanel
-from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration
+from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration, snapshot_of
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
 from contree_tui.tui.widgets.status_bar import StatusBar
 
@@ -50,6 +52,7 @@ class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Scr
         Binding("R", "reload", "Reload", show=False, id="reload"),
         Binding("D", "diff_mark", "Diff two snapshots (D, D)", show=False, id="diff-mark"),
         Binding("escape", "focus_tree", "Tree", show=False, id="focus-tree"),
+        Binding("v", "split_logs", "Side by side", id="split-logs"),  # screens/split_logs.py
     ]
 
     def __init__(self, *, clock: Clock = utc_now, working: str | None = None) -> None:
@@ -74,14 +77,14 @@ class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Scr
                 yield LogPanel(id="log-panel")
         yield CommandBar(id="command-bar")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()  # keeps : u U ? q when the width runs out (key_footer.py)
 
     def on_mount(self) -> None:
         self.tree.border_title = "snapshots"
         self.table.border_title = "operations"
         self.query_one(LogPanel).border_title = "log"
         self.tree.focus()
-        self.log_panel.running_logs = self.running_logs
+        self.log_panel.host = self  # the operations, their buffers and colours, for `m` and the split view
         self.set_interval(1.0, self.table.tick)
         self.set_interval(30.0, self.tree.refresh_labels)  # ages move on
 
@@ -267,8 +270,17 @@ class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Scr
         op = message.operation
         self.table.upsert(op)
         self.lineage.note_operation(op)
-        self.tree.refresh_labels()
+        if op.result in self.lineage.snapshots:  # a node shows its producer's outcome; a run going has none yet
+            self.tree.refresh_labels()
         self.status_bar.running = self.table.running_count
+
+    @on(OperationsTable.JumpToSnapshot)
+    def _jump_to_snapshot(self, message: OperationsTable.JumpToSnapshot) -> None:
+        target = snapshot_of(message.operation, self.lineage.snapshots)
+        if target is None or not self.tree.jump_to(target):
+            self.notify("its snapshot is not in the tree", title="operation", severity="warning")
+            return
+        self.tree.focus()
 
     @on(DataTable.RowHighlighted, "#operations")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -361,6 +373,9 @@ class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Scr
 
     def action_command_bar(self) -> None:
         self.query_one(CommandBar).focus()
+
+    def action_split_logs(self) -> None:
+        self.app.push_screen(SplitLogsScreen(self))
 
     def action_focus_tree(self) -> None:
         self.tree.focus()

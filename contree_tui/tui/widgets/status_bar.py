@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from contree_tui.client.progress import progress_bar
 from contree_tui.client.reconnect import ConnectionState, LinkState
-from contree_tui.client.render import human_size
+from contree_tui.client.sizes import human_size
 from contree_tui.client.sync import SyncPhase, SyncStatus
 from contree_tui.tui.sync_activity import SyncActivity
 

@@ -16,17 +16,6 @@ from contree_tui.client.records import ImageRecord, OperationRecord
 COMMAND_WIDTH = 60
 
 
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
 def human_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"

@@ -1,6 +1,7 @@
 """The headless commands behind `contree-tui images | run | import | ops | logs | sync | rollback | forward |
 tag | download | use | history | export | engine df | prune`: each opens the folder's workspace, does one thing,
-prints text (or `--json`) and returns the process's exit code. cli.py only parses arguments and calls `execute`.
+prints text (or `--json`) and returns the process's exit code. parser.py parses the arguments and calls
+`execute`.
 
 Errors never surface as tracebacks: every failure a user can cause or meet (an unknown image, a refused
 token, an unreachable server, an impossible rollback) becomes one `contree-tui: …` line on stderr and a
@@ -24,6 +25,15 @@ from typing import Any, TextIO
 from contree_client.exceptions import APIConnectionError, APIStatusError, ContreeError, NotFoundError
 from contree_client.models import OperationStatus
 
+from contree_tui.cli.render import (
+    clip,
+    history_lines,
+    image_label,
+    local_time,
+    operation_header,
+    operation_line,
+    tree_lines,
+)
 from contree_tui.client.connection import Connection, ConnectionProblem
 from contree_tui.client.diff_command import diff as diff_command
 from contree_tui.client.disk import DiskError, disk_usage, make_plan, parse_duration, prune
@@ -41,17 +51,8 @@ from contree_tui.client.position import HistoryEntry, PositionError, SyncSetting
 from contree_tui.client.progress import ByteProgress, ProgressLine, SyncProgressLine
 from contree_tui.client.reconnect import ConnectionState, LinkState
 from contree_tui.client.records import TIMED_OUT_EXIT
-from contree_tui.client.render import (
-    clip,
-    history_lines,
-    human_size,
-    image_label,
-    local_time,
-    operation_header,
-    operation_line,
-    tree_lines,
-)
 from contree_tui.client.runner import RunResult, RunSpec, start_run
+from contree_tui.client.sizes import human_size
 from contree_tui.client.sync import SyncError
 from contree_tui.client.workspace import UnknownReference, Workspace
 

@@ -1,0 +1,153 @@
+"""`contree-tui engine run | serve | status | stop | bootstrap`: the embedded engine's own commands (`engine
+df` is a headless command, parser.py). Each imports what it needs when it runs, so starting the engine
+(`engine serve`, spawned by client/embedded.py) loads no client code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from contree_tui.engine.models import EngineError
+
+
+def _engine_run(args: argparse.Namespace) -> int:
+    from contree_tui.engine.engine import Engine
+    from contree_tui.engine.output import decode_stream
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise EngineError("engine run: give a command, e.g. contree-tui engine run -- echo hello")
+
+    async def go() -> int:
+        async with await Engine.open(args.state_dir) as engine:
+            image = await engine.ensure_busybox() if args.image == "busybox:latest" else None
+            op = await engine.run({"image": image.uuid if image else args.image, "command": " ".join(command),
+                                   "shell": True, "disposable": args.disposable})
+            if op.result:
+                sys.stdout.buffer.write(decode_stream(op.result["stdout"]))
+                sys.stderr.buffer.write(decode_stream(op.result["stderr"]))
+            print(f"{op.status.value} result image: {op.result_image_uuid}", file=sys.stderr)
+            if op.error:
+                print(f"contree-tui: {op.error}", file=sys.stderr)
+                return 1
+            return int(op.result["state"]["exit_code"]) if op.result else 1
+
+    return asyncio.run(go())
+
+
+def _engine_serve(args: argparse.Namespace) -> int:
+    from contree_tui.engine.serve import ServeOptions, parse_listen, read_or_create_token, run
+    from contree_tui.engine.state_dir import StateDir
+
+    listen = parse_listen(args.listen) if args.listen else None
+    if args.write_profile:
+        if listen is None:
+            raise EngineError("--write-profile needs --listen HOST:PORT (profiles hold a URL)")
+        token = read_or_create_token(StateDir.create(args.state_dir), args.token)
+        path = _write_profile(args.write_profile, f"http://{listen[0]}:{listen[1]}", token)
+        print(f"profile {args.write_profile!r} written to {path}", file=sys.stderr)
+    run(ServeOptions(state_dir=args.state_dir, listen=listen, token=args.token))
+    return 0
+
+
+def _write_profile(name: str, url: str, token: str) -> str:
+    """Add or replace `[profile:NAME]` in $CONTREE_HOME/auth.ini the way contree-cli writes it (mode 0600)."""
+    import configparser
+    import os
+
+    from contree_client.profiles import Profile, contree_home
+
+    path = contree_home() / "auth.ini"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = configparser.ConfigParser()
+    config.read(path)
+    Profile(name=name, url=url, token=token).save(config)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        config.write(fh)
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def _engine_status(args: argparse.Namespace) -> int:
+    from contree_tui.client.embedded import engine_answers, engine_pid
+    from contree_tui.paths import engine_root, engine_socket
+
+    root = engine_root(args.state_dir)
+    pid = engine_pid(root)
+    answers = asyncio.run(engine_answers(engine_socket(root)))
+    if pid is None or not answers:
+        print(f"engine not running (state dir {root})")
+        return 3
+    print(f"engine running: pid {pid}, socket {engine_socket(root)}, log {root / 'engine.log'}")
+    return 0
+
+
+def _engine_stop(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import time
+
+    from contree_tui.client.embedded import engine_pid
+    from contree_tui.paths import engine_root
+
+    root = engine_root(args.state_dir)
+    pid = engine_pid(root)
+    if pid is None:
+        print(f"engine not running (state dir {root})")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"engine stopped (pid {pid})")
+            return 0
+        time.sleep(0.05)
+    raise EngineError(f"engine pid {pid} did not stop within 15 s")
+
+
+def _engine_bootstrap(args: argparse.Namespace) -> int:
+    from contree_tui.cli.bootstrap import run_bootstrap
+
+    return run_bootstrap(vars(args))
+
+
+def add_engine_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """The `engine` command and its subcommands; returns its subparsers for the headless ones listed there."""
+    engine = sub.add_parser("engine", help="the embedded local engine")
+    engine_sub = engine.add_subparsers(dest="engine_command", required=True)
+    run = engine_sub.add_parser("run", help="run a shell command on an image, in-process (no server)")
+    run.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
+    run.add_argument("--image", default="busybox:latest", help="image UUID or tag:NAME")
+    run.add_argument("--disposable", action="store_true")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    run.set_defaults(func=_engine_run)
+    serve = engine_sub.add_parser("serve", help="serve the Contree v1 API on a Unix socket (and TCP)")
+    serve.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
+    serve.add_argument("--listen", default=None, metavar="HOST:PORT", help="also listen on TCP (token required)")
+    serve.add_argument("--token", default=None, help="bearer token for TCP (default: generated, in the state dir)")
+    serve.add_argument("--write-profile", default=None, metavar="NAME",
+                       help="write a profile for this engine into $CONTREE_HOME/auth.ini (needs --listen)")
+    serve.set_defaults(func=_engine_serve)
+    bootstrap = engine_sub.add_parser(
+        "bootstrap", help="build a Debian image from this machine's apt sources (mmdebstrap) and import it",
+        description="Build a Debian root filesystem with mmdebstrap from this machine's configured apt sources "
+        "(variant minbase), keep it in the user's cache, and import it into the local engine.")
+    bootstrap.add_argument("distribution", choices=["debian"])
+    bootstrap.add_argument("--suite", default=None, help="the Debian suite (default: this host's, else bookworm)")
+    bootstrap.add_argument("--include", default=None, metavar="PKG,PKG", help="packages beyond minbase (default: "
+                           "python3,python3-pip,python3-venv,python3-setuptools,python3-wheel,python3-build,"
+                           "python3-pytest; '' for none)")
+    bootstrap.add_argument("--tag", default=None, help="the image's tag (default: debian:SUITE)")
+    bootstrap.add_argument("--refresh", action="store_true", help="rebuild even if the cache holds this image")
+    bootstrap.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
+    bootstrap.set_defaults(func=_engine_bootstrap)
+    for name, func, text in (("status", _engine_status, "is the engine running?"),
+                             ("stop", _engine_stop, "stop the running engine")):
+        cmd = engine_sub.add_parser(name, help=text)
+        cmd.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
+        cmd.set_defaults(func=func)
+    return engine_sub
