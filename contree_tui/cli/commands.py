@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from contree_client.exceptions import APIConnectionError, APIStatusError, ContreeError, NotFoundError
 from contree_client.models import OperationStatus
 
+from contree_tui.cli.diff_command import diff as diff_command
 from contree_tui.cli.render import (
     clip,
     history_lines,
@@ -35,7 +36,6 @@ from contree_tui.cli.render import (
     tree_lines,
 )
 from contree_tui.client.connection import Connection, ConnectionProblem
-from contree_tui.client.diff_command import diff as diff_command
 from contree_tui.client.disk import DiskError, disk_usage, make_plan, parse_duration, prune
 from contree_tui.client.image_export import ExportError, default_name, export_image
 from contree_tui.client.image_files import save_stream

@@ -14,7 +14,7 @@ from typing import Any
 from textual import work
 from textual.message import Message
 
-from contree_tui.client.render import human_size
+from contree_tui.client.sizes import human_size
 from contree_tui.client.sync import SyncPhase, SyncStatus
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import LogEntry

@@ -5,7 +5,7 @@ file past the 1 MiB a side a diff reads, and a `# ~ PATH: what` comment for a di
 change. The count of added / modified / removed goes to stderr. A and B: anything `run --image` takes (a
 uuid or its start, a tag, @, @-N).
 
-Kept apart from commands.py (the registry calls in here) while the CLI moves to its own package.
+Kept apart from commands.py (the registry calls in here), which is long enough.
 """
 
 from __future__ import annotations
