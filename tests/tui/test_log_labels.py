@@ -31,7 +31,9 @@ def test_runs_of_one_program_are_told_apart_among_themselves_and_whole_commands_
     assert list(operation_labels(ops, width=30).values()) == commands
     tagged = operation_labels(ops, tag_of=lambda uuid: "best-model, v2" if uuid == "r1" else None)
     assert tagged["op1"] == "…--lr 0.1"  # no result yet: no tag
-    ops[1].result = "r1"
+    ops[1].image = ops[1].result = "r1"  # changed no file: its result is the image it ran on, not its own
+    assert operation_labels(ops, tag_of=lambda uuid: "busybox:latest" if uuid == "r1" else None)["op1"] == "…--lr 0.1"
+    ops[1].image = "r0"
     assert operation_labels(ops, tag_of=lambda uuid: "best-model, v2" if uuid == "r1" else None)["op1"] == "best-model"
 
 
