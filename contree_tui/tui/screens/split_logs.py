@@ -157,10 +157,10 @@ class SplitLogsScreen(Screen[None]):
         else:
             running = sum(1 for uuid in self.watched if (op := self.host.table.operations.get(uuid)) and op.running)
             text = f"{watched} run{'s' if watched != 1 else ''}, {running} running"
-            if self.hidden:
-                more = "the terminal is too small for more" if shown < MAX_PANES else f"at most {MAX_PANES} panes"
-                text += f" · the newest {shown} shown, +{self.hidden} more ({more})"
-            text += " · tab/h/l: pane · / search · f follow · v: back"
+            if self.hidden:  # the oldest give way; at 80x24 this line has 80 cells for all of it
+                more = "no room" if shown < MAX_PANES else f"{MAX_PANES} at most"
+                text += f" · +{self.hidden} older ({more})"
+            text += " · tab/h/l: pane · v: back"
         self.query_one("#split-note", Label).update(text)
 
     def on_resize(self, event: Resize) -> None:
