@@ -160,6 +160,9 @@ async def test_v_shows_the_branches_side_by_side_each_following_its_run(tui_engi
         assert stacked[0].region.x == stacked[1].region.x and stacked[0].region.y < stacked[1].region.y
         note = str(split.query_one("#split-note").render())
         assert "+1 older (no room)" in note and "v: back" in note and len(note) <= 80, note
+        await pilot.resize_terminal(*SIZE)  # room again: the oldest comes back, in its place
+        await until(pilot, lambda: [pane.uuid for pane in split.panes] == [pane.uuid for pane in order],
+                    what="the three panes in their order")
 
         await pilot.press("v")
         assert isinstance(app.screen, MainScreen) and app.focused is log, "back where the user was"

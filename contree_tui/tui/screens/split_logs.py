@@ -10,6 +10,7 @@ view also shows a batch that has just finished. The panes are reconciled every h
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from math import ceil, sqrt
 
@@ -32,7 +33,7 @@ MIN_PANE_HEIGHT = 8  # rows: the border and 6 lines of log (80x24: two panes sta
 MAX_COLUMNS = 3
 MAX_PANES = 9  # 3x3: past that a pane shows too little to watch, and 8 colours are already all taken
 BATCH_WINDOW = 5.0  # s: runs started this close to the newest one are its batch (a :parallel starts all at once)
-TITLE_STATE = 24  # cells of a pane's title kept for the run's state and the border's corners
+TITLE_STATE = 30  # cells of a pane's title kept for the run's state (` · ✗ exit 3 · 6.10s`) and corners
 RECONCILE_INTERVAL = 0.5  # s: new runs get a pane, titles show state changes
 
 
@@ -92,6 +93,7 @@ class SplitLogsScreen(Screen[None]):
         self.host = host
         self.watched: list[str] = []  # run uuids, oldest first: every run this view has shown or will show
         self.hidden = 0  # watched runs without a pane (no room): the "+k more"
+        self._reconciling = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield Label("", id="split-note")
@@ -119,6 +121,10 @@ class SplitLogsScreen(Screen[None]):
 
     async def reconcile(self) -> None:
         """Runs started since get a pane (the oldest give theirs up when there is no room); titles catch up."""
+        async with self._reconciling:  # the timer's and a resize's: one at a time, or a pane is mounted twice
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
         known = self.host.table.operations
         for op in sorted(known.values(), key=_started):
             if op.running and op.uuid not in self.watched:
@@ -130,20 +136,22 @@ class SplitLogsScreen(Screen[None]):
         shown = watched[len(watched) - fit:] if fit else []
         self.hidden = len(watched) - len(shown)
         current = {pane.uuid: pane for pane in self.panes}
-        for uuid, pane in current.items():
-            if uuid not in shown:
-                pane.remove()
+        gone = [pane for uuid, pane in current.items() if uuid not in shown]
+        if gone:
+            await grid.remove_children(gone)
         fresh = [LogPane(uuid, log_of(self.host, known[uuid])) for uuid in shown if uuid not in current]
         if fresh:
             await grid.mount(*fresh)
+        panes = {pane.uuid: pane for pane in [*current.values(), *fresh] if pane.uuid in shown}
+        for position, uuid in enumerate(shown):  # oldest first (an older run comes back when the terminal grows)
+            if grid.children[position] is not panes[uuid]:
+                grid.move_child(panes[uuid], before=position)
         grid.styles.grid_size_columns = columns
         grid.styles.grid_size_rows = rows
-        # a pane's title has room for more than the merged log's prefix: its width less the state (`✗ exit 1 ·
-        # 6.25s`, ~20 cells) and the border's corners
+        # a pane's title has room for more than the merged log's prefix: its width less the state and corners
         pane_width = (grid.size.width or self.size.width) // max(1, columns)
         labels = labels_of(self.host, watched, width=max(LABEL_WIDTH, pane_width - TITLE_STATE))
         slots = colour_slots(self.host)
-        panes = {pane.uuid: pane for pane in [*current.values(), *fresh] if pane.uuid in shown}
         for position, uuid in enumerate(shown):
             pane = panes[uuid]
             pane.describe(known[uuid], labels[uuid], slots.slot(uuid))
