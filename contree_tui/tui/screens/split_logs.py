@@ -117,7 +117,9 @@ class SplitLogsScreen(Screen[None]):
         if not ops:
             return []
         newest = _started(ops[-1])
-        return [op.uuid for op in ops if op.running or newest - _started(op) <= BATCH_WINDOW]
+        batch = [op.uuid for op in ops
+                 if op.running or (op.created_at is not None and newest - _started(op) <= BATCH_WINDOW)]
+        return batch or [ops[-1].uuid]  # runs listed without a start time: the newest alone, not all of them
 
     async def reconcile(self) -> None:
         """Runs started since get a pane (the oldest give theirs up when there is no room); titles catch up."""
