@@ -11,6 +11,7 @@ view also shows a batch that has just finished. The panes are reconciled every h
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from math import ceil, sqrt
 
@@ -50,6 +51,20 @@ def split_layout(count: int, width: int, height: int) -> tuple[int, int, int]:
         columns += 1
     rows = min(max_rows, ceil(shown / columns))
     return columns, rows, min(shown, columns * rows)
+
+
+def watched_to_show(watched: list[str], fit: int, running: Callable[[str], bool]) -> list[str]:
+    """The `fit` runs that get a pane, in `watched`'s order (oldest first): the newest running ones first, then
+    the newest that ended (at 80x24 two panes: the two still printing, not one that ended and one going)."""
+    if fit >= len(watched):
+        return list(watched)
+    still_going = [uuid for uuid in watched if running(uuid)]
+    keep = set(still_going[len(still_going) - fit:]) if fit else set()
+    for uuid in reversed(watched):
+        if len(keep) >= fit:
+            break
+        keep.add(uuid)
+    return [uuid for uuid in watched if uuid in keep]
 
 
 def _started(op: Operation) -> float:
@@ -135,7 +150,7 @@ class SplitLogsScreen(Screen[None]):
         grid = self.query_one("#split-panes", Grid)
         columns, rows, fit = split_layout(len(watched), grid.size.width or self.size.width,
                                           grid.size.height or max(1, self.size.height - 2))
-        shown = watched[len(watched) - fit:] if fit else []
+        shown = watched_to_show(watched, fit, lambda uuid: known[uuid].running)
         self.hidden = len(watched) - len(shown)
         current = {pane.uuid: pane for pane in self.panes}
         gone = [pane for uuid, pane in current.items() if uuid not in shown]
