@@ -34,7 +34,7 @@ from contree_tui.tui.screens.sync_verbs import SyncVerbs
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 from contree_tui.tui.widgets.key_footer import KeyFooter
-from contree_tui.tui.widgets.log_view import LogPanel
+from contree_tui.tui.widgets.log_panel import LogPanel
 from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration, snapshot_of
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
 from contree_tui.tui.widgets.status_bar import StatusBar
