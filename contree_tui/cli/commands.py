@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from contree_client.exceptions import APIConnectionError, APIStatusError, ContreeError, NotFoundError
 from contree_client.models import OperationStatus
 
+from contree_tui.cli.diff_command import diff as diff_command
 from contree_tui.cli.render import (
     clip,
     history_lines,
@@ -563,7 +564,7 @@ async def sync(ws: Workspace, opts: Options, console: Console) -> int:
 COMMANDS: dict[str, Callable[[Workspace, Options, Console], Awaitable[int]]] = {
     "images": images, "ops": ops, "logs": logs, "run": run, "import": import_image, "rollback": rollback,
     "forward": forward, "use": use, "history": history, "tag": tag, "download": download, "sync": sync,
-    "export": export, "df": df, "prune": prune_command,
+    "export": export, "df": df, "prune": prune_command, "diff": diff_command,
 }
 
 

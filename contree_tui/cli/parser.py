@@ -95,6 +95,9 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     download.add_argument("path", help="absolute path in the image")
     download.add_argument("dest", nargs="?")
     download.add_argument("--image", help="the image (default @)")
+    diff = command("diff", "what changed from image A to image B (default @), as a unified diff", json=False)
+    diff.add_argument("base", metavar="A", help="UUID, short uuid, tag, @, @-N")
+    diff.add_argument("target", metavar="B", nargs="?", help="the same (default @, the working snapshot)")
     export = command("export", "write an image as an archive `docker load`, `podman load` and skopeo read",
                      json=False)
     export.description = (

@@ -10,7 +10,7 @@ the pane around it on the main screen. The view is built in layers, each in its 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from textual.binding import Binding
 from textual.message import Message
@@ -19,10 +19,7 @@ from contree_tui.tui.op_labels import COLOUR_SLOTS
 from contree_tui.tui.widgets.log_scroll import FLUSH_INTERVAL, STAMP_WIDTH, format_stamp
 from contree_tui.tui.widgets.log_search import SearchingLog
 
-if TYPE_CHECKING:
-    from contree_tui.tui.widgets.log_panel import LogPanel
-
-__all__ = ["FLUSH_INTERVAL", "OPERATION_COLOURS", "STAMP_WIDTH", "LogPanel", "LogView", "Wish", "format_stamp"]
+__all__ = ["FLUSH_INTERVAL", "OPERATION_COLOURS", "STAMP_WIDTH", "LogView", "Wish", "format_stamp"]
 
 OPERATION_COLOURS = COLOUR_SLOTS  # log-view--op-0 … op-7 in app.tcss
 Wish = Literal["search", "filter", "save", "merged"]
@@ -72,12 +69,3 @@ class LogView(SearchingLog):
     def action_wish(self, what: Wish) -> None:
         self.post_message(self.Wants(what))
 
-
-def __getattr__(name: str) -> object:
-    """`from log_view import LogPanel` as before the split: loaded on first use, since log_panel.py imports
-    LogView from here (an import at the top would be a cycle)."""
-    if name == "LogPanel":
-        from contree_tui.tui.widgets.log_panel import LogPanel
-
-        return LogPanel
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
