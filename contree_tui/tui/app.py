@@ -200,5 +200,5 @@ class ContreeApp(App[None]):
             ("command log (@)", list(CommandLogScreen.BINDINGS)),
             ("snapshot files (i)", [*SnapshotDetailScreen.BINDINGS, *EntryList.BINDINGS]),
             ("prompt", list(PromptScreen.BINDINGS)),
-            ("pipeline view (contree-tui pipeline)", [*PipelineScreen.BINDINGS, *PipelineTree.BINDINGS]),
+            ("pipeline (P)", [*PipelineScreen.BINDINGS, *PipelineTree.BINDINGS]),
         ]
