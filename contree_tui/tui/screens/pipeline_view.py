@@ -208,9 +208,10 @@ class PipelineScreen(Screen[None]):
             root = run.runs[run.root.path]
             state = {State.PENDING: "starting", State.RUNNING: "running", State.DONE: "done",
                      State.ERROR: "failed", State.KILLED: "killed"}.get(root.state, root.state.name.lower())
-            counts = "  " + "  ".join(f"{s.value}:{n}" for s, n in run.counts().items())
+            counts = " " + " ".join(f"{s.value}:{n}" for s, n in run.counts().items())
         image = f" · image {self.launch.image}" if self.launch.image else ""
-        self.query_one("#pipeline-title", Label).update(f"pipeline {self.launch.spec}{image} · {state}{counts}")
+        # state and counts first: at 80 columns a long FILE:FUNC and image are what gets cut
+        self.query_one("#pipeline-title", Label).update(f"{state}{counts} · pipeline {self.launch.spec}{image}")
         self._show_selected()
 
     def _show_selected(self) -> None:

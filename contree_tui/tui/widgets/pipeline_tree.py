@@ -54,9 +54,12 @@ class PipelineTree(Tree[str]):
     """The pipeline's nodes, every one shown (a pipeline is tens of nodes, not thousands)."""
 
     BINDINGS = [
-        Binding("enter", "act('working')", "Make its checkpoint working", id="pipeline.make-working"),
-        Binding("r", "act('rerun')", "Re-run node/subtree", id="pipeline.rerun"),
-        Binding("s", "act('skip')", "Skip/unskip", id="pipeline.skip"),
+        Binding("enter", "act('working')", "Make working", id="pipeline.make-working",
+                tooltip="Make the node's checkpoint the working snapshot (then u/U on the main screen; P: back)"),
+        Binding("r", "act('rerun')", "Re-run", id="pipeline.rerun",
+                tooltip="Run the node or subtree again, forced; the other steps are cache hits if unchanged"),
+        Binding("s", "act('skip')", "Skip", id="pipeline.skip",
+                tooltip="Skip or unskip the node and its subtree (steps not started yet, and later runs)"),
         Binding("j,down", "cursor_down", "Down", show=False, id="pipeline.down"),
         Binding("k,up", "cursor_up", "Up", show=False, id="pipeline.up"),
         Binding("l,right", "expand_or_child", "Expand", show=False, id="pipeline.expand"),
