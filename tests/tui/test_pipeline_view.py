@@ -3,19 +3,23 @@ steps, the tree's labels read as the user sees them, keys pressed as the user pr
 
 from __future__ import annotations
 
+import logging
 import uuid as uuidlib
 from pathlib import Path
 
+import pytest
 from rich.style import Style
 from textual.pilot import Pilot
 
 from contree_tui.pipeline import Exec, Parallel, Serial
-from contree_tui.pipeline.executor import State
+from contree_tui.pipeline.executor import PipelineEvent, PipelineRun, State
 from contree_tui.pipeline.launch import PipelineLaunch
 from contree_tui.pipeline.nodes import Node
+from contree_tui.pipeline.step_cache import StepCache
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.pipeline_view import PipelineScreen
+from tests.tui.frozen import WORKING, FrozenBackend, frozen_clock
 from tests.tui.helpers import loaded, until
 
 SIZE = (140, 40)
@@ -171,3 +175,36 @@ async def test_help_lists_the_pipeline_keys(tui_engine_dir: Path, tmp_path: Path
         ids = {b.id for _title, bindings in app.help_sections() for b in bindings}  # type: ignore[union-attr]
         assert {"pipeline.rerun", "pipeline.skip", "pipeline.next-error", "pipeline.make-working",
                 "pipeline.back", "pipeline"} <= ids
+
+
+async def test_quitting_mid_run_kills_the_steps_quietly(tui_engine_dir: Path, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    root = Parallel({f"sleep{i}": Exec(f"echo {marker()}; sleep 30") for i in range(2)})
+    app = app_for(root, tui_engine_dir, tmp_path)
+    with caplog.at_level(logging.ERROR, logger="contree_tui.pipeline"):
+        async with app.run_test(size=SIZE) as pilot:
+            view = view_of(pilot)
+            await until(pilot, lambda: view.run is not None and view.run.counts()[State.RUNNING] == 2, timeout=60,
+                        what="both steps running")
+            run = view.run
+            await pilot.press("q")
+    assert run is not None and run.counts()[State.KILLED] == 2, "the run ended with the app"
+    assert not [r for r in caplog.records if "listener failed" in r.getMessage()], "no view error on the way out"
+
+
+async def test_a_run_outliving_its_view_does_not_trip_the_listener(caplog: pytest.LogCaptureFixture) -> None:
+    # what quitting mid-run does in a terminal: the killed steps' events arrive once the widgets are gone
+    root = Serial({"x": Exec("true")})
+    app = ContreeApp(FrozenBackend(), working=WORKING, clock=frozen_clock)
+    with caplog.at_level(logging.ERROR, logger="contree_tui.pipeline"):
+        async with app.run_test(size=SIZE) as pilot:
+            view = PipelineScreen(PipelineLaunch(root, "t.py:f", image=BUSYBOX), start=False)
+            await app.push_screen(view)
+            await until(pilot, lambda: app.focused is view.tree, what="the view to settle")
+            run = PipelineRun(root, None, image=BUSYBOX, cache=StepCache(None))  # type: ignore[arg-type]
+            view.attach(run)
+            await app.pop_screen()
+            await until(pilot, lambda: not view.is_attached, what="the view to be removed")
+            run.runs["/x"].state = State.KILLED
+            run._emit(PipelineEvent("state", run.runs["/x"]))
+    assert not [r for r in caplog.records if "listener failed" in r.getMessage()]

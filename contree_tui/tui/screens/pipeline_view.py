@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Tree
 
@@ -193,9 +194,12 @@ class PipelineScreen(Screen[None]):
         if self.logs is None or self.logs.run is not self.run or event.run is not self.run.runs.get(event.run.path):
             return  # an event of a run no longer shown
         self.logs.feed(event)
-        if event.kind == "state":
-            self.tree.refresh_labels()
-            self._describe()
+        if event.kind == "state" and self.is_attached:  # a removed view: nothing to draw
+            try:
+                self.tree.refresh_labels()
+                self._describe()
+            except NoMatches:  # quitting mid-run: the steps end Killed after the widgets have gone
+                pass
 
     # The header and the selected node --------------------------------------------------------------------
 
