@@ -23,6 +23,7 @@ from contree_client.exceptions import APIConnectionError, APIStatusError, Contre
 
 from contree_tui.cli.console import EXIT_UNAVAILABLE, CommandError, Console, Options
 from contree_tui.cli.disk import df, prune_command
+from contree_tui.cli.engine_run import engine_run
 from contree_tui.cli.files import download, export
 from contree_tui.cli.import_image import import_image
 from contree_tui.cli.listing import images, logs, ops
@@ -30,7 +31,7 @@ from contree_tui.cli.position import forward, history, rollback, use
 from contree_tui.cli.run import run
 from contree_tui.cli.sync import sync
 from contree_tui.cli.tags import tag
-from contree_tui.client.connection import Connection, ConnectionProblem
+from contree_tui.client.connection import Connection, ConnectionProblem, connect, embedded_target
 from contree_tui.client.disk import DiskError
 from contree_tui.client.position import PositionError
 from contree_tui.client.reconnect import ConnectionState, LinkState
@@ -40,8 +41,9 @@ from contree_tui.client.workspace import UnknownReference, Workspace
 COMMANDS: dict[str, Callable[[Workspace, Options, Console], Awaitable[int]]] = {
     "images": images, "ops": ops, "logs": logs, "run": run, "import": import_image, "rollback": rollback,
     "forward": forward, "use": use, "history": history, "tag": tag, "download": download, "sync": sync,
-    "export": export, "df": df, "prune": prune_command,
+    "export": export, "df": df, "prune": prune_command, "engine-run": engine_run,
 }
+EMBEDDED_ONLY = {"engine-run"}  # the embedded engine's own commands: never a profile's Contree
 
 
 def execute(name: str, opts: Options, console: Console | None = None) -> int:
@@ -52,8 +54,11 @@ def execute(name: str, opts: Options, console: Console | None = None) -> int:
     _warnings_to(console)
 
     async def go() -> int:
-        ws = await Workspace.open(opts.get("folder") or os.getcwd(), profile=opts.get("profile"),
-                                  state_dir=opts.get("state_dir"))
+        folder = opts.get("folder") or os.getcwd()
+        if name in EMBEDDED_ONLY:
+            ws = Workspace(await connect(embedded_target(opts.get("state_dir"))), folder)
+        else:
+            ws = await Workspace.open(folder, profile=opts.get("profile"), state_dir=opts.get("state_dir"))
         async with ws:
             unwatch = _announce_outages(ws.connection, console)
             try:
