@@ -120,9 +120,12 @@ def test_the_graph_sees_function_local_imports_and_skips_type_checking_ones() ->
 # Who may import whom: client/ is the library both faces use; cli/ (the headless commands) and tui/ (Textual)
 # are the two faces over it; main.py picks one; the engine is reached over the wire only (its socket, and the
 # paths of contree_tui/paths.py). cli/ may start the engine itself (`engine serve`, engine_commands.py).
+# pipeline/ (Serial/Parallel/Exec on snapshots) sits on client/ and under both faces: it runs headless.
 FORBIDDEN = {
     "contree_tui.client": ("contree_tui.cli", "contree_tui.tui", "contree_tui.main", "contree_tui.engine",
-                           "textual"),
+                           "contree_tui.pipeline", "textual"),
+    "contree_tui.pipeline": ("contree_tui.cli", "contree_tui.tui", "contree_tui.main", "contree_tui.engine",
+                             "textual"),
     "contree_tui.cli": ("contree_tui.tui", "contree_tui.main", "textual"),
     "contree_tui.tui": ("contree_tui.cli", "contree_tui.main", "contree_tui.engine"),
     "contree_tui.engine": ("contree_tui.client", "contree_tui.cli", "contree_tui.tui", "contree_tui.main",
@@ -154,9 +157,11 @@ def test_each_layer_imports_only_what_it_may() -> None:
 
 def test_layer_violations_are_seen() -> None:
     found = {"contree_tui.client.x": {"contree_tui.cli.render"}, "contree_tui.cli.y": {"textual.app"},
-             "contree_tui.tui.z": {"contree_tui.cli.commands"}, "contree_tui.cli.__main__": {"contree_tui.main"}}
+             "contree_tui.tui.z": {"contree_tui.cli.commands"}, "contree_tui.cli.__main__": {"contree_tui.main"},
+             "contree_tui.pipeline.p": {"contree_tui.tui.app", "contree_tui.client.connection"}}
     assert layer_violations(found) == ["contree_tui.cli.y imports textual.app",
                                        "contree_tui.client.x imports contree_tui.cli.render",
+                                       "contree_tui.pipeline.p imports contree_tui.tui.app",
                                        "contree_tui.tui.z imports contree_tui.cli.commands"]
 
 

@@ -23,6 +23,8 @@ class ImageDetails:
     workdir: str | None = None
     user: str | None = None
     extended: bool = False  # the server sent x_engine
+    operation: str | None = None  # the operation that made it (the spec's operation_uuid), when the server says
+    size_from_run: bool = False  # `size` is its producing run's image_size (a server without x_engine)
 
 
 def _int(value: object) -> int | None:
@@ -40,9 +42,10 @@ async def image_details(connection: Connection, uuid: str) -> ImageDetails:
         data = None
     data = data if isinstance(data, dict) else {}
     created = data.get("created_at") if isinstance(data.get("created_at"), str) else None
+    operation = data.get("operation_uuid") if isinstance(data.get("operation_uuid"), str) else None
     extension = data.get("x_engine")
     if not isinstance(extension, dict):
-        return ImageDetails(uuid, created)
+        return ImageDetails(uuid, created, operation=operation)
     env = extension.get("env")
     workdir = extension.get("workdir")
     user = extension.get("user")
@@ -52,4 +55,4 @@ async def image_details(connection: Connection, uuid: str) -> ImageDetails:
         env={k: v for k, v in env.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(env, dict)
         else {},
         workdir=workdir if isinstance(workdir, str) else None, user=user if isinstance(user, str) else None,
-        extended=True)
+        extended=True, operation=operation)

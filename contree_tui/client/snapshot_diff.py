@@ -10,6 +10,10 @@ second its parent was made leaves identical metadata, so those few files — sam
 than the parent image (with a slack for clock skew) — have their contents compared. A run that keeps size
 and mtime deliberately (`touch -r`, `tar x` of an old file of the same size) stays invisible: the API
 exposes no ctime.
+
+A file whose listings differ by mtime only (same size) is read too, within the same caps: "content" when the
+bytes differ (the detail view then shows its line diff, client/file_diff.py), "mtime only" when they do not
+(a touch, a rewrite with the same bytes).
 """
 
 from __future__ import annotations
@@ -112,7 +116,8 @@ async def diff_images(files: ImageFiles, parent: str, child: str, *,
     before, after = await asyncio.gather(files.walk(parent), files.walk(child))
     since = parent_created.timestamp() if parent_created is not None else None
     changes, suspects = diff_listings(before, after, since=since)
-    checked = [p for p in suspects if after[p].size <= CONTENT_LIMIT][:CONTENT_CHECKS]
+    touched = {c.path for c in changes if c.detail == "mtime" and c.kind == "file"}
+    checked = [p for p in [*suspects, *sorted(touched)] if after[p].size <= CONTENT_LIMIT][:CONTENT_CHECKS]
     limit = asyncio.Semaphore(CONCURRENT_READS)
 
     async def differs(path: str) -> bool:
@@ -120,9 +125,10 @@ async def diff_images(files: ImageFiles, parent: str, child: str, *,
             old, new = await asyncio.gather(files.read(parent, path), files.read(child, path))
         return old != new
 
-    verdicts = await asyncio.gather(*(differs(p) for p in checked))
-    rewritten = [FileChange(p, Change.MODIFIED, "file", "content")
-                 for p, changed in zip(checked, verdicts, strict=True) if changed]
+    verdicts = dict(zip(checked, await asyncio.gather(*(differs(p) for p in checked)), strict=True))
+    rewritten = [FileChange(p, Change.MODIFIED, "file", "content") for p in suspects if verdicts.get(p)]
+    changes = [FileChange(c.path, c.change, c.kind, "content" if verdicts[c.path] else "mtime only")
+               if c.path in touched and c.path in verdicts else c for c in changes]
     if rewritten:
         changes = sorted([*changes, *rewritten], key=lambda c: c.path)
     return SnapshotDiff(parent, child, tuple(changes), listed=files.requests - sent, compared=len(checked))

@@ -110,6 +110,11 @@ class SyncStatus:
     reason: str = ""
     done_files: int = 0  # while syncing: of `files`, sent or confirmed so far
     done_bytes: int = 0
+    cause: str = ""  # an error's core (the server's answer, the file), short enough for a status bar
+
+    @property
+    def short_reason(self) -> str:
+        return self.cause or self.reason
 
     @property
     def fraction(self) -> float | None:
@@ -153,7 +158,11 @@ class SyncReport:
 
 
 class SyncError(Exception):
-    pass
+    """`str()` says what failed and what it means for the runs; `cause`, when set, is just what failed."""
+
+    def __init__(self, message: str, cause: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class Syncer:
@@ -202,7 +211,8 @@ class Syncer:
             try:
                 report = await self._sync(changed)
             except Exception as exc:
-                self.status.set(SyncStatus(SyncPhase.ERROR, reason=str(exc) or type(exc).__name__))
+                self.status.set(SyncStatus(SyncPhase.ERROR, reason=str(exc) or type(exc).__name__,
+                                           cause=getattr(exc, "cause", "")))
                 raise
             self.status.set(SyncStatus(SyncPhase.IDLE, len(report.state), report.state.total_bytes))
             return report
@@ -228,7 +238,7 @@ class Syncer:
         except UploadFailed as exc:
             raise SyncError(f"sync of {self.root} stopped: {exc}. Nothing changed: runs still get the files of "
                             f"the last sync; {transfer.files_done:,} of {transfer.files_total:,} files were "
-                            "sent and are remembered, so the next sync sends only the rest") from exc
+                            "sent and are remembered, so the next sync sends only the rest", cause=str(exc)) from exc
         finally:  # what was hashed and uploaded stays known even when the sync failed half-way
             await asyncio.to_thread(self._persist, outcome, applied)
         if self.state is None or added or updated or removed:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from contree_tui.client.observable import Observable
@@ -19,12 +20,14 @@ from contree_tui.tui.data import Backend, describe_error, open_backend
 from contree_tui.tui.keymap import KeymapError, read_keymap
 from contree_tui.tui.messages import Connected, LinkChanged
 from contree_tui.tui.palette import PROVIDERS
+from contree_tui.tui.pane_zoom import MAXIMIZED_VIEW, focus_in_maximized, keep_focus_visible, toggle_maximized
 from contree_tui.tui.screens.command_log import CommandLogScreen
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.help import HelpScreen
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.prompt import PromptScreen
 from contree_tui.tui.screens.snapshot_detail import EntryList, SnapshotDetailScreen
+from contree_tui.tui.screens.split_logs import SplitLogsScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.log_prompt import LogPrompt
 from contree_tui.tui.widgets.log_view import LogView
@@ -35,11 +38,18 @@ from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
 class ContreeApp(App[None]):
     TITLE = "contree-tui"
     CSS_PATH = "styles/app.tcss"
-    COMMANDS = App.COMMANDS | set(PROVIDERS)  # ctrl+p: go to a snapshot, tag, operation; any action by name
+    # ctrl+p: go to a snapshot, tag, operation; start a verb; any action by name. Textual's own system commands
+    # are replaced (palette.SystemCommands keeps the theme and the screenshot; the rest were duplicates)
+    COMMANDS = set(PROVIDERS)
+    ALLOW_IN_MAXIMIZED_VIEW = MAXIMIZED_VIEW
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("z", "toggle_maximized", "Zoom", id="maximize",
+                tooltip="Maximise the focused pane (tree, operations, log) to the whole screen; z or esc: back"),
     ]
+    PALETTE_HELP = Binding("ctrl+p", "command_palette", "Palette",
+                           tooltip="Command palette: find any action, verb, snapshot, tag or operation by name")
 
     def __init__(self, backend: Backend | None = None, *, profile: str | None = None,
                  state_dir: str | Path | None = None, folder: str | Path | None = None,
@@ -61,6 +71,7 @@ class ContreeApp(App[None]):
         self._user_keymap = dict(keymap or {})
         self._keymap_file = keymap_file
         self._clashes_told: set[frozenset[str]] = set()
+        self._last_focused: Widget | None = None  # for pane_zoom: where the focus came from
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(clock=self.clock, working=self.working)
@@ -139,6 +150,21 @@ class ContreeApp(App[None]):
                          for binding in bindings])
                 for title, bindings in sections]
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # a dialog over the panes: nothing there to maximise
+        return not (action == "toggle_maximized" and isinstance(self.screen, ModalScreen))
+
+    def action_toggle_maximized(self) -> None:
+        toggle_maximized(self.screen)
+
+    @property
+    def escape_to_minimize(self) -> bool:
+        return focus_in_maximized(self.screen) and super().escape_to_minimize
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        previous, self._last_focused = self._last_focused, event.widget
+        keep_focus_visible(event.widget.screen, event.widget, previous)
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
@@ -146,11 +172,12 @@ class ContreeApp(App[None]):
 
     def _binding_sections(self) -> list[tuple[str, list[BindingType]]]:
         return [
-            ("everywhere", list(self.BINDINGS)),
+            ("everywhere", [*self.BINDINGS, self.PALETTE_HELP]),
             ("main screen", list(MainScreen.BINDINGS)),
             ("snapshot tree", list(SnapshotTree.BINDINGS)),
             ("operations", list(OperationsTable.BINDINGS)),
             ("log", list(LogView.BINDINGS)),
+            ("logs side by side (v)", list(SplitLogsScreen.BINDINGS)),
             ("log prompt (/ & s)", [*LogPrompt.BINDINGS, Binding("enter", "answer", "Search; &text filters; save",
                                                                   id="log-prompt.answer")]),
             ("command bar", [*CommandBar.BINDINGS,

@@ -2,7 +2,8 @@
 folder's, stored with its position and shared with the headless CLI (`contree-tui sync`, `run`); while on, a
 client/watcher.py DirectoryWatcher keeps the directory state current as files change, and each run re-syncs
 just before it spawns (cheap: the stat cache re-hashes nothing unchanged) so an edit made within the
-watcher's debounce is still in the run. No Textual: the status bar watches `status`.
+watcher's debounce is still in the run. No Textual: the status bar watches `status` (where the sync is) and
+`activity` (what the last sync that changed something sent, and when: the watcher's or a run's).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from contree_client.models import FileSpec
 from contree_tui.client.connection import Connection
 from contree_tui.client.observable import Observable
 from contree_tui.client.position import PositionStore, SyncSettings, folder_key
-from contree_tui.client.sync import DirectoryState, Syncer, SyncStatus
+from contree_tui.client.sync import DirectoryState, Syncer, SyncReport, SyncStatus
 from contree_tui.client.watcher import DirectoryWatcher
+from contree_tui.tui.sync_activity import SyncActivity
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class FolderSync:
         self.store = store
         self.folder = folder_key(folder)
         self.status: Observable[SyncStatus | None] = Observable(None)  # None: off
+        self.activity: Observable[SyncActivity | None] = Observable(None)  # None: nothing sent yet
         self._syncer: Syncer | None = None
         self._watcher: DirectoryWatcher | None = None
         self._unsubscribe = lambda: None
@@ -72,7 +75,8 @@ class FolderSync:
             self._syncer = syncer
             self._unsubscribe = syncer.status.subscribe(self.status.set)
             self.status.set(syncer.status.value)
-            self._watcher = DirectoryWatcher(syncer, step_ms=self._step_ms, debounce_ms=self._debounce_ms)
+            self._watcher = DirectoryWatcher(syncer, step_ms=self._step_ms, debounce_ms=self._debounce_ms,
+                                             on_report=self._reported)
             self._watcher.start()
         settings = SyncSettings(on, current.destination, current.excludes)
         self.store.save_sync_settings(self.folder, settings)
@@ -83,7 +87,13 @@ class FolderSync:
         if self._syncer is None:
             return None
         report = await self._syncer.sync()
+        self._reported(report)
         return SyncedFiles(report.state.files(), self._syncer.destination, len(report.state))
+
+    def _reported(self, report: SyncReport) -> None:
+        activity = SyncActivity.from_report(report)
+        if activity is not None:
+            self.activity.set(activity)
 
     async def _stop(self) -> None:
         watcher, self._watcher = self._watcher, None

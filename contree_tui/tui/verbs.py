@@ -40,6 +40,8 @@ USAGE: dict[str, str] = {
     "sync": ":sync on|off  attach the local folder (kept synced on change) to the following runs",
     "cancel": ":cancel  cancel the selected operation (or the newest running one)",
     "wait": ":wait  wait until every running operation ends",
+    "diff": ":diff A [B]  the files that differ from snapshot A to B (a tag, a short id, . = working; "
+            "no B: the working snapshot)",
 }
 VERBS = tuple(USAGE)
 
@@ -113,6 +115,12 @@ class Sync:
 
 
 @dataclass(frozen=True)
+class Diff:
+    base: str  # a tag, a uuid or its start, or WORKING_REF
+    target: str = "."
+
+
+@dataclass(frozen=True)
 class Cancel:
     pass
 
@@ -122,7 +130,7 @@ class Wait:
     pass
 
 
-Verb = Shell | Import | Tag | Untag | Cd | Env | Disposable | Parallel | Download | Sync | Cancel | Wait
+Verb = Shell | Import | Tag | Untag | Cd | Env | Disposable | Parallel | Download | Sync | Cancel | Wait | Diff
 
 
 def _verb_match(text: str) -> tuple[str, str] | None:
@@ -264,6 +272,11 @@ def _download(args: list[str], usage: str) -> Verb:
     return Download(args[0], args[1] if len(args) == 2 else None)
 
 
+def _diff(args: list[str], usage: str) -> Verb:
+    _count(args, 1, 2, "diff", usage)
+    return Diff(*args)
+
+
 def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
     def parse(args: list[str], usage: str) -> Verb:
         _count(args, 0, 0, name, usage)
@@ -273,7 +286,8 @@ def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
 
 _PARSERS = {
     "import": _import, "tag": _tag, "untag": _untag, "cd": _cd, "env": _env, "disposable": _disposable,
-    "sync": _sync, "download": _download, "cancel": _no_args("cancel", Cancel()), "wait": _no_args("wait", Wait()),
+    "sync": _sync, "download": _download, "diff": _diff, "cancel": _no_args("cancel", Cancel()),
+    "wait": _no_args("wait", Wait()),
 }
 
 
@@ -339,6 +353,8 @@ def describe(verb: Verb) -> str:
         words = [verb.name] if verb.name else []
     elif isinstance(verb, Cd):
         words = [verb.path] if verb.path else []
+    elif isinstance(verb, Diff):
+        words = [verb.base, verb.target]
     else:
         words = []
     return " ".join([f":{name}", *(shlex.quote(w) if not isinstance(verb, Env) else w for w in words)])

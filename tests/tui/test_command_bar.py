@@ -251,7 +251,8 @@ async def test_sync_on_attaches_the_folder_and_a_change_resyncs(tui_engine_dir: 
         screen = await loaded(pilot)
         assert screen.status_bar.sync_text == "", "a folder that never synced is not told about sync"
         await submit(pilot, ":sync on")
-        await until(pilot, lambda: screen.status_bar.sync_text == "sync synced 1 file", what="the first sync")
+        await until(pilot, lambda: screen.status_bar.sync_text.startswith("sync ↑ 1 file, 14 B, "),
+                    what="the first sync")
         op = await run_done(pilot, screen, "cat hello.txt; pwd")
         assert output(screen, op) == ["first version", "/app"], "the folder is the runs' cwd, at /app"
 
@@ -262,9 +263,10 @@ async def test_sync_on_attaches_the_folder_and_a_change_resyncs(tui_engine_dir: 
                     timeout=30, what="the watcher to re-sync the change")
         op = await run_done(pilot, screen, "cat /app/hello.txt")
         assert output(screen, op) == ["second version"]
-        synced = [e for e in screen.command_log.entries if e.kind == "sync" and e.text == "folder synced"]
-        assert len(synced) >= 2 and all(e.result.startswith("synced ") for e in synced), \
-            "the first sync and the watcher's re-sync are command-log entries"
+        synced = [e for e in screen.command_log.entries if e.kind == "sync" and not e.text.startswith(":")]
+        assert [(e.text, e.result.split(" in ")[0]) for e in synced] == [("hello.txt", "↑ 1 file, 14 B"),
+                                                                          ("hello.txt", "↑ 1 file, 15 B")], \
+            "the first sync and the watcher's re-sync are command-log entries (a run's re-sync sending nothing is not)"
 
         await submit(pilot, ":sync off")
         await until(pilot, lambda: screen.status_bar.sync_text == "sync off", what="sync off")

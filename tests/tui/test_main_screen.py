@@ -29,8 +29,8 @@ async def test_a_command_typed_in_the_bar_runs_and_its_snapshot_becomes_working(
 
         assert made != source
         assert screen.lineage.parent_of(made) == source, "the new snapshot is a child of the one it ran on"
-        node = screen.tree.node_for(made)
-        assert node is not None and node.parent is screen.tree.node_for(source), "shown under its parent"
+        row = screen.tree.row_of(made)
+        assert row is not None and row.parent == source, "drawn hanging from its parent"
         assert screen.tree.working == made, "marked as the working snapshot in the tree"
         assert screen.status_bar.working == made[:8]
         op = next(op for op in screen.table.operations.values() if op.result == made)

@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
+from contree_tui.tui.widgets.diff_view import DiffView
 from tests.tui.frozen import WORKING, FrozenBackend, frozen_clock, uid
 from tests.tui.helpers import until
 
@@ -113,20 +114,35 @@ def test_snapshot_detail_files(snap_compare) -> None:  # type: ignore[no-untyped
     assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=browse)
 
 
+async def diff_of(pilot: Pilot[None], path: str) -> SnapshotDetailScreen:
+    """The diff against the parent listed, `path`'s line diff open."""
+    screen = await detail(pilot)
+    await pilot.press("d")
+    await until(pilot, lambda: screen.mode == "diff", what="the diff")
+    assert screen.diff is not None
+    assert screen.diff.summary == "3 added, 2 modified, 1 removed"
+    await open_row(pilot, screen, path)
+    view = screen.query_one(DiffView)
+    await until(pilot, lambda: view.diff is not None and view.diff.path == path, what="the line diff")
+    await pilot.pause(0.1)
+    return screen
+
+
 def test_snapshot_detail_diff(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    """The diff against the parent: added, modified (by size, and by content only), removed; the removed file
-    open as it was in the parent."""
+    """The diff against the parent: added, modified (by size, and by content only), removed; the Makefile,
+    rewritten with the same size within the same second, open in its line diff: unified below 140 columns."""
     async def diff(pilot: Pilot[None]) -> None:
-        screen = await detail(pilot)
-        await pilot.press("d")
-        await until(pilot, lambda: screen.mode == "diff", what="the diff")
-        assert screen.diff is not None
-        assert screen.diff.summary == "3 added, 2 modified, 1 removed"
-        await open_row(pilot, screen, "/app/NOTES")
-        await until(pilot, lambda: any("ship it" in line for line in screen.view.lines), what="the removed file")
-        await pilot.pause(0.1)
+        await diff_of(pilot, "/app/Makefile")
 
     assert snap_compare(frozen_app(), terminal_size=SIZE, run_before=diff)
+
+
+def test_snapshot_detail_diff_side_by_side(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """From 140 columns the two versions stand side by side, the changed line paired with its new one."""
+    async def diff(pilot: Pilot[None]) -> None:
+        await diff_of(pilot, "/app/Makefile")
+
+    assert snap_compare(frozen_app(), terminal_size=(160, 34), run_before=diff)
 
 
 def test_command_palette(snap_compare) -> None:  # type: ignore[no-untyped-def]

@@ -1,11 +1,12 @@
-"""The snapshot tree's keys and lazy children, on frozen data (the layout is known line by line):
+"""The snapshot tree's keys, on frozen data (the layout is known line by line):
 
-    busybox:latest
-      a0000001
-        a0000002
-          a0000003
-          a0000005  (working)
-        a0000004    (collapsed: a0000008 below it is not built until it opens)
+    ◆ busybox:latest
+    ● a0000001
+    ├─● a0000002
+    │ ├─● a0000003
+    │ ◉ a0000005    (working)
+    ● a0000004
+    ● a0000008
 """
 
 from __future__ import annotations
@@ -26,23 +27,24 @@ async def ready(pilot) -> MainScreen:  # type: ignore[no-untyped-def]
     return screen
 
 
-async def test_vim_keys_move_and_l_opens_a_branch_lazily() -> None:
+async def test_vim_keys_move_h_collapses_and_l_opens_again() -> None:
     app = ContreeApp(FrozenBackend(), working=WORKING, clock=frozen_clock)
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         tree = screen.tree
-        assert tree.node_for(uid(8)) is None, "children of a collapsed branch are not built"
         await pilot.press("j")
         assert tree.cursor_uuid == uid(4)
-        await pilot.press("l")
-        await pilot.pause()
-        assert tree.node_for(uid(8)) is not None, "opening the branch builds its children"
-        await pilot.press("j")
+        await pilot.press("l")  # it shows a child: down to it
         assert tree.cursor_uuid == uid(8)
-        await pilot.press("h")  # a leaf: to its parent
+        await pilot.press("h")  # a leaf: up to its parent
         assert tree.cursor_uuid == uid(4)
-        await pilot.press("h")  # open: closes
-        assert not tree.node_for(uid(4)).is_expanded  # type: ignore[union-attr]
+        await pilot.press("h")  # it shows a child: collapses
+        await pilot.pause()
+        assert tree.node_for(uid(8)) is None and tree.cursor_uuid == uid(4)
+        assert "+1 " in tree.render_label(tree.node_for(uid(4)), *styles()).plain, "says what it hides"  # type: ignore[arg-type]
+        await pilot.press("l")  # collapsed: opens
+        await pilot.pause()
+        assert tree.node_for(uid(8)) is not None and tree.cursor_uuid == uid(4)
         await pilot.press("k", "k")
         assert tree.cursor_uuid == uid(3)
         await pilot.press("g")
@@ -53,6 +55,12 @@ async def test_vim_keys_move_and_l_opens_a_branch_lazily() -> None:
         await pilot.press("u")  # the base image has no parent: a warning, no dialog
         await pilot.pause()
         assert isinstance(app.screen, MainScreen) and screen.position.working == BASE
+
+
+def styles():  # type: ignore[no-untyped-def]
+    from rich.style import Style
+
+    return Style(), Style()
 
 
 async def test_the_status_bar_says_reconnecting_and_counts_running_operations() -> None:

@@ -44,6 +44,8 @@ from contree_tui.tui.run_settings import RunSettings
     (":download /etc/hostname", v.Download("/etc/hostname")),
     (":download /etc/hostname out/host", v.Download("/etc/hostname", "out/host")),
     (":sync on", v.Sync(True)),
+    (":diff v1", v.Diff("v1", ".")),
+    ("diff 3f2a9c1d v2", v.Diff("3f2a9c1d", "v2")),
     (":sync off", v.Sync(False)),
     (":cancel", v.Cancel()),
     (":wait", v.Wait()),
@@ -67,6 +69,7 @@ def test_a_line_is_a_shell_command_or_a_verb(line: str, verb: v.Verb) -> None:
     (":tag a b", ":tag takes 1 argument, got 2", ":tag NAME"),
     (":disposable maybe", "'maybe' is neither on nor off", ":disposable on|off"),
     (":sync", ":sync takes 1 argument, got 0", ":sync on|off"),
+    (":diff", ":diff takes 1 to 2 arguments, got 0", ":diff A [B]"),
     (":env 1X=2", "'1X' is not a variable name", ":env"),
     (":env NOVALUE", "'NOVALUE' is not K=V", ":env"),
     (":env -", "removes nothing", ":env"),
@@ -92,11 +95,12 @@ def test_bad_verbs_say_why_and_how(line: str, reason: str, usage: str) -> None:
 
 def test_every_verb_has_a_usage_and_describe_round_trips() -> None:
     for line in (":tag v1", ":untag", ":cd /tmp", ":env A=1 -B", ":disposable on", ":parallel a ;; b",
-                 ":download /x y", ":sync off", ":cancel", ":wait", ":import alpine", ":import alpine:3 base"):
+                 ":download /x y", ":sync off", ":cancel", ":wait", ":import alpine", ":import alpine:3 base",
+                 ":diff v1 .", ":diff 3f2a9c1d a0b1"):
         verb = v.parse_line(line)
         assert v.parse_line(v.describe(verb)) == verb
     assert set(v.VERBS) == {"import", "tag", "untag", "cd", "env", "disposable", "parallel", "download", "sync",
-                            "cancel", "wait"}
+                            "cancel", "wait", "diff"}
 
 
 def test_the_intent_says_verb_or_shell_as_the_line_is_typed() -> None:
@@ -156,7 +160,7 @@ def test_verbs_tags_and_choices_complete_to_the_line() -> None:
     assert complete_line(":dis", slot, static_candidates(slot)) == ":disposable "
     slot = slot_for(":d")
     assert slot is not None
-    assert complete_line(":d", slot, static_candidates(slot)) == ":disposable ", "ambiguous: the first, tab narrows"
+    assert complete_line(":d", slot, static_candidates(slot)) == ":diff ", "ambiguous: the first, tab narrows"
     slot = slot_for(":untag rel")
     assert slot is not None
     assert complete_line(":untag rel", slot, static_candidates(slot, ["release-1", "release-2", "v1"])) \

@@ -1,8 +1,8 @@
 """What the main screen does with a command-bar line (verbs.py parses it): runs with the session's settings
-(`:cd`, `:env`, `:disposable`, the folder's sync), the verbs (`:import` is import_watch.py's; `:cancel`,
-`:wait` and the two-stage interrupt `c` are operation_verbs.py's), the command log (`@`) and the bar's
-completion source. A mixin of MainScreen, kept apart so the screen's module
-stays about layout, loading and following.
+(`:cd`, `:env`, `:disposable`, the folder's sync), the verbs (`:import` is import_verbs.py's; `:cancel`,
+`:wait` and the two-stage interrupt `c` are operation_verbs.py's; `:sync`: sync_verbs.py; `:diff`:
+diff_verbs.py), the command log (`@`) and the bar's completion source. A mixin of MainScreen, kept apart so
+the screen's module stays about layout, loading and following.
 
 `:parallel` starts every branch from the working snapshot as it is when typed; none of them becomes the
 working snapshot (which one should is the user's call: `enter` on it in the tree). Each branch is recorded
@@ -12,15 +12,13 @@ in the folder's history as a run that did not move the position.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from contree_client.models import OperationStatus
 from textual import work
-from textual.message import Message
 
-from contree_tui.client.sync import SyncPhase, SyncStatus
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import CommandLog, LogEntry
 from contree_tui.tui.data import describe_error
@@ -28,32 +26,14 @@ from contree_tui.tui.model import Operation, Stream
 from contree_tui.tui.outcome import one_line, op_icon, outcome
 from contree_tui.tui.run_settings import RunSettings
 from contree_tui.tui.screens.command_log import CommandLogScreen
+from contree_tui.tui.screens.import_verbs import ImportVerbs
 from contree_tui.tui.screens.operation_verbs import OperationVerbs
 from contree_tui.tui.widgets.command_bar import CommandBar
 
 LISTING_CACHE = 256  # (image, directory) listings kept for completion; an image's files never change
 
 
-class SyncChanged(Message):
-    """The folder's sync status changed (None: off)."""
-
-    def __init__(self, status: SyncStatus | None) -> None:
-        super().__init__()
-        self.status = status
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SyncChanged)
-
-
-class SyncEnded(Message):
-    """One sync of the folder ended (an entry of the command log); never coalesced, unlike SyncChanged."""
-
-    def __init__(self, status: SyncStatus) -> None:
-        super().__init__()
-        self.status = status
-
-
-class CommandVerbs(OperationVerbs):
+class CommandVerbs(OperationVerbs, ImportVerbs):
     """Mixed into MainScreen: uses its backend, position, lineage, tree, table, status bar and workers."""
 
     def _init_command_verbs(self) -> None:
@@ -61,38 +41,11 @@ class CommandVerbs(OperationVerbs):
         self.command_log = CommandLog()
         self._init_operation_verbs()
         self._listings: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+        self._init_import_verbs()
 
     def _attach_command_verbs(self, backend: Any) -> None:
-        """On connect: completion from this screen, the folder's sync resumed if it was left on."""
+        """On connect: completion from this screen (the folder's sync: sync_verbs.py)."""
         self.query_one(CommandBar).use_completion(self)
-        sync = getattr(backend, "folder_sync", None)
-        if sync is not None:
-            sync.status.subscribe(self._sync_status_watcher())
-            self._resume_sync(sync)
-
-    def _sync_status_watcher(self) -> Callable[[SyncStatus | None], None]:
-        """Each status for the status bar; each end of a sync (syncing → idle or error) for the command log."""
-        last: list[SyncPhase | None] = [None]
-
-        def on_status(status: SyncStatus | None) -> None:
-            self.post_message(SyncChanged(status))
-            phase = status.phase if status is not None else None
-            if last[0] is SyncPhase.SYNCING and status is not None and phase is not SyncPhase.SYNCING:
-                self.post_message(SyncEnded(status))
-            last[0] = phase
-        return on_status
-
-    @work(group="sync", exit_on_error=False, description="resuming the folder's sync")
-    async def _resume_sync(self, sync: Any) -> None:
-        await sync.resume()
-
-    def on_sync_changed(self, message: SyncChanged) -> None:
-        self.status_bar.sync = message.status
-
-    def on_sync_ended(self, message: SyncEnded) -> None:
-        status = message.status
-        self.command_log.record(self.clock(), "sync", "folder synced", status.describe(),
-                                ok=status.phase is not SyncPhase.ERROR, snapshot=self.position.working)
 
     def on_command_bar_prompt(self, message: CommandBar.Prompt) -> None:
         self.status_bar.prompt = message.prompt
@@ -293,19 +246,6 @@ class CommandVerbs(OperationVerbs):
         size = await self._backend().download(image, path, dest)
         return f"{path} → {dest} ({size} bytes)"
 
-    def _verb_sync(self, verb: v.Sync, entry: LogEntry) -> None:
-        sync = getattr(self.backend, "folder_sync", None)
-        if sync is None:
-            self._done(entry, "this backend cannot sync a folder", ok=False)
-            return
-        self._carry_out(entry, f"cannot turn sync {'on' if verb.on else 'off'}", self._sync(sync, verb.on))
-
-    async def _sync(self, sync: Any, on: bool) -> str:
-        settings = await sync.turn(on)
-        if on:
-            return f"{sync.folder} → {settings.destination} in every following run, re-synced on change"
-        return f"sync off: following runs get no files from {sync.folder}"
-
     # Command log ----------------------------------------------------------------------------------------
 
     def action_command_log(self) -> None:
@@ -369,4 +309,4 @@ class CommandVerbs(OperationVerbs):
         return self._listings[key]
 
 
-__all__ = ["CommandLog", "CommandVerbs", "SyncChanged", "SyncEnded"]
+__all__ = ["CommandLog", "CommandVerbs"]

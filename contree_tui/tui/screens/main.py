@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
 from contree_tui.client.position import PositionError
@@ -24,13 +24,18 @@ from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.outcome import outcome
 from contree_tui.tui.screens.command_verbs import CommandVerbs
-from contree_tui.tui.screens.import_watch import ImportWatch
+from contree_tui.tui.screens.diff_verbs import DiffVerbs
 from contree_tui.tui.screens.link_watch import LinkWatch
+from contree_tui.tui.screens.operation_watch import OperationWatch
+from contree_tui.tui.screens.position_watch import PositionWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
+from contree_tui.tui.screens.split_logs import SplitLogsScreen
+from contree_tui.tui.screens.sync_verbs import SyncVerbs
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
-from contree_tui.tui.widgets.log_view import LogPanel
-from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration
+from contree_tui.tui.widgets.key_footer import KeyFooter
+from contree_tui.tui.widgets.log_panel import LogPanel
+from contree_tui.tui.widgets.operations_table import OperationsTable, format_duration, snapshot_of
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
 from contree_tui.tui.widgets.status_bar import StatusBar
 
@@ -38,7 +43,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
+class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -46,7 +51,9 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         Binding("u", "rollback", "Roll back", id="rollback"),
         Binding("U", "forward", "Forward", id="forward"),
         Binding("R", "reload", "Reload", show=False, id="reload"),
+        Binding("D", "diff_mark", "Diff two snapshots (D, D)", show=False, id="diff-mark"),
         Binding("escape", "focus_tree", "Tree", show=False, id="focus-tree"),
+        Binding("v", "split_logs", "Side by side", id="split-logs"),  # screens/split_logs.py
     ]
 
     def __init__(self, *, clock: Clock = utc_now, working: str | None = None) -> None:
@@ -60,7 +67,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         self._followed: set[str] = set()  # operations whose events a worker is reading
         self._init_command_verbs()
         self._init_link_watch()
-        self._init_import_watch()
+        self._init_operation_watch()
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="connection-banner")
@@ -71,14 +78,14 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
                 yield LogPanel(id="log-panel")
         yield CommandBar(id="command-bar")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()  # keeps : u U ? q when the width runs out (key_footer.py)
 
     def on_mount(self) -> None:
         self.tree.border_title = "snapshots"
         self.table.border_title = "operations"
         self.query_one(LogPanel).border_title = "log"
         self.tree.focus()
-        self.log_panel.running_logs = self.running_logs
+        self.log_panel.host = self  # the operations, their buffers and colours, for `m` and the split view
         self.set_interval(1.0, self.table.tick)
         self.set_interval(30.0, self.tree.refresh_labels)  # ages move on
 
@@ -107,8 +114,10 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         self.status_bar.link = message.backend.status.value
         message.backend.status.subscribe(lambda state: self.post_message(LinkChanged(state)))
         self._attach_command_verbs(message.backend)
+        self._attach_sync(message.backend)
         self._attach_link_watch(message.backend)
-        self._attach_import_watch(message.backend)
+        self._attach_operation_watch(message.backend)  # every client's operations (operation_watch.py)
+        self._attach_position_watch(message.backend)  # another client's moves, followed (position_watch.py)
         self.load()
 
     def on_link_changed(self, message: LinkChanged) -> None:
@@ -192,6 +201,8 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         moved = self.position.record_run(image, op.result if made else None, operation=op.uuid,
                                          command=op.command, exit_code=op.exit_code, move=not branch)
         self.run_finished(entry, op, moved)
+        if not moved and not branch:
+            self.tell_diverted(op.command, image, op.result if made else None)  # no silent fork
         if moved:
             self._show_working()
         if op.status is not OperationStatus.SUCCESS:
@@ -212,7 +223,7 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
 
     async def _follow(self, op: Operation) -> None:
         """Read the operation's events into its buffer until it completes."""
-        if op.is_import:  # progress and log lines, then its state from the server (import_watch.py)
+        if op.is_import:  # progress and log lines, then its state from the server (import_verbs.py)
             result = await self._follow_import(op)
             if result.succeeded and op.result and op.result not in self.lineage.snapshots:
                 self.load()  # another client's import just ended: its image, a root of the tree
@@ -263,8 +274,17 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
         op = message.operation
         self.table.upsert(op)
         self.lineage.note_operation(op)
-        self.tree.refresh_labels()
+        if op.result in self.lineage.snapshots:  # a node shows its producer's outcome; a run going has none yet
+            self.tree.refresh_labels()
         self.status_bar.running = self.table.running_count
+
+    @on(OperationsTable.JumpToSnapshot)
+    def _jump_to_snapshot(self, message: OperationsTable.JumpToSnapshot) -> None:
+        target = snapshot_of(message.operation, self.lineage.snapshots)
+        if target is None or not self.tree.jump_to(target):
+            self.notify("its snapshot is not in the tree", title="operation", severity="warning")
+            return
+        self.tree.focus()
 
     @on(DataTable.RowHighlighted, "#operations")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -357,6 +377,9 @@ class MainScreen(LinkWatch, ImportWatch, CommandVerbs, Screen[None]):
 
     def action_command_bar(self) -> None:
         self.query_one(CommandBar).focus()
+
+    def action_split_logs(self) -> None:
+        self.app.push_screen(SplitLogsScreen(self))
 
     def action_focus_tree(self) -> None:
         self.tree.focus()

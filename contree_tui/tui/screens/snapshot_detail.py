@@ -1,14 +1,17 @@
 """A snapshot's files: browse its directories, view a file, save one locally, grep, and the diff against the
-parent snapshot (added / modified / removed). Opened with `i` on a node of the tree; esc goes back.
+parent snapshot or any other (added / modified / removed, and a modified file's lines: detail_diff.py). Opened
+with `i` on a node of the tree, or on a diff by `:diff A B` and `D` in the tree; esc goes back.
 
 The list on the left shows one of three things — a directory, the diff, grep's matches — and enter opens the
-selected entry in the viewer on the right. Every read runs in a worker; a failure is a toast with its reason.
+selected entry on the right: the file viewer, or a modified file's line diff. Every read runs in a worker; a
+failure is a toast with its reason. The header says how many bytes the snapshot added over its parent (its
+layer, as dive shows per layer) when the server says it (our engine's x_engine sizes; a hosted Contree does
+not: the header then goes without).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,16 +21,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widget import Widget
+from textual.widgets import DataTable, Log, Static
 from textual.worker import Worker, WorkerState
 
 from contree_tui.client.image_details import ImageDetails
 from contree_tui.client.image_files import Entry, GrepHit, parent_dir
-from contree_tui.client.snapshot_diff import Change, FileChange, SnapshotDiff
+from contree_tui.client.snapshot_diff import SnapshotDiff
 from contree_tui.tui.data import describe_error
 from contree_tui.tui.model import Snapshot
+from contree_tui.tui.screens.detail_diff import DetailDiff
+from contree_tui.tui.screens.detail_target import Target
 from contree_tui.tui.screens.prompt import PromptScreen
 from contree_tui.tui.snapshot_files import SnapshotFiles
+from contree_tui.tui.widgets.diff_view import DiffView
+from contree_tui.tui.widgets.key_footer import KeyFooter
 
 VIEW_LIMIT = 256 * 1024  # bytes shown of a file; `s` saves the whole of it
 UP = ".."
@@ -42,17 +50,6 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-@dataclass(frozen=True)
-class Target:
-    """What enter opens: a path in this snapshot (or, for a removed file, in the parent), maybe at a line."""
-
-    path: str
-    kind: str
-    image: str
-    line: int | None = None
-    note: str = ""
-
-
 class EntryList(DataTable[Text | str]):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False, id="detail.down"),
@@ -65,23 +62,27 @@ class EntryList(DataTable[Text | str]):
                          "entry-list--muted"}
 
 
-class SnapshotDetailScreen(Screen[None]):
+class SnapshotDetailScreen(DetailDiff, Screen[None]):
     BINDINGS = [
         Binding("escape,q", "close", "Back", id="detail.close"),
         Binding("enter,l", "open", "Open", id="detail.open"),
         Binding("backspace,h", "up", "Up a dir", id="detail.parent-dir"),
         Binding("f", "files", "Files", id="detail.files"),
-        Binding("d", "diff", "Diff vs parent", id="detail.diff"),
+        Binding("d", "diff", "Diff", id="detail.diff"),
         Binding("slash", "grep", "Grep", id="detail.grep"),
         Binding("s", "save", "Save file", id="detail.save"),
     ]
 
     def __init__(self, files: SnapshotFiles, snapshot: Snapshot, parent: Snapshot | None = None, *,
-                 command: str | None = None, folder: Path | None = None, directory: str = "/") -> None:
+                 command: str | None = None, folder: Path | None = None, directory: str = "/",
+                 base: Snapshot | None = None, open_diff: bool = False) -> None:
+        """`base`: what `d` compares with (default: the parent); `open_diff`: start on that diff."""
         super().__init__()
         self.files = files
         self.snapshot = snapshot
         self.parent_snapshot = parent
+        self.base = base or parent
+        self.open_diff = open_diff
         self.command = command
         self.folder = folder or Path.cwd()
         self.directory = directory
@@ -97,7 +98,8 @@ class SnapshotDetailScreen(Screen[None]):
         with Horizontal(id="detail-body"):
             yield EntryList(id="detail-list", cursor_type="row", zebra_stripes=True)
             yield Log(id="detail-view", auto_scroll=False)
-        yield Footer()
+            yield DiffView(id="detail-diff")
+        yield KeyFooter()  # at 80x24 Textual's cut `? Help` off (key_footer.py)
 
     def _header(self, details: ImageDetails | None = None) -> Text:
         text = Text()
@@ -106,6 +108,9 @@ class SnapshotDetailScreen(Screen[None]):
         if self.parent_snapshot is not None:
             text.append("  parent ", style="dim")
             text.append(self.parent_snapshot.name)
+        if self.base is not None and self.base is not self.parent_snapshot:
+            text.append("  compared with ", style="dim")
+            text.append(self.base.name, style="bold")
         if self.snapshot.imported:  # where it came from: its import's reference (and tag), when known
             origin = (self.command or "").removeprefix("import ")
             text.append("  imported from " if origin else "  imported", style="dim")
@@ -115,7 +120,7 @@ class SnapshotDetailScreen(Screen[None]):
             text.append(" ".join(self.command.split()), style="italic")
         if details is not None and details.size is not None:
             text.append("  size ", style="dim")
-            text.append(f"{human_size(details.size)} added")
+            text.append(f"{human_size(details.size)} " + ("written by its run" if details.size_from_run else "added"))
             if details.total_size is not None:
                 text.append(f" ({human_size(details.total_size)} in all)", style="dim")
         return text
@@ -130,9 +135,19 @@ class SnapshotDetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.view.border_title = "file"
+        self.diff_view.display = False
         self.entry_list.focus()
-        self.show_directory(self.directory)
+        if self.open_diff:
+            self.action_diff()
+        else:
+            self.show_directory(self.directory)
         self.show_size()
+
+    def _show_pane(self, pane: Widget) -> None:
+        """The file viewer or the line diff on the right (the diff gets more room: the list narrows)."""
+        self.view.display = pane is self.view
+        self.diff_view.display = pane is self.diff_view
+        self.query_one("#detail-body").set_class(pane is self.diff_view, "-diff")
 
     @work(exclusive=True, group="detail-size", exit_on_error=False, description="size")
     async def show_size(self) -> None:
@@ -210,6 +225,8 @@ class SnapshotDetailScreen(Screen[None]):
         if target.kind == "dir":
             going_up = self.mode == "files" and target.path == parent_dir(self.directory) != self.directory
             self.show_directory(target.path, select=self.directory if going_up else None)
+        elif target.kind == "file" and target.base is not None:
+            self.show_diff(target)
         elif target.kind == "file":
             self.show_file(target)
         elif target.kind == "symlink":
@@ -227,9 +244,11 @@ class SnapshotDetailScreen(Screen[None]):
     async def show_file(self, target: Target) -> None:
         head = await self.files.read_head(target.image, target.path, VIEW_LIMIT)
         view = self.view
+        self._show_pane(view)
         view.clear()
         self.viewing = target
-        where = "" if target.image == self.snapshot.uuid else f" (in the parent {target.image[:8]})"
+        which = "the parent " if self.base is self.parent_snapshot else ""
+        where = "" if target.image == self.snapshot.uuid else f" (in {which}{target.image[:8]})"
         view.border_title = f"{target.path}{where}"
         if head.binary:
             view.write_line(f"binary file ({human_size(len(head.data))}"
@@ -284,36 +303,6 @@ class SnapshotDetailScreen(Screen[None]):
         more = " (more: the search stopped at its limit)" if found.truncated else ""
         count = f"{len(rows)} match{'es' if len(rows) != 1 else ''}"
         self._fill("grep", f"grep {pattern!r} in {root}: {count}{more}", ("where", "line"), rows)
-
-    # Diff -----------------------------------------------------------------------------------------------
-
-    @work(exclusive=True, group="detail-list", exit_on_error=False, description="diff")
-    async def action_diff(self) -> None:
-        parent = self.parent_snapshot
-        if parent is None:
-            self.notify(f"{self.snapshot.name} has no parent to compare with", title="no diff",
-                        severity="warning")
-            return
-        if self.diff is None:
-            self.entry_list.border_title = f"diff against {parent.name}: comparing…"
-            self.diff = await self.files.diff(parent.uuid, self.snapshot.uuid, parent.created_at)
-        diff = self.diff
-        rows = [(change.path, self._diff_target(change), self._change_cells(change)) for change in diff.changes]
-        self._fill("diff", f"diff against {parent.name}: {diff.summary}", ("", "path", "what"), rows)
-        if not rows:
-            self.notify("no file differs from the parent", title="diff")
-
-    def _diff_target(self, change: FileChange) -> Target:
-        if change.change is Change.REMOVED:
-            assert self.parent_snapshot is not None
-            return Target(change.path, change.kind, self.parent_snapshot.uuid,
-                          note="removed in this snapshot: as it was in the parent")
-        return Target(change.path, change.kind, self.snapshot.uuid)
-
-    def _change_cells(self, change: FileChange) -> tuple[Text, Text, str]:
-        style = self._style(change.change.value)
-        path = change.path + ("/" if change.kind == "dir" else "")
-        return Text(change.change.sign, style=style), Text(path, style=style), change.detail or change.change.value
 
     # Leaving and failures -------------------------------------------------------------------------------
 

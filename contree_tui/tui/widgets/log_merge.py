@@ -18,9 +18,10 @@ from contree_tui.tui.model import LineStore, OutputBuffer
 @dataclass
 class Member:
     key: str  # the operation's uuid
-    label: str  # the prefix drawn before its lines
+    label: str  # the prefix drawn before its lines (op_labels.py: what a person calls the operation)
     buffer: OutputBuffer
     seen: int = 0  # buffer.total already pulled
+    colour: int = 0  # its colour slot (op_labels.ColourSlots: the same for the whole session)
 
 
 class MergedLog:
@@ -44,12 +45,18 @@ class MergedLog:
     def keys(self) -> list[str]:
         return [member.key for member in self.members]
 
-    def attach(self, key: str, buffer: OutputBuffer, label: str | None = None) -> bool:
+    def attach(self, key: str, buffer: OutputBuffer, label: str | None = None, colour: int | None = None) -> bool:
         """Merge this buffer's lines from now on, and those it already holds; False if it is merged already."""
         if any(member.key == key for member in self.members):
             return False
-        self.members.append(Member(key, label or key[:8], buffer, buffer.dropped))
+        colour = len(self.members) if colour is None else colour
+        self.members.append(Member(key, label or key[:8], buffer, buffer.dropped, colour))
         return True
+
+    def relabel(self, labels: dict[str, str]) -> None:
+        """New prefixes (another operation joined: what tells them apart may have changed)."""
+        for member in self.members:
+            member.label = labels.get(member.key, member.label)
 
     def origin(self, index: int) -> int:
         """Which member (position in `members`) the line with absolute index `index` came from."""

@@ -1,104 +1,87 @@
 """The operations table: one row per run, updated in place as its status changes (never cleared and refilled,
-so the cursor and scroll position stay where the user left them)."""
+so the cursor and scroll position stay where the user left them).
+
+The command column takes what the other columns leave of the pane; when commands need more to be told apart
+(parallel runs sharing a long head), the less important columns give way (operations_cells.py). `/` filters
+the rows (command, uuid, status), `s` cycles the sorts, enter jumps to the run's snapshot in the tree.
+"""
 
 from __future__ import annotations
 
 from contree_client.models import OperationStatus
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, CellType
 
 from contree_tui.tui.model import Operation
 from contree_tui.tui.outcome import op_icon, outcome_words
+from contree_tui.tui.screens.prompt import PromptScreen
+from contree_tui.tui.widgets.operations_cells import (
+    COLUMNS,
+    COMMAND_MIN,
+    COMMAND_WIDTH,
+    PENDING,
+    STATUS_WIDTH,
+    command_cell,
+    command_need,
+    command_room,
+    departures,
+    fitting_columns,
+    format_cpu,
+    format_duration,
+    format_memory,
+    import_label,
+    one_line,
+    progress_cell,
+)
+from contree_tui.tui.widgets.operations_order import Sort, matches, ordered
 from contree_tui.tui.widgets.snapshot_tree import Clock, utc_now
+from contree_tui.tui.widgets.table_rows import update_row
 
-# The command goes last: it is the one column that may be cut when the pane is narrow.
-STATUS_WIDTH = 11
-COLUMNS = (("status", "status", STATUS_WIDTH), ("images", "image → result", 19), ("exit", "exit", 4),
-           ("duration", "time", 7), ("cpu", "cpu", 5), ("memory", "mem", 5), ("command", "command", None))
-PENDING = "—"  # CPU and memory come with the process's exit (its rusage): none while it runs
-COMMAND_WIDTH = 40
-# When the pane is narrow (at 80 columns it is ~42 cells: the fixed columns alone took 65), columns go in this
-# order until the command has COMMAND_MIN cells: status and command are what tells runs apart.
-DROP_ORDER = ("exit", "memory", "cpu", "images", "duration")  # exit first: the status says `✗ exit 3`
-COMMAND_MIN = 24
-CELL_PADDING = 2  # DataTable's cell_padding (1) on each side of every column
-IMPORT_BAR = 12  # cells of an import's bar in the image column (19 wide): the bar, a space, "100%"
+__all__ = ["COMMAND_MIN", "PENDING", "STATUS_WIDTH", "OperationsTable", "fitting_columns", "format_cpu",
+           "format_duration", "format_memory", "import_label", "progress_cell", "snapshot_of"]
+
+TITLE = "operations"
 
 
-def progress_cell(fraction: float, width: int = IMPORT_BAR) -> str:
-    """`███████░░░░░  58%`: bytes an import fetched of all it fetches."""
-    filled = round(max(0.0, min(1.0, fraction)) * width)
-    return "█" * filled + "░" * (width - filled) + f" {fraction * 100:3.0f}%"
+def snapshot_of(op: Operation, known: set[str] | dict[str, object]) -> str | None:
+    """The snapshot an operation's row leads to: the one it made if the tree has it, else the one it ran on."""
+    return next((uuid for uuid in (op.result, op.image) if uuid and uuid in known), None)
 
 
-def import_label(command: str) -> str:
-    """An import's command cell, its tag first: `import REF as TAG` (records.import_command) reads
-    `import TAG ← REF`. At 160 columns the cell shows ~21 cells, and a long path hid the tag it makes."""
-    one_line = " ".join(command.split())
-    ref, found, tag = one_line.removeprefix("import ").rpartition(" as ")
-    return f"import {tag} ← {ref}" if found and ref and tag and " " not in tag else one_line
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def format_cpu(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    return f"{seconds:.2f}s" if seconds < 10 else format_duration(seconds)
-
-
-def format_memory(kilobytes: int | None) -> str:
-    """Peak RSS as getrusage reports it on Linux: kilobytes."""
-    if kilobytes is None:
-        return ""
-    size = float(kilobytes)
-    for unit in ("K", "M", "G"):
-        if size < 1024 or unit == "G":
-            return f"{size:.0f}{unit}" if size >= 10 or unit == "K" else f"{size:.1f}{unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def fitting_columns(width: int) -> tuple[str, ...]:
-    """The columns shown in a pane `width` cells wide: all of them when the command still gets COMMAND_MIN
-    cells, else fewer, in DROP_ORDER (status and command always)."""
-    fixed = {key: w for key, _label, w in COLUMNS if w is not None}
-    shown = [key for key, _label, _width in COLUMNS]
-    for key in DROP_ORDER:
-        used = sum(fixed[k] + CELL_PADDING for k in shown if k in fixed) + COMMAND_MIN + CELL_PADDING
-        if width <= 0 or used <= width:
-            break
-        shown.remove(key)
-    return tuple(shown)
-
-
-class OperationsTable(DataTable[Text | str]):
+class OperationsTable(DataTable[CellType]):
     BINDINGS = [
         Binding("j,down", "cursor_down", "Down", show=False, id="ops.down"),
         Binding("k,up", "cursor_up", "Up", show=False, id="ops.up"),
         Binding("g,home", "scroll_top", "Top", show=False, id="ops.top"),
         Binding("G,end", "scroll_bottom", "Bottom", show=False, id="ops.bottom"),
+        Binding("enter", "jump_snapshot", "Its snapshot", id="ops.snapshot"),
+        Binding("slash", "filter", "Filter", id="ops.filter"),
+        Binding("s", "cycle_sort", "Sort", id="ops.sort"),
     ]
 
     COMPONENT_CLASSES = {"operations-table--ok", "operations-table--failed", "operations-table--running"}
 
+    class JumpToSnapshot(Message):
+        """Enter on a row: show this operation's snapshot in the tree (the screen knows the tree)."""
+
+        def __init__(self, operation: Operation) -> None:
+            super().__init__()
+            self.operation = operation
+
     def __init__(self, *, clock: Clock = utc_now, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.clock = clock
-        self.operations: dict[str, Operation] = {}
-        self._shown: dict[str, dict[str, Text | str]] = {}  # the cells as last set, by row
+        self.operations: dict[str, Operation] = {}  # every one known, in the order they arrived
+        self._shown: dict[str, dict[str, CellType]] = {}  # the cells as last set, by row
         self.shown_columns: tuple[str, ...] = tuple(key for key, _label, _width in COLUMNS)
+        self.command_width = COMMAND_WIDTH
+        self._departs: dict[str, int] = {}  # one-line command → where it departs from its most similar sibling
+        self.filter_text = ""
+        self.sort = Sort.STARTED
+        self._highlighted: str | None = None  # the row the screen last heard was under the cursor
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -106,65 +89,121 @@ class OperationsTable(DataTable[Text | str]):
     def _add_columns(self) -> None:
         for key, label, width in COLUMNS:
             if key in self.shown_columns:
-                self.add_column(label, key=key, width=width)
+                self.add_column(label, key=key, width=self.command_width if key == "command" else width)
+
+    # Layout: which columns, how wide the command --------------------------------------------------------
 
     def on_resize(self) -> None:
-        wanted = fitting_columns(self.size.width)
-        if wanted == self.shown_columns:
-            return
-        # Rare (a terminal resize): the columns are laid out afresh and every row added again, cursor kept.
+        self._lay_out()
+
+    def _lay_out(self) -> bool:
+        """Fit the columns to the pane and the commands; True if they changed (the rows were added again)."""
+        width = self.size.width
+        need = max((command_need(op.command, self._departs.get(one_line(op.command), 0))
+                    for op in self.operations.values()), default=COMMAND_MIN)
+        columns = fitting_columns(width, need)
+        command_width = max(1, command_room(width, columns)) if width > 0 else COMMAND_WIDTH
+        if (columns, command_width) == (self.shown_columns, self.command_width):
+            return False
+        # Rare (a terminal resize, a burst of runs that need more room): laid out afresh, cursor kept.
+        self.shown_columns, self.command_width = columns, command_width
+        self._fill(columns=True)
+        return True
+
+    def _fill(self, *, columns: bool = False) -> None:
+        """Add the rows again, in the sort's order and through the filter (and the columns, if `columns`),
+        the cursor on the row it was on."""
         selected = self.selected_uuid
-        self.shown_columns = wanted
-        self.clear(columns=True)
+        self.clear(columns=columns)
         self._shown.clear()
-        self._add_columns()
-        for op in self.operations.values():
+        if columns:
+            self._add_columns()
+        for op in self._order():
             cells = self._cells(op)
-            self.add_row(*(cells[k] for k in wanted), key=op.uuid)
+            self.add_row(*(cells[k] for k in self.shown_columns), key=op.uuid)
             self._shown[op.uuid] = cells
         if selected is not None:
             self.select(selected)
+        self._title()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The rows added again put the cursor back on the same row: the screen hears of it once only (it
+        shows that row's log from the bottom again, which would undo the user's scrolling)."""
+        uuid = str(event.row_key.value)
+        if uuid == self._highlighted:
+            event.stop()
+        self._highlighted = uuid
+
+    def _order(self) -> list[Operation]:
+        shown = (op for op in self.operations.values() if matches(op, self.filter_text))
+        return ordered(shown, self.sort, elapsed=self._elapsed, kind=lambda op: op_icon(op)[1])
+
+    def _reorder(self) -> None:
+        """The rows again if the filter or the sort now wants others or another order."""
+        wanted = [op.uuid for op in self._order()]
+        if wanted != [str(row.key.value) for row in self.ordered_rows]:
+            self._fill()
+
+    # Rows -----------------------------------------------------------------------------------------------
 
     def upsert(self, op: Operation) -> None:
         """Add the operation's row, or bring its cells up to date."""
+        new = op.uuid not in self.operations
         self.operations[op.uuid] = op
-        cells = self._cells(op)
+        if new:
+            departs = departures(one_line(o.command) for o in self.operations.values())
+            changed, self._departs = departs != self._departs, departs
+            if self._lay_out():
+                return
+            if changed:  # a sibling's command: the others may have to show another part of theirs
+                for uuid in self._shown:
+                    self._set(uuid, {"command": self._cells(self.operations[uuid])["command"]})
         if op.uuid not in self.rows:
-            self.add_row(*(cells[k] for k in self.shown_columns), key=op.uuid)
-            self._shown[op.uuid] = cells
+            if matches(op, self.filter_text):
+                cells = self._cells(op)
+                self.add_row(*(cells[k] for k in self.shown_columns), key=op.uuid)
+                self._shown[op.uuid] = cells
+                self._reorder()
+                self._title()
             return
-        for column, value in cells.items():
-            self._set(op.uuid, column, value)
+        self._set(op.uuid, self._cells(op))
+        if self.filter_text or self.sort in (Sort.RUNNING, Sort.STATUS):
+            self._reorder()  # its status may take it out of the filter or move it
 
-    def _set(self, uuid: str, column: str, value: Text | str) -> None:
-        """Only a cell that changed: any update makes DataTable draw every visible cell again (~0.5 ms each)."""
+    def _set(self, uuid: str, cells: dict[str, CellType]) -> None:
+        """Only the cells that changed, and only their row is drawn again (table_rows.py)."""
         shown = self._shown.setdefault(uuid, {})
-        if shown.get(column) != value:
-            shown[column] = value
-            if column in self.shown_columns:
-                self.update_cell(uuid, column, value)
+        changed = {column: value for column, value in cells.items() if shown.get(column) != value}
+        shown.update(changed)
+        update_row(self, uuid, {column: value for column, value in changed.items() if column in self.shown_columns})
 
     def tick(self) -> None:
         """Running rows show their elapsed time; call this once a second."""
         for op in self.operations.values():
             if op.running and op.uuid in self.rows:
-                self._set(op.uuid, "duration", self._duration(op))
+                self._set(op.uuid, {"duration": self._duration(op)})
+        if self.sort is Sort.DURATION:
+            self._reorder()
+
+    def _elapsed(self, op: Operation) -> float | None:
+        if op.duration is None and op.running and op.created_at is not None:
+            return max(0.0, (self.clock() - op.created_at).total_seconds())
+        return op.duration
 
     def _duration(self, op: Operation) -> str:
-        if op.duration is None and op.running and op.created_at is not None:
-            return format_duration(max(0.0, (self.clock() - op.created_at).total_seconds()))
-        return format_duration(op.duration)
+        return format_duration(self._elapsed(op))
 
-    def _cells(self, op: Operation) -> dict[str, Text | str]:
+    def _command(self, text: str) -> Text:
+        """A command as a cell: plain text (a `[red]` in it is not markup), cut to the column."""
+        return Text(command_cell(text, self.command_width, self._departs.get(one_line(text), 0)))
+
+    def _cells(self, op: Operation) -> dict[str, CellType]:
         if op.is_import:
             return self._import_cells(op)
         icon, kind = op_icon(op)
         # A run whose command failed still succeeded as an operation (and made a snapshot): its exit says so.
         status = Text(f"{icon} {outcome_words(op)}", style=self.get_component_rich_style(
             f"operations-table--{kind}", partial=True))
-        command = " ".join(op.command.split())
-        if len(command) > COMMAND_WIDTH:
-            command = command[: COMMAND_WIDTH - 1] + "…"
         source = (op.image or "")[:8]
         result = "disposable" if op.disposable else (op.result or "")[:8]
         images = Text(f"{source} → {result}" if result else source)
@@ -177,9 +216,9 @@ class OperationsTable(DataTable[Text | str]):
         cpu = PENDING if op.running else format_cpu(op.cpu_seconds)
         memory = PENDING if op.running else format_memory(op.memory_kb)
         return {"status": status, "images": images, "exit": exit_cell, "duration": self._duration(op),
-                "cpu": cpu, "memory": memory, "command": command}
+                "cpu": cpu, "memory": memory, "command": self._command(op.command)}
 
-    def _import_cells(self, op: Operation) -> dict[str, Text | str]:
+    def _import_cells(self, op: Operation) -> dict[str, CellType]:
         """An import has no source image, exit code or rusage: its image column shows its progress, then the
         image it made; its command column what it imports and, while it runs, its step."""
         icon, kind = op_icon(op)
@@ -192,10 +231,10 @@ class OperationsTable(DataTable[Text | str]):
         else:
             images = f"→ {op.result[:8]}" if op.result and op.status is OperationStatus.SUCCESS else ""
         command = import_label(op.command) + (f" · {op.step}" if op.running and op.step else "")
-        if len(command) > COMMAND_WIDTH:
-            command = command[: COMMAND_WIDTH - 1] + "…"
         return {"status": status, "images": Text(images), "exit": "", "duration": self._duration(op),
-                "cpu": "", "memory": "", "command": command}
+                "cpu": "", "memory": "", "command": self._command(command)}
+
+    # Cursor ---------------------------------------------------------------------------------------------
 
     def select(self, uuid: str) -> None:
         if uuid in self.rows:
@@ -213,3 +252,36 @@ class OperationsTable(DataTable[Text | str]):
     @property
     def running_count(self) -> int:
         return sum(1 for op in self.operations.values() if op.running)
+
+    # Keys -----------------------------------------------------------------------------------------------
+
+    def action_jump_snapshot(self) -> None:
+        op = self.operations.get(self.selected_uuid or "")
+        if op is not None:
+            self.post_message(self.JumpToSnapshot(op))
+
+    def action_filter(self) -> None:
+        self.app.push_screen(PromptScreen("Filter operations", self.filter_text,
+                                          placeholder="text in the command, the uuid or the status",
+                                          detail="empty shows every operation again"),
+                             lambda text: None if text is None else self.set_filter(text))
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self._fill()
+
+    def action_cycle_sort(self) -> None:
+        self.set_sort(self.sort.next())
+
+    def set_sort(self, sort: Sort) -> None:
+        self.sort = sort
+        self._fill()
+
+    def _title(self) -> None:
+        """`operations · /exit (2 of 9) · sort: running first`; plain `operations` without either."""
+        parts = [TITLE]
+        if self.filter_text:
+            parts.append(f"/{self.filter_text} ({self.row_count} of {len(self.operations)})")
+        if self.sort is not Sort.STARTED:
+            parts.append(f"sort: {self.sort.value}")
+        self.border_title = " · ".join(parts)

@@ -1,9 +1,12 @@
-"""The snapshot tree: every image under the one it was made from, the working snapshot marked.
+"""The snapshot tree: every image below the one it was made from, drawn as lanes (tree_graph.py), the
+working snapshot marked ◉.
 
-Children are added to the widget only when their parent is expanded (Textual's Tree rebuilds its line list
-over every expanded node on each change: ~270 ms per add on a 10k fully expanded tree vs ~40 ms collapsed).
-The structure comes from the Lineage in memory; what costs a request — the command that produced each node —
-is asked for (`NeedCommands`) only for nodes that were just shown.
+A Textual Tree whose nodes are all rows of one flat list, each label prefixed with its lane cells: the Tree
+keeps its keys, mouse, scrolling and render-time labels (a status change or the clock moving on needs only a
+refresh), and its indentation guides never draw (they would nest a 10,000-run chain 10,000 levels deep).
+Which rows exist is the layout's business; any change of structure (a new snapshot, `h`, `l`, a filter, a
+fold opened) lays the rows out again and keeps the cursor on its snapshot. Nothing collapses by itself: a new
+snapshot, and the way to the working one, open every collapsed snapshot above them.
 """
 
 from __future__ import annotations
@@ -18,19 +21,29 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from contree_tui.tui.model import Lineage, Snapshot
+from contree_tui.tui.model import Lineage
 from contree_tui.tui.outcome import op_icon
-from contree_tui.tui.screens.prompt import PromptScreen
+from contree_tui.tui.widgets.tree_graph import (
+    MORE,
+    WINDOW,
+    WORKING,
+    Row,
+    Runs,
+    Windows,
+    layout,
+    open_path,
+    show_more,
+)
+from contree_tui.tui.widgets.tree_search import TreeSearch
 
 Clock = Callable[[], datetime]
 
 COMMAND_WIDTH = 36
-# A long chain or a crowd of siblings shows a window of its snapshots, with a "… N more" line on a side
-# that has more: Textual builds every node and every line of an expanded node up front, so a 10,000-run
-# chain cost 1.7 s before the first paint (the newest window is where a session works).
-WINDOW = 200
-CHUNK = 1000  # shown per press on a "… N more" line
-MORE = "\0more"  # node data of a "… N more" line: f"{MORE}:{side}:{holder uuid}"
+CHUNK = 1000  # shown per press on a "… N more" row
+__all__ = ["CHUNK", "MORE", "WINDOW", "Clock", "SnapshotTree", "format_age", "utc_now"]
+
+_FOLDED = {("chain", "before"): "earlier snapshots", ("chain", "after"): "later snapshots",
+           ("fork", "before"): "earlier branches", ("fork", "after"): "later branches"}
 
 
 def utc_now() -> datetime:
@@ -47,9 +60,8 @@ def format_age(then: datetime | None, now: datetime) -> str:
     return f"{seconds}s"
 
 
-class SnapshotTree(Tree[str]):
-    """Node data is the image uuid; labels are drawn from the lineage at render time, so a status change or
-    the clock moving on needs only a refresh, not new nodes."""
+class SnapshotTree(TreeSearch, Tree[str]):
+    """Node data is the row's key: the image uuid, or a "… N more" key (tree_graph.MORE)."""
 
     BINDINGS = [
         Binding("enter", "choose", "Make working", id="tree.make-working"),
@@ -66,6 +78,7 @@ class SnapshotTree(Tree[str]):
     ]
 
     COMPONENT_CLASSES = {
+        "snapshot-tree--graph",
         "snapshot-tree--working",
         "snapshot-tree--tag",
         "snapshot-tree--uuid",
@@ -102,211 +115,155 @@ class SnapshotTree(Tree[str]):
         self.lineage = Lineage()
         self.working: str | None = None
         self.commands: dict[str, str] = {}  # producing operation uuid -> command
-        self._by_uuid: dict[str, TreeNode[str]] = {}
-        self._populated: set[str] = set()
+        self.collapsed: set[str] = set()  # snapshots whose descendants the user hid (`h`), kept across reloads
+        self.windows: Windows = {}  # folds moved by "… more" rows and jumps (tree_graph.open_path)
+        self._rows: list[Row] = []
+        self._index: dict[str, int] = {}  # row key -> row number
+        self._row_nodes: dict[str, TreeNode[str]] = {}
+        self._asked: set[str] = set()  # operations whose commands were asked for already
+        self._kids_cache: dict[str, list[str]] = {}
+        self._runs: Runs = {}  # kept between layouts, as the children (_kids)
+        self._roots: list[str] | None = None
+        self._checked: set[str] = set()  # row keys whose commands were looked for
         self.filter_text = ""
         self._visible: set[str] | None = None  # with a filter: the matches and their ancestors
-        self._hidden: dict[str, tuple[int, int]] = {}  # holder -> display kids hidden before / after its window
         super().__init__("snapshots", id=id)
         self.show_root = False
         self.auto_expand = False
-        self.guide_depth = 2
 
     # Building -------------------------------------------------------------------------------------------
 
     def load(self, lineage: Lineage, working: str | None) -> None:
-        """Show `lineage` afresh: roots collapsed, the path to the working snapshot open (with a filter: every
-        match shown, under its ancestors)."""
-        self.clear()
+        """Show `lineage` afresh, the way to the working snapshot open (with a filter: every match)."""
         self.lineage = lineage
         self.working = working
-        self._by_uuid.clear()
-        self._populated.clear()
-        self._hidden.clear()
-        self.root.expand()
-        if self.filter_text:
-            self._visible = self._matching(self.filter_text)
-        shown = [self._add(self.root, snapshot.uuid) for snapshot in lineage.roots() if self._shows(snapshot.uuid)]
-        self._ask_commands(shown)
-        if self._visible is not None:
-            self._open_matches(shown)
-        elif working:
-            self.reveal(working)
+        self._visible = self._matching(self.filter_text) if self.filter_text else None
+        self._forget()
+        self._checked.clear()  # a reload asks again for commands still unknown (a fetch may have failed)
+        self._asked.clear()
+        if working and self._shows(working):
+            self._open(working)
+        self._relayout()
         self._title()
+
+    def _forget(self, parent: str | None = None) -> None:
+        """Drop what was kept between layouts: all of it, or what a new child of `parent` changes (its
+        children, and the run through it if it had an only child)."""
+        if parent is None or parent not in self.lineage.snapshots:
+            self._kids_cache.clear()
+            self._runs.clear()
+            self._roots = None
+            return
+        known = self._kids_cache.pop(parent, None)
+        if known is None or len(known) != 1:
+            return  # a run's last snapshot (it extends itself) or a branch point (the child starts a run)
+        head = parent  # it had an only child, so its run is cut here: drop the run, from where it starts
+        while (above := self.lineage.parent_of(head)) is not None and len(self._kids_cache.get(above, ())) == 1:
+            head = above
+        self._runs.pop(head, None)
 
     def _shows(self, uuid: str) -> bool:
         return self._visible is None or uuid in self._visible
 
     def _kids(self, uuid: str) -> list[str]:
-        return [child.uuid for child in self.lineage.children_of(uuid) if self._shows(child.uuid)]
+        """Shown children, oldest first; kept between layouts (sorting each node's children on every layout
+        was most of the 87 ms an 8-chain 10,000-image lineage took), dropped where the lineage changed."""
+        kids = self._kids_cache.get(uuid)
+        if kids is None:
+            kids = self._kids_cache[uuid] = [child.uuid for child in self.lineage.children_of(uuid)
+                                             if self._shows(child.uuid)]
+        return kids
 
-    # A chain (each snapshot the only child of the one before, a session's runs one after another) is drawn
-    # flat, under the snapshot it starts from: indentation grows only where the tree branches. Nested, a
-    # 10,000-run session was 10,000 levels deep and took minutes to draw (every line carries its guides).
+    def _open(self, uuid: str) -> None:
+        """Uncollapse everything above `uuid` and move the folds so that it gets a row."""
+        path = [*self.lineage.ancestors(uuid), uuid]
+        if self.collapsed.intersection(path[:-1]):
+            self.collapsed.difference_update(path[:-1])
+            self._forget()  # runs end at a collapsed snapshot
+        open_path(path, self._kids, self.collapsed, self.windows)
 
-    def _is_head(self, uuid: str) -> bool:
-        """Drawn under its parent (a root, or a child of a branch point), not after it."""
-        parent = self.lineage.parent_of(uuid)
-        if parent is None or parent not in self.lineage.snapshots or not self._shows(parent):
-            return True
-        return len(self._kids(parent)) != 1
+    def _relayout(self, *, keep_line: bool = False) -> None:
+        """Lay the rows out again; the cursor stays on its snapshot (on a "… more" row, or with `keep_line`:
+        on its line)."""
+        cursor, line = self.cursor_uuid, self.cursor_line
+        if self._roots is None:
+            self._roots = [s.uuid for s in self.lineage.roots() if self._shows(s.uuid)]
+        self._rows = layout(self._roots, self._kids, collapsed=self.collapsed, windows=self.windows, runs=self._runs)
+        self._index = {row.key: number for number, row in enumerate(self._rows)}
+        self._row_nodes = self._reuse_nodes()
+        last = self.last_line  # builds the lines now, so node lines and the cursor are right at once
+        self._ask_commands()
+        if cursor is not None and cursor in self._index and not keep_line:
+            self._put_cursor(self._index[cursor])
+        elif line >= 0 and last >= 0:
+            self._put_cursor(min(line, last))
 
-    def _display_kids(self, uuid: str) -> list[str]:
-        kids = self._kids(uuid)
-        if len(kids) != 1:
-            return kids
-        if not self._is_head(uuid):
-            return []  # its only child follows it, under the chain's head
-        chain = [kids[0]]
-        while len(after := self._kids(chain[-1])) == 1:
-            chain.append(after[0])
-        return chain
+    def _reuse_nodes(self) -> dict[str, TreeNode[str]]:
+        """One flat leaf per row, the ones already there given the new rows' keys: a layout after a run adds
+        one node, not all of them again (add_leaf costs ~0.12 ms, a relayout of 1,600 rows ~190 ms that way
+        on a loaded machine)."""
+        nodes = list(self.root.children)
+        if len(nodes) - len(self._rows) > 100:  # each removal scans the children: start afresh instead
+            self.clear()
+            nodes = []
+        for extra in reversed(nodes[len(self._rows):]):
+            extra.remove()
+        nodes = nodes[:len(self._rows)]
+        nodes.extend(self.root.add_leaf("", data=row.key) for row in self._rows[len(nodes):])
+        for node, row in zip(nodes, self._rows, strict=True):
+            node.data = row.key
+        self._invalidate()
+        return {row.key: node for node, row in zip(nodes, self._rows, strict=True)}
 
-    def _has_display_kids(self, uuid: str) -> bool:
-        kids = self._kids(uuid)
-        return len(kids) > 1 or (len(kids) == 1 and self._is_head(uuid))
+    def _put_cursor(self, line: int) -> None:
+        self.cursor_line = line
+        self.call_after_refresh(self.scroll_to_line, line, False)
 
-    def _display_parent(self, uuid: str) -> str | None:
-        """The snapshot whose node holds `uuid`'s node (None: the root)."""
-        if self._is_head(uuid):
-            return self.lineage.parent_of(uuid) if self.lineage.parent_of(uuid) in self.lineage.snapshots else None
-        parent = self.lineage.parent_of(uuid)
-        while parent is not None and not self._is_head(parent):
-            parent = self.lineage.parent_of(parent)
-        return parent
-
-    def _add(self, parent: TreeNode[str], uuid: str) -> str:
-        node = parent.add("", data=uuid, allow_expand=self._has_display_kids(uuid))
-        self._by_uuid[uuid] = node
-        return uuid
-
-    def _populate(self, uuid: str) -> None:
-        if uuid in self._populated or uuid not in self._by_uuid:
-            return
-        self._populated.add(uuid)
-        node = self._by_uuid[uuid]
-        kids = self._display_kids(uuid)
-        before, after = self._hidden.get(uuid) or (max(0, len(kids) - WINDOW), 0)
-        before, after = min(before, len(kids)), min(after, max(0, len(kids) - before))
-        self._hidden[uuid] = (before, after)
-        if before:
-            node.add_leaf("", data=f"{MORE}:before:{uuid}")
-        shown = [self._add(node, child) for child in kids[before:len(kids) - after]]
-        if after:
-            node.add_leaf("", data=f"{MORE}:after:{uuid}")
-        node.allow_expand = bool(kids)
-        self._ask_commands(shown)
-
-    def _show_more(self, data: str) -> None:
-        """A "… N more" line was chosen: CHUNK more of that side, the cursor kept on the same snapshot."""
-        _, side, holder = data.split(":", 2)
-        before, after = self._hidden.get(holder, (0, 0))
-        if side == "before":
-            before = max(0, before - CHUNK)
-        else:
-            after = max(0, after - CHUNK)
-        self._hidden[holder] = (before, after)
-        self._rebuild(holder)
-
-    def _widen_to(self, holder: str, uuid: str) -> bool:
-        """Move `holder`'s window so that `uuid`, one of its display kids, is in it; True if it moved."""
-        kids = self._display_kids(holder)
-        if uuid not in kids or holder not in self._hidden:
-            return False
-        before, after = self._hidden[holder]
-        index = kids.index(uuid)
-        if before <= index < len(kids) - after:
-            return False
-        before = max(0, index - WINDOW // 2)
-        self._hidden[holder] = (before, max(0, len(kids) - before - WINDOW))
-        self._rebuild(holder, keep_cursor=False)
-        return True
-
-    def _ask_commands(self, uuids: list[str]) -> None:
-        wanted = [s.operation for u in uuids if (s := self.lineage.get(u)) and s.operation
-                  and s.operation not in self.commands]
+    def _ask_commands(self) -> None:
+        wanted = []
+        fresh = self._index.keys() - self._checked
+        self._checked.update(fresh)
+        for key in fresh:
+            snapshot = self.lineage.get(key)
+            op = snapshot.operation if snapshot is not None else None
+            if op and op not in self.commands and op not in self._asked:
+                wanted.append(op)
         if wanted:
-            self.post_message(self.NeedCommands(wanted))
+            self._asked.update(wanted)
+            self._ask_for(wanted)
 
-    def on_tree_node_expanded(self, event: Tree.NodeExpanded[str]) -> None:
-        if event.node.data:
-            self._populate(event.node.data)
+    def _ask_for(self, operations: list[str]) -> None:
+        self.post_message(self.NeedCommands(operations))
 
     def reveal(self, uuid: str) -> TreeNode[str] | None:
-        """Open every node above `uuid` so its node exists and is visible; returns it."""
-        path: list[str] = []
-        above = self._display_parent(uuid) if uuid in self.lineage.snapshots else None
-        while above is not None and above not in path:
-            path.append(above)
-            above = self._display_parent(above)
-        for index, ancestor in enumerate(reversed(path)):
-            if ancestor in self._by_uuid:
-                self._populate(ancestor)
-                self._by_uuid[ancestor].expand()
-                below = path[len(path) - index - 2] if index < len(path) - 1 else uuid
-                if below not in self._by_uuid:
-                    self._widen_to(ancestor, below)
-        return self._by_uuid.get(uuid)
+        """Give `uuid` a row (opening what hides it: a collapse, a fold); returns its node."""
+        if uuid not in self._index and uuid in self.lineage.snapshots and self._shows(uuid):
+            self._open(uuid)
+            self._relayout()
+        return self._row_nodes.get(uuid)
 
     def add_snapshot(self, uuid: str) -> None:
-        """A snapshot just made (already in the lineage): shown if its parent is open (and, with a filter,
-        if it matches)."""
+        """A snapshot just made (already in the lineage): shown at once, whatever was collapsed above it (with
+        a filter: if it matches)."""
         parent = self.lineage.parent_of(uuid)
-        if uuid in self._by_uuid:
+        self._forget(parent)
+        if uuid in self._index:
             return
         if self._visible is not None:
             snapshot = self.lineage.get(uuid)
             if snapshot is not None and self._matches(snapshot, self.filter_text.lower()):
                 self._refilter()
             return
-        if parent is None or parent not in self.lineage.snapshots:
-            self._ask_commands([self._add(self.root, uuid)])
-            return
-        siblings = len(self._kids(parent))
-        if siblings == 2:
-            # the parent just became a branch point: its first child's chain, drawn flat, moves under it
-            self._rebuild(parent if self._is_head(parent) else self._display_parent(parent))
-            return
-        holder = self._display_parent(uuid)
-        if holder is None:
-            return
-        if holder in self._populated and self._hidden.get(holder, (0, 0))[1]:
-            before, after = self._hidden[holder]
-            self._hidden[holder] = (before, after + 1)  # past the window's end: counted in its "… N more"
-            self.refresh_labels()
-        elif holder in self._populated:
-            self._by_uuid[holder].allow_expand = True
-            self._ask_commands([self._add(self._by_uuid[holder], uuid)])  # a chain's end, or a new branch
-        elif holder in self._by_uuid:
-            self._by_uuid[holder].allow_expand = True
-
-    def _rebuild(self, uuid: str | None, *, keep_cursor: bool = True) -> None:
-        """Build the nodes under `uuid` again (the cursor stays on its snapshot)."""
-        if uuid is None or uuid not in self._by_uuid:
-            self._refilter()
-            return
-        node = self._by_uuid[uuid]
-        cursor = self.cursor_uuid
-        stack = list(node.children)
-        while stack:
-            child = stack.pop()
-            stack.extend(child.children)
-            if child.data is not None:
-                self._by_uuid.pop(child.data, None)
-                self._populated.discard(child.data)
-        node.remove_children()
-        self._populated.discard(uuid)
-        node.allow_expand = self._has_display_kids(uuid)
-        if node.is_expanded:
-            self._populate(uuid)
-        if keep_cursor and cursor is not None and (target := self.reveal(cursor)) is not None:
-            self.call_after_refresh(self.move_cursor, target)
+        if parent not in self._index or parent in self.collapsed:
+            self._open(uuid)  # the newest child continues its parent's lane: hidden only if its parent is
+        self._relayout()
 
     def set_working(self, uuid: str | None, *, move_cursor: bool = True) -> None:
+        """Mark `uuid` working and give it a row; nothing else changes (no other snapshot collapses)."""
         self.working = uuid
         node = self.reveal(uuid) if uuid else None
         if node is not None and move_cursor:
-            self.call_after_refresh(self.move_cursor, node)
+            self._put_cursor(self._index[uuid])  # type: ignore[index]
         self.refresh_labels()
 
     def set_commands(self, commands: dict[str, str]) -> None:
@@ -318,152 +275,65 @@ class SnapshotTree(Tree[str]):
         self.refresh_labels()
 
     def refresh_labels(self) -> None:
-        """Labels are computed at render time: drop the cached lines and draw again."""
-        self._invalidate()
+        """Labels are computed at render time: drop the cached strips and draw the visible lines again. Not
+        Tree._invalidate: that also rebuilds the line list, measuring every label (1,600 rows: ~80 ms), and
+        this runs on every operation update."""
+        self._updates += 1
+        self.refresh()
+
+    def get_label_width(self, node: TreeNode[str]) -> int:
+        """Only the horizontal scroll range depends on it: the lane cells, the tag and a command's room
+        (render_label for every row, as Tree does, was half of a first paint)."""
+        number = self._index.get(node.data or "")
+        return 0 if number is None else len(self._rows[number].lead) + 2 + 24 + COMMAND_WIDTH
 
     def node_for(self, uuid: str) -> TreeNode[str] | None:
-        return self._by_uuid.get(uuid)
+        return self._row_nodes.get(uuid)
+
+    def row_of(self, uuid: str) -> Row | None:
+        """The layout row of `uuid` (its lane, the snapshot it hangs from), None if it has no row."""
+        number = self._index.get(uuid)
+        return self._rows[number] if number is not None else None
 
     @property
     def cursor_uuid(self) -> str | None:
-        """The snapshot under the cursor (None on a "… N more" line)."""
+        """The snapshot under the cursor (None on a "… N more" row)."""
         node = self.cursor_node
         return node.data if node is not None and node.data and not node.data.startswith(MORE) else None
 
-    # Filter and jumps -----------------------------------------------------------------------------------
-
-    def _matches(self, snapshot: Snapshot, query: str) -> bool:
-        """`query` (lower case) is a prefix of the uuid, or in the tag or the producing command."""
-        if snapshot.uuid.startswith(query) or (snapshot.tag is not None and query in snapshot.tag.lower()):
-            return True
-        command = self.commands.get(snapshot.operation or "")
-        return command is not None and query in command.lower()
-
-    def _matching(self, text: str) -> set[str]:
-        """The snapshots matching `text` (a tag or command substring, a uuid prefix) and their ancestors."""
-        query = text.strip().lower()
-        visible: set[str] = set()
-        for snapshot in self.lineage.snapshots.values():
-            if self._matches(snapshot, query):
-                uuid: str | None = snapshot.uuid
-                while uuid is not None and uuid not in visible and uuid in self.lineage.snapshots:
-                    visible.add(uuid)  # stops at an ancestor already in: its own ancestors are too
-                    uuid = self.lineage.parent_of(uuid)
-        return visible
-
-    def _open_matches(self, roots: list[str]) -> None:
-        """Open every shown node that has shown children, top down (one pass: no per-match ancestor walk)."""
-        pending = list(roots)
-        while pending:
-            uuid = pending.pop()
-            kids = self._display_kids(uuid)
-            if kids:
-                self._populate(uuid)
-                self._by_uuid[uuid].expand()
-                pending.extend(kids)
-
-    def set_filter(self, text: str) -> None:
-        """Show only the snapshots matching `text` and their ancestors; "" shows everything again. The cursor
-        stays on its snapshot when that is still shown."""
-        self.filter_text = text.strip()
-        self._visible = None
-        self._refilter()
-        if self.filter_text:
-            unknown = [s.operation for s in self.lineage.snapshots.values()
-                       if s.operation and s.operation not in self.commands]
-            if unknown:  # commands never shown are not known yet: read them, the filter re-applies
-                self.post_message(self.NeedCommands(unknown))
-
-    def _refilter(self) -> None:
-        cursor = self.cursor_uuid
-        self.load(self.lineage, self.working)
-        target = cursor if cursor in self._by_uuid else None
-        if target is None and self._visible is not None:
-            target = next((s.uuid for s in self.lineage.snapshots.values()
-                           if s.uuid in self._by_uuid and self._matches(s, self.filter_text.lower())), None)
-        if target is None and cursor is not None and self._visible is None:
-            node = self.reveal(cursor)
-            target = cursor if node is not None else None
-        if target is not None:
-            self.call_after_refresh(self.move_cursor, self._by_uuid[target])
-
     @property
     def shown(self) -> set[str]:
-        """The snapshots that have a node (shown, or under a collapsed branch already built)."""
-        return set(self._by_uuid)
-
-    def _title(self) -> None:
-        if self._visible is None:
-            self.border_title = "snapshots"
-        else:
-            count = sum(1 for s in self.lineage.snapshots.values() if self._matches(s, self.filter_text.lower()))
-            self.border_title = f"snapshots · /{self.filter_text} ({count} match{'es' if count != 1 else ''})"
-
-    def tags(self) -> list[str]:
-        return sorted({tag for s in self.lineage.snapshots.values() if s.tag for tag in s.tag.split(", ")})
-
-    def jump_to(self, uuid: str) -> bool:
-        """Put the cursor on `uuid`, clearing a filter that hides it; False if the tree has no such snapshot."""
-        if uuid not in self.lineage.snapshots:
-            return False
-        if not self._shows(uuid):
-            self.set_filter("")
-        node = self.reveal(uuid)
-        if node is None:
-            return False
-        self.call_after_refresh(self.move_cursor, node)
-        return True
-
-    def find_tag(self, text: str) -> Snapshot | None:
-        """The snapshot tagged `text`, else the only one whose tag starts with it."""
-        text = text.strip()
-        exact = [s for s in self.lineage.snapshots.values() if s.tag and text in s.tag.split(", ")]
-        if exact:
-            return exact[0]
-        prefixed = [s for s in self.lineage.snapshots.values()
-                    if s.tag and any(t.startswith(text) for t in s.tag.split(", "))]
-        return prefixed[0] if len(prefixed) == 1 else None
-
-    def action_filter(self) -> None:
-        self.app.push_screen(PromptScreen("Filter snapshots", self.filter_text,
-                                          placeholder="tag, uuid prefix or command",
-                                          detail="empty shows every snapshot again"),
-                             lambda text: None if text is None else self.set_filter(text))
-
-    def action_jump_tag(self) -> None:
-        tags = self.tags()
-        if not tags:
-            self.notify("no snapshot has a tag", title="jump to tag", severity="warning")
-            return
-        self.app.push_screen(PromptScreen("Jump to tag", placeholder=tags[0], choices=tags,
-                                          detail="tab completes"), self._jump_tag)
-
-    def _jump_tag(self, text: str | None) -> None:
-        if not text:
-            return
-        snapshot = self.find_tag(text)
-        if snapshot is None or not self.jump_to(snapshot.uuid):
-            self.notify(f"no snapshot is tagged {text!r}", title="jump to tag", severity="warning")
+        """The snapshots that have a row."""
+        return {key for key in self._index if not key.startswith(MORE)}
 
     # Drawing --------------------------------------------------------------------------------------------
 
     def render_label(self, node: TreeNode[str], base_style: Style, style: Style) -> Text:
-        text = super().render_label(node, base_style, style)
-        uuid = node.data
-        if uuid and uuid.startswith(MORE):
-            _, side, holder = uuid.split(":", 2)
-            before, after = self._hidden.get(holder, (0, 0))
-            count = before if side == "before" else after
-            text.append(f"… {count:,} {'earlier' if side == 'before' else 'later'} snapshots "
-                        f"(enter: {min(count, CHUNK):,} more)", self.get_component_rich_style("snapshot-tree--age"))
+        text = Text()
+        number = self._index.get(node.data or "")
+        if number is None:
+            return text
+        row = self._rows[number]
+        part = self.get_component_rich_style
+        if row.more is not None:
+            text.append(row.graph(), part("snapshot-tree--graph"))
+            count = row.more.count
+            text.append(f"… {count:,} {_FOLDED[(row.more.kind, row.more.side)]} (enter: {min(count, CHUNK):,} more)",
+                        part("snapshot-tree--age"))
             text.stylize(style)
             return text
-        snapshot = self.lineage.get(uuid)
+        snapshot = self.lineage.get(row.key)
         if snapshot is None:
             return text
-        part = self.get_component_rich_style
-        working = uuid == self.working
-        text.append("● " if working else "  ", part("snapshot-tree--working"))
+        text.append(row.lead, part("snapshot-tree--graph"))
+        if row.key == self.working:
+            text.append(f"{WORKING} ", part("snapshot-tree--working"))
+        else:
+            text.append(row.graph()[len(row.lead):], part("snapshot-tree--graph"))
+        if row.hidden:
+            text.append(f"+{row.hidden:,} ", part("snapshot-tree--age"))  # collapsed: what `l` shows again
+            if self.working and row.key in self.lineage.ancestors(self.working):
+                text.append(f"{WORKING} ", part("snapshot-tree--working"))  # the working one is in there
         if snapshot.tag:
             text.append(snapshot.tag + " ", part("snapshot-tree--tag"))
         text.append(snapshot.short, part("snapshot-tree--uuid"))
@@ -485,17 +355,23 @@ class SnapshotTree(Tree[str]):
 
     # Keys -----------------------------------------------------------------------------------------------
 
-    def _more_under_cursor(self) -> bool:
+    def _cursor_row(self) -> Row | None:
         node = self.cursor_node
-        if node is not None and node.data and node.data.startswith(MORE):
-            self._show_more(node.data)
+        number = self._index.get(node.data or "") if node is not None else None
+        return self._rows[number] if number is not None else None
+
+    def _more_under_cursor(self) -> bool:
+        row = self._cursor_row()
+        if row is not None and row.more is not None:
+            show_more(row.more, self.windows, CHUNK)
+            self._relayout(keep_line=True)
             return True
         return False
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
-        if event.node.data and event.node.data.startswith(MORE):  # a click on a "… N more" line
+        if event.node.data and event.node.data.startswith(MORE):  # a click on a "… N more" row
             event.stop()
-            self._show_more(event.node.data)
+            self._more_under_cursor()
 
     def action_choose(self) -> None:
         if self._more_under_cursor():
@@ -508,19 +384,35 @@ class SnapshotTree(Tree[str]):
             self.post_message(self.Inspect(self.cursor_uuid))
 
     def action_expand_or_child(self) -> None:
-        node = self.cursor_node
-        if node is None or self._more_under_cursor():
+        """`l`: open a collapsed snapshot or a fold; else down to the first child (always the next row)."""
+        row = self._cursor_row()
+        if row is None or self._more_under_cursor():
             return
-        if node.allow_expand and not node.is_expanded:
-            node.expand()
-        elif node.children:
+        if row.key in self.collapsed:
+            self.collapsed.discard(row.key)
+            self._forget()
+            self._relayout()
+        elif row.kids:
             self.action_cursor_down()
 
     def action_collapse_or_parent(self) -> None:
-        node = self.cursor_node
-        if node is None:
+        """`h`: collapse a snapshot that shows children; else up to the one it hangs from."""
+        row = self._cursor_row()
+        if row is None:
             return
-        if node.is_expanded:
-            node.collapse()
-        elif node.parent is not None and node.parent is not self.root:
-            self.move_cursor(node.parent)
+        if row.kids and row.key not in self.collapsed and row.more is None:
+            self.collapsed.add(row.key)
+            self._forget()
+            self._relayout()
+        elif row.parent is not None and row.parent in self._index:
+            self._put_cursor(self._index[row.parent])
+        elif self.cursor_line > 0 and self._rows[self.cursor_line - 1].more is not None:
+            self._put_cursor(self.cursor_line - 1)  # its parent is folded into the "… more" row above
+
+    def action_toggle_node(self) -> None:
+        row = self._cursor_row()
+        if row is None or row.more is not None or not row.kids:
+            return
+        self.collapsed.symmetric_difference_update({row.key})
+        self._forget()
+        self._relayout()

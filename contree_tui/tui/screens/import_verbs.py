@@ -1,20 +1,14 @@
-"""Imports in the operations table: `:import`'s own, and those another client starts while the TUI runs
-(`contree-tui import` in another terminal, an SDK), a row each, followed alike (its bar moves, its log
-fills), its image a root of the tree once it ends. A mixin of MainScreen, kept apart so the screen's module
-stays about layout, loading and following.
-
-Runs started elsewhere show on the next load (`R`); imports are watched because one is slow and its bar is
-the point: one listing of the newest imports every few seconds (1.7 ms a request on the embedded engine's
-socket, measured with 20 listed: 0.06% of a 3 s period), quiet while the link is down (the banner says so).
+"""`:import REF [TAG]` in the TUI: the import started, shown as a row of the operations table with its progress
+bar and log, its image put into the tree when it succeeds; and the follower of an import's events, which
+MainScreen's `_follow` uses for any import it follows (its own, or another client's: operation_watch.py).
+A mixin of MainScreen, through CommandVerbs (whose `submit_line` dispatches `:import` here).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from contree_client.models import OperationStatus
-from textual import work
 
 from contree_tui.client.image_import import ImportProgress, ImportResult
 from contree_tui.client.operations import EventCursor
@@ -25,58 +19,16 @@ from contree_tui.tui.model import Operation, OutputBuffer, Stream
 from contree_tui.tui.verbs import Import
 from contree_tui.tui.widgets.operations_table import format_duration
 
-WATCH_EMBEDDED = 3.0  # seconds between listings
-WATCH_HOSTED = 15.0
 
-
-class ImportWatch:
-    """Mixed into MainScreen: uses its backend, table, buffers, `_followed`, `follow_existing`, `load` and
-    CommandVerbs' `_carry_out` (`submit_line` dispatches `:import` here); MainScreen's `_follow` reads an
-    import's events with `_follow_import`."""
+class ImportVerbs:
+    """A base of CommandVerbs (which calls `_init_import_verbs`): uses MainScreen's backend, table, buffers,
+    `_followed`, `_operation_changed` and `load`, and CommandVerbs' `_carry_out`."""
 
     backend: Any
     _followed: set[str]
 
-    def _init_import_watch(self) -> None:
-        self._watching = False
-        self._watch_from: datetime | None = None  # imports created since then are new to this session
-        self._posting_imports = 0  # `:import` requests sent and not answered yet
-
-    def _attach_import_watch(self, backend: Any) -> None:
-        if not hasattr(backend, "recent_imports"):  # a frozen backend in tests
-            return
-        self._watch_from = self.clock()
-        self.set_interval(WATCH_EMBEDDED if backend.name == "embedded" else WATCH_HOSTED, self._watch_tick)
-
-    def _watch_tick(self) -> None:
-        if self.backend is not None and not self._watching:
-            self._watching = True
-            self.watch_imports()
-
-    @work(group="import-watch", exit_on_error=False, description="watching imports")
-    async def watch_imports(self) -> None:
-        try:
-            known = set(self.table.operations)
-            found = await self.backend.recent_imports(known)
-        except BackendError:
-            return  # an outage: the link watch shows it; the next tick tries again
-        finally:
-            self._watching = False
-        if self._posting_imports:
-            return  # one of them may be `:import`'s own, whose worker has not made its row yet
-        ended = False
-        for op in found:
-            new = op.created_at is not None and self._watch_from is not None and op.created_at >= self._watch_from
-            if op.uuid in self.table.operations or not (op.running or new):
-                continue  # one that ended before the TUI started is the listing's (load), not news
-            self.buffers.setdefault(op.uuid, OutputBuffer())
-            self._operation_changed(op)
-            if op.running and op.uuid not in self._followed:
-                self._followed.add(op.uuid)  # now, not when the worker starts: no second follower
-                self.follow_existing(op)
-            ended = ended or not op.running
-        if ended:
-            self.load()  # its image: a root of the tree
+    def _init_import_verbs(self) -> None:
+        self._posting_imports = 0  # `:import` requests sent and not answered yet (operation_watch.py waits)
 
     def _verb_import(self, verb: Import, entry: LogEntry) -> None:
         self._carry_out(entry, f"cannot import {verb.ref}", self._import(verb.ref, verb.tag))
@@ -86,7 +38,7 @@ class ImportWatch:
         fetched, its log holds the engine's lines. A success puts its image into the tree (a root, with its
         tag). Imports run side by side, each in its own worker (the "verb" group is not exclusive)."""
         backend = self._backend()
-        self._posting_imports += 1  # watch_imports keeps off until this uuid has its row and follower
+        self._posting_imports += 1  # operation_watch.py keeps off until this uuid has its row and follower
         try:
             uuid = await backend.import_image(ref, tag)  # the engine resolves bare names to docker://
         finally:

@@ -1,0 +1,313 @@
+"""The pipeline tree: Serial and Parallel parents, Exec leaves, addressed by path (`/build/test`).
+
+Built in code, as Conducto does (`parent["name"] = node`, or children passed to the constructor, or a `with`
+block and `.add`). Node parameters go through `.set(...)` only, so they never mix with a native function's
+keyword arguments (Conducto's `Exec(fn, name=...)` ambiguity); each is inherited from the nearest parent that
+sets it (`env` merges, nearer keys winning).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from contree_tui.pipeline.functions import FunctionCall, describe_call
+
+NAME_RE = re.compile(r"[^/\x00-\x1f]+")  # a path segment: anything printable but '/'
+NAME_MAX = 100
+IMAGE_RE = re.compile(r"^(tag:.+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:[:/.][A-Za-z0-9_-]+)*$")  # the API's tag pattern
+
+
+class PipelineError(Exception):
+    """A pipeline that cannot be built or run as written; str() is the message for the user."""
+
+
+class TreeError(PipelineError):
+    pass
+
+
+_UNSET: Any = object()
+PARAMS = ("image", "timeout", "env", "cwd", "disposable", "skip", "tag")
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """What `.set()` stored on one node (None: not set here, inherit)."""
+
+    image: str | None = None  # a reference: tag:NAME or an image UUID; on a node below the root it restarts
+    # the chain from that image instead of the previous step's result
+    timeout: int | None = None  # seconds, per Exec
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+    disposable: bool | None = None  # the run leaves no snapshot (tests): the next step continues from its source
+    skip: bool | None = None
+    tag: str | None = None  # an Exec's checkpoint name: its result snapshot gets this tag (not inherited)
+
+
+@dataclass(frozen=True)
+class Effective:
+    """A node's parameters after inheritance."""
+
+    image: str | None
+    timeout: int | None
+    env: Mapping[str, str]
+    cwd: str | None
+    disposable: bool
+    skip: bool
+    tag: str | None
+
+
+class Node:
+    """The common part of Serial, Parallel and Exec: a name, a parent, parameters."""
+
+    kind = "node"
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.parent: Parent | None = None
+        self.params = NodeParams()
+        self.max_concurrent: int | None = None
+
+    def set(self, *, image: str | None = _UNSET, timeout: int | None = _UNSET,
+            env: Mapping[str, str] | None = _UNSET, cwd: str | None = _UNSET, disposable: bool | None = _UNSET,
+            skip: bool | None = _UNSET, tag: str | None = _UNSET) -> Node:
+        """Set node parameters (None: back to inheriting); returns the node, for chaining."""
+        given = {k: v for k, v in dict(image=image, timeout=timeout, env=env, cwd=cwd, disposable=disposable,
+                                       skip=skip, tag=tag).items() if v is not _UNSET}
+        where = f"{self.path}: .set()"
+        if given.get("timeout") is not None and (not isinstance(given["timeout"], int) or given["timeout"] <= 0):
+            raise PipelineError(f"{where}: timeout must be a positive number of seconds, not {given['timeout']!r}")
+        if given.get("env") is not None:
+            env_given = given["env"]
+            if not isinstance(env_given, Mapping) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in env_given.items()):
+                raise PipelineError(f"{where}: env must map str to str, not {env_given!r}")
+            given["env"] = dict(env_given)
+        if given.get("cwd") is not None and not str(given["cwd"]).startswith("/"):
+            raise PipelineError(f"{where}: cwd must be an absolute path, not {given['cwd']!r}")
+        for flag in ("disposable", "skip"):
+            if given.get(flag) is not None and not isinstance(given[flag], bool):
+                raise PipelineError(f"{where}: {flag} must be True or False, not {given[flag]!r}")
+        if given.get("image") is not None and not (isinstance(given["image"], str) and IMAGE_RE.match(given["image"])):
+            hint = f" (did you mean tag:{given['image']}?)" if isinstance(given["image"], str) else ""
+            raise PipelineError(f"{where}: image {given['image']!r} is not a reference: tag:NAME or an image "
+                                f"UUID{hint}")
+        if given.get("tag") is not None:
+            if not isinstance(self, Exec):
+                raise PipelineError(f"{where}: tag= names an Exec's result snapshot; set it on an Exec")
+            if not TAG_RE.match(given["tag"]):
+                raise PipelineError(f"{where}: {given['tag']!r} is not a valid tag (letters, digits, _ and -, "
+                                    "parts joined by : / or .)")
+        self.params = replace(self.params, **given)
+        return self
+
+    # ---- the tree ----
+    @property
+    def path(self) -> str:
+        parts: list[str] = []
+        node: Node | None = self
+        while node is not None and node.parent is not None:
+            parts.append(node.name)
+            node = node.parent
+        return "/" + "/".join(reversed(parts))
+
+    @property
+    def root(self) -> Node:
+        node = self
+        while node.parent is not None:
+            node = node.parent
+        return node
+
+    def ancestors(self) -> list[Parent]:
+        """Parents from the root down to this node's parent."""
+        found: list[Parent] = []
+        node = self.parent
+        while node is not None:
+            found.append(node)
+            node = node.parent
+        return list(reversed(found))
+
+    def walk(self) -> Iterator[Node]:
+        """Pre-order: this node, then its descendants."""
+        yield self
+
+    def effective(self, default_image: str | None = None) -> Effective:
+        chain = [*self.ancestors(), self]
+        env: dict[str, str] = {}
+        image = default_image
+        values: dict[str, Any] = {"timeout": None, "cwd": None, "disposable": False, "skip": False}
+        for node in chain:
+            p = node.params
+            if p.env:
+                env.update(p.env)
+            if p.image is not None:
+                image = p.image
+            for key in values:
+                value = getattr(p, key)
+                if value is not None:
+                    values[key] = value
+            if p.skip:
+                values["skip"] = True  # a skipped parent skips its whole subtree, whatever a child says
+        return Effective(image=image, env=env, tag=self.params.tag, **values)
+
+    def describe(self) -> str:
+        return ""
+
+    def __str__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path}>"
+
+
+class Parent(Node):
+    def __init__(self, children: Mapping[str, Node] | None = None, *, max_concurrent: int | None = None) -> None:
+        super().__init__()
+        self.children: dict[str, Node] = {}
+        if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
+            raise PipelineError(f"max_concurrent must be a positive int, not {max_concurrent!r}")
+        self.max_concurrent = max_concurrent
+        for name, child in (children or {}).items():
+            self[name] = child
+
+    def __setitem__(self, name: str, node: Node) -> None:
+        if isinstance(name, str) and "/" in name:
+            head, _, rest = name.partition("/")
+            if not head or not rest or "" in rest.split("/"):
+                raise TreeError(f"{self.path}: {name!r} is not a valid node name or relative path")
+            if head not in self.children:
+                raise TreeError(f"{_join(self.path, head)} does not exist, so {name!r} has no parent")
+            target = self.children[head]
+            if not isinstance(target, Parent):
+                raise TreeError(f"{self.path}: {head!r} is an Exec and cannot hold {rest!r}")
+            target[rest] = node
+            return
+        check_name(name, self.path)
+        if not isinstance(node, Node):
+            raise TreeError(f"{_join(self.path, name)}: {node!r} is not a Serial, Parallel or Exec")
+        if name in self.children:
+            raise TreeError(f"{_join(self.path, name)} already exists: sibling names must be unique")
+        if node.parent is not None:
+            raise TreeError(f"{node.path} is already in a pipeline; a node has one place (build another for "
+                            f"{_join(self.path, name)})")
+        if node is self.root or (isinstance(node, Parent) and any(n is self for n in node.walk())):
+            raise TreeError(f"{_join(self.path, name)}: a node cannot contain itself")
+        node.name = name
+        node.parent = self
+        self.children[name] = node
+
+    def add(self, name: str, node: Node) -> Node:
+        """`parent[name] = node`, returning the node (for `.set()` chaining)."""
+        self[name] = node
+        return node
+
+    def __getitem__(self, path: str) -> Node:
+        node: Node = self.root if path.startswith("/") else self
+        for part in (p for p in path.split("/") if p):
+            if not isinstance(node, Parent) or part not in node.children:
+                raise KeyError(f"no node {_join(node.path, part)}")
+            node = node.children[part]
+        return node
+
+    def __contains__(self, path: str) -> bool:
+        try:
+            self[path]
+        except KeyError:
+            return False
+        return True
+
+    def walk(self) -> Iterator[Node]:
+        yield self
+        for child in self.children.values():
+            yield from child.walk()
+
+    def __len__(self) -> int:
+        return len(self.children)
+
+
+class Serial(Parent):
+    """Children one after another, each on the previous child's result snapshot."""
+
+    kind = "serial"
+
+    def __init__(self, children: Mapping[str, Node] | None = None, *, stop_on_error: bool = True,
+                 max_concurrent: int | None = None) -> None:
+        super().__init__(children, max_concurrent=max_concurrent)
+        self.stop_on_error = stop_on_error
+
+
+class Parallel(Parent):
+    """Children at the same time, every one from the same snapshot (sibling branches)."""
+
+    kind = "parallel"
+
+
+class Exec(Node):
+    """A leaf: a shell command, or a Python function of the pipeline's file with its arguments
+    (`Exec(sieve, 30)`; checked against the function's hints now, before anything runs)."""
+
+    kind = "exec"
+
+    def __init__(self, command: str | Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.function: FunctionCall | None = None
+        if callable(command):
+            self.function = FunctionCall.make(command, args, kwargs)
+            self.command = self.function.display
+        elif isinstance(command, str):
+            if args or kwargs:
+                raise PipelineError(f"Exec({command!r}, ...): a shell command takes no arguments; node parameters "
+                                    "go through .set(...)")
+            if not command.strip():
+                raise PipelineError("Exec(''): the command is empty")
+            self.command = command
+        else:
+            raise PipelineError(f"Exec({command!r}): give a shell command (str) or a function")
+
+    def describe(self) -> str:
+        return describe_call(self.function) if self.function else self.command
+
+
+def check_name(name: str, where: str) -> None:
+    if not isinstance(name, str) or not name or not NAME_RE.fullmatch(name) or name in (".", ".."):
+        raise TreeError(f"{where}: {name!r} is not a valid node name (non-empty, no '/', no control characters)")
+    if len(name) > NAME_MAX:
+        raise TreeError(f"{where}: node name {name[:20]!r}... is longer than {NAME_MAX} characters")
+    if name != name.strip():
+        raise TreeError(f"{where}: node name {name!r} starts or ends with spaces")
+
+
+def _join(path: str, name: str) -> str:
+    return path.rstrip("/") + "/" + name
+
+
+def execs(root: Node) -> list[Exec]:
+    return [n for n in root.walk() if isinstance(n, Exec)]
+
+
+def pretty(root: Node) -> str:
+    """The tree drawn as Conducto's dry run does: Serial children numbered, Exec lines with their command."""
+    lines = [root.path + (f"   [{root.kind}]" if isinstance(root, Parent) else f"   {root.describe()}")]
+
+    def walk(node: Parent, prefix: str) -> None:
+        items = list(node.children.items())
+        for index, (name, child) in enumerate(items):
+            last = index == len(items) - 1
+            branch = "└─" if last else "├─"
+            number = f"{index} " if isinstance(node, Serial) else ""
+            detail = child.describe() if isinstance(child, Exec) else f"[{child.kind}]"
+            skip = "  (skip)" if child.params.skip else ""
+            lines.append(f"{prefix}{branch}{number}{name}   {detail}{skip}")
+            if isinstance(child, Parent):
+                walk(child, prefix + ("  " if last else "│ "))
+
+    if isinstance(root, Parent):
+        walk(root, "")
+    return "\n".join(lines)
+
+
+__all__ = ["Effective", "Exec", "Node", "NodeParams", "Parallel", "Parent", "PipelineError", "Serial", "TreeError",
+           "execs", "pretty"]

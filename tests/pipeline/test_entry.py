@@ -1,0 +1,44 @@
+"""The CLI's two pipeline entries, called as the CLI will call them: output, messages, exit codes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from contree_tui.client.connection import Connection
+from contree_tui.pipeline.entry import call_main, pipeline_headless_main
+from tests.pipeline import sample_pipelines as sp
+
+PIPE = str(Path(sp.__file__))
+
+
+def test_call_prints_the_return_value_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert call_main(PIPE, "sieve", ["--n=30"], out=out, err=err) == 0
+    assert capsys.readouterr().out == "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]\n"  # the function's own print
+    assert out.getvalue() == "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]\n"  # its return value, as JSON
+
+
+def test_call_says_what_is_wrong_without_a_traceback_of_ours() -> None:
+    for argv, func, message in ((["--n=x"], "sieve", "sieve() argument n: cannot read 'x' as int"),
+                                (["--m=3"], "sieve", "unknown argument --m"),
+                                ([], "nope", "has no function 'nope'")):
+        err = io.StringIO()
+        assert call_main(PIPE, func, argv, out=io.StringIO(), err=err) == 2
+        assert message in err.getvalue() and "Traceback" not in err.getvalue()
+    err = io.StringIO()
+    assert call_main(PIPE, "fail", ["boom"], out=io.StringIO(), err=err) == 1
+    assert "RuntimeError: boom" in err.getvalue()  # the user's own traceback
+
+
+async def test_pipeline_headless_builds_runs_and_reports(connection: Connection) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert await pipeline_headless_main(f"{PIPE}:chain", ["2"], connection, image="tag:busybox:latest", out=out,
+                                        err=err) == 0
+    assert "pipeline done: P:0  Q:0  R:0  D:2  E:0  K:0" in out.getvalue()
+    err = io.StringIO()
+    assert await pipeline_headless_main(f"{PIPE}:chain", [], connection, out=io.StringIO(), err=err) == 2
+    assert err.getvalue() == ("contree-tui pipeline: /step1: no image to run on: set image= on it or a parent, "
+                              "or give the run an image (--image)\n")
