@@ -13,6 +13,13 @@ things a `since` listing cannot see are asked for separately: tags (moved and re
 tagged listing), operations that were still running at the last refresh (one GET each, there are few), and
 producing operations older than the operation listing goes back (one GET each, remembered when missing).
 `refresh(full=True)` re-lists everything and drops what the server no longer has.
+
+Several processes share one cache file (the TUI, the CLI in another terminal), but each keeps its own tree in
+memory, so each keeps its own high-water marks too, read from the file when it loads the file's rows: a mark
+says "everything older is in memory here". Taking the file's mark at every refresh (as once done) skipped what
+another process had listed first: the CLI's refresh after its run moved the mark past its new images, so the
+TUI's `R` never asked for them (missing until a restart) and the next image's parent was unknown (a tree of
+unconnected roots). The file's marks only start a new process, and only move forward.
 """
 
 from __future__ import annotations
@@ -164,6 +171,7 @@ class Lineage:
         self.current: Observable[LineageTree | None] = Observable(None)
         self._images: dict[str, ImageRecord] | None = None
         self._ops: dict[str, OperationRecord] = {}
+        self._marks: dict[str, float | None] = {}  # this process's high-water marks (module docstring)
         self._lock = asyncio.Lock()
 
     def close(self) -> None:
@@ -180,6 +188,8 @@ class Lineage:
 
     def _ensure_loaded(self) -> None:
         if self._images is None:
+            # the marks first: rows are saved before their mark moves, so what is loaded next covers them
+            self._marks = {name: self.cache.mark(name) for name in ("images", "operations")}
             self._images = self.cache.load_images()
             self._ops = self.cache.load_operations()
 
@@ -196,8 +206,8 @@ class Lineage:
             if self._images is None:
                 await asyncio.to_thread(self._ensure_loaded)
             counter = _Counter()
-            image_mark = None if full else self.cache.mark("images")
-            op_mark = None if full else self.cache.mark("operations")
+            image_mark = None if full else self._marks.get("images")
+            op_mark = None if full else self._marks.get("operations")
             new_images, image_rows = await self._refresh_images(self._since(image_mark), counter)
             op_since = self._since(op_mark)
             listed, op_rows = await self._refresh_operations(op_since, counter)
@@ -210,6 +220,8 @@ class Lineage:
                     del self._ops[uuid]
                 await asyncio.to_thread(self.cache.forget_operations, gone)
             await asyncio.to_thread(self.cache.save_operations, self._merge_operations(listed.values()))
+            await self._advance("operations", max((op.created_at.timestamp() for op in listed.values()),
+                                                  default=None))
             if op_since is not None:
                 changed += await self._lookup_running(op_since, counter)
             await self._lookup_producers(counter)
@@ -247,10 +259,7 @@ class Lineage:
             old.update(fresh)
             await asyncio.to_thread(self.cache.save_images, fresh.values())
             await asyncio.to_thread(self.cache.replace_tags, tags)
-        newest = max((i.created_at.timestamp() for i in listed.values()), default=None)
-        mark = self.cache.mark("images")
-        if newest is not None and (mark is None or newest > mark):
-            await asyncio.to_thread(self.cache.set_mark, "images", newest)
+        await self._advance("images", max((i.created_at.timestamp() for i in listed.values()), default=None))
         return new, len(rows)
 
     async def _refresh_operations(self, since: int | None, counter: _Counter
@@ -263,11 +272,18 @@ class Lineage:
         for row in rows:
             record = OperationRecord.from_summary(row)
             listed[record.uuid] = record
-        newest = max((op.created_at.timestamp() for op in listed.values()), default=None)
-        mark = self.cache.mark("operations")
-        if newest is not None and (mark is None or newest > mark):
-            await asyncio.to_thread(self.cache.set_mark, "operations", newest)
         return listed, len(rows)
+
+    async def _advance(self, name: str, newest: float | None) -> None:
+        """Move this process's mark (and the file's, if behind) to `newest`, once its rows are saved."""
+        if newest is None:
+            return
+        own = self._marks.get(name)
+        if own is None or newest > own:
+            self._marks[name] = newest
+        mark = self.cache.mark(name)
+        if mark is None or newest > mark:
+            await asyncio.to_thread(self.cache.set_mark, name, newest)
 
     def _since(self, mark: float | None) -> int | None:
         # whole seconds: every server takes a Unix timestamp; the overlap covers the rounding

@@ -13,6 +13,15 @@ Every move, and every run, is appended to a history (the TUI's command log), kep
 `$XDG_CACHE_HOME/contree-tui/positions.sqlite`, keyed by the folder's absolute path and the target's cache
 key (a wiped engine or another account starts afresh). Changes are transactions (BEGIN IMMEDIATE), so the
 CLI and the TUI can move the same folder's position without losing a step.
+
+One truth for every client: a client that shows the position watches it (`WorkingPosition.poll`, one
+`PRAGMA data_version` per call, ~20 µs measured, re-reading the row and the new history entries only when
+another connection committed), and follows the other clients' moves. A run records where it started (`if_at`): if
+someone else moved the position while it ran, the run does NOT move it to its result, since that would make a
+child of a snapshot the position had already left look like the next step (a silent fork; `history` would show
+`X -> result` for a result not made from X). The run is still recorded, as a run that left the position where
+the other client put it ("at X"), and its result stays in the image tree as a branch of the snapshot it ran on;
+the client says so (the TUI's toast), and the user may go there (a jump).
 """
 
 from __future__ import annotations
@@ -168,6 +177,35 @@ class PositionStore:
                                  before.image, operation, note, exit_code)
             return Position(folder, target, image, tuple(redo), now), entry
 
+    def data_version(self) -> int:
+        """Changes when another connection (another process, another store) commits to the file; not on this
+        connection's own commits. A few microseconds: no file read when nothing changed."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def history_after(self, folder: str, target: str, after: int) -> list[HistoryEntry]:
+        """Entries newer than id `after`, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, at, action, image, previous, operation, note, exit_code FROM history"
+                " WHERE folder=? AND target=? AND id>? ORDER BY id", (folder, target, after)).fetchall()
+        return [HistoryEntry(r[0], datetime.fromtimestamp(r[1], UTC), *r[2:]) for r in rows]
+
+    def last_move(self, folder: str, target: str) -> HistoryEntry | None:
+        """The newest entry that moved the position (its image differs from the one before)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, at, action, image, previous, operation, note, exit_code FROM history"
+                " WHERE folder=? AND target=? AND image IS NOT previous ORDER BY id DESC LIMIT 1",
+                (folder, target)).fetchone()
+        return None if row is None else HistoryEntry(row[0], datetime.fromtimestamp(row[1], UTC), *row[2:])
+
+    def last_history_id(self, folder: str, target: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(id) FROM history WHERE folder=? AND target=?",
+                                   (folder, target)).fetchone()
+        return int(row[0] or 0)
+
     def history(self, folder: str, target: str, limit: int | None = None) -> list[HistoryEntry]:
         """Oldest first; with `limit`, the latest `limit` entries."""
         with self._lock:
@@ -218,6 +256,9 @@ class WorkingPosition:
         self.target = target
         self.store = store if store is not None else PositionStore()
         self.current: Observable[Position] = Observable(self.store.get(self.folder, self.target))
+        self._version = self.store.data_version()
+        self._seen = self.store.last_history_id(self.folder, self.target)  # history entries already known
+        self._own: set[int] = set()  # entries this object wrote (not news to its own client)
 
     @property
     def image(self) -> str | None:
@@ -229,9 +270,30 @@ class WorkingPosition:
         self.current.set(position)
         return position
 
+    def poll(self) -> list[HistoryEntry] | None:
+        """What other clients did since the last poll: None when nobody else wrote to the file (the cheap,
+        usual answer), else their history entries for this folder, oldest first (maybe none: another
+        folder's move), with `current` re-read."""
+        version = self.store.data_version()
+        if version == self._version:
+            return None
+        self._version = version
+        entries = self.store.history_after(self.folder, self.target, self._seen)
+        if entries:
+            self._seen = entries[-1].id
+        self.reload()
+        return [e for e in entries if e.id not in self._own]
+
+    def moved_by_another(self) -> HistoryEntry | None:
+        """The entry that last moved the position, if another client wrote it (None: this object did, or
+        nothing ever moved it)."""
+        last = self.store.last_move(self.folder, self.target)
+        return last if last is not None and last.id not in self._own else None
+
     def _move(self, decide: Callable[[Position], tuple[str | None, Sequence[str]] | None], **entry: Any
               ) -> HistoryEntry:
         position, recorded = self.store.move(self.folder, self.target, decide, **entry)
+        self._own.add(recorded.id)
         self.current.set(position)
         return recorded
 
@@ -255,13 +317,16 @@ class WorkingPosition:
         return self._move(decide, action="jump", note=note)
 
     def record_run(self, source: str, result: str | None, *, operation: str, command: str,
-                   exit_code: int | None = None, moved: bool = True) -> HistoryEntry:
+                   exit_code: int | None = None, moved: bool = True, if_at: str | None = None) -> HistoryEntry:
         """After a run on `source`: move to `result` if it is a new place (`moved=False` for a disposable or
-        failed run, which only adds the history entry)."""
+        failed run, which only adds the history entry). `if_at`: where the position was when the run started;
+        if another client moved it since, it stays where that client put it (module docstring)."""
 
         def decide(p: Position) -> tuple[str, Sequence[str]] | None:
             if not moved or result is None or result == p.image:
                 return None
+            if if_at is not None and p.image != if_at:
+                return None  # moved by someone else meanwhile: no silent fork
             return result, ()
 
         return self._move(decide, action="run", operation=operation, note=command, exit_code=exit_code)

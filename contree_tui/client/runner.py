@@ -65,6 +65,7 @@ class StartedRun:
         self.operation_id = operation_id
         self.source = source
         self.synced = synced
+        self.position_at_start = workspace.position.image  # another client may move it while this runs
         self.interrupter = Interrupter(workspace.connection, operation_id)
         self.cursor = EventCursor()
         self.outcome = RunOutcome()
@@ -106,7 +107,8 @@ class StartedRun:
         before = ws.position.reload().image
         entry = ws.position.record_run(
             self.source, result_image, operation=self.operation_id, command=self.spec.command,
-            exit_code=exit_code if status is OperationStatus.SUCCESS else None, moved=moved_to_result)
+            exit_code=exit_code if status is OperationStatus.SUCCESS else None, moved=moved_to_result,
+            if_at=self.position_at_start)  # moved elsewhere meanwhile: no silent fork (client/position.py)
         return RunResult(operation=self.operation_id, source=self.source, status=status, exit_code=exit_code,
                          result_image=result_image, error=outcome.error or record.error,
                          timed_out=outcome.timed_out, moved=entry.image != before, position=entry.image,

@@ -12,6 +12,7 @@ shows as it stands.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from contree_tui.client.lineage import Lineage as ClientLineage
 from contree_tui.client.lineage import LineageTree
 from contree_tui.client.observable import Observable
 from contree_tui.client.operations import FULL_OUTPUT, EventCursor, follow_events
-from contree_tui.client.position import PositionError, WorkingPosition
+from contree_tui.client.position import HistoryEntry, PositionError, WorkingPosition
 from contree_tui.client.reconnect import ConnectionState, describe_failure
 from contree_tui.client.records import IMPORT_KIND, ImageRecord, OperationRecord
 from contree_tui.client.sync import SyncError
@@ -122,7 +123,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-RECENT_IMPORTS = 20  # imports listed per watch (import_watch.py): more than anyone starts in a few seconds
+WATCH_PAGE = 100  # operations per page of the watch's listing (operation_watch.py); usually one short page
 LISTED_KINDS = ("instance", IMPORT_KIND)  # what the operations table shows: runs and imports
 
 
@@ -153,6 +154,12 @@ class StoredPosition:
     def __init__(self, position: WorkingPosition, lineage: Callable[[], Lineage]) -> None:
         self._position = position
         self._lineage = lineage
+        # the last run's result that another client's move kept from becoming working: that client's move
+        self.diverted: HistoryEntry | None = None
+
+    def poll(self) -> list[HistoryEntry] | None:
+        """Other clients' moves and runs since the last poll (None: nothing written elsewhere)."""
+        return self._position.poll()
 
     @property
     def working(self) -> str | None:
@@ -181,11 +188,15 @@ class StoredPosition:
     def record_run(self, source: str, result: str | None, *, operation: str, command: str,
                    exit_code: int | None, move: bool = True) -> bool:
         """Move to the run's result if it made one and the position is still where the run started (the
-        user may have moved meanwhile); the run goes into the history either way. True if it moved.
-        `move=False`: a `:parallel` branch, recorded but never followed."""
-        moved = move and self.working == source and result is not None and result != source
-        self._position.record_run(source, result, operation=operation, command=command, exit_code=exit_code,
-                                  moved=moved)
+        user, or another client, may have moved it meanwhile: checked in the shared file, in the same
+        transaction as the move); the run goes into the history either way. True if it moved; when another
+        client's move kept it from moving, `diverted` is that move. `move=False`: a `:parallel` branch,
+        recorded but never followed."""
+        wanted = move and result is not None and result != source
+        entry = self._position.record_run(source, result, operation=operation, command=command,
+                                          exit_code=exit_code, moved=wanted, if_at=source)
+        moved = wanted and entry.image == result
+        self.diverted = self._position.moved_by_another() if wanted and not moved else None
         return moved
 
     def reload(self) -> None:
@@ -207,6 +218,8 @@ class ContreeBackend(VerbCalls):
         self._store = working.store
         self.position = StoredPosition(working, lambda: self._view)
         self.folder_sync = FolderSync(connection, self._store, folder)
+        self.spawning = 0  # runs being spawned by this TUI
+        self.spawned: set[str] = set()  # runs this TUI spawned: never taken for another client's
 
     async def _call(self, fn: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
         try:
@@ -243,15 +256,25 @@ class ContreeBackend(VerbCalls):
         records = await self._guard(self.images.details([op.uuid for op in runs]))
         return [operation_from_record(op) for op in records]
 
-    async def recent_imports(self, known: set[str], limit: int = RECENT_IMPORTS) -> list[Operation]:
-        """The newest imports (one listing), each not in `known` read in full (its reference and tag)."""
-        rows = await self._call(lambda: self.client.list_operations(kind=IMPORT_KIND, limit=limit))
-        fresh = [OperationRecord.from_summary(row) for row in rows]
-        fresh = [op for op in fresh if op.uuid not in known]
+    async def operations_since(self, since: float, known: set[str]) -> tuple[list[Operation], float | None]:
+        """Runs and imports created since `since` (epoch seconds; any client's) that are not in `known` nor
+        spawned here, each read in full (its command); and the newest creation time listed."""
+        rows: list[Any] = []
+        while True:  # newest first; a page is full only when many were started within the window
+            offset = len(rows)
+            page = await self._call(lambda o=offset: self.client.list_operations(  # type: ignore[misc]
+                since=max(0, math.floor(since)), limit=WATCH_PAGE, offset=o))
+            rows.extend(page)
+            if len(page) < WATCH_PAGE:
+                break
+        listed = [OperationRecord.from_summary(row) for row in rows]
+        newest = max((op.created_at.timestamp() for op in listed), default=None)
+        fresh = [op.uuid for op in listed
+                 if op.kind in LISTED_KINDS and op.uuid not in known and op.uuid not in self.spawned]
         if not fresh:
-            return []
-        records = await self._guard(self.images.details([op.uuid for op in fresh]))
-        return [operation_from_record(op) for op in records]
+            return [], newest
+        records = await self._guard(self.images.details(fresh))
+        return [operation_from_record(op) for op in records], newest
 
     async def operation(self, uuid: str) -> Operation:
         return operation_from_record(await self._guard(self.images.operation(uuid, detail=True)))
@@ -261,8 +284,13 @@ class ContreeBackend(VerbCalls):
         options: dict[str, Any] = {"shell": True, "disposable": disposable, "truncate_output_at": FULL_OUTPUT}
         options.update((k, v) for k, v in (("env", env), ("cwd", cwd), ("files", files)) if v)
         # Not idempotent: retried only when the request never left, so a run is never spawned twice.
-        spawned = await self._call(lambda: self.client.spawn_instance(command, image, **options),
-                                   idempotent=False)
+        self.spawning += 1  # operation_watch.py keeps off meanwhile: this run is not another client's
+        try:
+            spawned = await self._call(lambda: self.client.spawn_instance(command, image, **options),
+                                       idempotent=False)
+        finally:
+            self.spawning -= 1
+        self.spawned.add(str(spawned.uuid))
         return Operation(uuid=str(spawned.uuid), command=command, image=image, status=OperationStatus.PENDING,
                          disposable=disposable)
 

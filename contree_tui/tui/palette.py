@@ -92,20 +92,16 @@ def _main(provider: Provider) -> MainScreen | None:
 
 
 class _Searching(Provider):
-    """Scores entries against the query (strict_match); an empty query lists the first DISCOVER_LIMIT."""
-
-    discoverable = True
+    """Scores entries against the query (strict_match). The empty query's list is FirstUse's alone: the
+    palette shows discovery hits in the order they arrive, and providers answer in any order (Theme and
+    Screenshot came first)."""
 
     def entries(self) -> Iterator[Entry]:
         raise NotImplementedError
 
     async def discover(self) -> Hits:
-        if not self.discoverable:
-            return
-        for number, entry in enumerate(self.entries()):
-            if number >= DISCOVER_LIMIT:
-                break
-            yield DiscoveryHit(Content(entry.title), entry.run, text=entry.title, help=entry.help)
+        return
+        yield  # an async generator that lists nothing
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -128,9 +124,7 @@ def _go_to_operation(main: MainScreen, uuid: str) -> None:
 
 
 class SnapshotCommands(_Searching):
-    """`snapshot <uuid> <tag> <command>` for every snapshot in the tree, newest first (searched, not listed)."""
-
-    discoverable = False
+    """`snapshot <uuid> <tag> <command>` for every snapshot in the tree, newest first."""
 
     def entries(self) -> Iterator[Entry]:
         main = _main(self)
@@ -200,7 +194,7 @@ class ActionCommands(_Searching):
     where the binding lives, as its key would)."""
 
     def _bound(self) -> Iterator[tuple[DOMNode, Binding]]:
-        nodes: list[DOMNode] = [self.app, self.screen, *self.screen.query("*")]
+        nodes: list[DOMNode] = [self.screen, *self.screen.query("*"), self.app]  # the screen's keys first
         seen: set[str] = set()
         for node in nodes:
             for binding in own_bindings(node):
@@ -254,5 +248,21 @@ class SystemCommands(_Searching):
                 yield Entry(name, callback, help_text, SYSTEM_KEEP[name])
 
 
-PROVIDERS = (SnapshotCommands, TagCommands, OperationCommands, VerbCommands, ActionCommands, ScreenCommands,
+class FirstUse(Provider):
+    """What ctrl+p lists before anything is typed, in this order: the screen's actions with their keys, the
+    diff, the verbs, then the theme and the screenshot (up to DISCOVER_LIMIT of each)."""
+
+    async def discover(self) -> Hits:
+        for provider in (ActionCommands, ScreenCommands, VerbCommands, SystemCommands):
+            for number, entry in enumerate(provider(self.screen, self.match_style).entries()):
+                if number >= DISCOVER_LIMIT:
+                    break
+                yield DiscoveryHit(Content(entry.title), entry.run, text=entry.title, help=entry.help)
+
+    async def search(self, query: str) -> Hits:
+        return
+        yield  # searching is the other providers' work
+
+
+PROVIDERS = (FirstUse, SnapshotCommands, TagCommands, OperationCommands, VerbCommands, ActionCommands, ScreenCommands,
              SystemCommands)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from textual.screen import Screen
 from textual.widget import Widget
 
-PANES = ("tree", "operations", "log-panel", "detail-list", "detail-view")
+PANES = ("tree", "operations", "log-panel", "detail-list", "detail-view", "detail-diff")
 # what stays around a maximised pane (direct children of the screen): `:` must still open a visible bar
 MAXIMIZED_VIEW = "Footer, #command-bar, #status, #connection-banner"
 

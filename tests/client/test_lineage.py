@@ -193,3 +193,28 @@ def test_a_10000_image_tree_builds_walks_and_renders_without_recursion() -> None
     lines = tree_lines(tree, "img09999")
     assert len(lines) == 10_001 and lines[-1].startswith("*") and "$ step 9999" in lines[-1]
     assert time.perf_counter() - started < 5.0
+
+
+async def test_a_refresh_sees_what_another_process_listed_first_sharing_the_cache(engine_dir: Path) -> None:
+    """The TUI and the CLI share the cache file and its high-water marks. When the CLI (here: a second Lineage
+    on the same file) refreshed after making images, the TUI's next refresh must still list them: before, it
+    asked only for what was newer than the CLI's mark, so the CLI's first image never reached the TUI's tree
+    (until a restart) and its second became a root with no parent (`R` showed unconnected roots)."""
+    async with counted_connection(engine_dir) as (conn, _wire):
+        base = await conn.client.inspect_find_image_by_tag("busybox:latest")
+        tui = Lineage(conn, cache=LineageCache.for_key(conn.cache_key), overlap=0)
+        await tui.refresh()
+        cli = Lineage(conn, cache=LineageCache.for_key(conn.cache_key), overlap=0)
+        await asyncio.sleep(1.1)  # whole seconds: `since` is floored
+        first = result_image(await run_shell(conn, base, "echo cli1 > /cli1"))
+        await cli.refresh()
+        await asyncio.sleep(1.1)
+        second = result_image(await run_shell(conn, first, "echo cli2 > /cli2"))
+        await cli.refresh()
+
+        await tui.refresh()
+        assert first in tui.tree and second in tui.tree
+        assert tui.tree.ancestors(second)[:2] == (first, base)
+        assert second not in tui.tree.roots
+        tui.close()
+        cli.close()

@@ -105,3 +105,26 @@ def test_position_and_history_survive_a_new_process(tmp_path: Path) -> None:
     assert again.image == "22222222-2222-2222-2222-222222222222"
     assert [e.action for e in again.history(limit=2)] == ["rollback", "forward"]
     assert WorkingPosition(folder, "target-b").image == "99999999-9999-9999-9999-999999999999"
+
+
+def test_another_clients_moves_are_polled_and_a_run_from_a_left_position_does_not_move_it(tmp_path: Path) -> None:
+    """Two clients on one file (their own connections, as two processes have): `poll` is None until the other
+    writes, then gives its entries (not one's own); a run recorded `if_at` a position the other client left
+    meanwhile stays where that client put it, and says who moved it."""
+    path = tmp_path / "positions.sqlite"
+    tui = WorkingPosition(tmp_path / "project", "key", PositionStore(path))
+    cli = WorkingPosition(tmp_path / "project", "key", PositionStore(path))
+    tui.set("a" * 8)
+    assert tui.poll() is None  # its own write is no news
+    assert [e.action for e in cli.poll() or []] == ["set"]
+    cli.record_run("a" * 8, "b" * 8, operation="op-cli", command="echo cli")
+    news = tui.poll()
+    assert news is not None and [(e.action, e.previous, e.image) for e in news] == [("run", "a" * 8, "b" * 8)]
+    assert tui.current.value.image == "b" * 8 and tui.poll() is None
+
+    entry = tui.record_run("a" * 8, "c" * 8, operation="op-tui", command="echo tui", if_at="a" * 8)
+    assert not entry.moved and entry.image == "b" * 8 and tui.image == "b" * 8  # no fork from a left position
+    moved_by = tui.moved_by_another()
+    assert moved_by is not None and moved_by.operation == "op-cli"
+    tui.rollback(lambda uuid: "a" * 8)
+    assert tui.moved_by_another() is None  # its own move now

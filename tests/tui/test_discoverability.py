@@ -12,6 +12,7 @@ from textual.widgets._footer import FooterKey
 
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.screens.help import HelpScreen
+from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.verbs import USAGE
 from contree_tui.tui.widgets.key_footer import KeyFooter
 from contree_tui.tui.widgets.log_view import LogView
@@ -131,3 +132,29 @@ async def test_the_footer_keeps_the_keys_that_matter_when_narrow(size: tuple[int
         for key in keys:
             assert key.region.right <= size[0], f"{key.key_display} {key.description} is cut at the edge"
         assert len({key.region.x for key in keys}) == len(keys), "none overlap"
+
+
+async def test_the_snapshot_detail_footer_keeps_help_and_back_at_80x24() -> None:
+    app = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.main.tree.focus()
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, SnapshotDetailScreen), what="the detail view")
+        await until(pilot, lambda: any(key.key_display == "^p" for key in app.screen.query(FooterKey)),
+                    what="its footer")
+        await pilot.pause(0.1)
+        keys = list(app.screen.query(FooterKey))
+        shown = [key.key_display for key in keys]
+        assert "?" in shown and "esc" in shown and "d" in shown, shown
+        assert all(key.region.right <= 80 for key in keys), "none cut at the edge"
+
+
+async def test_at_50x14_the_help_drops_the_ids_column_so_what_keys_do_shows() -> None:
+    app = frozen_app()
+    async with app.run_test(size=(50, 14)) as pilot:
+        await ready(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        keys = plain(app.screen.query_one("#help-keys", Static).content, width=44)
+        assert "Roll back" in keys and "rollback" not in keys, "the description, not the id (it took it all)"

@@ -142,6 +142,9 @@ async def test_a_newcomers_words_find_what_they_mean() -> None:
     app = frozen_app()
     async with app.run_test(size=SIZE) as pilot:
         await frozen_ready(pilot)
+        listed = await hits(pilot, "", "Theme")  # nothing typed: the screen's keys first, then the verbs
+        assert listed[0] == "Command" and listed.index("Roll back") < listed.index(USAGE["tag"]) < listed.index("Theme")
+        assert all(usage in listed for usage in USAGE.values())
         for query, first in NEWCOMER_WORDS:
             found = await hits(pilot, query, first)
             assert any(hit.startswith(first) for hit in found[:2]), (query, found[:4])
@@ -170,7 +173,7 @@ async def test_the_palettes_diff_opens_the_diff_of_the_snapshot_under_the_cursor
         screen.tree.focus()
         await until(pilot, lambda: screen.tree.cursor_uuid is not None, what="the tree's cursor")
         under = screen.tree.cursor_uuid
-        await palette(pilot, "diff", "Diff the snapshot")
+        await palette(pilot, "diff the snapshot", "Diff the snapshot")  # "diff" alone: the :diff verb first
         await until(pilot, lambda: isinstance(app.screen, SnapshotDetailScreen) and app.screen.mode == "diff",
                     what="the detail view on its diff")
         detail = app.screen

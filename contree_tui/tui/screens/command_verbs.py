@@ -179,7 +179,7 @@ class CommandVerbs:
         fetched, its log holds the engine's lines. A success puts its image into the tree (a root, with its
         tag). Imports run side by side, each in its own worker (the "verb" group is not exclusive)."""
         backend = self._backend()
-        self._posting_imports += 1  # import_watch.py keeps off until this uuid has its row and follower
+        self._posting_imports += 1  # operation_watch.py keeps off until this uuid has its row and follower
         try:
             uuid = await backend.import_image(ref, tag)  # the engine resolves bare names to docker://
         finally:

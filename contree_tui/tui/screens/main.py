@@ -25,8 +25,9 @@ from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Sn
 from contree_tui.tui.outcome import outcome
 from contree_tui.tui.screens.command_verbs import CommandVerbs
 from contree_tui.tui.screens.diff_verbs import DiffVerbs
-from contree_tui.tui.screens.import_watch import ImportWatch
 from contree_tui.tui.screens.link_watch import LinkWatch
+from contree_tui.tui.screens.operation_watch import OperationWatch
+from contree_tui.tui.screens.position_watch import PositionWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.screens.split_logs import SplitLogsScreen
 from contree_tui.tui.screens.sync_verbs import SyncVerbs
@@ -42,7 +43,7 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Screen[None]):
+class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs, CommandVerbs, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -66,7 +67,7 @@ class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Scr
         self._followed: set[str] = set()  # operations whose events a worker is reading
         self._init_command_verbs()
         self._init_link_watch()
-        self._init_import_watch()
+        self._init_operation_watch()
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="connection-banner")
@@ -115,7 +116,8 @@ class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Scr
         self._attach_command_verbs(message.backend)
         self._attach_sync(message.backend)
         self._attach_link_watch(message.backend)
-        self._attach_import_watch(message.backend)
+        self._attach_operation_watch(message.backend)  # every client's operations (operation_watch.py)
+        self._attach_position_watch(message.backend)  # another client's moves, followed (position_watch.py)
         self.load()
 
     def on_link_changed(self, message: LinkChanged) -> None:
@@ -199,6 +201,8 @@ class MainScreen(LinkWatch, ImportWatch, SyncVerbs, DiffVerbs, CommandVerbs, Scr
         moved = self.position.record_run(image, op.result if made else None, operation=op.uuid,
                                          command=op.command, exit_code=op.exit_code, move=not branch)
         self.run_finished(entry, op, moved)
+        if not moved and not branch:
+            self.tell_diverted(op.command, image, op.result if made else None)  # no silent fork
         if moved:
             self._show_working()
         if op.status is not OperationStatus.SUCCESS:

@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import DataTable, Log, Static
 from textual.worker import Worker, WorkerState
 
 from contree_tui.client.image_details import ImageDetails
@@ -35,6 +35,7 @@ from contree_tui.tui.screens.detail_target import Target
 from contree_tui.tui.screens.prompt import PromptScreen
 from contree_tui.tui.snapshot_files import SnapshotFiles
 from contree_tui.tui.widgets.diff_view import DiffView
+from contree_tui.tui.widgets.key_footer import KeyFooter
 
 VIEW_LIMIT = 256 * 1024  # bytes shown of a file; `s` saves the whole of it
 UP = ".."
@@ -98,7 +99,7 @@ class SnapshotDetailScreen(DetailDiff, Screen[None]):
             yield EntryList(id="detail-list", cursor_type="row", zebra_stripes=True)
             yield Log(id="detail-view", auto_scroll=False)
             yield DiffView(id="detail-diff")
-        yield Footer()
+        yield KeyFooter()  # at 80x24 Textual's cut `? Help` off (key_footer.py)
 
     def _header(self, details: ImageDetails | None = None) -> Text:
         text = Text()

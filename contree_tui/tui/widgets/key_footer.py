@@ -19,7 +19,8 @@ from textual.binding import Binding
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-PRIORITY = ("help", "command-bar", "rollback", "forward", "quit")  # binding ids, most important first
+# binding ids, most important first: the main screen's, then the snapshot detail view's
+PRIORITY = ("help", "command-bar", "rollback", "forward", "quit", "detail.close", "detail.diff")
 KEY_PADDING = 3  # FooterKey (not compact): a space each side of the key, one after the description
 PALETTE_EXTRA = 0  # the palette key: its border and right padding stand in for the key's padding (measured: 12)
 
