@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 
-from contree_tui.pipeline.entry import call_main
-
 
 def add_call_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     text = "run a pipeline's Python function here, as its step runs it in the sandbox (e.g. pipe.py sieve --n=30)"
@@ -20,6 +18,8 @@ def add_call_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def call_from_args(args: argparse.Namespace) -> int:
+    from contree_tui.pipeline.entry import call_main  # here: the grammar loads for every command, this for `call`
+
     return call_main(args.file, args.function, list(args.args))
 
 
