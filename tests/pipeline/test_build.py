@@ -16,6 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from contree_tui.client.connection import Connection
+from contree_tui.pipeline import Exec, Serial
+from contree_tui.pipeline.executor import run_pipeline
+from contree_tui.pipeline.nodes import FolderSync
+from contree_tui.pipeline.step_cache import StepCache
+from tests.pipeline.conftest import BUSYBOX
 from tests.seeds.conftest import TAG
 from tests.seeds.test_python_workflows import Cli
 
@@ -143,3 +149,29 @@ def test_a_build_that_cannot_start_says_why_and_exits_2(cli: Cli, tmp_path: Path
         done = cli("build", *args, code=2)
         assert done.stderr.startswith("contree-tui: ") and message in done.stderr, done.stderr
         assert done.stderr.count("\n") == 1 and done.stdout == ""
+
+
+async def test_a_synced_folder_change_reruns_from_the_first_step_that_gets_it(connection: Connection,
+                                                                              tmp_path: Path) -> None:
+    """`.set(sync=)` on its own (what the build's setup uses): the folder's digest is an input of the steps that
+    get it, so a change re-runs those and the ones after, and the steps before stay cache hits."""
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "data.txt").write_text("one\n")
+
+    def tree() -> Serial:
+        root = Serial().set(image=BUSYBOX)
+        root["before"] = Exec("echo before > /before")
+        root["reads"] = Exec("cat /src/data.txt > /copy").set(sync=FolderSync(folder, "/src"))
+        root["after"] = Exec("cat /copy")
+        return root
+
+    cache = StepCache(None)
+    first = await run_pipeline(tree(), connection, cache=cache)
+    assert bytes(first.runs["/after"].output) == b"one\n"
+    (folder / "data.txt").write_text("two\n")
+    second = await run_pipeline(tree(), connection, cache=cache)
+    assert [second.runs[p].cached for p in ("/before", "/reads", "/after")] == [True, False, False]
+    assert bytes(second.runs["/after"].output) == b"two\n"
+    third = await run_pipeline(tree(), connection, cache=cache)
+    assert all(third.runs[p].cached for p in ("/before", "/reads", "/after"))
