@@ -131,6 +131,18 @@ def test_a_broken_test_reports_stage_checkpoints_and_resume_which_skips_deps(cli
                      resumed.stdout), resumed.stdout
 
 
+def test_a_failed_build_stage_offers_deps_installed_and_a_failed_deps_stage_a_plain_rerun(cli: Cli) -> None:
+    build = ("build", str(cli.folder), "--image", f"tag:{TAG}", *OFFLINE[:2], "--build", "exit 3")
+    failed = cli(*build, code=1)
+    assert stage_lines(failed.stdout) == ["setup ran", "deps ran", "build failed"], failed.stdout
+    assert failed.stderr.startswith("build FAILED at stage build (exit 3): exit 3\n"), failed.stderr
+    assert failed.stderr.rstrip().endswith("--build 'exit 3' --resume-from deps-installed"), failed.stderr
+    no_deps = cli("build", str(cli.folder), "--image", f"tag:{TAG}", "--install", "exit 4", code=1)
+    assert stage_lines(no_deps.stdout) == ["setup cached", "deps failed"], no_deps.stdout
+    assert "no checkpoint before this stage: fix it and run the same command again" in no_deps.stderr
+    assert re.findall(r"^  (base|source-synced) ", no_deps.stderr, re.M) == ["base", "source-synced"]
+
+
 def test_a_build_that_cannot_start_says_why_and_exits_2(cli: Cli, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
