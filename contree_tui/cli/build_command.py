@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the grammar (parser.py) imports this module: the run's modu
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 # what `docker pull` would take: [docker://][registry/]name[:tag][@digest]; anything else is not imported
+OFFLINE_SCHEMES = ("oci:", "oci-archive:", "docker-archive:", "rootfs:")  # as `contree-tui import` takes them
 REGISTRY_REF = re.compile(r"^(docker://)?[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$")
 
 
@@ -31,8 +32,9 @@ def add_build_command(sub: argparse._SubParsersAction, common: argparse.Argument
         ". The source is synced before deps, so a changed file re-runs the build from deps. On a failure: the "
         "failed stage, the rollback points and the command that resumes (--resume-from)."), parents=[common])
     cmd.add_argument("source", nargs="?", help="the project's folder (default: -C, else the current one)")
-    cmd.add_argument("--image", help="the base image: a tag, uuid, or a registry name (imported if absent, "
-                     "e.g. python:3.11-slim); default: the folder's working snapshot")
+    cmd.add_argument("--image", help="the base image: a tag, uuid, a registry name (imported if absent, e.g. "
+                     "python:3.11-slim) or a local archive or layout (oci:DIR, docker-archive:TAR, ...; imported); "
+                     "default: the folder's working snapshot")
     for option, default, stage in (("--install", DEFAULT_INSTALL, "deps"), ("--build", DEFAULT_BUILD, "build"),
                                    ("--test", DEFAULT_TEST, "test")):
         cmd.add_argument(option, default=default, metavar="CMD", help=f"the {stage} stage (default {default!r})")
@@ -114,31 +116,34 @@ async def _base_image(ws: Workspace, spec: BuildSpec, ref: str | None, console: 
         raise BuildInputError("no image: give --image REF, an image with Python (e.g. python:3.11-slim, imported "
                               "if absent, or the tag `engine bootstrap debian` printed); the folder has no working "
                               "snapshot to default to")
+    if ref.startswith(OFFLINE_SCHEMES):  # a local archive or layout: imported (an unchanged one is the same image)
+        return await _import(ws, ref, None, console)
     try:
         return await ws.resolve_image(ref)
     except UnknownReference as exc:
         if ref.startswith("tag:") or is_uuid(ref) or not REGISTRY_REF.match(ref):
             raise BuildInputError(f"unknown image {ref!r}: {exc}") from None
-    return await _import(ws, ref, console)
+    # tagged with its name, so the next build finds it without importing
+    return await _import(ws, ref, ref.removeprefix("docker://").split("@")[0], console)
 
 
-async def _import(ws: Workspace, ref: str, console: Console) -> str:
-    """Seed 003's "import if needed": the registry image, tagged with its name so the next build finds it."""
+async def _import(ws: Workspace, ref: str, tag: str | None, console: Console) -> str:
+    """Seed 003's "import if needed" (a registry image the target lacks, or a local archive or layout)."""
     from contree_tui.client.image_import import ImportSpec, follow_import, learn_imported, start_import
     from contree_tui.client.progress import ProgressLine
     from contree_tui.pipeline.staged_build import BuildInputError
 
-    tag = ref.removeprefix("docker://").split("@")[0]
-    console.note(f"build: {ref} is not on {ws.connection.target.describe()}: importing it (tag {tag})")
+    console.note(f"build: importing {ref}" + (f" (tag {tag}): it is not on {ws.connection.target.describe()}"
+                                              if tag else ""))
     operation = await start_import(ws.connection, ImportSpec(ref=ref, tag=tag))
-    line = ProgressLine(console.err, tag)
+    line = ProgressLine(console.err, tag or ref)
     try:
         result = await follow_import(ws.connection, operation, line.update)
     finally:
         line.close()
     if not result.succeeded or not result.image:
         reason = f": {result.error}" if result.error else ""
-        raise BuildInputError(f"unknown image {ref!r}: not on the target, and its import {result.status.value}{reason}")
+        raise BuildInputError(f"unknown image {ref!r}: its import {result.status.value}{reason}")
     await learn_imported(ws.connection, ws.lineage, result)
     return result.image
 

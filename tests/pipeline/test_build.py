@@ -21,6 +21,7 @@ from contree_tui.pipeline import Exec, Serial
 from contree_tui.pipeline.executor import run_pipeline
 from contree_tui.pipeline.nodes import FolderSync
 from contree_tui.pipeline.step_cache import StepCache
+from tests.images.busybox_layouts import whiteout_layout
 from tests.pipeline.conftest import BUSYBOX
 from tests.seeds.conftest import TAG
 from tests.seeds.test_python_workflows import Cli
@@ -141,6 +142,17 @@ def test_a_failed_build_stage_offers_deps_installed_and_a_failed_deps_stage_a_pl
     assert stage_lines(no_deps.stdout) == ["setup cached", "deps failed"], no_deps.stdout
     assert "no checkpoint before this stage: fix it and run the same command again" in no_deps.stderr
     assert re.findall(r"^  (base|source-synced) ", no_deps.stderr, re.M) == ["base", "source-synced"]
+
+
+def test_an_image_given_as_a_local_layout_is_imported_then_built_on(cli: Cli, tmp_path: Path) -> None:
+    """Seed 003's "import if needed", offline: an OCI layout (busybox: shell stages only)."""
+    whiteout_layout(tmp_path / "layout", env=["PATH=/bin"])
+    done = cli("build", str(cli.folder), "--image", f"oci:{tmp_path / 'layout'}:t1", "--install", "echo deps",
+               "--build", "cat /etc/changed", "--test", "test -f pyproject.toml")
+    assert done.stderr.startswith(f"contree-tui: build: importing oci:{tmp_path / 'layout'}:t1\n"), done.stderr
+    assert stage_lines(done.stdout) == ["setup ran", "deps ran", "build ran", "test ran"], done.stdout
+    missing = cli("build", str(cli.folder), "--image", f"oci:{tmp_path / 'nothing'}:t1", code=2)
+    assert f"unknown image 'oci:{tmp_path / 'nothing'}:t1': its import FAILED" in missing.stderr, missing.stderr
 
 
 def test_a_build_that_cannot_start_says_why_and_exits_2(cli: Cli, tmp_path: Path) -> None:
