@@ -568,11 +568,13 @@ COMMANDS: dict[str, Callable[[Workspace, Options, Console], Awaitable[int]]] = {
 }
 
 
-def execute(name: str, opts: Options, console: Console | None = None) -> int:
-    """Run command `name` with parsed options (`profile`, `state_dir`, `folder` and the command's own);
-    returns the exit code. Prints errors as one line each."""
+def execute(name: str, opts: Options, console: Console | None = None,
+            command: Callable[[Workspace, Options, Console], Awaitable[int]] | None = None) -> int:
+    """Run command `name` (or `command`, a command of another module: build_command.py) with parsed options
+    (`profile`, `state_dir`, `folder` and the command's own); returns the exit code. Prints errors as one line
+    each."""
     console = console or Console()
-    command = COMMANDS[name]
+    command = command or COMMANDS[name]
     _warnings_to(console)
 
     async def go() -> int:
