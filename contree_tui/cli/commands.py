@@ -22,6 +22,7 @@ from typing import Any
 from contree_client.exceptions import APIConnectionError, APIStatusError, ContreeError
 
 from contree_tui.cli.console import EXIT_UNAVAILABLE, CommandError, Console, Options
+from contree_tui.cli.diff_command import diff as diff_command
 from contree_tui.cli.disk import df, prune_command
 from contree_tui.cli.engine_run import engine_run
 from contree_tui.cli.files import download, export
@@ -41,16 +42,18 @@ from contree_tui.client.workspace import UnknownReference, Workspace
 COMMANDS: dict[str, Callable[[Workspace, Options, Console], Awaitable[int]]] = {
     "images": images, "ops": ops, "logs": logs, "run": run, "import": import_image, "rollback": rollback,
     "forward": forward, "use": use, "history": history, "tag": tag, "download": download, "sync": sync,
-    "export": export, "df": df, "prune": prune_command, "engine-run": engine_run,
+    "export": export, "df": df, "prune": prune_command, "engine-run": engine_run, "diff": diff_command,
 }
 EMBEDDED_ONLY = {"engine-run"}  # the embedded engine's own commands: never a profile's Contree
 
 
-def execute(name: str, opts: Options, console: Console | None = None) -> int:
-    """Run command `name` with parsed options (`profile`, `state_dir`, `folder` and the command's own);
-    returns the exit code. Prints errors as one line each."""
+def execute(name: str, opts: Options, console: Console | None = None,
+            command: Callable[[Workspace, Options, Console], Awaitable[int]] | None = None) -> int:
+    """Run command `name` (or `command`, a command of another module: build_command.py) with parsed options
+    (`profile`, `state_dir`, `folder` and the command's own); returns the exit code. Prints errors as one line
+    each."""
     console = console or Console()
-    command = COMMANDS[name]
+    command = command or COMMANDS[name]
     _warnings_to(console)
 
     async def go() -> int:

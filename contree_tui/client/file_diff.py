@@ -106,13 +106,13 @@ class FileDiff:
             return f"{self.sizes} (past the {_size(DIFF_LIMIT)} a side a diff reads: sizes only)"
         return f"{self.kind.value}: {self.sizes}"
 
-    def unified_text(self, old_label: str, new_label: str) -> list[str]:
-        """The diff as `diff -u` prints it (for the CLI and for copying)."""
+    def unified_text(self, old_name: str, new_name: str) -> list[str]:
+        """The diff as `diff -u` prints it, under `--- old_name` / `+++ new_name` (`a/etc/x`, `/dev/null`)."""
         if self.kind is not DiffKind.TEXT:
             return [f"{self.path}: {self.summary}"]
         if not self.hunks:
             return []
-        lines = [f"--- {old_label}{self.path}", f"+++ {new_label}{self.path}"]
+        lines = [f"--- {old_name}", f"+++ {new_name}"]
         for hunk in self.hunks:
             lines.append(hunk.header)
             lines += [f"{tag.value}{text}" for tag, _old, _new, text in hunk.unified()]

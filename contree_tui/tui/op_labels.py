@@ -95,7 +95,8 @@ def operation_labels(ops: Sequence[Operation], *, tag_of: Callable[[str], str | 
             parts[at] = part
     labels = {}
     for op, part in zip(ops, parts, strict=True):
-        tag = tag_of(op.result) if tag_of is not None and op.result else None
+        made = op.result if op.result and op.result != op.image else None  # no change: the result is its image
+        tag = tag_of(made) if tag_of is not None and made else None
         labels[op.uuid] = short_form(tag.split(", ")[0], width) if tag else part
     return labels
 

@@ -211,3 +211,21 @@ def test_version_and_a_help_that_says_what_the_tool_is() -> None:
     text = subprocess.run([*CLI, "--help"], capture_output=True, text=True, timeout=60, check=True).stdout
     assert "filesystem is versioned" in text and "argument parsing" not in text, text
     assert "contree-tui import python:3.11-slim" in text  # examples, the first thing a newcomer looks for
+
+
+def test_diff_prints_a_unified_diff_between_two_images(cli: Cli) -> None:
+    cli("run", "--", "mkdir -p /w && printf 'one\\ntwo\\nthree\\n' > /w/t.txt && echo bye > /w/gone && "
+                     "head -c 100 /dev/zero > /w/z")
+    base = cli.json("use")["image"]  # type: ignore[index]
+    cli("run", "--", "sleep 1; sed -i s/two/TWO/ /w/t.txt && rm /w/gone && echo hi > /w/new && "
+                     "head -c 200 /dev/zero > /w/z")
+    done = cli("diff", base[:8])  # against @, the working snapshot
+    assert done.stdout.splitlines() == [
+        "--- a/w/gone", "+++ /dev/null", "@@ -1 +0,0 @@", "-bye",
+        "--- /dev/null", "+++ b/w/new", "@@ -0,0 +1 @@", "+hi",
+        "--- a/w/t.txt", "+++ b/w/t.txt", "@@ -1,3 +1,3 @@", " one", "-two", "+TWO", " three",
+        "Binary files a/w/z and b/w/z differ (100 B → 200 B)",
+    ], done.stdout
+    assert "1 added, 2 modified, 1 removed" in done.stderr
+    unknown = cli("diff", "no-such-tag", ok=False)
+    assert unknown.returncode == 1 and one_error_line(unknown.stderr)

@@ -152,5 +152,17 @@ async def test_v_shows_the_branches_side_by_side_each_following_its_run(tui_engi
                                                      for row in pane.view.screen_text()),
                         what="the outcome line on screen")
 
+        # 80x24: two panes stacked, the newest, and a note for the third
+        await pilot.resize_terminal(80, 24)
+        await until(pilot, lambda: len(split.panes) == 2, what="two panes at 80x24")
+        stacked = split.panes
+        assert [pane.uuid for pane in stacked] == [pane.uuid for pane in order[1:]], "the newest two"
+        assert stacked[0].region.x == stacked[1].region.x and stacked[0].region.y < stacked[1].region.y
+        note = str(split.query_one("#split-note").render())
+        assert "+1 older (no room)" in note and "v: back" in note and len(note) <= 80, note
+        await pilot.resize_terminal(*SIZE)  # room again: the oldest comes back, in its place
+        await until(pilot, lambda: [pane.uuid for pane in split.panes] == [pane.uuid for pane in order],
+                    what="the three panes in their order")
+
         await pilot.press("v")
         assert isinstance(app.screen, MainScreen) and app.focused is log, "back where the user was"

@@ -7,7 +7,7 @@ import pytest
 
 from contree_tui.tui.model import Operation
 from contree_tui.tui.op_labels import ColourSlots, distinct_parts, operation_labels
-from contree_tui.tui.screens.split_logs import split_layout
+from contree_tui.tui.screens.split_logs import split_layout, watched_to_show
 
 LOOP = 'for i in $(seq 1 50); do echo "{} $i"; sleep 0.1; done'
 
@@ -31,7 +31,9 @@ def test_runs_of_one_program_are_told_apart_among_themselves_and_whole_commands_
     assert list(operation_labels(ops, width=30).values()) == commands
     tagged = operation_labels(ops, tag_of=lambda uuid: "best-model, v2" if uuid == "r1" else None)
     assert tagged["op1"] == "…--lr 0.1"  # no result yet: no tag
-    ops[1].result = "r1"
+    ops[1].image = ops[1].result = "r1"  # changed no file: its result is the image it ran on, not its own
+    assert operation_labels(ops, tag_of=lambda uuid: "busybox:latest" if uuid == "r1" else None)["op1"] == "…--lr 0.1"
+    ops[1].image = "r0"
     assert operation_labels(ops, tag_of=lambda uuid: "best-model, v2" if uuid == "r1" else None)["op1"] == "best-model"
 
 
@@ -54,3 +56,12 @@ def test_a_run_keeps_its_colour_and_eight_side_by_side_all_differ() -> None:
 def test_the_split_view_lays_runs_out_like_tmux(count: int, size: tuple[int, int],
                                                 layout: tuple[int, int, int]) -> None:
     assert split_layout(count, *size) == layout
+
+
+def test_without_room_the_running_runs_keep_their_panes_before_the_ended_ones() -> None:
+    running = {"b", "d"}.__contains__
+    assert watched_to_show(["a", "b", "c", "d"], 2, running) == ["b", "d"]
+    assert watched_to_show(["a", "b", "c", "d"], 3, running) == ["b", "c", "d"]
+    assert watched_to_show(["a", "b", "c", "d"], 1, running) == ["d"]
+    assert watched_to_show(["a", "b", "c"], 2, lambda uuid: False) == ["b", "c"], "none running: the newest"
+    assert watched_to_show(["a", "b"], 5, running) == ["a", "b"]

@@ -173,7 +173,7 @@ async def test_the_palettes_diff_opens_the_diff_of_the_snapshot_under_the_cursor
         screen.tree.focus()
         await until(pilot, lambda: screen.tree.cursor_uuid is not None, what="the tree's cursor")
         under = screen.tree.cursor_uuid
-        await palette(pilot, "diff the snapshot", "Diff the snapshot")  # "diff" alone: the :diff verb first
+        await palette(pilot, "diff under", "Diff the snapshot")  # "diff" alone: the :diff verb comes first
         await until(pilot, lambda: isinstance(app.screen, SnapshotDetailScreen) and app.screen.mode == "diff",
                     what="the detail view on its diff")
         detail = app.screen

@@ -51,7 +51,7 @@ class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs,
         Binding("u", "rollback", "Roll back", id="rollback"),
         Binding("U", "forward", "Forward", id="forward"),
         Binding("R", "reload", "Reload", show=False, id="reload"),
-        Binding("D", "diff_mark", "Diff two snapshots (D, D)", show=False, id="diff-mark"),
+        Binding("D", "diff_mark", "Compare two snapshots (D on one, D on the other)", show=False, id="diff-mark"),
         Binding("escape", "focus_tree", "Tree", show=False, id="focus-tree"),
         Binding("v", "split_logs", "Side by side", id="split-logs"),  # screens/split_logs.py
     ]

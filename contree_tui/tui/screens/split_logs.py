@@ -10,6 +10,8 @@ view also shows a batch that has just finished. The panes are reconciled every h
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from math import ceil, sqrt
 
@@ -32,7 +34,7 @@ MIN_PANE_HEIGHT = 8  # rows: the border and 6 lines of log (80x24: two panes sta
 MAX_COLUMNS = 3
 MAX_PANES = 9  # 3x3: past that a pane shows too little to watch, and 8 colours are already all taken
 BATCH_WINDOW = 5.0  # s: runs started this close to the newest one are its batch (a :parallel starts all at once)
-TITLE_STATE = 24  # cells of a pane's title kept for the run's state and the border's corners
+TITLE_STATE = 30  # cells of a pane's title kept for the run's state (` · ✗ exit 3 · 6.10s`) and corners
 RECONCILE_INTERVAL = 0.5  # s: new runs get a pane, titles show state changes
 
 
@@ -49,6 +51,20 @@ def split_layout(count: int, width: int, height: int) -> tuple[int, int, int]:
         columns += 1
     rows = min(max_rows, ceil(shown / columns))
     return columns, rows, min(shown, columns * rows)
+
+
+def watched_to_show(watched: list[str], fit: int, running: Callable[[str], bool]) -> list[str]:
+    """The `fit` runs that get a pane, in `watched`'s order (oldest first): the newest running ones first, then
+    the newest that ended (at 80x24 two panes: the two still printing, not one that ended and one going)."""
+    if fit >= len(watched):
+        return list(watched)
+    still_going = [uuid for uuid in watched if running(uuid)]
+    keep = set(still_going[len(still_going) - fit:]) if fit else set()
+    for uuid in reversed(watched):
+        if len(keep) >= fit:
+            break
+        keep.add(uuid)
+    return [uuid for uuid in watched if uuid in keep]
 
 
 def _started(op: Operation) -> float:
@@ -92,6 +108,7 @@ class SplitLogsScreen(Screen[None]):
         self.host = host
         self.watched: list[str] = []  # run uuids, oldest first: every run this view has shown or will show
         self.hidden = 0  # watched runs without a pane (no room): the "+k more"
+        self._reconciling = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield Label("", id="split-note")
@@ -115,10 +132,16 @@ class SplitLogsScreen(Screen[None]):
         if not ops:
             return []
         newest = _started(ops[-1])
-        return [op.uuid for op in ops if op.running or newest - _started(op) <= BATCH_WINDOW]
+        batch = [op.uuid for op in ops
+                 if op.running or (op.created_at is not None and newest - _started(op) <= BATCH_WINDOW)]
+        return batch or [ops[-1].uuid]  # runs listed without a start time: the newest alone, not all of them
 
     async def reconcile(self) -> None:
         """Runs started since get a pane (the oldest give theirs up when there is no room); titles catch up."""
+        async with self._reconciling:  # the timer's and a resize's: one at a time, or a pane is mounted twice
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
         known = self.host.table.operations
         for op in sorted(known.values(), key=_started):
             if op.running and op.uuid not in self.watched:
@@ -127,23 +150,25 @@ class SplitLogsScreen(Screen[None]):
         grid = self.query_one("#split-panes", Grid)
         columns, rows, fit = split_layout(len(watched), grid.size.width or self.size.width,
                                           grid.size.height or max(1, self.size.height - 2))
-        shown = watched[len(watched) - fit:] if fit else []
+        shown = watched_to_show(watched, fit, lambda uuid: known[uuid].running)
         self.hidden = len(watched) - len(shown)
         current = {pane.uuid: pane for pane in self.panes}
-        for uuid, pane in current.items():
-            if uuid not in shown:
-                pane.remove()
+        gone = [pane for uuid, pane in current.items() if uuid not in shown]
+        if gone:
+            await grid.remove_children(gone)
         fresh = [LogPane(uuid, log_of(self.host, known[uuid])) for uuid in shown if uuid not in current]
         if fresh:
             await grid.mount(*fresh)
+        panes = {pane.uuid: pane for pane in [*current.values(), *fresh] if pane.uuid in shown}
+        for position, uuid in enumerate(shown):  # oldest first (an older run comes back when the terminal grows)
+            if grid.children[position] is not panes[uuid]:
+                grid.move_child(panes[uuid], before=position)
         grid.styles.grid_size_columns = columns
         grid.styles.grid_size_rows = rows
-        # a pane's title has room for more than the merged log's prefix: its width less the state (`✗ exit 1 ·
-        # 6.25s`, ~20 cells) and the border's corners
+        # a pane's title has room for more than the merged log's prefix: its width less the state and corners
         pane_width = (grid.size.width or self.size.width) // max(1, columns)
         labels = labels_of(self.host, watched, width=max(LABEL_WIDTH, pane_width - TITLE_STATE))
         slots = colour_slots(self.host)
-        panes = {pane.uuid: pane for pane in [*current.values(), *fresh] if pane.uuid in shown}
         for position, uuid in enumerate(shown):
             pane = panes[uuid]
             pane.describe(known[uuid], labels[uuid], slots.slot(uuid))
@@ -157,10 +182,10 @@ class SplitLogsScreen(Screen[None]):
         else:
             running = sum(1 for uuid in self.watched if (op := self.host.table.operations.get(uuid)) and op.running)
             text = f"{watched} run{'s' if watched != 1 else ''}, {running} running"
-            if self.hidden:
-                more = "the terminal is too small for more" if shown < MAX_PANES else f"at most {MAX_PANES} panes"
-                text += f" · the newest {shown} shown, +{self.hidden} more ({more})"
-            text += " · tab/h/l: pane · / search · f follow · v: back"
+            if self.hidden:  # the oldest give way; at 80x24 this line has 80 cells for all of it
+                more = "no room" if shown < MAX_PANES else f"{MAX_PANES} at most"
+                text += f" · +{self.hidden} older ({more})"
+            text += " · tab/h/l: pane · v: back"
         self.query_one("#split-note", Label).update(text)
 
     def on_resize(self, event: Resize) -> None:

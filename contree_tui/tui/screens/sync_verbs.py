@@ -14,6 +14,7 @@ from typing import Any
 from textual import work
 from textual.message import Message
 
+from contree_tui.client.sizes import human_size
 from contree_tui.client.sync import SyncPhase, SyncStatus
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import LogEntry
@@ -71,8 +72,9 @@ class SyncVerbs:
             self.post_message(SyncChanged(status))
             if status is None or status.phase is SyncPhase.IDLE:
                 last_error[0] = None
-            elif status.phase is SyncPhase.ERROR and status.reason != last_error[0]:
-                last_error[0] = status.reason
+            elif status.phase is SyncPhase.ERROR and status.short_reason != last_error[0]:
+                # by its core: the whole reason counts the files sent so far, which moves between retries
+                last_error[0] = status.short_reason
                 self.post_message(SyncFailed(status.reason))
         return on_status
 
@@ -86,8 +88,10 @@ class SyncVerbs:
     def on_sync_sent(self, message: SyncSent) -> None:
         activity = message.activity
         self.status_bar.sync_activity = activity
-        self.command_log.record(self.clock(), "sync", activity.paths(),
-                                f"{activity.summary()} in {activity.seconds:.2f} s", snapshot=self.position.working)
+        result = f"{activity.summary()} in {activity.seconds:.2f} s"
+        if activity.uploaded_bytes < activity.sent_bytes:  # contents the server held already cost nothing
+            result += f" ({human_size(activity.uploaded_bytes)} uploaded, the server had the rest)"
+        self.command_log.record(self.clock(), "sync", activity.paths(), result, snapshot=self.position.working)
 
     def on_sync_failed(self, message: SyncFailed) -> None:
         self.command_log.record(self.clock(), "sync", "folder sync", f"failed: {message.reason}", ok=False,
