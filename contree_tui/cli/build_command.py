@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from contree_tui.pipeline.build_stages import DEFAULT_BUILD, DEFAULT_INSTALL, DEFAULT_TEST, RESUMABLE
 
 if TYPE_CHECKING:  # the grammar (parser.py) imports this module: the run's modules load when a build runs
-    from contree_tui.cli.commands import Console, Options
+    from contree_tui.cli.console import Console, Options
     from contree_tui.client.workspace import Workspace
     from contree_tui.pipeline.staged_build import BuildSpec
 
@@ -47,7 +47,8 @@ def add_build_command(sub: argparse._SubParsersAction, common: argparse.Argument
 
 def build_main(args: argparse.Namespace, argv: list[str] | None = None, console: Console | None = None) -> int:
     """Check what can be checked without Contree (SOURCE), then run the build in the folder's workspace."""
-    from contree_tui.cli.commands import Console, execute
+    from contree_tui.cli.commands import execute
+    from contree_tui.cli.console import Console
     from contree_tui.pipeline.staged_build import BuildInputError, BuildSpec, check_resume, check_source
 
     console = console or Console()
