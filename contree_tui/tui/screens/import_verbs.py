@@ -43,6 +43,7 @@ class ImportVerbs:
             uuid = await backend.import_image(ref, tag)  # the engine resolves bare names to docker://
         finally:
             self._posting_imports -= 1
+        getattr(backend, "spawned", set()).add(uuid)  # this session's own: `:wait` waits for it
         op = Operation(uuid=uuid, command=import_command(ref, tag), image=None, kind=IMPORT_KIND,
                        created_at=self.clock())
         self.buffers.setdefault(uuid, OutputBuffer())

@@ -44,9 +44,15 @@ class OperationVerbs:
         return f"cancelled {name}" if cancelled else f"{name} had already ended"
 
     def _verb_wait(self, verb: Wait, entry: LogEntry) -> None:
-        running = [op.uuid for op in self.table.operations.values() if op.running]
+        # `:wait` waits for what this session started: another client's run (an agent's hour-long job, one
+        # left running elsewhere) would hold it for as long as that runs; `:wait all` takes those too.
+        everyone = [op.uuid for op in self.table.operations.values() if op.running]
+        own = set(getattr(self._backend(), "spawned", set(everyone)))
+        running = everyone if verb.everyone else [uuid for uuid in everyone if uuid in own]
         if not running:
-            self._done(entry, "nothing running")
+            others = len(everyone)
+            self._done(entry, f"nothing of this session running; {others} of other clients: :wait all" if others
+                       else "nothing running")
             return
         self.notify(f"waiting for {len(running)} operation{'s' if len(running) != 1 else ''}…", title=":wait")
         self._carry_out(entry, ":wait failed", self._wait(running))
