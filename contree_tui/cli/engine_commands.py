@@ -12,28 +12,18 @@ from contree_tui.engine.models import EngineError
 
 
 def _engine_run(args: argparse.Namespace) -> int:
-    from contree_tui.engine.engine import Engine
-    from contree_tui.engine.output import decode_stream
+    """Through the engine serving the state dir (cli/engine_run.py). With none running, the engine's own
+    first requirement is checked here, so that a user who cannot run it gets its reason in one line before
+    anything is created or started."""
+    from contree_tui.cli.commands import execute
+    from contree_tui.client.embedded import engine_answers
+    from contree_tui.paths import engine_root, engine_socket
 
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        raise EngineError("engine run: give a command, e.g. contree-tui engine run -- echo hello")
+    if not asyncio.run(engine_answers(engine_socket(engine_root(args.state_dir)))):
+        from contree_tui.engine.engine import require_root
 
-    async def go() -> int:
-        async with await Engine.open(args.state_dir) as engine:
-            image = await engine.ensure_busybox() if args.image == "busybox:latest" else None
-            op = await engine.run({"image": image.uuid if image else args.image, "command": " ".join(command),
-                                   "shell": True, "disposable": args.disposable})
-            if op.result:
-                sys.stdout.buffer.write(decode_stream(op.result["stdout"]))
-                sys.stderr.buffer.write(decode_stream(op.result["stderr"]))
-            print(f"{op.status.value} result image: {op.result_image_uuid}", file=sys.stderr)
-            if op.error:
-                print(f"contree-tui: {op.error}", file=sys.stderr)
-                return 1
-            return int(op.result["state"]["exit_code"]) if op.result else 1
-
-    return asyncio.run(go())
+        require_root()
+    return execute("engine-run", vars(args))
 
 
 def _engine_serve(args: argparse.Namespace) -> int:
@@ -119,10 +109,11 @@ def add_engine_commands(sub: argparse._SubParsersAction) -> argparse._SubParsers
     """The `engine` command and its subcommands; returns its subparsers for the headless ones listed there."""
     engine = sub.add_parser("engine", help="the embedded local engine")
     engine_sub = engine.add_subparsers(dest="engine_command", required=True)
-    run = engine_sub.add_parser("run", help="run a shell command on an image, in-process (no server)")
+    run = engine_sub.add_parser("run", help="run a shell command on an image of the embedded engine (through the "
+                                "running engine, started if none is; the folder's working snapshot stays)")
     run.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
-    run.add_argument("--image", default="busybox:latest", help="image UUID or tag:NAME")
-    run.add_argument("--disposable", action="store_true")
+    run.add_argument("--image", default="busybox:latest", help="image UUID, short uuid or tag (default busybox:latest)")
+    run.add_argument("--disposable", action="store_true", help="keep no result image")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=_engine_run)
     serve = engine_sub.add_parser("serve", help="serve the Contree v1 API on a Unix socket (and TCP)")

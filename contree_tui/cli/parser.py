@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from contree_tui.cli.build_command import add_build_command
+from contree_tui.cli.call_command import add_call_command
 from contree_tui.cli.engine_commands import add_engine_commands
 from contree_tui.cli.pipeline_command import add_pipeline_command
 
@@ -116,6 +118,8 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     prune.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     export.add_argument("--name", help="the image's name in the archive, repository[:tag] (default: the image's "
                         "tag, else contree/<uuid>:latest)")
+    add_build_command(sub, common)  # build_command.py: seed 003's staged build (#13)
+    add_call_command(sub)  # call_command.py: a pipeline's function step, on the host (#13)
 
 
 def _version() -> str:

@@ -72,12 +72,24 @@ def _start_detached(root: Path) -> int:
     return int(done.stdout)
 
 
-def _log_tail(root: Path, lines: int = 5) -> str:
+def _log_size(root: Path) -> int:
     try:
-        text = (root / LOG_NAME).read_text(errors="replace").strip().splitlines()
+        return (root / LOG_NAME).stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_tail(root: Path, since: int = 0, lines: int = 5) -> str:
+    """The last `lines` lines the engine logged after byte `since`: this start's, not an earlier one's (the
+    log is appended to across starts)."""
+    try:
+        with open(root / LOG_NAME, "rb") as fh:
+            fh.seek(since)
+            text = fh.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    return "\n".join(text[-lines:])
+    # the engine's own one-line refusal is `contree-tui: …` (main.py): the caller says who is speaking
+    return "\n".join(line.removeprefix("contree-tui: ") for line in text[-lines:])
 
 
 async def ensure_engine(state_dir: str | Path | None = None, *, timeout: float = 20.0) -> Path:
@@ -86,7 +98,12 @@ async def ensure_engine(state_dir: str | Path | None = None, *, timeout: float =
     socket = engine_socket(root)
     if await engine_answers(socket):
         return socket
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission: the path is the news
+        why = "it is not a directory" if root.exists() and not root.is_dir() else exc.strerror
+        raise EngineStartError(f"cannot use {root} as the engine's state directory: {why}") from None
+    logged = _log_size(root)
     pid = await asyncio.to_thread(_start_detached, root)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -96,7 +113,7 @@ async def ensure_engine(state_dir: str | Path | None = None, *, timeout: float =
             # It exited: another client's engine may have won the race for the state dir, or it failed.
             if engine_pid(root) is not None and await engine_answers(socket, timeout=2.0):
                 return socket
-            raise EngineStartError(f"the embedded engine could not start:\n{_log_tail(root) or 'no log'}")
+            raise EngineStartError(f"the embedded engine could not start:\n{_log_tail(root, logged) or 'no log'}")
         await asyncio.sleep(0.05)
     raise EngineStartError(f"the embedded engine did not answer on {socket} within {timeout:g} s\n"
-                           f"{_log_tail(root)}")
+                           f"{_log_tail(root, logged)}")

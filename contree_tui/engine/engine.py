@@ -10,6 +10,7 @@ import asyncio
 import fcntl
 import os
 import shutil
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -45,6 +46,16 @@ from contree_tui.engine.store import Store, iso_now
 
 BUSYBOX_TAG = "busybox:latest"
 RUN_IMAGE_CACHE = 1024
+
+
+def require_root() -> None:
+    """The engine's first requirement, checked before anything is created (Engine.open; `contree-tui engine
+    run` asks it too before it starts an engine to talk to)."""
+    if os.geteuid() != 0:
+        raise EngineError(
+            "the embedded engine needs root: it mounts overlay layers and creates mount, pid and network "
+            "namespaces, and rootless mode (user namespaces with overlay userxattr) is not available yet. "
+            "Run it as root, or point contree-tui at a hosted Contree with --profile.", status=503)
 
 
 class Engine:
@@ -96,11 +107,7 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
     async def open(cls, path: str | Path | None = None, config: EngineConfig | None = None) -> Engine:
-        if os.geteuid() != 0:
-            raise EngineError(
-                "the embedded engine needs root: it mounts overlay layers and creates mount, pid and network "
-                "namespaces, and rootless mode (user namespaces with overlay userxattr) is not available yet. "
-                "Run it as root, or point contree-tui at a hosted Contree with --profile.", status=503)
+        require_root()
         try:
             state = StateDir.create(path)
         except OSError as exc:
@@ -111,7 +118,12 @@ class Engine:
         except BlockingIOError:
             os.close(lock_fd)
             raise EngineError(f"another engine is already using {state.root}", status=409) from None
-        engine = cls(state, config or EngineConfig())
+        try:
+            engine = cls(state, config or EngineConfig())
+        except sqlite3.DatabaseError as exc:  # a damaged state dir: say so, not a traceback in engine.log
+            os.close(lock_fd)
+            raise EngineError(f"the engine's database {state.database} cannot be read ({exc}): the state "
+                              f"directory is damaged; move {state.root} aside to start afresh", status=503) from None
         engine._lock_fd = lock_fd
         write_network_layer(engine._network_layer)
         await engine._recover()

@@ -35,7 +35,7 @@ from contree_tui.client.records import OperationRecord
 from contree_tui.client.sync import DirectoryState, Syncer, SyncError
 from contree_tui.pipeline.function_runner import RESULT_MARK
 from contree_tui.pipeline.functions import RUNNER_PATH, RUNNER_SOURCE, SANDBOX_DIR, ReturnValue, split_result
-from contree_tui.pipeline.nodes import Exec, Node, Parallel, Parent, PipelineError, Serial
+from contree_tui.pipeline.nodes import Effective, Exec, Node, Parallel, Parent, PipelineError, Serial
 from contree_tui.pipeline.step_cache import CachedStep, StepCache, StepInputs, content_digest
 
 log = logging.getLogger("contree_tui.pipeline")
@@ -115,8 +115,9 @@ class PipelineRun:
         self._resolved: dict[str, str] = {}
         self._digests: dict[Path, str] = {}
         self._uploaded: dict[str, str] = {}  # sha256 -> file uuid on this target
-        self._folders: dict[Path, DirectoryState] = {}  # function steps' folders, synced
-        self._sync_locks: dict[Path, asyncio.Lock] = {}
+        # folders synced this run, by (folder, destination, excludes): function steps' and `sync=` ones
+        self._folders: dict[tuple[Path, str, tuple[str, ...]], DirectoryState] = {}
+        self._sync_locks: dict[tuple[Path, str, tuple[str, ...]], asyncio.Lock] = {}
         for path, node in self.nodes.items():
             if node.effective().skip:
                 self.runs[path].skipped = True
@@ -224,21 +225,26 @@ class PipelineRun:
         for slot in slots:
             await slot.acquire()
         try:
-            return await self._exec_in_slot(node, run, source, eff.env, eff.cwd, eff.disposable, eff.timeout)
+            return await self._exec_in_slot(node, run, source, eff)
         except (APIStatusError, PipelineError) as exc:
             return self._fail(run, str(exc))
         finally:
             for slot in reversed(slots):
                 slot.release()
 
-    async def _exec_in_slot(self, node: Exec, run: NodeRun, source: str, env: Any, cwd: str | None,
-                            disposable: bool, timeout: int | None) -> str | None:
+    async def _exec_in_slot(self, node: Exec, run: NodeRun, source: str, eff: Effective) -> str | None:
+        env, cwd, disposable, timeout = eff.env, eff.cwd, eff.disposable, eff.timeout
         command = node.function.sandbox_command() if node.function else node.command
         folder: DirectoryState | None = None
         digests: dict[str, str] = {}
+        files: dict[str, FileSpec] = {}
+        if eff.sync is not None:  # a user's folder (a staged build's SOURCE): its digest is one of the inputs
+            synced = await self._folder_state(eff.sync.local, eff.sync.dest, eff.sync.excludes)
+            files.update(synced.files())
+            digests[eff.sync.dest] = synced.digest
         if node.function:  # the runner and the pipeline's folder go along; both are in the step's inputs
             folder = await self._folder_state(node.function.folder)
-            digests = {RUNNER_PATH: content_digest(RUNNER_SOURCE, self._digests), SANDBOX_DIR: folder.digest}
+            digests.update({RUNNER_PATH: content_digest(RUNNER_SOURCE, self._digests), SANDBOX_DIR: folder.digest})
         inputs = StepInputs(source=source, command=command, env=dict(env), cwd=cwd, disposable=disposable,
                             files=digests)
         key = inputs.key
@@ -249,7 +255,9 @@ class PipelineRun:
         options: dict[str, Any] = {"shell": True, "disposable": disposable, "truncate_output_at": FULL_OUTPUT}
         if folder is not None:
             runner = FileSpec(uuid=await self._upload(RUNNER_SOURCE, digests[RUNNER_PATH]), mode="0644")
-            options["files"] = {**folder.files(), RUNNER_PATH: runner}
+            files.update({**folder.files(), RUNNER_PATH: runner})
+        if files:
+            options["files"] = files
         if env:
             options["env"] = dict(env)
         if cwd:
@@ -361,20 +369,24 @@ class PipelineRun:
             return False
         return True
 
-    async def _folder_state(self, folder: Path) -> DirectoryState:
-        """The folder synced (once per run, whichever step asks first): what its steps' sandboxes get."""
-        lock = self._sync_locks.setdefault(folder, asyncio.Lock())
+    async def _folder_state(self, folder: Path, dest: str = SANDBOX_DIR,
+                            excludes: tuple[str, ...] = ()) -> DirectoryState:
+        """The folder synced (once per run and destination, whichever step asks first): what its steps'
+        sandboxes get."""
+        key = (folder, dest, excludes)
+        lock = self._sync_locks.setdefault(key, asyncio.Lock())
         async with lock:
-            if folder not in self._folders:
+            if key not in self._folders:
                 try:
-                    syncer = Syncer(self.connection, folder, SANDBOX_DIR)
+                    syncer = Syncer(self.connection, folder, dest, excludes=excludes)
                     try:
-                        self._folders[folder] = (await syncer.sync()).state
+                        self._folders[key] = (await syncer.sync()).state
                     finally:
                         syncer.close()
                 except SyncError as exc:
-                    raise PipelineError(f"cannot send the pipeline's folder: {exc}") from None
-        return self._folders[folder]
+                    what = "the pipeline's folder" if dest == SANDBOX_DIR and not excludes else str(folder)
+                    raise PipelineError(f"cannot send {what}: {exc}") from None
+        return self._folders[key]
 
     async def _upload(self, path: Path, sha256: str) -> str:
         if sha256 not in self._uploaded:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from contree_tui.pipeline.functions import FunctionCall, describe_call
@@ -30,7 +31,31 @@ class TreeError(PipelineError):
 
 
 _UNSET: Any = object()
-PARAMS = ("image", "timeout", "env", "cwd", "disposable", "skip", "tag")
+PARAMS = ("image", "timeout", "env", "cwd", "disposable", "skip", "tag", "sync")
+
+
+@dataclass(frozen=True)
+class FolderSync:
+    """A host folder sent into an Exec's sandbox at `dest` (client/sync.py: .gitignore and `excludes` honoured,
+    unchanged files not uploaded again). Its digest is one of the step's inputs, so a changed file re-runs the
+    steps that get the folder, and (their results changing) every step after them."""
+
+    local: Path
+    dest: str = "/app"
+    excludes: tuple[str, ...] = ()
+
+    @classmethod
+    def make(cls, value: FolderSync | str | Path, where: str) -> FolderSync:
+        sync = value if isinstance(value, FolderSync) else cls(Path(value)) if isinstance(value, (str, Path)) \
+            else None
+        if sync is None:
+            raise PipelineError(f"{where}: sync takes a folder (a path or FolderSync), not {value!r}")
+        local = Path(sync.local).expanduser().resolve()
+        if not local.is_dir():
+            raise PipelineError(f"{where}: sync folder {str(sync.local)!r} is not a directory")
+        if not sync.dest.startswith("/"):
+            raise PipelineError(f"{where}: sync destination must be an absolute path, not {sync.dest!r}")
+        return replace(sync, local=local, excludes=tuple(sync.excludes))
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,7 @@ class NodeParams:
     disposable: bool | None = None  # the run leaves no snapshot (tests): the next step continues from its source
     skip: bool | None = None
     tag: str | None = None  # an Exec's checkpoint name: its result snapshot gets this tag (not inherited)
+    sync: FolderSync | None = None  # a host folder sent into the sandbox (inherited, as image is)
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,7 @@ class Effective:
     disposable: bool
     skip: bool
     tag: str | None
+    sync: FolderSync | None = None
 
 
 class Node:
@@ -73,10 +100,11 @@ class Node:
 
     def set(self, *, image: str | None = _UNSET, timeout: int | None = _UNSET,
             env: Mapping[str, str] | None = _UNSET, cwd: str | None = _UNSET, disposable: bool | None = _UNSET,
-            skip: bool | None = _UNSET, tag: str | None = _UNSET) -> Node:
+            skip: bool | None = _UNSET, tag: str | None = _UNSET,
+            sync: FolderSync | str | Path | None = _UNSET) -> Node:
         """Set node parameters (None: back to inheriting); returns the node, for chaining."""
         given = {k: v for k, v in dict(image=image, timeout=timeout, env=env, cwd=cwd, disposable=disposable,
-                                       skip=skip, tag=tag).items() if v is not _UNSET}
+                                       skip=skip, tag=tag, sync=sync).items() if v is not _UNSET}
         where = f"{self.path}: .set()"
         if given.get("timeout") is not None and (not isinstance(given["timeout"], int) or given["timeout"] <= 0):
             raise PipelineError(f"{where}: timeout must be a positive number of seconds, not {given['timeout']!r}")
@@ -95,6 +123,8 @@ class Node:
             hint = f" (did you mean tag:{given['image']}?)" if isinstance(given["image"], str) else ""
             raise PipelineError(f"{where}: image {given['image']!r} is not a reference: tag:NAME or an image "
                                 f"UUID{hint}")
+        if given.get("sync") is not None:
+            given["sync"] = FolderSync.make(given["sync"], where)
         if given.get("tag") is not None:
             if not isinstance(self, Exec):
                 raise PipelineError(f"{where}: tag= names an Exec's result snapshot; set it on an Exec")
@@ -138,7 +168,7 @@ class Node:
         chain = [*self.ancestors(), self]
         env: dict[str, str] = {}
         image = default_image
-        values: dict[str, Any] = {"timeout": None, "cwd": None, "disposable": False, "skip": False}
+        values: dict[str, Any] = {"timeout": None, "cwd": None, "disposable": False, "skip": False, "sync": None}
         for node in chain:
             p = node.params
             if p.env:
@@ -309,5 +339,5 @@ def pretty(root: Node) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Effective", "Exec", "Node", "NodeParams", "Parallel", "Parent", "PipelineError", "Serial", "TreeError",
-           "execs", "pretty"]
+__all__ = ["Effective", "Exec", "FolderSync", "Node", "NodeParams", "Parallel", "Parent", "PipelineError", "Serial",
+           "TreeError", "execs", "pretty"]

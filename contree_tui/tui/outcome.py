@@ -46,3 +46,9 @@ def outcome(op: Operation) -> str:
     if op.timed_out and op.status is OperationStatus.SUCCESS and op.exit_code is not None:
         words += f" · exit {op.exit_code}"
     return f"{op_icon(op)[0]} {words}"
+
+
+def one_line(command: str | None, width: int = 40) -> str:
+    """A command as a toast or the command log names it: on one line, cut to `width` with `…`."""
+    flat = " ".join((command or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

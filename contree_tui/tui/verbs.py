@@ -39,7 +39,7 @@ USAGE: dict[str, str] = {
     "download": ":download PATH [DEST]  copy a file from the working snapshot into the local folder",
     "sync": ":sync on|off  attach the local folder (kept synced on change) to the following runs",
     "cancel": ":cancel  cancel the selected operation (or the newest running one)",
-    "wait": ":wait  wait until every running operation ends",
+    "wait": ":wait [all]  wait until this session's running operations end (all: other clients' too)",
     "diff": ":diff A [B]  the files that differ from snapshot A to B (a tag, a short id, . = working; "
             "no B: the working snapshot)",
 }
@@ -127,7 +127,7 @@ class Cancel:
 
 @dataclass(frozen=True)
 class Wait:
-    pass
+    everyone: bool = False  # `:wait all`: other clients' running operations too
 
 
 Verb = Shell | Import | Tag | Untag | Cd | Env | Disposable | Parallel | Download | Sync | Cancel | Wait | Diff
@@ -277,6 +277,13 @@ def _diff(args: list[str], usage: str) -> Verb:
     return Diff(*args)
 
 
+def _wait(args: list[str], usage: str) -> Verb:
+    _count(args, 0, 1, "wait", usage)
+    if args and args[0].lower() != "all":
+        raise VerbError(f":wait: {args[0]!r} is not 'all'", usage)
+    return Wait(everyone=bool(args))
+
+
 def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
     def parse(args: list[str], usage: str) -> Verb:
         _count(args, 0, 0, name, usage)
@@ -287,7 +294,7 @@ def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
 _PARSERS = {
     "import": _import, "tag": _tag, "untag": _untag, "cd": _cd, "env": _env, "disposable": _disposable,
     "sync": _sync, "download": _download, "diff": _diff, "cancel": _no_args("cancel", Cancel()),
-    "wait": _no_args("wait", Wait()),
+    "wait": _wait,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from contree_tui.client.operations import cancel_operation
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.model import Operation, Stream
 from contree_tui.tui.screens.main import MainScreen
@@ -139,3 +140,40 @@ async def test_the_tuis_own_run_is_one_row_with_one_copy_of_its_log_while_the_wa
         lines = [text for stream, text in screen.buffers[rows[0].uuid].lines if stream is Stream.STDOUT]
         assert lines == ["own-one", "own-two"], lines
         assert len(screen.watch_ms) >= 2  # the watch did poll meanwhile
+
+
+def toasts(app: ContreeApp) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+async def test_wait_waits_for_this_sessions_runs_not_another_clients_long_one(tui_engine_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    """An agent's long run is a row here, but `:wait` after a `:parallel` ends when the branches do (it once
+    waited for every row, so a run left going by another client held it); `:wait all` counts it."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    app = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await loaded(pilot)
+        start = screen.position.working
+        assert start is not None
+        async with sdk(tui_engine_dir) as other:
+            long = await other.client.spawn_instance("sleep 60 # agent", start, shell=True, disposable=True)
+            uuid = str(long.uuid)
+            try:
+                await until(pilot, lambda: uuid in screen.table.operations, timeout=10, what="the agent's row")
+                await run_in_bar(pilot, ":parallel sleep 4 # mine-a ;; sleep 5 # mine-b")
+                await until(pilot, lambda: find(screen, "mine-a") is not None and find(screen, "mine-b")
+                            is not None, what="both branches")
+                await run_in_bar(pilot, ":wait")
+                await until(pilot, lambda: any("operations ended" in t for t in toasts(app)), timeout=30,
+                            what="the wait's toast")
+                said = next(t for t in toasts(app) if "operations ended" in t)
+                assert "did not succeed" not in said and "succeeded" in said, said  # its own branches only
+                assert not any("waiting for 3" in t for t in toasts(app)), toasts(app)
+                assert screen.table.operations[uuid].running  # the agent's run goes on, and was not waited for
+                await run_in_bar(pilot, ":wait all")
+                await until(pilot, lambda: any("waiting for 1 operation…" in t for t in toasts(app)),
+                            what="`:wait all` taking the agent's run")
+            finally:
+                await cancel_operation(other, uuid)

@@ -49,6 +49,7 @@ from contree_tui.tui.run_settings import RunSettings
     (":sync off", v.Sync(False)),
     (":cancel", v.Cancel()),
     (":wait", v.Wait()),
+    (":wait all", v.Wait(everyone=True)),
     ("tag v1", v.Tag("v1")),  # a bare first word that is a verb is the verb
     ("env A=1", v.Env((("A", "1"),))),
     ("parallel a ;; b", v.Parallel(("a", "b"))),

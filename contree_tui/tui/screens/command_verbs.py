@@ -1,7 +1,8 @@
 """What the main screen does with a command-bar line (verbs.py parses it): runs with the session's settings
-(`:cd`, `:env`, `:disposable`, the folder's sync), the verbs, the two-stage interrupt (`c` / ctrl+c), the
-command log (`@`) and the bar's completion source. A mixin of MainScreen, kept apart so the screen's module
-stays about layout, loading and following.
+(`:cd`, `:env`, `:disposable`, the folder's sync), the verbs (`:import` is import_verbs.py's; `:cancel`,
+`:wait` and the two-stage interrupt `c` are operation_verbs.py's; `:sync`: sync_verbs.py; `:diff`:
+diff_verbs.py), the command log (`@`) and the bar's completion source. A mixin of MainScreen, kept apart so
+the screen's module stays about layout, loading and following.
 
 `:parallel` starts every branch from the working snapshot as it is when typed; none of them becomes the
 working snapshot (which one should is the user's call: `enter` on it in the tree). Each branch is recorded
@@ -11,7 +12,6 @@ in the folder's history as a run that did not move the position.
 from __future__ import annotations
 
 import posixpath
-import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -19,34 +19,29 @@ from typing import Any
 from contree_client.models import OperationStatus
 from textual import work
 
-from contree_tui.client.image_import import ImportProgress, ImportResult
-from contree_tui.client.operations import EventCursor, Interrupter, InterruptStage
-from contree_tui.client.records import IMPORT_KIND, import_command
 from contree_tui.tui import verbs as v
-from contree_tui.tui.backend_error import BackendError
 from contree_tui.tui.command_log import CommandLog, LogEntry
 from contree_tui.tui.data import describe_error
-from contree_tui.tui.messages import OperationUpdated
-from contree_tui.tui.model import Operation, OutputBuffer, Stream
-from contree_tui.tui.outcome import op_icon, outcome
+from contree_tui.tui.model import Operation, Stream
+from contree_tui.tui.outcome import one_line, op_icon, outcome
 from contree_tui.tui.run_settings import RunSettings
 from contree_tui.tui.screens.command_log import CommandLogScreen
+from contree_tui.tui.screens.import_verbs import ImportVerbs
+from contree_tui.tui.screens.operation_verbs import OperationVerbs
 from contree_tui.tui.widgets.command_bar import CommandBar
-from contree_tui.tui.widgets.operations_table import format_duration
 
-INTERRUPT_WINDOW = 5.0  # seconds within which a second `c` cancels what the first one signalled
 LISTING_CACHE = 256  # (image, directory) listings kept for completion; an image's files never change
 
 
-class CommandVerbs:
+class CommandVerbs(OperationVerbs, ImportVerbs):
     """Mixed into MainScreen: uses its backend, position, lineage, tree, table, status bar and workers."""
 
     def _init_command_verbs(self) -> None:
         self.run_settings = RunSettings()
         self.command_log = CommandLog()
-        self._interrupts: dict[str, tuple[Interrupter, float]] = {}
+        self._init_operation_verbs()
         self._listings: dict[tuple[str, str], list[tuple[str, bool]]] = {}
-        self._posting_imports = 0  # `:import` requests sent and not answered yet
+        self._init_import_verbs()
 
     def _attach_command_verbs(self, backend: Any) -> None:
         """On connect: completion from this screen (the folder's sync: sync_verbs.py)."""
@@ -171,67 +166,6 @@ class CommandVerbs:
         entry.finish(message, ok=ok)
         self.notify(message, title=entry.text.split()[0], severity="information" if ok else "warning")
 
-    def _verb_import(self, verb: v.Import, entry: LogEntry) -> None:
-        self._carry_out(entry, f"cannot import {verb.ref}", self._import(verb.ref, verb.tag))
-
-    async def _import(self, ref: str, tag: str | None) -> str:
-        """Start the import and show it as a row of the operations table: its bar moves with the bytes
-        fetched, its log holds the engine's lines. A success puts its image into the tree (a root, with its
-        tag). Imports run side by side, each in its own worker (the "verb" group is not exclusive)."""
-        backend = self._backend()
-        self._posting_imports += 1  # operation_watch.py keeps off until this uuid has its row and follower
-        try:
-            uuid = await backend.import_image(ref, tag)  # the engine resolves bare names to docker://
-        finally:
-            self._posting_imports -= 1
-        op = Operation(uuid=uuid, command=import_command(ref, tag), image=None, kind=IMPORT_KIND,
-                       created_at=self.clock())
-        self.buffers.setdefault(uuid, OutputBuffer())
-        self._followed.add(uuid)  # this worker reads its events: selecting the row must not start another
-        self.table.upsert(op)
-        self.table.select(uuid)
-        self._operation_changed(op)
-        result = await self._follow_import(op)
-        if not result.succeeded:
-            raise BackendError(f"the import of {ref} ended {result.status.value.lower()}"
-                               + (f": {result.error}" if result.error else ""))
-        self.load()  # the tree shows the image (learned by follow_import) where the lineage puts it: a root
-        return f"imported {ref} as {(result.image or '')[:8]}" + (f" (tag {result.tag})" if result.tag else "")
-
-    async def _follow_import(self, op: Operation) -> ImportResult:
-        """Read an import's events into its row and log until it ends, from the last event its log holds
-        (one started here, by another client, or before the TUI: all alike); then its real final state from
-        the server, which a stream broken by an engine restart may never have carried."""
-        backend = self._backend()
-        buffer = self.buffers.setdefault(op.uuid, OutputBuffer())
-        cursor = EventCursor(buffer.last_event_id)
-        self._followed.add(op.uuid)
-
-        def on_change(progress: ImportProgress, line: str | None) -> None:
-            buffer.last_event_id = cursor.last_event_id
-            if line is not None:
-                buffer.add_line(Stream.STDOUT, line)
-            op.progress, op.step = progress.fraction, progress.step
-            if progress.phase is not None and op.status is OperationStatus.PENDING:
-                op.status = OperationStatus.EXECUTING
-            self._operation_changed(op)
-
-        try:
-            result = await backend.follow_import(op.uuid, on_change, cursor)
-        finally:
-            self._followed.discard(op.uuid)
-        op.status, op.error, op.result = result.status, result.error, result.image
-        if result.duration is not None:
-            op.duration = result.duration
-        elif op.created_at is not None:
-            op.duration = (self.clock() - op.created_at).total_seconds()
-        if not buffer.complete:
-            buffer.close()
-            buffer.add_line(Stream.META, import_summary(op))
-            buffer.complete = True
-        self._operation_changed(op)
-        return result
-
     def _verb_tag(self, verb: v.Tag, entry: LogEntry) -> None:
         working = self._working_or_toast(":tag")
         if working:
@@ -312,78 +246,7 @@ class CommandVerbs:
         size = await self._backend().download(image, path, dest)
         return f"{path} → {dest} ({size} bytes)"
 
-    def _verb_cancel(self, verb: v.Cancel, entry: LogEntry) -> None:
-        op = self._target_operation()
-        if op is None:
-            self._done(entry, "nothing running to cancel", ok=False)
-            return
-        self._carry_out(entry, f"cannot cancel {op.uuid[:8]}", self._cancel(op))
-
-    async def _cancel(self, op: Operation) -> str:
-        cancelled = await self._backend().cancel(op.uuid)
-        name = short(op.command)
-        return f"cancelled {name}" if cancelled else f"{name} had already ended"
-
-    def _verb_wait(self, verb: v.Wait, entry: LogEntry) -> None:
-        running = [op.uuid for op in self.table.operations.values() if op.running]
-        if not running:
-            self._done(entry, "nothing running")
-            return
-        self.notify(f"waiting for {len(running)} operation{'s' if len(running) != 1 else ''}…", title=":wait")
-        self._carry_out(entry, ":wait failed", self._wait(running))
-
-    async def _wait(self, running: list[str]) -> str:
-        backend = self._backend()
-        statuses = await backend.wait(running)
-        for uuid in running:  # one not followed here (started elsewhere) learns its end from the server
-            op = self.table.operations.get(uuid)
-            if op is not None and op.running and uuid not in self._followed:
-                self.post_message(OperationUpdated(await backend.operation(uuid)))
-        values = [str(getattr(s, "value", s)) for s in statuses.values()]
-        ok = values.count(OperationStatus.SUCCESS.value)
-        failed = f", {len(values) - ok} did not succeed" if ok != len(values) else ""
-        return f"all {len(values)} operations ended: {ok} succeeded{failed}"
-
-    # Interrupt, command log -----------------------------------------------------------------------------
-
-    def _target_operation(self) -> Operation | None:
-        """The selected operation if it runs, else the newest running one."""
-        selected = self.table.operations.get(self.table.selected_uuid or "")
-        if selected is not None and selected.running:
-            return selected
-        running = [op for op in self.table.operations.values() if op.running]
-        return running[-1] if running else None
-
-    def action_interrupt(self) -> None:
-        """First press: SIGINT to the command (it may clean up, its snapshot is kept); a second press within
-        INTERRUPT_WINDOW seconds cancels the operation."""
-        op = self._target_operation()
-        if self.backend is None or op is None:
-            self.notify("nothing running to interrupt (q quits)", title="interrupt", severity="warning")
-            return
-        if op.is_import:  # no command to signal: an import is cancelled at once
-            entry = self.command_log.record(self.clock(), "interrupt", op.command)
-            self._carry_out(entry, f"cannot cancel {op.uuid[:8]}", self._cancel(op))
-            return
-        now = time.monotonic()
-        held = self._interrupts.get(op.uuid)
-        if held is None or now - held[1] > INTERRUPT_WINDOW:
-            held = (self.backend.interrupter(op.uuid), now)
-            self._interrupts[op.uuid] = held
-        self._interrupt(op, held[0])
-
-    @work(group="interrupt", exit_on_error=False, description="interrupt")
-    async def _interrupt(self, op: Operation, interrupter: Interrupter) -> None:
-        stage = await self._backend().interrupt(interrupter)
-        name = short(op.command)
-        if stage is InterruptStage.SIGNALLED:
-            message = f"sent SIGINT to {name}; press c again within {INTERRUPT_WINDOW:g} s to kill it"
-            self.notify(message, title="interrupt", severity="warning", timeout=INTERRUPT_WINDOW)
-        else:
-            self._interrupts.pop(op.uuid, None)
-            message = f"cancelled {name}" if stage is InterruptStage.CANCELLED else f"{name} had already ended"
-            self.notify(message, title="interrupt")
-        self.command_log.record(self.clock(), "interrupt", op.command, message)
+    # Command log ----------------------------------------------------------------------------------------
 
     def action_command_log(self) -> None:
         if not isinstance(self.app.screen, CommandLogScreen):
@@ -403,7 +266,7 @@ class CommandVerbs:
             return
         if self._moved(lambda: self.position.move_to(target)):
             self._show_working()
-            self.log_move("jump", f"@ {entry.kind}: {short(entry.text)}", f"working {target[:8]}", target)
+            self.log_move("jump", f"@ {entry.kind}: {one_line(entry.text)}", f"working {target[:8]}", target)
             self.notify(f"working: {self.snapshot_words(target)} · undo: @, enter on the entry before",
                         title="jumped")
 
@@ -415,7 +278,7 @@ class CommandVerbs:
         if snapshot is not None and snapshot.tag:
             parts.append(snapshot.tag)
         if made_by:
-            parts.append(f"← {short(made_by, 40)}")
+            parts.append(f"← {one_line(made_by, 40)}")
         return " ".join(parts)
 
     def log_move(self, kind: str, text: str, result: str, snapshot: str | None = None) -> None:
@@ -446,20 +309,4 @@ class CommandVerbs:
         return self._listings[key]
 
 
-def import_summary(op: Operation) -> str:
-    """The last line of an import's log: `── SUCCESS · 1.20s → 3f2a9c1d` (an import has no exit code: the
-    operation's status is the news, in the API's word)."""
-    parts = [op.status.value, format_duration(op.duration)]
-    if op.result and op.status is OperationStatus.SUCCESS:
-        parts.append(f"→ {op.result[:8]}")
-    if op.error:
-        parts.append(op.error)
-    return "── " + " · ".join(p for p in parts if p)
-
-
-def short(command: str | None, width: int = 40) -> str:
-    one_line = " ".join((command or "").split())
-    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
-
-
-__all__ = ["INTERRUPT_WINDOW", "CommandLog", "CommandVerbs"]
+__all__ = ["CommandLog", "CommandVerbs"]

@@ -223,7 +223,7 @@ class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs,
 
     async def _follow(self, op: Operation) -> None:
         """Read the operation's events into its buffer until it completes."""
-        if op.is_import:  # progress and log lines, then its state from the server (command_verbs.py)
+        if op.is_import:  # progress and log lines, then its state from the server (import_verbs.py)
             result = await self._follow_import(op)
             if result.succeeded and op.result and op.result not in self.lineage.snapshots:
                 self.load()  # another client's import just ended: its image, a root of the tree

@@ -68,4 +68,3 @@ class LogView(SearchingLog):
 
     def action_wish(self, what: Wish) -> None:
         self.post_message(self.Wants(what))
-

@@ -1,0 +1,63 @@
+"""`contree-tui call FILE FUNC [args]`, run as a user runs it (the program in a subprocess): seed 004's sieve
+reproduced on the host, and what a call that does not fit says."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.client.conftest import CLI
+
+# seed 004's pipeline file as its page has it (Conducto's `seive` spelling), on contree_tui.pipeline
+SEED_004 = '''\
+import contree_tui.pipeline as co
+
+
+def seive(n: int):
+    """Print all of the prime numbers less than n"""
+    primes = []
+    for i in range(2, n):
+        if all([i % p for p in primes]):
+            primes.append(i)
+    print(primes)
+
+
+def untyped(n):
+    return list(range(2, n))
+
+
+def primes_less_than(n: int) -> co.Serial:
+    root = co.Serial()
+    root["find primes"] = co.Exec(seive, n)
+    return root
+'''
+
+
+def call(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    pipe = tmp_path / "prim.py"
+    pipe.write_text(SEED_004)
+    return subprocess.run([*CLI, "call", str(pipe), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_call_prints_the_sieves_output_as_the_step_would(tmp_path: Path) -> None:
+    done = call(tmp_path, "seive", "--n=30")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]\n", "")
+    assert call(tmp_path, "seive", "30").stdout == "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]\n"  # positional, too
+
+
+def test_call_that_does_not_fit_the_function_exits_2_with_one_line(tmp_path: Path) -> None:
+    for args, message in ((("seive", "--n=x"), "seive() argument n: cannot read 'x' as int"),
+                          (("seive", "--m=3"), "unknown argument --m"),
+                          (("nope",), "has no function 'nope'")):
+        done = call(tmp_path, *args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    done = subprocess.run([*CLI, "call", str(tmp_path / "missing.py"), "seive"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (2, f"contree-tui call: {tmp_path / 'missing.py'}: no such file\n")
+
+
+def test_call_of_an_unhinted_parameter_passes_a_str_and_shows_the_users_traceback(tmp_path: Path) -> None:
+    done = call(tmp_path, "untyped", "--n=5")  # no hint: n is '5', as in Conducto, and range() refuses it
+    assert done.returncode == 1
+    assert "TypeError: 'str' object cannot be interpreted as an integer" in done.stderr
