@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from contree_tui.cli.parser import build_parser
+from contree_tui.cli.pipeline_command import wants_tui as _wants_tui
 from contree_tui.engine.models import EngineError
 
 
@@ -21,11 +22,26 @@ def _tui(args: argparse.Namespace) -> int:
                    getattr(args, "keymap", None))
 
 
+def _pipeline_tui(args: argparse.Namespace) -> int:
+    """`pipeline FILE:FUNC` without --headless: the tree is built here (a bad one: one line, exit 2), then the
+    TUI opens on its view (tui/screens/pipeline_view.py)."""
+    from contree_tui.cli.pipeline_command import build_launch
+    from contree_tui.tui import run_tui
+
+    launch = build_launch(args)
+    if isinstance(launch, int):
+        return launch
+    return run_tui(getattr(args, "profile", None), getattr(args, "state_dir", None), getattr(args, "folder", None),
+                   getattr(args, "keymap", None), pipeline=launch)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         return _tui(args)
+    if args.command_name == "pipeline" and _wants_tui(args):
+        return _pipeline_tui(args)
     try:
         return args.func(args)
     except EngineError as exc:

@@ -8,6 +8,7 @@ import argparse
 from contree_tui.cli.build_command import add_build_command
 from contree_tui.cli.call_command import add_call_command
 from contree_tui.cli.engine_commands import add_engine_commands
+from contree_tui.cli.pipeline_command import add_pipeline_command
 
 DESCRIPTION = """\
 Sandboxed containers whose filesystem is versioned: every run on an image makes a child snapshot, so your
@@ -19,7 +20,8 @@ examples:
   contree-tui import python:3.11-slim          a registry image (or docker-archive:F, oci:DIR, ...)
   contree-tui engine bootstrap debian          a Debian image from this machine's apt sources
   contree-tui run -- 'pip install -e .'        run on the working snapshot; its result becomes working
-  contree-tui rollback | forward               move the working snapshot up to its parent and back"""
+  contree-tui rollback | forward               move the working snapshot up to its parent and back
+  contree-tui pipeline pipe.py:build --headless   run a pipeline (without --headless: in the TUI)"""
 
 
 def _client_command(args: argparse.Namespace) -> int:
@@ -145,4 +147,5 @@ def build_parser() -> argparse.ArgumentParser:
                                parents=[common])
     df.add_argument("--json", action="store_true", help="print JSON")
     df.set_defaults(func=_client_command, command_name="df")
+    add_pipeline_command(sub, common)  # pipeline_command.py: FILE:FUNC, headless or in the TUI
     return parser

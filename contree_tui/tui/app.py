@@ -16,6 +16,7 @@ from textual.worker import Worker, WorkerState
 
 from contree_tui.client.observable import Observable
 from contree_tui.client.reconnect import ConnectionState
+from contree_tui.pipeline.launch import PipelineLaunch
 from contree_tui.tui.data import Backend, describe_error, open_backend
 from contree_tui.tui.keymap import KeymapError, read_keymap
 from contree_tui.tui.messages import Connected, LinkChanged
@@ -25,6 +26,7 @@ from contree_tui.tui.screens.command_log import CommandLogScreen
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.screens.help import HelpScreen
 from contree_tui.tui.screens.main import MainScreen
+from contree_tui.tui.screens.pipeline_view import PipelineScreen
 from contree_tui.tui.screens.prompt import PromptScreen
 from contree_tui.tui.screens.snapshot_detail import EntryList, SnapshotDetailScreen
 from contree_tui.tui.screens.split_logs import SplitLogsScreen
@@ -32,6 +34,7 @@ from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.log_prompt import LogPrompt
 from contree_tui.tui.widgets.log_view import LogView
 from contree_tui.tui.widgets.operations_table import OperationsTable
+from contree_tui.tui.widgets.pipeline_tree import PipelineTree
 from contree_tui.tui.widgets.snapshot_tree import Clock, SnapshotTree, utc_now
 
 
@@ -47,6 +50,7 @@ class ContreeApp(App[None]):
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("z", "toggle_maximized", "Zoom", id="maximize",
                 tooltip="Maximise the focused pane (tree, operations, log) to the whole screen; z or esc: back"),
+        Binding("P", "pipeline", "Pipeline", id="pipeline"),  # only with `contree-tui pipeline` (check_action)
     ]
     PALETTE_HELP = Binding("ctrl+p", "command_palette", "Palette",
                            tooltip="Command palette: find any action, verb, snapshot, tag or operation by name")
@@ -54,7 +58,7 @@ class ContreeApp(App[None]):
     def __init__(self, backend: Backend | None = None, *, profile: str | None = None,
                  state_dir: str | Path | None = None, folder: str | Path | None = None,
                  working: str | None = None, clock: Clock = utc_now, keymap: Mapping[str, str] | None = None,
-                 keymap_file: str | Path | None = None) -> None:
+                 keymap_file: str | Path | None = None, pipeline: PipelineLaunch | None = None) -> None:
         """`backend` given: use it (tests); otherwise connect to `profile` or the embedded engine in
         `state_dir` on mount and close that connection on exit. `folder` (default: the current directory) keys
         the working snapshot, shared with the headless CLI run there; `working` starts on that snapshot instead
@@ -72,6 +76,7 @@ class ContreeApp(App[None]):
         self._keymap_file = keymap_file
         self._clashes_told: set[frozenset[str]] = set()
         self._last_focused: Widget | None = None  # for pane_zoom: where the focus came from
+        self.pipeline = pipeline  # `contree-tui pipeline FILE:FUNC`: opens on its view (screens/pipeline_view.py)
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(clock=self.clock, working=self.working)
@@ -84,6 +89,9 @@ class ContreeApp(App[None]):
 
     def on_mount(self) -> None:
         self._load_keymap()
+        if self.pipeline is not None:  # installed: leaving the view keeps it, and its run, alive (P: back)
+            self.install_screen(PipelineScreen(self.pipeline), "pipeline")
+            self.push_screen("pipeline")
         if self.backend is not None:
             self.main.post_message(Connected(self.backend))
         else:
@@ -151,6 +159,8 @@ class ContreeApp(App[None]):
                 for title, bindings in sections]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pipeline":
+            return self.pipeline is not None and self.screen is self.main
         # a dialog over the panes: nothing there to maximise
         return not (action == "toggle_maximized" and isinstance(self.screen, ModalScreen))
 
@@ -164,6 +174,9 @@ class ContreeApp(App[None]):
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         previous, self._last_focused = self._last_focused, event.widget
         keep_focus_visible(event.widget.screen, event.widget, previous)
+
+    def action_pipeline(self) -> None:
+        self.push_screen("pipeline")
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -187,4 +200,5 @@ class ContreeApp(App[None]):
             ("command log (@)", list(CommandLogScreen.BINDINGS)),
             ("snapshot files (i)", [*SnapshotDetailScreen.BINDINGS, *EntryList.BINDINGS]),
             ("prompt", list(PromptScreen.BINDINGS)),
+            ("pipeline (P)", [*PipelineScreen.BINDINGS, *PipelineTree.BINDINGS]),
         ]

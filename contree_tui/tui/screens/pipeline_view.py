@@ -1,0 +1,309 @@
+"""The pipeline view (`contree-tui pipeline FILE:FUNC`): the node tree with each node's state and its subtree's
+P/Q/R/D/E/K counts, live; the selected node's log in the same log box as the main screen's (search, follow,
+save); `r` re-runs a node or subtree (the others are cache hits), `s` skips or unskips, `e` jumps to the next
+failed step, `enter` makes a node's checkpoint the working snapshot and goes to the main screen, where `u`/`U`
+move from there (`P` comes back here).
+
+The run lives in a worker of this screen, which the app installs: leaving the view (esc) keeps the screen, so
+the run goes on. The executor's events arrive on the event loop (the worker's coroutine emits them), so the
+listener feeds each node's OutputBuffer and redraws the tree's labels directly, without a message per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Tree
+
+from contree_tui.pipeline.executor import NodeRun, PipelineEvent, PipelineRun, State
+from contree_tui.pipeline.launch import PipelineLaunch
+from contree_tui.pipeline.nodes import Exec, PipelineError
+from contree_tui.tui.model import OutputBuffer, Stream
+from contree_tui.tui.widgets.log_box import LogBox
+from contree_tui.tui.widgets.pipeline_tree import ICONS, PipelineTree, counts_label, exec_detail
+from contree_tui.tui.widgets.snapshot_tree import SnapshotTree
+
+BACKEND_POLL = 0.1  # s: the app connects in its own worker (an embedded engine may take seconds to start)
+
+
+def finish_line(run: NodeRun) -> str:
+    """The log's last line for a step: `── ✓ done · 1.2s → 3f2a9c1d`, `── ✗ exit 3`, `── ✓ cached → …`."""
+    if run.skipped:
+        return "── ↷ skipped"
+    words = {State.DONE: "done", State.ERROR: "failed", State.KILLED: "killed"}.get(run.state, run.state.name)
+    parts = [f"{ICONS[run.state]} {words}"]
+    detail = exec_detail(run)
+    if detail and detail != run.error:
+        parts.append(detail)
+    if run.error:
+        parts.append(run.error)
+    if run.tag and run.state is State.DONE:
+        parts.append(f"tag {run.tag}")
+    if run.return_value is not None:
+        parts.append(f"returned {run.return_value.show()}")
+    return "── " + " · ".join(parts)
+
+
+class NodeLogs:
+    """Each node's output as an OutputBuffer, fed from one run's events (a re-run starts new ones)."""
+
+    def __init__(self, run: PipelineRun) -> None:
+        self.run = run
+        self.buffers: dict[str, OutputBuffer] = {path: OutputBuffer() for path in run.runs}
+        self._decoders: dict[tuple[str, str], Any] = {}
+
+    def feed(self, event: PipelineEvent) -> None:
+        node = event.run
+        buffer = self.buffers[node.path]
+        if event.kind == "output":
+            stream = Stream.STDERR if event.stream == "stderr" else Stream.STDOUT
+            key = (node.path, stream.value)
+            decoder = self._decoders.get(key)
+            if decoder is None:  # a chunk may end inside a UTF-8 sequence
+                decoder = self._decoders[key] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            buffer.feed(stream, decoder.decode(event.data))
+            return
+        if node.kind != "exec" or buffer.complete:
+            return
+        if node.skipped or node.state.finished:
+            if node.cached and node.output:  # a cache hit emits no output: its stored log tail, once
+                buffer.feed(Stream.STDOUT, bytes(node.output).decode(errors="replace"))
+            buffer.close()
+            buffer.add_line(Stream.META, finish_line(node))
+            buffer.complete = True
+        elif node.state is State.RUNNING and node.operation:
+            buffer.add_line(Stream.META, f"── ⟳ running on {(node.source or '-')[:8]} · operation "
+                                         f"{node.operation[:8]}")
+
+
+class PipelineLogBox(LogBox):
+    """The selected node's log under a title naming it."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("no node selected", id="log-title")
+        yield from super().compose()
+
+    def on_mount(self) -> None:
+        self.view.offers_merged = False  # `m` is the main screen's merged log of operations
+
+    def show(self, title: str, buffer: OutputBuffer | None) -> None:
+        self.query_one("#log-title", Label).update(title)
+        if self.view.source is not buffer:
+            self.view.show(buffer)
+
+
+class PipelineScreen(Screen[None]):
+    CSS_PATH = "../styles/pipeline_view.tcss"
+    BINDINGS = [
+        Binding("escape", "back", "Snapshots", id="pipeline.back"),
+        Binding("e", "next_error", "Next error", id="pipeline.next-error"),
+        Binding("tab", "focus_next", "Tree/log", show=False, id="pipeline.focus-next"),
+    ]
+
+    def __init__(self, launch: PipelineLaunch, *, start: bool = True) -> None:
+        """`start`: run the pipeline once connected (False: a run is attached by hand, for a frozen view)."""
+        super().__init__()
+        self.launch = launch
+        self.start = start
+        self.run: PipelineRun | None = None
+        self.logs: NodeLogs | None = None
+        self.runs_started = 0
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="pipeline-title")
+        with Horizontal(id="pipeline-body"):
+            yield PipelineTree(self.launch.root, id="pipeline-tree")
+            with Vertical(id="pipeline-right"):
+                yield Label("", id="pipeline-node")
+                yield PipelineLogBox(id="pipeline-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tree.border_title = "pipeline"
+        self.log_box.border_title = "log"
+        self.tree.focus()
+        self._describe()
+        if self.start:
+            self.start_run(self.launch.force)
+
+    @property
+    def tree(self) -> PipelineTree:
+        return self.query_one(PipelineTree)
+
+    @property
+    def log_box(self) -> PipelineLogBox:
+        return self.query_one(PipelineLogBox)
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None and not self.run.runs[self.run.root.path].state.finished and \
+            any(w.name == "pipeline-run" and w.is_running for w in self.workers)
+
+    # Running ----------------------------------------------------------------------------------------------
+
+    async def _connection(self) -> Any:
+        """The app's connection, once it has one (the backend is set by the app's connect worker)."""
+        while True:
+            backend = getattr(self.app, "backend", None)
+            if backend is not None:
+                connection = getattr(backend, "connection", None)
+                if connection is None:
+                    raise PipelineError("this backend cannot run pipelines (no Contree connection)")
+                return connection
+            await asyncio.sleep(BACKEND_POLL)
+
+    @work(exclusive=True, group="pipeline-run", name="pipeline-run", exit_on_error=False,
+          description="running the pipeline")
+    async def start_run(self, force: bool | list[str] = False) -> None:
+        connection = await self._connection()
+        try:
+            run = PipelineRun(self.launch.root, connection, image=self.launch.image, force=force)
+        except PipelineError as exc:
+            self.notify(str(exc), title="pipeline not started", severity="error", timeout=15)
+            return
+        self.attach(run)
+        self.runs_started += 1
+        state = await run.run()
+        self._describe()
+        counts = counts_label(run.counts())
+        if state is State.DONE:
+            self.notify(f"{counts}", title="pipeline done")
+        else:
+            failed = [r.path for r in run.runs.values() if r.kind == "exec" and r.state is State.ERROR]
+            self.notify(f"{', '.join(failed[:3]) or state.name.lower()} · e: next error", title="pipeline failed",
+                        severity="error", timeout=10)
+
+    def attach(self, run: PipelineRun) -> None:
+        """Show this run: new logs, the tree's labels from it, its events from now on."""
+        self.run = run
+        self.logs = NodeLogs(run)
+        run.subscribe(self._event)
+        self.tree.show_run(run)
+        self._show_selected()
+        self._describe()
+
+    def _event(self, event: PipelineEvent) -> None:
+        if self.logs is None or self.logs.run is not self.run or event.run is not self.run.runs.get(event.run.path):
+            return  # an event of a run no longer shown
+        self.logs.feed(event)
+        if event.kind == "state" and self.is_attached:  # a removed view: nothing to draw
+            try:
+                self.tree.refresh_labels()
+                self._describe()
+            except NoMatches:  # quitting mid-run: the steps end Killed after the widgets have gone
+                pass
+
+    # The header and the selected node --------------------------------------------------------------------
+
+    def _describe(self) -> None:
+        run = self.run
+        if run is None:
+            state = "connecting…" if self.start else "not run"
+            counts = ""
+        else:
+            root = run.runs[run.root.path]
+            state = {State.PENDING: "starting", State.RUNNING: "running", State.DONE: "done",
+                     State.ERROR: "failed", State.KILLED: "killed"}.get(root.state, root.state.name.lower())
+            counts = " " + " ".join(f"{s.value}:{n}" for s, n in run.counts().items())
+        image = f" · image {self.launch.image}" if self.launch.image else ""
+        # state and counts first: at 80 columns a long FILE:FUNC and image are what gets cut
+        self.query_one("#pipeline-title", Label).update(f"{state}{counts} · pipeline {self.launch.spec}{image}")
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        path = self.tree.cursor_path or "/"
+        node = self.launch.root if path == "/" else self.launch.root[path]  # type: ignore[index]
+        run = self.run.runs.get(path) if self.run is not None else None
+        lines = [f"{path}  [{node.kind}]" + (f"  {node.describe()}" if isinstance(node, Exec) else "")]
+        if run is not None and (run.source or run.result):
+            made = f" → {run.result[:8]}" if run.result and run.result != run.source else ""
+            lines.append(f"on {(run.source or '-')[:8]}{made}" + ("  (cached)" if run.cached else ""))
+        self.query_one("#pipeline-node", Label).update("\n".join(lines))
+        buffer = self.logs.buffers.get(path) if self.logs is not None else None
+        title = f"{path} · {run.state.name.lower()}" if run is not None else path
+        self.log_box.show(title, buffer if isinstance(node, Exec) else None)
+
+    @on(Tree.NodeHighlighted, "#pipeline-tree")
+    def _highlighted(self) -> None:
+        self._show_selected()
+
+    # Keys ---------------------------------------------------------------------------------------------------
+
+    @on(PipelineTree.Acted)
+    def _acted(self, message: PipelineTree.Acted) -> None:
+        message.stop()
+        if message.what == "rerun":
+            self.rerun(message.path)
+        elif message.what == "skip":
+            self.toggle_skip(message.path)
+        else:
+            self.make_working(message.path)
+
+    def rerun(self, path: str) -> None:
+        """Run the pipeline again with `path`'s steps forced: the rest, unchanged, are cache hits."""
+        if self.running:
+            self.notify("the pipeline is still running; r once it has ended", title="re-run", severity="warning")
+            return
+        self.start_run([path])
+        self.notify(f"{path}: forced; the other steps are cache hits if unchanged", title="re-run")
+
+    def toggle_skip(self, path: str) -> None:
+        """Skip (or unskip) the node and its subtree: for this run's steps not started yet, and later runs."""
+        node = self.launch.root if path == "/" else self.launch.root[path]  # type: ignore[index]
+        skip = not node.effective().skip
+        if not skip and not node.params.skip:
+            self.notify(f"{path} is skipped by a parent: unskip that one", title="skip", severity="warning")
+            return
+        node.set(skip=skip or None)
+        if self.run is not None:
+            for sub in node.walk():
+                sub_run = self.run.runs[sub.path]
+                if sub_run.state is State.PENDING:  # the executor reads the flag when it reaches the node
+                    sub_run.skipped = sub.effective().skip
+        self.tree.refresh_labels()
+        later = "" if self.run is None or not self.running else " (steps already started run on)"
+        self.notify(f"{path} {'skipped' if skip else 'unskipped'}{later}", title="skip")
+
+    def action_next_error(self) -> None:
+        """The next failed step after the cursor, wrapping around."""
+        if self.run is None:
+            return
+        paths = self.tree.paths()
+        failed = [p for p in paths if self.run.runs[p].kind == "exec" and self.run.runs[p].state is State.ERROR]
+        if not failed:
+            self.notify("no failed step", title="next error")
+            return
+        here = paths.index(self.tree.cursor_path) if self.tree.cursor_path in paths else -1
+        after = [p for p in failed if paths.index(p) > here]
+        self.tree.select_path((after or failed)[0])
+        self.tree.focus()
+
+    @work(group="pipeline-working", exit_on_error=False, description="making a checkpoint working")
+    async def make_working(self, path: str) -> None:
+        """The node's checkpoint becomes the working snapshot, through the main screen's own move (as a
+        choice in its snapshot tree); the main screen is shown, where u/U move on from there."""
+        run = self.run.runs.get(path) if self.run is not None else None
+        if run is None or not run.result:
+            self.notify(f"{path} has no checkpoint yet", title="make working", severity="warning")
+            return
+        main = self.app.main  # type: ignore[attr-defined]
+        if run.result not in main.lineage.snapshots:  # made by this run: the tree has not listed it yet
+            await main.load().wait()
+        main.post_message(SnapshotTree.Chosen(run.result))
+        self.app.pop_screen()
+        self.notify(f"working: {run.result[:8]} ({path}) · u/U move from there · P: the pipeline",
+                    title="checkpoint")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+__all__ = ["NodeLogs", "PipelineLogBox", "PipelineScreen", "finish_line"]
