@@ -164,7 +164,7 @@ class OperationsTable(DataTable[CellType]):
                 self.add_row(*(cells[k] for k in self.shown_columns), key=op.uuid)
                 self._shown[op.uuid] = cells
                 self._reorder()
-                self._title()
+            self._title()  # "(2 of 10)": one more either way
             return
         self._set_all({op.uuid: self._cells(op)})
         if self.filter_text or self.sort in (Sort.RUNNING, Sort.STATUS):
