@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 from contree_tui.client.position import PositionError
 from contree_tui.tui.command_log import LogEntry
 from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnapshot, describe_error
+from contree_tui.tui.gc_pacing import CollectionPacer
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
 from contree_tui.tui.outcome import outcome
@@ -88,6 +89,11 @@ class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs,
         self.log_panel.host = self  # the operations, their buffers and colours, for `m` and the split view
         self.set_interval(1.0, self.table.tick)
         self.set_interval(30.0, self.tree.refresh_labels)  # ages move on
+        self._collections = CollectionPacer(lambda: self.table.running_count > 0)  # no full GC while runs stream
+        self.set_interval(1.0, self._collections.tick)
+
+    def on_unmount(self) -> None:
+        self._collections.close()
 
     @property
     def tree(self) -> SnapshotTree:

@@ -106,4 +106,6 @@ class LogBox(Vertical):
         if paused:
             count = message.new_lines
             news = f"+{count} new line{'s' if count != 1 else ''}" if count else "paused"
-            badge.update(f"{news} · G follows")
+            text = f"{news} · G follows"
+            # a layout only when its width changes: one per flush (20 a second) was most of a frame's time
+            badge.update(text, layout=len(text) != len(str(badge.content)))

@@ -38,7 +38,7 @@ from contree_tui.tui.widgets.operations_cells import (
 )
 from contree_tui.tui.widgets.operations_order import Sort, matches, ordered
 from contree_tui.tui.widgets.snapshot_tree import Clock, utc_now
-from contree_tui.tui.widgets.table_rows import update_row
+from contree_tui.tui.widgets.table_rows import update_rows
 
 __all__ = ["COMMAND_MIN", "PENDING", "STATUS_WIDTH", "OperationsTable", "fitting_columns", "format_cpu",
            "format_duration", "format_memory", "import_label", "progress_cell", "snapshot_of"]
@@ -156,32 +156,34 @@ class OperationsTable(DataTable[CellType]):
             if self._lay_out():
                 return
             if changed:  # a sibling's command: the others may have to show another part of theirs
-                for uuid in self._shown:
-                    self._set(uuid, {"command": self._cells(self.operations[uuid])["command"]})
+                self._set_all({uuid: {"command": self._cells(self.operations[uuid])["command"]}
+                               for uuid in self._shown})
         if op.uuid not in self.rows:
             if matches(op, self.filter_text):
                 cells = self._cells(op)
                 self.add_row(*(cells[k] for k in self.shown_columns), key=op.uuid)
                 self._shown[op.uuid] = cells
                 self._reorder()
-                self._title()
+            self._title()  # "(2 of 10)": one more either way
             return
-        self._set(op.uuid, self._cells(op))
+        self._set_all({op.uuid: self._cells(op)})
         if self.filter_text or self.sort in (Sort.RUNNING, Sort.STATUS):
             self._reorder()  # its status may take it out of the filter or move it
 
-    def _set(self, uuid: str, cells: dict[str, CellType]) -> None:
-        """Only the cells that changed, and only their row is drawn again (table_rows.py)."""
-        shown = self._shown.setdefault(uuid, {})
-        changed = {column: value for column, value in cells.items() if shown.get(column) != value}
-        shown.update(changed)
-        update_row(self, uuid, {column: value for column, value in changed.items() if column in self.shown_columns})
+    def _set_all(self, cells: dict[str, dict[str, CellType]]) -> None:
+        """Only the cells that changed, and only they and their rows are drawn again (table_rows.py)."""
+        changes: dict[str, dict[str, CellType]] = {}
+        for uuid, row in cells.items():
+            shown = self._shown.setdefault(uuid, {})
+            changed = {column: value for column, value in row.items() if shown.get(column) != value}
+            shown.update(changed)
+            changes[uuid] = {column: value for column, value in changed.items() if column in self.shown_columns}
+        update_rows(self, changes)
 
     def tick(self) -> None:
         """Running rows show their elapsed time; call this once a second."""
-        for op in self.operations.values():
-            if op.running and op.uuid in self.rows:
-                self._set(op.uuid, {"duration": self._duration(op)})
+        self._set_all({op.uuid: {"duration": self._duration(op)} for op in self.operations.values()
+                       if op.running and op.uuid in self.rows})
         if self.sort is Sort.DURATION:
             self._reorder()
 
@@ -284,4 +286,6 @@ class OperationsTable(DataTable[CellType]):
             parts.append(f"/{self.filter_text} ({self.row_count} of {len(self.operations)})")
         if self.sort is not Sort.STARTED:
             parts.append(f"sort: {self.sort.value}")
-        self.border_title = " · ".join(parts)
+        title = " · ".join(parts)
+        if title != self.border_title:  # setting it, even to the same text, redraws the whole table
+            self.border_title = title
