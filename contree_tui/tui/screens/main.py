@@ -336,8 +336,12 @@ class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs,
 
     @on(SnapshotTree.Chosen)
     def _chosen(self, message: SnapshotTree.Chosen) -> None:
+        before = self.position.working
         if self._moved(lambda: self.position.move_to(message.uuid)):
             self._show_working(move_cursor=False)
+            if message.uuid != before:  # an entry of `@`: enter on the one before it goes back
+                self.log_move("jump", f"enter: {self.snapshot_words(message.uuid)}", f"working {message.uuid[:8]}",
+                              message.uuid)
 
     def _moved(self, move: Callable[[], object]) -> bool:
         """Make a position move; a refused one (or a store that cannot be written) is a toast."""
