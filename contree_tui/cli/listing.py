@@ -70,13 +70,16 @@ async def logs(ws: Workspace, opts: Options, console: Console) -> int:
     operation = await ws.resolve_operation(opts.get("operation") or "@")
     client = ws.connection.client
     as_json = bool(opts.get("json"))
+    printed = False
 
     def emit(event: Any) -> None:
+        nonlocal printed
         if as_json:
             console.print(json.dumps(event.to_dict()))
             return
         data = stream_bytes(event)
         if data:
+            printed = True
             console.write_bytes(event.type, data)
 
     try:
@@ -92,6 +95,8 @@ async def logs(ws: Workspace, opts: Options, console: Console) -> int:
 
             for event in await ws.connection.call(dump):
                 emit(event)
+            if not printed and not as_json:  # an empty stdout looked like a command that found nothing
+                console.note(f"operation {operation[:8]} printed nothing")
     except NotFoundError:
         return await _logs_from_status(ws, operation, console, as_json)
     except APIStatusError as exc:

@@ -8,6 +8,7 @@ import argparse
 from contree_tui.cli.build_command import add_build_command
 from contree_tui.cli.call_command import add_call_command
 from contree_tui.cli.engine_commands import add_engine_commands
+from contree_tui.cli.grammar_errors import GrammarParser
 from contree_tui.cli.pipeline_command import add_pipeline_command
 
 DESCRIPTION = """\
@@ -131,7 +132,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = GrammarParser(
         prog="contree-tui", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"contree-tui {_version()}")

@@ -149,6 +149,9 @@ def test_logs_tag_and_download(cli: Cli, tmp_path: Path) -> None:
     assert follow.stdout == "out\n"
     events = [json.loads(line) for line in cli("logs", op, "--json").stdout.splitlines()]
     assert events[-1]["type"] == "completion"
+    cli("run", "--", "touch /silent")  # a run with no output: its logs say so (they printed nothing at all)
+    silent = cli("logs")
+    assert silent.stdout == "" and silent.stderr.strip().endswith("printed nothing"), silent.stderr
 
     tag = f"cli-test:{os.getpid()}-{time.monotonic_ns()}"
     cli("tag", tag)

@@ -61,3 +61,18 @@ def test_call_of_an_unhinted_parameter_passes_a_str_and_shows_the_users_tracebac
     done = call(tmp_path, "untyped", "--n=5")  # no hint: n is '5', as in Conducto, and range() refuses it
     assert done.returncode == 1
     assert "TypeError: 'str' object cannot be interpreted as an integer" in done.stderr
+
+
+def test_file_colon_func_as_pipeline_takes_it(tmp_path: Path) -> None:
+    """`call prim.py:seive --n=30`, the way `pipeline prim.py:primes_less_than` is written: argparse answered
+    "the following arguments are required: FUNC, ARG"."""
+    pipe = tmp_path / "prim.py"
+    pipe.write_text(SEED_004)
+    for args in (["--n=30"], ["30"]):
+        done = subprocess.run([*CLI, "call", f"{pipe}:seive", *args], capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]\n"
+    no_func = subprocess.run([*CLI, "call", str(pipe)], capture_output=True, text=True, timeout=60, check=False)
+    assert no_func.returncode == 2
+    assert no_func.stderr.strip() == f"contree-tui call: give the function: {pipe} FUNC or {pipe}:FUNC"

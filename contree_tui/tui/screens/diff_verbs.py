@@ -7,11 +7,20 @@ MainScreen.
 
 from __future__ import annotations
 
+import shlex
+
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import LogEntry
 from contree_tui.tui.model import Snapshot
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
-from contree_tui.tui.snapshot_refs import RefError, resolve
+from contree_tui.tui.snapshot_refs import WORKING_REF, RefError, resolve
+
+
+def shell_diff_line(verb: v.Diff) -> str:
+    """The `!diff …` line that reaches the shell's diff with the words given: no `.`, the working snapshot the
+    parser fills in for a missing B (`:diff notes.txt` hinted `!diff notes.txt .`, a line never typed)."""
+    words = [verb.base] if verb.target == WORKING_REF else [verb.base, verb.target]
+    return "!diff " + " ".join(shlex.quote(w) for w in words)
 
 
 class DiffVerbs:
@@ -25,7 +34,7 @@ class DiffVerbs:
             target = resolve(verb.target, self.lineage, self.position.working)
         except RefError as exc:
             # `diff` is a shell program too: say how to reach it when the words were meant as files
-            reason = f"{exc} (!{v.describe(verb)[1:]} runs the shell's diff)"
+            reason = f"{exc} ({shell_diff_line(verb)} runs the shell's diff)"
             entry.finish(reason, ok=False)
             self.notify(reason, title="cannot diff", severity="error", timeout=10)
             return

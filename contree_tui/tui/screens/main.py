@@ -28,6 +28,7 @@ from contree_tui.tui.screens.command_verbs import CommandVerbs
 from contree_tui.tui.screens.diff_verbs import DiffVerbs
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.operation_watch import OperationWatch
+from contree_tui.tui.screens.pane_cycle import PaneCycle
 from contree_tui.tui.screens.position_watch import PositionWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.screens.split_logs import SplitLogsScreen
@@ -44,7 +45,8 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs, CommandVerbs, Screen[None]):
+class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs, CommandVerbs, PaneCycle,
+                 Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),
@@ -334,8 +336,12 @@ class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs,
 
     @on(SnapshotTree.Chosen)
     def _chosen(self, message: SnapshotTree.Chosen) -> None:
+        before = self.position.working
         if self._moved(lambda: self.position.move_to(message.uuid)):
             self._show_working(move_cursor=False)
+            if message.uuid != before:  # an entry of `@`: enter on the one before it goes back
+                self.log_move("jump", f"enter: {self.snapshot_words(message.uuid)}", f"working {message.uuid[:8]}",
+                              message.uuid)
 
     def _moved(self, move: Callable[[], object]) -> bool:
         """Make a position move; a refused one (or a store that cannot be written) is a toast."""

@@ -74,5 +74,7 @@ class LogPanel(LogBox):
     def _merged_title(self) -> None:
         if self.merged is not None:
             count = len(self.merged.members)
-            self.query_one("#log-title", Label).update(
-                f"merged log · {count} operation{'s' if count != 1 else ''} · m: the selected one")
+            # `m` after the runs ended showed an empty pane under "0 operations": say what will fill it
+            what = ("nothing running: runs started now join it" if count == 0
+                    else f"{count} operation{'s' if count != 1 else ''}")
+            self.query_one("#log-title", Label).update(f"merged log · {what} · m: the selected one")

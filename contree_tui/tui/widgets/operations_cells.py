@@ -171,3 +171,15 @@ def command_need(command: str, departs: int = 0) -> int:
     start = text.rfind(" ", 0, departs) + 1
     head = _head(text, min(HEAD, start - 1))
     return min(COMMAND_WANT, cell_len(head) + 1 + min(cell_len(text) - start, DISTINCT))
+
+
+def images_cell(image: str | None, result: str | None, disposable: bool) -> str:
+    """`source → result` in the images column (19 cells): a run that changed nothing says `no change` (the log
+    footer's words) in 18 cells; `(no change)` took 20 and was cut to `3e074f73 (no change`; a disposable run
+    says so in 19."""
+    source = (image or "")[:8]
+    if disposable:
+        return f"{source} disposable"  # `→ disposable` took 21 cells
+    if result and result == image:
+        return f"{source} no change"
+    return f"{source} → {result[:8]}" if result else source

@@ -32,6 +32,7 @@ from contree_tui.tui.widgets.operations_cells import (
     format_cpu,
     format_duration,
     format_memory,
+    images_cell,
     import_label,
     one_line,
     progress_cell,
@@ -206,11 +207,7 @@ class OperationsTable(DataTable[CellType]):
         # A run whose command failed still succeeded as an operation (and made a snapshot): its exit says so.
         status = Text(f"{icon} {outcome_words(op)}", style=self.get_component_rich_style(
             f"operations-table--{kind}", partial=True))
-        source = (op.image or "")[:8]
-        result = "disposable" if op.disposable else (op.result or "")[:8]
-        images = Text(f"{source} → {result}" if result else source)
-        if op.result and op.result == op.image:
-            images = Text(f"{source} (no change)")
+        images = Text(images_cell(op.image, op.result, op.disposable))
         exit_code = "" if op.exit_code is None else str(op.exit_code)
         failed = op.exit_code not in (None, 0)
         exit_cell = Text(exit_code, style=self.get_component_rich_style("operations-table--failed", partial=True)
