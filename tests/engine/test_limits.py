@@ -103,7 +103,10 @@ async def test_fork_bomb_hits_the_pids_cap_and_ends(open_engine: OpenEngine) -> 
     # The main shell then spins on builtins: a `sleep` there could not fork either, and ended the run early.
     op = await sh(engine, busybox.uuid, "b(){ b|b& }; b; while :; do :; done", timeout=3, disposable=True)
     assert time.monotonic() - start < 25  # the timeout ended it, bomb and all
-    assert op.status is OperationStatus.SUCCESS and op.result["state"]["timed_out"] is True
+    # Either the timeout ended it, or (on a loaded machine) the cap was hit before the main shell's own fork of
+    # `b|b&`, and the shell gave up with "can't fork": both end the run with the bomb contained (CI, 2 cores).
+    state = op.result["state"]
+    assert op.status is OperationStatus.SUCCESS and (state["timed_out"] is True or state["exit_code"] != 0), state
     assert "can't fork" in decode_stream(op.result["stderr"]).decode()
     # Idle pre-forked keepers hold slots of their own; the run's slot is the one whose cap was hit.
     slots = _slot_dirs(engine, "pids")

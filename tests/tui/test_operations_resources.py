@@ -9,7 +9,7 @@ from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.widgets.operations_table import PENDING, format_cpu, format_memory
 from tests.tui.helpers import loaded, run_in_bar, until
 
-SIZE = (160, 40)
+SIZE = (200, 40)  # wide enough that no column gives way to a long command (another test's run may be listed)
 
 
 def test_cpu_and_memory_formats() -> None:
@@ -24,8 +24,9 @@ async def test_cpu_and_memory_columns_fill_when_a_run_ends(tui_engine_dir: Path,
         screen = await loaded(pilot)
         table = screen.table
         await run_in_bar(pilot, "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; sleep 3; echo spun")
-        await until(pilot, lambda: any(op.running for op in table.operations.values()), what="the run to start")
-        op = next(op for op in table.operations.values() if op.running)
+        await until(pilot, lambda: any(op.running for op in table.operations.values() if "echo spun" in op.command),
+                    what="the run to start")
+        op = next(op for op in table.operations.values() if op.running and "echo spun" in op.command)  # ours
         assert str(table.get_cell(op.uuid, "cpu")) == PENDING and str(table.get_cell(op.uuid, "memory")) == PENDING
         await until(pilot, lambda: not op.running and op.exit_code is not None, what="the run to end")
         assert op.cpu_seconds is not None and op.cpu_seconds > 0, "the busy loop used CPU"
