@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from contree_tui.client.lineage import LineageTree
+from contree_tui.client.outcome_words import NO_CHANGE, outcome_words
 from contree_tui.client.position import HistoryEntry
 from contree_tui.client.records import ImageRecord, OperationRecord
 
@@ -77,7 +78,7 @@ def _visit_iteratively(tree: LineageTree, root: str, position: str | None, lines
 
 
 def operation_header() -> str:
-    return f"{'OPERATION':<10}{'STATUS':<11}{'EXIT':>5}  {'DURATION':>9}  {'SOURCE':<9}{'RESULT':<9}  COMMAND"
+    return f"{'OPERATION':<10}{'OUTCOME':<11}{'EXIT':>5}  {'DURATION':>9}  {'SOURCE':<9}{'RESULT':<10}  COMMAND"
 
 
 def operation_line(op: OperationRecord) -> str:
@@ -86,13 +87,14 @@ def operation_line(op: OperationRecord) -> str:
     if op.result_image_uuid is None:
         result = "-"
     elif op.result_image_uuid == op.image_uuid:
-        result = "(same)"
+        result = NO_CHANGE
     else:
         result = op.result_image_uuid[:8]
     what = op.command if op.kind == "instance" else f"import{': ' + op.error if op.error else ''}"
     note = f"  ({clip(op.error, 40)})" if op.error and op.kind == "instance" else ""
-    return (f"{op.short:<10}{op.status.value:<11}{exit_code:>5}  {human_duration(op.duration):>9}  "
-            f"{source:<9}{result:<9}  {clip(what)}{note}")
+    words = outcome_words(op.status, op.shell_exit_code(), op.timed_out)  # the TUI's words (tui/outcome.py)
+    return (f"{op.short:<10}{words:<11}{exit_code:>5}  {human_duration(op.duration):>9}  "
+            f"{source:<9}{result:<10}  {clip(what)}{note}")
 
 
 def history_lines(entries: Iterable[HistoryEntry]) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contree_client.models import OperationStatus
 
+from contree_tui.client.outcome_words import outcome_words as words_of
 from contree_tui.tui.model import Operation
 
 STATUS_ICONS = {
@@ -29,15 +30,8 @@ def op_icon(op: Operation) -> tuple[str, str]:
 
 
 def outcome_words(op: Operation) -> str:
-    """`exit 3`, `timed out`, `executing`, `failed`: at most 9 cells, the table's status column is 11 wide
-    with the glyph and a space (`cancelled`, `executing`, `timed out` are the longest)."""
-    if op.status is not OperationStatus.SUCCESS:
-        return op.status.value.lower()
-    if op.timed_out:
-        return "timed out"
-    if op.exit_code is not None:
-        return f"exit {op.exit_code}"
-    return "success"  # an import, or a run listed without its exit code
+    """`exit 3`, `timed out`, `executing`, `failed` (client/outcome_words.py: the CLI's `ops` says the same)."""
+    return words_of(op.status, op.exit_code, op.timed_out)
 
 
 def outcome(op: Operation) -> str:
