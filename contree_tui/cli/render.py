@@ -13,20 +13,13 @@ from contree_tui.client.lineage import LineageTree
 from contree_tui.client.outcome_words import NO_CHANGE, outcome_words
 from contree_tui.client.position import HistoryEntry
 from contree_tui.client.records import ImageRecord, OperationRecord
+from contree_tui.client.sizes import human_duration as duration_text
 
 COMMAND_WIDTH = 60
 
 
 def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+    return duration_text(seconds) or "-"
 
 
 def local_time(moment: datetime) -> str:

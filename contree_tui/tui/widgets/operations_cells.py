@@ -13,6 +13,8 @@ from itertools import pairwise
 
 from rich.cells import cell_len, set_cell_size
 
+from contree_tui.client.sizes import human_duration
+
 # The command goes last: it is the one column whose width is what is left of the pane.
 STATUS_WIDTH = 11
 COLUMNS = (("status", "status", STATUS_WIDTH), ("images", "image → result", 19), ("exit", "exit", 4),
@@ -51,14 +53,7 @@ def import_label(command: str) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+    return human_duration(seconds)  # client/sizes.py: the CLI's `ops` shows the same
 
 
 def format_cpu(seconds: float | None) -> str:
