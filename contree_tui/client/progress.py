@@ -1,7 +1,7 @@
-"""Progress of the CLI's long commands on stderr, one renderer for all (`import`, `engine bootstrap debian`'s
-import, `export`): on a terminal one line redrawn in place (a bar); in a pipe or a log file plain lines a
-reader or a CI log can use (a line per step, and one every LINE_EVERY seconds while a step lasts), never
-carriage returns.
+"""Progress of the CLI's long commands, one renderer for all (`import`, `engine bootstrap debian`'s import,
+`export` on stderr; `pipeline --headless`'s steps under its lines on stdout): on a terminal one line redrawn
+in place (a bar); in a pipe or a log file plain lines a reader or a CI log can use (a line per step, and one
+every LINE_EVERY seconds while a step lasts), never carriage returns.
 
 No curses and no colours: `\\r` and "erase to end of line" (ESC [ K) work on every terminal a CLI meets,
 and the line is cut to the terminal's width so it never wraps (a wrapped line cannot be rewritten in place).
@@ -16,7 +16,7 @@ from typing import TextIO
 
 from contree_tui.client.image_import import ImportProgress
 from contree_tui.client.observable import Observable
-from contree_tui.client.sizes import human_size
+from contree_tui.client.sizes import human_duration, human_size
 from contree_tui.client.sync import SyncPhase, SyncStatus
 
 BAR_WIDTH = 24
@@ -198,3 +198,10 @@ class SyncProgressLine:
     def close(self) -> None:
         self._unsubscribe()
         self.line.clear()
+
+
+def steps_progress_text(done: int, total: int, running: int, errors: int, elapsed: float) -> str:
+    """`[=========>     ]  3/5 steps  1 running  0 errors  12.5s`: a pipeline's steps (`pipeline --headless`)."""
+    fraction = done / total if total else 1.0
+    return (f"{progress_bar(fraction)}  {done}/{total} steps  {running} running  {errors} "
+            f"error{'' if errors == 1 else 's'}  {human_duration(elapsed)}")

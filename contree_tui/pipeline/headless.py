@@ -4,18 +4,22 @@ prints)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
 
 from contree_tui.client.connection import Connection
+from contree_tui.client.progress import StatusLine, steps_progress_text
 from contree_tui.pipeline.executor import PipelineEvent, PipelineRun, State
 from contree_tui.pipeline.nodes import Node
 from contree_tui.pipeline.step_cache import StepCache
+from contree_tui.pipeline.step_progress import StepProgress
 
 LOG_TAIL_LINES = 20  # of a failed step, in the summary: its last error, not its whole build log
 EXIT_FAILED = 1
+TICK = 0.5  # s between redraws of the bar's elapsed time while no step changes: it moves, ~nothing of the CPU
 
 
 def short(uuid: str | None) -> str:
@@ -27,34 +31,67 @@ def counts_text(run: PipelineRun, path: str = "/") -> str:
 
 
 class ProgressPrinter:
-    """Subscribed to a PipelineRun: writes a line when an Exec starts running, is served from cache, or ends."""
+    """Subscribed to a PipelineRun: writes a line when an Exec starts running, is served from cache, or ends.
+    On a terminal (and given the run) a bar line stays under those lines, redrawn in place: steps done of the
+    total, running, errors, elapsed (client/progress.py's StatusLine, as `import` draws its own); `close`
+    erases it before the summary. Elsewhere (a pipe, a CI log) the lines alone, as they always were."""
 
-    def __init__(self, out: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, out: TextIO, clock: Callable[[], float] = time.monotonic, *,
+                 run: PipelineRun | None = None, live: bool | None = None) -> None:
         self.out = out
         self.clock = clock
         self.started = clock()
+        self.run = run
+        live = out.isatty() if live is None else live
+        self.bar = StatusLine(out, live=True, clock=clock) if live and run is not None else None
 
     def __call__(self, event: PipelineEvent) -> None:
+        line = self.line_for(event)
+        if line is not None:
+            if self.bar is not None:
+                self.bar.say(line)  # erases the bar, writes the line; the bar is redrawn under it just below
+            else:
+                print(line, file=self.out, flush=True)
+        if event.kind == "state":
+            self.draw(force=True)
+
+    def line_for(self, event: PipelineEvent) -> str | None:
         run = event.run
         if event.kind != "state" or run.kind != "exec":
-            return
+            return None
         stamp = f"[{self.clock() - self.started:6.1f}s]"
         if run.skipped:
-            line = f"{stamp} skip  {run.path}"
-        elif run.state is State.RUNNING:
-            line = f"{stamp} run   {run.path}  on {short(run.source)}"
-        elif run.state is State.DONE:
+            return f"{stamp} skip  {run.path}"
+        if run.state is State.RUNNING:
+            return f"{stamp} run   {run.path}  on {short(run.source)}"
+        if run.state is State.DONE:
             how = "cached" if run.cached else f"{run.duration or 0:.2f}s"
             value = f"  -> {run.return_value.show()}" if run.return_value is not None else ""
             tag = f" (tag {run.tag})" if run.tag else ""
-            line = f"{stamp} done  {run.path}  {how}  checkpoint {short(run.result)}{tag}{value}"
-        elif run.state is State.ERROR:
-            line = f"{stamp} FAIL  {run.path}  {run.error}"
-        elif run.state is State.KILLED:
-            line = f"{stamp} kill  {run.path}"
-        else:
+            return f"{stamp} done  {run.path}  {how}  checkpoint {short(run.result)}{tag}{value}"
+        if run.state is State.ERROR:
+            return f"{stamp} FAIL  {run.path}  {run.error}"
+        if run.state is State.KILLED:
+            return f"{stamp} kill  {run.path}"
+        return None
+
+    def draw(self, *, force: bool = False) -> None:
+        """The bar line (a terminal only); `force` at once, else at most every REDRAW seconds."""
+        if self.bar is None or self.run is None:
             return
-        print(line, file=self.out, flush=True)
+        p = StepProgress.of(self.run)
+        self.bar.show(steps_progress_text(p.done, p.total, p.running, p.errors, self.clock() - self.started),
+                      force=force)
+
+    async def tick(self) -> None:
+        """The elapsed time moves while a long step prints nothing."""
+        while True:
+            await asyncio.sleep(TICK)
+            self.draw()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.clear()
 
 
 def summary(run: PipelineRun) -> list[str]:
@@ -77,8 +114,15 @@ async def run_headless(root: Node, connection: Connection, *, image: str | None 
     """Run the pipeline printing progress to `out` (stdout); 0 if it ended Done, 1 otherwise."""
     out = out if out is not None else sys.stdout
     run = PipelineRun(root, connection, image=image, force=force, cache=cache)
-    run.subscribe(ProgressPrinter(out))
-    state = await run.run()
+    printer = ProgressPrinter(out, run=run)
+    run.subscribe(printer)
+    ticker = asyncio.create_task(printer.tick()) if printer.bar is not None else None
+    try:
+        state = await run.run()
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        printer.close()
     for line in summary(run):
         print(line, file=out, flush=True)
     return 0 if state is State.DONE else EXIT_FAILED

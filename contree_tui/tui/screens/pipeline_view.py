@@ -26,8 +26,10 @@ from textual.widgets import Footer, Label, Tree
 from contree_tui.pipeline.executor import NodeRun, PipelineEvent, PipelineRun, State
 from contree_tui.pipeline.launch import PipelineLaunch
 from contree_tui.pipeline.nodes import Exec, PipelineError
+from contree_tui.pipeline.step_progress import StepProgress
 from contree_tui.tui.model import OutputBuffer, Stream
 from contree_tui.tui.widgets.log_box import LogBox
+from contree_tui.tui.widgets.pipeline_progress import PipelineProgress
 from contree_tui.tui.widgets.pipeline_tree import ICONS, PipelineTree, counts_label, exec_detail
 from contree_tui.tui.widgets.snapshot_tree import SnapshotTree
 
@@ -118,7 +120,9 @@ class PipelineScreen(Screen[None]):
         self.runs_started = 0
 
     def compose(self) -> ComposeResult:
-        yield Label("", id="pipeline-title")
+        with Horizontal(id="pipeline-header"):
+            yield Label("", id="pipeline-title")
+            yield PipelineProgress(self.launch.root, id="pipeline-progress")
         with Horizontal(id="pipeline-body"):
             yield PipelineTree(self.launch.root, id="pipeline-tree")
             with Vertical(id="pipeline-right"):
@@ -216,6 +220,8 @@ class PipelineScreen(Screen[None]):
         image = f" · image {self.launch.image}" if self.launch.image else ""
         # state and counts first: at 80 columns a long FILE:FUNC and image are what gets cut
         self.query_one("#pipeline-title", Label).update(f"{state}{counts} · pipeline {self.launch.spec}{image}")
+        if run is not None:
+            self.query_one(PipelineProgress).show(StepProgress.of(run))
         self._show_selected()
 
     def _show_selected(self) -> None:
