@@ -1,5 +1,5 @@
 """A log view in a box with what its keys ask for: the prompt under it (`/` search, `&` filter, `s` the path
-to save to), saving, and the "+N new lines" badge while follow is paused. The main screen's LogPanel is one;
+to save to), and saving (the view draws its own "+N new lines" badge: log_badge.py). The main screen's LogPanel is one;
 each pane of the split view (screens/split_logs.py) is another, so every pane keeps search, follow and save.
 """
 
@@ -10,7 +10,6 @@ import asyncio
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Label
 
 from contree_tui.tui.screens.confirm import ConfirmScreen
 from contree_tui.tui.widgets.log_export import LogSaveError, default_log_path, resolve_log_path, write_log
@@ -24,7 +23,6 @@ class LogBox(Vertical):
     def compose(self) -> ComposeResult:
         yield LogView(id="log")
         yield LogPrompt(id="log-prompt")
-        yield Label("", id="log-badge")
 
     @property
     def view(self) -> LogView:
@@ -98,14 +96,3 @@ class LogBox(Vertical):
             return
         note = f" (the oldest {dropped} were no longer buffered)" if dropped else ""
         self.notify(f"{count} line{'s' if count != 1 else ''} → {path}{note}", title="log saved")
-
-    def on_log_view_follow_state(self, message: LogView.FollowState) -> None:
-        badge = self.query_one("#log-badge", Label)
-        paused = not message.following
-        badge.set_class(paused, "-visible")
-        if paused:
-            count = message.new_lines
-            news = f"+{count} new line{'s' if count != 1 else ''}" if count else "paused"
-            text = f"{news} · G follows"
-            # a layout only when its width changes: one per flush (20 a second) was most of a frame's time
-            badge.update(text, layout=len(text) != len(str(badge.content)))

@@ -3,7 +3,7 @@ OutputBuffer, or the merged log). Lines live in the source, outside the widget; 
 drawn, so switching operations or a flood of output costs what the screen shows, not what the run printed.
 
 New lines are taken in batches by a 50 ms timer (never one UI update per event). Follow sticks to the bottom;
-scrolling up pauses it and FollowState tells the panel (its "+N new lines" badge).
+scrolling up pauses it, and the view draws the "+N new lines" badge over its last row (log_badge.py).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import time
 from rich.segment import Segment
 from rich.style import Style
 from textual.events import Resize
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from contree_tui.tui.op_labels import COLOUR_SLOTS
+from contree_tui.tui.widgets.log_badge import badge_text, with_badge
 from contree_tui.tui.widgets.log_merge import MergedLog
 from contree_tui.tui.widgets.log_rows import LogSource, RowMap, Search
 
@@ -181,10 +182,16 @@ class ScrollingLog(ScrollView, can_focus=True):
     def watch_following(self, following: bool) -> None:
         if following:
             self.new_lines = 0
+        self._refresh_badge_row()
         self.post_message(self.FollowState(self, following, self.new_lines))
 
     def watch_new_lines(self, count: int) -> None:
+        self._refresh_badge_row()
         self.post_message(self.FollowState(self, self.following, count))
+
+    def _refresh_badge_row(self) -> None:
+        """Repaint the row the badge is drawn over (log_badge.py): one row, never a layout."""
+        self.refresh(Region(0, self.scrollable_content_region.height - 1, self.size.width, 1))
 
     def action_follow(self) -> None:
         self.following = True
@@ -254,6 +261,13 @@ class ScrollingLog(ScrollView, can_focus=True):
         return Strip(segments)
 
     def render_line(self, y: int) -> Strip:
+        row = self._render_row(y)
+        text = badge_text(self.following, self.new_lines)
+        if text is not None and y == self.scrollable_content_region.height - 1:
+            return with_badge(row, text, self._style("badge"), self.size.width)
+        return row
+
+    def _render_row(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
         base = self._style("base")

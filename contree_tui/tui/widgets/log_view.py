@@ -47,7 +47,7 @@ class LogView(SearchingLog):
 
     COMPONENT_CLASSES = {
         "log-view--stdout", "log-view--stderr", "log-view--meta", "log-view--stamp",
-        "log-view--match", "log-view--current-match",
+        "log-view--match", "log-view--current-match", "log-view--badge",
         *(f"log-view--op-{n}" for n in range(OPERATION_COLOURS)),
     }
 
