@@ -10,7 +10,10 @@ import re
 import sys
 from typing import NoReturn
 
-_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>[^']*)' \(choose from (?P<choices>.*)\)")
+# Only a (sub)command's positional: an option's bad value (`--format tarball`) keeps argparse's own message,
+# which names the option and its choices.
+_INVALID_CHOICE = re.compile(r"argument (?P<arg>[^-:][^:]*): invalid choice: '(?P<given>[^']*)' "
+                             r"\(choose from (?P<choices>.*)\)")
 
 
 def one_line(message: str, prog: str) -> str | None:

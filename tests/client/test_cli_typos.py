@@ -26,3 +26,13 @@ def test_other_usage_errors_keep_argparse_usage(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         main(["images", "--bogus"])
     assert "usage:" in capsys.readouterr().err
+
+
+def test_an_options_bad_choice_keeps_argparses_message_naming_the_option(capsys: pytest.CaptureFixture[str]
+                                                                         ) -> None:
+    """`--format tarball` is not an unknown command: argparse's line names the option and its choices."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "tag:busybox:latest", "--format", "tarball", "out.tar"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --format: invalid choice: 'tarball'" in err and "unknown command" not in err, err
