@@ -50,3 +50,8 @@ async def run_and_wait(pilot: Pilot[None], screen: MainScreen, command: str) -> 
     working = screen.position.working
     assert working is not None
     return working
+
+
+def toasts(app: ContreeApp) -> list[str]:
+    """Every notification so far, as `title: message`."""
+    return [f"{n.title}: {n.message}" for n in app._notifications]

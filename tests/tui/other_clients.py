@@ -53,3 +53,12 @@ async def sdk(engine_dir: Path) -> AsyncIterator[Connection]:
         yield connection
     finally:
         await connection.aclose()
+
+
+def project_app(engine_dir: Path, tmp_path: Path) -> tuple[Any, Path]:
+    """The TUI on a fresh project folder (the folder the other client shares), and that folder."""
+    from contree_tui.tui.app import ContreeApp
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    return ContreeApp(state_dir=engine_dir, folder=folder), folder

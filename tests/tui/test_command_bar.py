@@ -17,7 +17,7 @@ from contree_tui.tui.model import Operation, Stream
 from contree_tui.tui.screens.command_log import CommandLogScreen
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.widgets.command_bar import CommandBar
-from tests.tui.helpers import loaded, until
+from tests.tui.helpers import loaded, toasts, until
 
 SIZE = (140, 40)
 
@@ -33,10 +33,6 @@ async def submit(pilot: Pilot[None], line: str) -> None:
     assert bar(pilot.app).value == line  # type: ignore[arg-type]
     await pilot.press("enter")
     await pilot.pause()
-
-
-def toasts(app: ContreeApp) -> list[str]:
-    return [f"{n.title}: {n.message}" for n in app._notifications]
 
 
 def output(screen: MainScreen, op: Operation) -> list[str]:

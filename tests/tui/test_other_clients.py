@@ -14,8 +14,8 @@ from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.model import Operation, Stream
 from contree_tui.tui.screens.main import MainScreen
 from tests.client.wire import result_image, run_shell
-from tests.tui.helpers import loaded, run_in_bar, until
-from tests.tui.other_clients import cli, cli_run, sdk, start_cli
+from tests.tui.helpers import loaded, run_in_bar, toasts, until
+from tests.tui.other_clients import cli, cli_run, project_app, sdk, start_cli
 
 SIZE = (160, 45)
 
@@ -33,9 +33,7 @@ def in_tree_under(screen: MainScreen, snapshot: str | None, parent: str | None) 
 
 async def test_a_cli_run_is_a_row_as_it_starts_its_log_streams_and_its_snapshot_lands_under_its_parent(
         tui_engine_dir: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    app = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    app, folder = project_app(tui_engine_dir, tmp_path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await loaded(pilot)
         start = screen.position.working
@@ -68,9 +66,7 @@ async def test_a_cli_run_is_a_row_as_it_starts_its_log_streams_and_its_snapshot_
 
 async def test_sdk_runs_show_as_they_start_and_a_chain_lands_connected(tui_engine_dir: Path, tmp_path: Path
                                                                      ) -> None:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    app = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    app, _folder = project_app(tui_engine_dir, tmp_path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await loaded(pilot)
         start = screen.position.working
@@ -126,9 +122,7 @@ async def test_the_tuis_own_run_is_one_row_with_one_copy_of_its_log_while_the_wa
         tui_engine_dir: Path, tmp_path: Path) -> None:
     """The watch lists every operation, the TUI's own too: those are never adopted as another client's (a
     second row, a second follower doubling every line)."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    app = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    app, _folder = project_app(tui_engine_dir, tmp_path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await loaded(pilot)
         await run_in_bar(pilot, "echo own-one; sleep 2.5; echo own-two")
@@ -142,17 +136,11 @@ async def test_the_tuis_own_run_is_one_row_with_one_copy_of_its_log_while_the_wa
         assert len(screen.watch_ms) >= 2  # the watch did poll meanwhile
 
 
-def toasts(app: ContreeApp) -> list[str]:
-    return [f"{n.title}: {n.message}" for n in app._notifications]
-
-
 async def test_wait_waits_for_this_sessions_runs_not_another_clients_long_one(tui_engine_dir: Path,
                                                                              tmp_path: Path) -> None:
     """An agent's long run is a row here, but `:wait` after a `:parallel` ends when the branches do (it once
     waited for every row, so a run left going by another client held it); `:wait all` counts it."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    app = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    app, _folder = project_app(tui_engine_dir, tmp_path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await loaded(pilot)
         start = screen.position.working

@@ -14,7 +14,7 @@ from textual.widgets._toast import Toast
 
 from contree_tui.tui.app import ContreeApp
 from tests.tui.helpers import loaded, run_in_bar, until
-from tests.tui.other_clients import cli, cli_run
+from tests.tui.other_clients import cli, cli_run, project_app
 
 SIZE = (160, 45)
 
@@ -24,9 +24,7 @@ def toasts(app: ContreeApp) -> list[str]:
 
 
 async def test_the_tui_follows_a_move_the_cli_makes_while_it_is_open(tui_engine_dir: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    app = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    app, folder = project_app(tui_engine_dir, tmp_path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await loaded(pilot)
         start = screen.position.working
@@ -46,9 +44,7 @@ async def test_the_tui_follows_a_move_the_cli_makes_while_it_is_open(tui_engine_
 
 async def test_a_run_started_before_the_cli_moved_the_position_does_not_fork_silently(
         tui_engine_dir: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    app = ContreeApp(state_dir=tui_engine_dir, folder=folder)
+    app, folder = project_app(tui_engine_dir, tmp_path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await loaded(pilot)
         start = screen.position.working
