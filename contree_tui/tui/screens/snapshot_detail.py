@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from contree_tui.client.image_details import ImageDetails
 from contree_tui.client.image_files import Entry, GrepHit, parent_dir
+from contree_tui.client.sizes import human_size
 from contree_tui.client.snapshot_diff import SnapshotDiff
 from contree_tui.tui.data import describe_error
 from contree_tui.tui.model import Snapshot
@@ -39,15 +40,6 @@ from contree_tui.tui.widgets.key_footer import KeyFooter
 
 VIEW_LIMIT = 256 * 1024  # bytes shown of a file; `s` saves the whole of it
 UP = ".."
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 class EntryList(DataTable[Text | str]):
