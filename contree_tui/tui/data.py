@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -291,8 +292,10 @@ class ContreeBackend(VerbCalls):
         finally:
             self.spawning -= 1
         self.spawned.add(str(spawned.uuid))
+        # created now (the server's time comes with its next listing): without it the split view took an
+        # older batch of finished runs for the newest one and opened panes for them too
         return Operation(uuid=str(spawned.uuid), command=command, image=image, status=OperationStatus.PENDING,
-                         disposable=disposable)
+                         disposable=disposable, created_at=datetime.now(UTC))
 
     async def follow(self, operation_uuid: str, after: int | None = None) -> AsyncIterator[tuple[int, OpEvent]]:
         """The operation's output and outcome, live until it completes (a finished one's log is replayed);
