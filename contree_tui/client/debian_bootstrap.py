@@ -2,10 +2,12 @@
 user's cache: what `contree-tui engine bootstrap debian` imports on a machine with no registry.
 
 The build: `mmdebstrap --variant=minbase --include=… SUITE - SOURCES`, the tar on its stdout, run as the root
-of a user namespace of its own (userns_spawn.py: maintainer scripts never run as host root), from the
-Debian entries of /etc/apt (apt_sources.py). Packages are verified by apt against the machine's keyrings,
-as `apt-get install` would. Measured on a 2-core VM: DEFAULT_INCLUDES in 34 s, a 158 MB tar of 8,900 files
-(90-130 s while five other test suites shared the cores); importing it takes 2-10 s.
+of a user namespace of its own (userns_spawn.py: maintainer scripts never run as host root; as a normal user,
+the namespace mmdebstrap --mode=unshare makes through newuidmap and /etc/subuid, #14: the same tar, root's
+files uid 0 in it, in that user's own cache), from the Debian entries of /etc/apt (apt_sources.py). Packages
+are verified by apt against the machine's keyrings, as `apt-get install` would. Measured on a 2-core VM:
+DEFAULT_INCLUDES in 34 s (48 s as a normal user), a 158 MB tar of 8,900 files (90-130 s while five other test
+suites shared the cores); importing it takes 2-10 s.
 
 The cache: <XDG_CACHE_HOME>/contree-tui/bootstrap/<key>.tar, the key a hash of every input of the build
 (suite, mmdebstrap's options: variant, sorted includes, hooks; its version, the apt sources as rendered,
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contree_tui.client import apt_sources
-from contree_tui.client.userns_spawn import IdRange, UsernsError, spawn_as_namespace_root
+from contree_tui.client.userns_spawn import IdRange, UsernsError, maps_host_ids, spawn_as_namespace_root
 
 # What the seeds' Python workflows need with no package index reachable (sandboxes may have no network):
 # pip and venv, and the build backends and test runner pip would otherwise download (python -m build
@@ -211,7 +213,10 @@ def _prune(cache: Path, keep: Path) -> None:
 
 
 async def _build(recipe: Recipe, target: Path, progress: Progress) -> None:
-    as_root = os.geteuid() == 0
+    # host root maps the namespace itself; anyone else (a normal user, or uid 0 of a user's own namespace)
+    # leaves it to mmdebstrap --mode=unshare, which maps through newuidmap and /etc/subuid (or, as that
+    # namespace's uid 0, only unshares mounts and pids: its root is the user already)
+    as_root = maps_host_ids()
     ids = IdRange.from_host()
     # mmdebstrap's work dir (the chroot, ~500 MB) and our sources file: in a directory the namespace's root
     # (host uid BASE) owns, since it cannot enter root's home; TMPDIR is where the disk space is meant to be
@@ -225,6 +230,11 @@ async def _build(recipe: Recipe, target: Path, progress: Progress) -> None:
             sources_path.chmod(0o644)
         if as_root:
             os.chown(staging, ids.uid_base, ids.gid_base)
+        # Not mkdtemp's 0700: as a normal user, mmdebstrap's namespace root is the user's first subordinate id,
+        # not the user, and could not enter (it failed with "cannot create …: Permission denied"); and apt
+        # downloads as _apt (uid 42 there) when it can read the chroot, else unsandboxed as root, which left
+        # its partial/ dirs root's, not _apt's as in Debian's images
+        os.chmod(staging, 0o755)
         env = {**os.environ, "TMPDIR": str(staging), "HOME": str(staging), "LC_ALL": "C.UTF-8"}
         env.pop("DEBIAN_FRONTEND", None)  # mmdebstrap sets it for its chroot itself
         argv = recipe.argv(str(sources_path) if sources_path else None)
