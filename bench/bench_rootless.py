@@ -4,9 +4,10 @@ Each figure is measured by a child process running this script with `--measure`,
 fresh state dir (common.temp_engine), with the same interpreter (the test user's venv of Debian's Python, so
 neither side gets a faster Python):
   root      the child as root, in the host's namespaces
-  rootless  the child as the normal user (tests/rootless/user_kit.py: contree-rootless, created if missing
-            and removed again), entered into a user namespace mapping 0 -> the user and 1..65535 -> its
-            /etc/subuid range plus a private mount namespace, the shape the rootless entry gives the engine
+  rootless  the child as a normal user (tests/rootless/user_kit.py: contree-bench, created if missing and
+            removed again), entered as `engine serve` enters (engine/rootless_entry.py: a user namespace
+            mapping 0 -> the user and 1..65535 -> its /etc/subuid range, a slave mount namespace, a pid
+            namespace whose pid 1 it becomes)
 The two alternate ROUNDS times (root first, then rootless first, …), so drift and load hit both alike.
   true        `/bin/true` spawn -> completion through `await engine.run(...)` (the default request), median
   throughput  `/bin/true` runs/s with 1, 2, 4 concurrent spawners (bench_throughput.engine_rate)
@@ -29,15 +30,13 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.rootless.u
 from bench_throughput import engine_rate
 from common import header, spread, temp_engine, timed, verdict
 
-from tests.rootless.user_kit import REPO, SUBID_COUNT, SUBID_START, ensure_user
+from tests.rootless.user_kit import REPO, SUBID_COUNT, SUBID_START, ensure_user, usable_tun
 
 RUNS = 60  # `true` runs per round
 WARMUP = 5
 CONCURRENCY = (1, 2, 4)
 ROUNDS = 4  # root-vs-root (both children as root) measured 1.00-1.22x with 2 rounds on a shared VM
 GOAL = 1.5
-# The rootless entry's namespaces (util-linux: --map-auto maps the user's /etc/subuid range through newuidmap)
-ENTRY = ("unshare", "--map-auto", "--map-root-user", "--mount", "--propagation", "slave")
 CHILD_TIMEOUT = 600
 # A user of its own, not the tests' contree-rootless (a test session may be using that one, and this removes
 # the user it made), with a subordinate range of its own next to the tests' one
@@ -85,17 +84,18 @@ def main() -> int:
                     "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
         children = {
             "root": ([str(user.python), script, "--measure"], root_env),
-            "rootless": (user.argv(*ENTRY, str(user.python), script, "--measure"), dict(os.environ)),
+            "rootless": (user.argv(str(user.python), script, "--measure"), dict(os.environ)),
         }
         samples: dict[str, list[float]] = {"root": [], "rootless": []}
         rates: dict[str, dict[int, list[float]]] = {m: {n: [] for n in CONCURRENCY} for m in samples}
-        for i in range(ROUNDS):
-            for mode in ("root", "rootless") if i % 2 == 0 else ("rootless", "root"):  # neither always first
-                argv, env = children[mode]
-                result = run_child(argv, env, mode)
-                samples[mode] += result["true"]  # type: ignore[operator]
-                for n, rate in result["rates"].items():  # type: ignore[attr-defined]
-                    rates[mode][int(n)].append(rate)
+        with usable_tun():  # the default request is networked (pasta, /dev/net/tun): as Debian ships it, 0666
+            for i in range(ROUNDS):
+                for mode in ("root", "rootless") if i % 2 == 0 else ("rootless", "root"):  # neither always first
+                    argv, env = children[mode]
+                    result = run_child(argv, env, mode)
+                    samples[mode] += result["true"]  # type: ignore[operator]
+                    for n, rate in result["rates"].items():  # type: ignore[attr-defined]
+                        rates[mode][int(n)].append(rate)
     finally:
         user.remove()
 
@@ -118,6 +118,9 @@ def main() -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--measure"]:
-        print(json.dumps(asyncio.run(measure())))
+        from contree_tui.engine.rootless_entry import enter_rootless_namespace
+
+        enter_rootless_namespace()  # as a normal user (nothing as root): before asyncio starts a thread
+        print(json.dumps(asyncio.run(measure())), flush=True)
         sys.exit(0)
     sys.exit(main())

@@ -10,21 +10,27 @@ kept between sessions (a second session imports only); root's tar is the seeds' 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from contree_tui.client.debian_bootstrap import Tarball
+from contree_tui.client.debian_bootstrap import Tarball, default_suite
 from contree_tui.client.userns_spawn import maps_host_ids
 from tests.rootless.conftest import VENVS, NormalUser
+from tests.rootless.user_kit import usable_tun
 from tests.seeds.conftest import bootstrap_cache, debian_tarball  # noqa: F401  (fixtures: root's tar)
 
 BUILD_TIMEOUT = 900  # seconds: ~50 s alone, 90-130 s measured while five other suites shared the 2 cores
 # apt's download dirs: _apt's (42) when apt could drop to _apt, root's in tars that root's bootstrap built
 # before it made its staging dir readable (apt then downloaded unsandboxed): both are the image Debian makes
 APT_PARTIAL = {"./var/cache/apt/archives/partial", "./var/lib/apt/lists/partial"}
+# What a sandbox has of its own over the image: /dev (bind-mounted nodes), /proc and /sys (not walked), and a
+# networked run's /etc/resolv.conf (the host's resolvers, engine/sandbox/network.py)
+SANDBOX_OWN = {"dev", "proc", "sys", "etc/resolv.conf"}
 # The image's tree as the sandbox shows it: path, uid, gid, permission bits, size of a regular file
 WALK = r"""
 import os, stat
@@ -40,10 +46,16 @@ for top, dirs, files in os.walk("/"):
 
 
 def tar_listing(path: Path) -> dict[str, tuple[int, int, str, int]]:
-    """Member -> (uid, gid, permission bits, size of a regular file): what the image's files will be."""
+    """Member -> (uid, gid, permission bits, size of a regular file): what the image's files will be (a hard
+    link is its target's file)."""
+    listing: dict[str, tuple[int, int, str, int]] = {}
     with tarfile.open(path) as tar:
-        return {m.name.rstrip("/"): (m.uid, m.gid, oct(m.mode & 0o7777), m.size if m.isreg() else 0)
-                for m in tar if m.name not in (".", "./")}
+        for m in tar:
+            if m.name in (".", "./"):
+                continue
+            size = m.size if m.isreg() else listing[f"./{m.linkname.removeprefix('./')}"][3] if m.islnk() else 0
+            listing[m.name.rstrip("/")] = (m.uid, m.gid, oct(m.mode & 0o7777), size)
+    return listing
 
 
 def without_apt_partial(listing: dict[str, tuple[int, int, str, int]]) -> dict[str, tuple[int, int, str, int]]:
@@ -85,6 +97,32 @@ def test_the_users_tar_is_roots_image_file_for_file(user_tarball: Path, debian_t
     assert mine["./etc/shadow"][:3] == (0, 42, "0o640")  # and other ids kept: group shadow
     assert mine["./var/cache/apt/archives/partial"][:2] == (42, 0)  # apt downloaded as _apt, as in Debian
     assert without_apt_partial(mine) == without_apt_partial(roots)
+
+
+def test_bootstrap_imports_into_the_users_engine_and_python_runs(user_tarball: Path, normal_user: NormalUser,
+                                                                   user_cache: Path) -> None:
+    state = normal_user.home / "bootstrap-engine"
+    env = {"XDG_CACHE_HOME": str(user_cache)}
+    with usable_tun():  # runs are networked by default, through /dev/net/tun: 0666 on Debian, 0600 on this VM
+        try:
+            done = normal_user.cli("engine", "bootstrap", "debian", "--state-dir", str(state), env=env, timeout=600)
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert "bootstrap: cached " in done.stderr  # the build above: an import only
+            assert f"(tag debian:{default_suite()})" in done.stdout
+            ran = normal_user.cli("engine", "run", "--state-dir", str(state), "--image", f"debian:{default_suite()}",
+                                  "--disposable", "--", "python3 -c " + shlex.quote(WALK), env=env, timeout=300)
+            assert ran.returncode == 0, ran.stderr[-3000:]
+            seen = {}
+            for line in ran.stdout.splitlines():
+                name, uid, gid, mode, size = line.rsplit(" ", 4)
+                seen[name] = (int(uid), int(gid), mode, int(size))
+            expected = {name: entry for name, entry in tar_listing(user_tarball).items()
+                        if not {name[2:], name[2:].split("/")[0]} & SANDBOX_OWN}
+            differing = {name: (seen.get(name), entry) for name, entry in expected.items() if seen.get(name) != entry}
+            assert not differing, differing  # python3 ran, and saw the tar's files with their owners
+        finally:
+            normal_user.cli("engine", "stop", "--state-dir", str(state), timeout=60)
+            shutil.rmtree(state, ignore_errors=True)  # as root: subordinate owners, overlay's mode-0 work dirs
 
 
 def test_only_host_root_maps_the_bootstrap_namespace_itself(normal_user: NormalUser) -> None:

@@ -8,12 +8,14 @@ Needs root. Errors are RuntimeError with the reason (a missing tool names its De
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ USER = "contree-rootless"
 VENVS = Path("/var/tmp/contree-tui-rootless")
 SUBID_COUNT = 65536
 SUBID_START = 300_000_000  # far from useradd's own ranges (100000 up, 65536 each)
+TUN = "/dev/net/tun"
 TOOLS = {"useradd": "passwd", "userdel": "passwd", "usermod": "passwd", "runuser": "util-linux",
          "newuidmap": "uidmap", "newgidmap": "uidmap", "unshare": "util-linux"}
 
@@ -117,3 +120,19 @@ def ensure_user(name: str = USER, subid_start: int = SUBID_START) -> UserKit:
     os.chown(runtime, uid, gid)
     os.chmod(runtime, 0o700)
     return UserKit(name, uid, gid, home, user_python(), runtime, created)
+
+
+@contextlib.contextmanager
+def usable_tun() -> Iterator[None]:
+    """/dev/net/tun as Debian ships it (0666), for as long as the block runs; its mode is put back after. A
+    rootless run's network (pasta) attaches there, and runs are networked unless they ask otherwise: this VM
+    ships it 0600, where the engine refuses them with the chmod that fixes it."""
+    if not os.path.exists(TUN):
+        yield
+        return
+    mode = stat.S_IMODE(os.stat(TUN).st_mode)
+    os.chmod(TUN, mode | 0o666)
+    try:
+        yield
+    finally:
+        os.chmod(TUN, mode)
