@@ -14,6 +14,7 @@ from contree_tui.client.connection import Connection
 from contree_tui.client.progress import StatusLine, steps_progress_text
 from contree_tui.pipeline.executor import PipelineEvent, PipelineRun, State
 from contree_tui.pipeline.nodes import Node
+from contree_tui.pipeline.return_display import returned_line
 from contree_tui.pipeline.step_cache import StepCache
 from contree_tui.pipeline.step_progress import StepProgress
 
@@ -66,7 +67,9 @@ class ProgressPrinter:
             return f"{stamp} run   {run.path}  on {short(run.source)}"
         if run.state is State.DONE:
             how = "cached" if run.cached else f"{run.duration or 0:.2f}s"
-            value = f"  -> {run.return_value.show()}" if run.return_value is not None else ""
+            # a step's own output is not shown here (the TUI and `logs OP` have it), so the value always adds
+            returned = returned_line(run.return_value)
+            value = f"  {returned}" if returned else ""
             tag = f" (tag {run.tag})" if run.tag else ""
             return f"{stamp} done  {run.path}  {how}  checkpoint {short(run.result)}{tag}{value}"
         if run.state is State.ERROR:

@@ -150,7 +150,7 @@ async def test_an_unchanged_rerun_is_all_cache_hits_and_starts_no_operation(
 async def test_headless_prints_progress_and_returns_the_status(connection: Connection, python_image: str) -> None:
     out = io.StringIO()
     assert await run_headless(sp.primes_less_than(12), connection, image=python_image, out=out) == 0
-    assert "done  /find primes  " in out.getvalue() and "-> [2, 3, 5, 7, 11]" in out.getvalue()
+    assert "done  /find primes  " in out.getvalue() and "  → returned: [2, 3, 5, 7, 11]" in out.getvalue()
     out = io.StringIO()
     assert await run_headless(sp.failing().set(image=BUSYBOX), connection, out=out) == 1
     text = out.getvalue()
