@@ -70,7 +70,7 @@ def build_main(args: argparse.Namespace, argv: list[str] | None = None, console:
 
 async def run_build(ws: Workspace, spec: BuildSpec, opts: Options, console: Console, argv: list[str]) -> int:
     from contree_tui.pipeline.executor import PipelineRun, State
-    from contree_tui.pipeline.headless import ProgressPrinter
+    from contree_tui.pipeline.headless import run_with_progress
     from contree_tui.pipeline.nodes import PipelineError
     from contree_tui.pipeline.staged_build import BuildInputError, build_pipeline, report_lines
 
@@ -83,8 +83,7 @@ async def run_build(ws: Workspace, spec: BuildSpec, opts: Options, console: Cons
         return EXIT_BAD_INPUT
     start = f"checkpoint {spec.resume_from}" if spec.resume_from else "base image"
     console.print(f"build {spec.source} on {start} {base}: {' -> '.join(spec.stages())}")
-    run.subscribe(ProgressPrinter(console.out))
-    state = await run.run()
+    state = await run_with_progress(run, console.out)  # on a terminal the steps' bar too, erased at the end
     lines = report_lines(run, spec, base, argv)
     if state is State.DONE:
         for line in lines:

@@ -112,24 +112,31 @@ def summary(run: PipelineRun) -> list[str]:
     return lines
 
 
+async def run_with_progress(run: PipelineRun, out: TextIO, *, live: bool | None = None) -> State:
+    """Run `run` to its end with its progress on `out`: a line per step, and on a terminal the bar under them,
+    erased before this returns (what `pipeline --headless` and `build` both print); the root's final state."""
+    printer = ProgressPrinter(out, run=run, live=live)
+    unsubscribe = run.subscribe(printer)
+    ticker = asyncio.create_task(printer.tick()) if printer.bar is not None else None
+    try:
+        return await run.run()
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        printer.close()
+        unsubscribe()
+
+
 async def run_headless(root: Node, connection: Connection, *, image: str | None = None, force: bool = False,
                        out: TextIO | None = None, cache: StepCache | None = None) -> int:
     """Run the pipeline printing progress to `out` (stdout); 0 if it ended Done, 1 otherwise."""
     out = out if out is not None else sys.stdout
     run = PipelineRun(root, connection, image=image, force=force, cache=cache)
-    printer = ProgressPrinter(out, run=run)
-    run.subscribe(printer)
-    ticker = asyncio.create_task(printer.tick()) if printer.bar is not None else None
-    try:
-        state = await run.run()
-    finally:
-        if ticker is not None:
-            ticker.cancel()
-        printer.close()
+    state = await run_with_progress(run, out)
     for line in summary(run):
         print(line, file=out, flush=True)
     return 0 if state is State.DONE else EXIT_FAILED
 
 
 
-__all__ = ["ProgressPrinter", "run_headless", "summary"]
+__all__ = ["ProgressPrinter", "run_headless", "run_with_progress", "summary"]
