@@ -10,7 +10,7 @@ Snapshots flow as: a node's own `image` (set on it) restarts the chain there; ot
 parent hands it (the root: its inherited image, or the run's default image). A Serial hands its next child the
 previous child's result (a disposable or skipped child leaves it unchanged); a Parallel hands each child its own
 source, and its result (what a following sibling gets) is that same source: its branches are side by side, none
-of them is "the" continuation.
+of them is "the" continuation, unless the Parallel names one (`continue_from=`): then that child's result.
 """
 
 from __future__ import annotations
@@ -211,7 +211,8 @@ class PipelineRun:
         self._set(run, State.RUNNING)
         results = await asyncio.gather(*(self._node(child, source) for child in node.children.values()))
         failed = any(r is None for r in results)
-        run.result = None if failed else source
+        handed = dict(zip(node.children, results, strict=True)).get(node.continue_from or "", source)
+        run.result = None if failed else handed
         self._set(run, State.ERROR if failed else State.DONE)
         return run.result
 
@@ -400,10 +401,13 @@ class PipelineRun:
 
 
 def check_runnable(root: Node, default_image: str | None) -> None:
-    """What would fail half-way, refused before anything runs: a step with no image to run on, a tag on a
-    disposable step (it leaves no snapshot to name), one tag on two steps (the second would steal it)."""
+    """What would fail half-way, refused before anything runs: a Parallel continuing from no child of its own,
+    a step with no image to run on, a tag on a disposable step (it leaves no snapshot to name), one tag on two
+    steps (the second would steal it)."""
     tags: dict[str, str] = {}
     for node in root.walk():
+        if isinstance(node, Parallel):
+            node.check_continue_from()  # children added after the Parallel was built: checked now
         if not isinstance(node, Exec):
             continue
         eff = node.effective(default_image)

@@ -235,3 +235,24 @@ async def test_a_change_in_the_pipeline_folder_reruns_its_function_steps_only(
     assert await changed.run() is State.DONE
     assert changed.runs["/shell"].cached and not changed.runs["/doubled"].cached
     assert changed.runs["/doubled"].return_value.data == 12  # type: ignore[union-attr]  (the new helper ran)
+
+
+def branches_then_next(**parallel: str) -> Serial:
+    root = Serial().set(image=BUSYBOX)
+    root["fan"] = Parallel(**parallel)  # type: ignore[arg-type]
+    root["fan"]["lint"] = Exec("echo lint > /lint.txt")
+    root["fan"]["build"] = Exec("echo built > /build.txt")
+    root["next"] = Exec("ls / | grep -E '^(lint|build)\\.txt$' || echo none")
+    return root
+
+
+async def test_the_step_after_a_parallel_runs_on_its_source_or_on_the_branch_it_continues_from(
+        connection: Connection) -> None:
+    default = PipelineRun(branches_then_next(), connection)
+    assert await default.run() is State.DONE
+    assert bytes(default.runs["/next"].output).decode().split() == ["none"]  # the branches' source: no file
+    assert default.runs["/next"].source == default.runs["/fan"].source
+    chosen = PipelineRun(branches_then_next(continue_from="build"), connection)
+    assert await chosen.run() is State.DONE
+    assert bytes(chosen.runs["/next"].output).decode().split() == ["build.txt"]  # that branch's file, not lint's
+    assert chosen.runs["/next"].source == chosen.runs["/fan/build"].result == chosen.runs["/fan"].result
