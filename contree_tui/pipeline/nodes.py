@@ -343,9 +343,14 @@ def execs(root: Node) -> list[Exec]:
     return [n for n in root.walk() if isinstance(n, Exec)]
 
 
+def _parent_label(node: Node) -> str:
+    follow = getattr(node, "continue_from", None)
+    return f"[{node.kind}, continue_from={follow}]" if follow else f"[{node.kind}]"
+
+
 def pretty(root: Node) -> str:
     """The tree drawn as Conducto's dry run does: Serial children numbered, Exec lines with their command."""
-    lines = [root.path + (f"   [{root.kind}]" if isinstance(root, Parent) else f"   {root.describe()}")]
+    lines = [root.path + (f"   {_parent_label(root)}" if isinstance(root, Parent) else f"   {root.describe()}")]
 
     def walk(node: Parent, prefix: str) -> None:
         items = list(node.children.items())
@@ -353,7 +358,7 @@ def pretty(root: Node) -> str:
             last = index == len(items) - 1
             branch = "└─" if last else "├─"
             number = f"{index} " if isinstance(node, Serial) else ""
-            detail = child.describe() if isinstance(child, Exec) else f"[{child.kind}]"
+            detail = child.describe() if isinstance(child, Exec) else _parent_label(child)
             skip = "  (skip)" if child.params.skip else ""
             lines.append(f"{prefix}{branch}{number}{name}   {detail}{skip}")
             if isinstance(child, Parent):

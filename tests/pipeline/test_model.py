@@ -176,3 +176,4 @@ def test_continue_from_must_name_a_child_of_the_parallel(tmp_path: Path) -> None
     check_runnable(root, "tag:x")
     with pytest.raises(PipelineError, match="takes the name of one of the Parallel's children"):
         Parallel(continue_from="a/b")
+    assert pretty(root).splitlines()[1] == "└─0 fan   [parallel, continue_from=build]"
