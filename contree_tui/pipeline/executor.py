@@ -412,8 +412,10 @@ def check_runnable(root: Node, default_image: str | None) -> None:
             continue
         eff = node.effective(default_image)
         if eff.image is None:
+            needs = (" with python3, which a function step needs (`contree-tui engine bootstrap debian` makes one: "
+                     "--image debian:bookworm)") if node.function else ""
             raise PipelineError(f"{node.path}: no image to run on: set image= on it or a parent, or give the run "
-                                "an image (--image)")
+                                f"an image (--image){needs}")
         if eff.tag is not None:
             if eff.disposable:
                 raise PipelineError(f"{node.path}: tag {eff.tag!r} on a disposable step, which leaves no snapshot "

@@ -94,7 +94,9 @@ def test_in_a_pipe_no_bar_nor_carriage_return(busybox_engine: Path) -> None:
                           capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stdout and "\x1b" not in done.stdout and "steps" not in done.stdout, done.stdout
-    assert len(done.stdout.splitlines()) == 6 + 1 + 1 + 3, done.stdout  # run+done per step, summary, checkpoints
+    # run+done per step, each done step's output under it (1, 2, 3 lines: /chain.txt grows), summary, checkpoints
+    assert len(done.stdout.splitlines()) == 6 + 6 + 1 + 1 + 3, done.stdout
+    assert "  | 1\n  | 2\n  | 3\n" in done.stdout, done.stdout
 
 
 def test_build_on_a_terminal_has_the_same_bar_erased_before_its_report(busybox_engine: Path, tmp_path: Path) -> None:

@@ -37,8 +37,9 @@ def test_headless_prints_a_line_per_step_and_exits_0_when_done(busybox_engine: P
     done = pipeline(busybox_engine, f"{PIPE}:chain", "2", "--headless", "--image", BUSYBOX)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split("] ", 1)[1].split()[:2] for line in lines[:4]] == [["run", "/step1"], ["done", "/step1"],
-                                                         ["run", "/step2"], ["done", "/step2"]]
+    assert [line.split("] ", 1)[1].split()[:2] for line in lines[:6] if "] " in line] == [
+        ["run", "/step1"], ["done", "/step1"], ["run", "/step2"], ["done", "/step2"]]
+    assert lines[2] == "  | 1" and lines[5:7] == ["  | 1", "  | 2"], lines  # each done step's output under it
     assert "pipeline done: P:0  Q:0  R:0  D:2  E:0  K:0" in lines
     assert done.stderr == ""
 

@@ -149,8 +149,16 @@ async def test_an_unchanged_rerun_is_all_cache_hits_and_starts_no_operation(
 
 async def test_headless_prints_progress_and_returns_the_status(connection: Connection, python_image: str) -> None:
     out = io.StringIO()
-    assert await run_headless(sp.primes_less_than(12), connection, image=python_image, out=out) == 0
-    assert "done  /find primes  " in out.getvalue() and "  → returned: [2, 3, 5, 7, 11]" in out.getvalue()
+    root = sp.primes_less_than(12)
+    root["shout"] = Exec(sp.shout, "hey")
+    assert await run_headless(root, connection, image=python_image, out=out) == 0
+    # the sieve's output under its line, once: it printed the list it returns (headless showed no output, and
+    # the value unlabelled on the done line); a value nothing printed, labelled
+    lines = out.getvalue().splitlines()
+    done = next(i for i, line in enumerate(lines) if "done  /find primes  " in line)
+    assert lines[done + 1:done + 2] == ["  | [2, 3, 5, 7, 11]"] and "returned" not in lines[done + 2], lines
+    shout = next(i for i, line in enumerate(lines) if "done  /shout  " in line)
+    assert lines[shout + 1] == '  → returned: "HEY"', lines
     out = io.StringIO()
     assert await run_headless(sp.failing().set(image=BUSYBOX), connection, out=out) == 1
     text = out.getvalue()
