@@ -100,6 +100,7 @@ async def _base_image(ws: Workspace, spec: BuildSpec, ref: str | None, console: 
     from contree_client.runtime import is_uuid
 
     from contree_tui.client.workspace import UnknownReference
+    from contree_tui.pipeline.python_image import bootstrapped_image
     from contree_tui.pipeline.staged_build import BuildInputError
 
     if spec.resume_from is not None:
@@ -113,9 +114,9 @@ async def _base_image(ws: Workspace, spec: BuildSpec, ref: str | None, console: 
         if ws.position.image is not None:
             return ws.position.image
         # not busybox, as `run` falls back to: a Python build needs an image with Python
-        raise BuildInputError("no image: give --image REF, an image with Python (e.g. python:3.11-slim, imported "
-                              "if absent, or the tag `engine bootstrap debian` printed); the folder has no working "
-                              "snapshot to default to")
+        raise BuildInputError(f"no image: give --image REF, an image with Python: {bootstrapped_image()} (`contree-tui "
+                              "engine bootstrap debian` makes it, with pip, build and pytest), or a registry's (e.g. "
+                              "python:3.11-slim, imported if absent); the folder has no working snapshot to default to")
     if ref.startswith(OFFLINE_SCHEMES):  # a local archive or layout: imported (an unchanged one is the same image)
         return await _import(ws, ref, None, console)
     try:

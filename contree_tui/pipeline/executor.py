@@ -36,6 +36,7 @@ from contree_tui.client.sync import DirectoryState, Syncer, SyncError
 from contree_tui.pipeline.function_runner import RESULT_MARK
 from contree_tui.pipeline.functions import RUNNER_PATH, RUNNER_SOURCE, SANDBOX_DIR, ReturnValue, split_result
 from contree_tui.pipeline.nodes import Effective, Exec, Node, Parallel, Parent, PipelineError, Serial
+from contree_tui.pipeline.python_image import python_image_hint
 from contree_tui.pipeline.step_cache import CachedStep, StepCache, StepInputs, content_digest
 
 log = logging.getLogger("contree_tui.pipeline")
@@ -307,7 +308,7 @@ class PipelineRun:
                                        f"exit {run.exit_code}" if outcome.status is OperationStatus.SUCCESS else
                                        f"operation {outcome.status.value if outcome.status else 'lost'}")
             if node.function and run.exit_code == EXIT_NOT_FOUND and b"python3" in run.output:
-                reason += ": the image has no python3, which function steps need (nothing else)"
+                reason += f": the image has no python3, which function steps need (nothing else; {python_image_hint()})"
             run.result = outcome.result_image_uuid
             return self._fail(run, reason)
         result = source if disposable else (outcome.result_image_uuid or source)
@@ -412,8 +413,7 @@ def check_runnable(root: Node, default_image: str | None) -> None:
             continue
         eff = node.effective(default_image)
         if eff.image is None:
-            needs = (" with python3, which a function step needs (`contree-tui engine bootstrap debian` makes one: "
-                     "--image debian:bookworm)") if node.function else ""
+            needs = f" with python3, which a function step needs ({python_image_hint()})" if node.function else ""
             raise PipelineError(f"{node.path}: no image to run on: set image= on it or a parent, or give the run "
                                 f"an image (--image){needs}")
         if eff.tag is not None:

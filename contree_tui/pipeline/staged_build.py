@@ -152,7 +152,8 @@ def report_lines(run: PipelineRun, spec: BuildSpec, base: str, argv: list[str]) 
     if failed is None:
         test = run.runs.get("/test")
         said = bytes(test.output).decode(errors="replace").strip().splitlines() if test is not None else []
-        result = [f"test: {said[-1]}"] if said else []  # pytest's summary line ("2 passed in 0.10s")
+        # pytest's summary line ("2 passed in 0.10s"), without the ===== it is framed in unless -q
+        result = [f"test: {said[-1].strip('= ') or said[-1]}"] if said else []
         return [f"build done: {' -> '.join(spec.stages())}", *result, *lines]
     node = run.runs[f"/{failed}"]
     header = [f"build FAILED at stage {failed} ({node.error}): {run.nodes[f'/{failed}'].describe()}"]

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from contree_tui.client.connection import Connection
+from contree_tui.client.debian_bootstrap import default_suite
 from contree_tui.pipeline.entry import call_main, pipeline_headless_main
+from contree_tui.pipeline.python_image import python_image_hint
 from tests.pipeline import sample_pipelines as sp
 
 PIPE = str(Path(sp.__file__))
@@ -60,5 +62,5 @@ async def test_pipeline_headless_builds_runs_and_reports(connection: Connection)
     err = io.StringIO()  # a function step: which image it needs, and where one comes from
     assert await pipeline_headless_main(f"{PIPE}:primes_less_than", ["30"], connection, out=io.StringIO(),
                                         err=err) == 2
-    assert err.getvalue().endswith("(--image) with python3, which a function step needs (`contree-tui engine "
-                                   "bootstrap debian` makes one: --image debian:bookworm)\n"), err.getvalue()
+    assert err.getvalue().endswith(f"(--image) with python3, which a function step needs ({python_image_hint()})\n")
+    assert python_image_hint() == f"`contree-tui engine bootstrap debian` makes one: --image debian:{default_suite()}"

@@ -16,6 +16,7 @@ from contree_tui.pipeline import Exec, Parallel, Serial
 from contree_tui.pipeline.executor import PipelineRun, State
 from contree_tui.pipeline.function_runner import load_module
 from contree_tui.pipeline.headless import run_headless
+from contree_tui.pipeline.python_image import python_image_hint
 from tests.pipeline import sample_pipelines as sp
 from tests.pipeline.conftest import BUSYBOX
 from tests.pipeline.test_model import ALL_TYPES, EXPECTED
@@ -214,8 +215,8 @@ async def test_a_skipped_step_is_passed_over_and_the_next_continues_from_before_
 async def test_a_function_step_on_an_image_without_python_says_so(connection: Connection) -> None:
     run = PipelineRun(sp.primes_less_than(5).set(image=BUSYBOX), connection)
     assert await run.run() is State.ERROR
-    assert run.runs["/find primes"].error == "exit 127: the image has no python3, which function steps need " \
-        "(nothing else)"
+    assert run.runs["/find primes"].error == ("exit 127: the image has no python3, which function steps need "
+                                              f"(nothing else; {python_image_hint()})")
 
 
 async def test_a_change_in_the_pipeline_folder_reruns_its_function_steps_only(
