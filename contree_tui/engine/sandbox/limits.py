@@ -25,6 +25,7 @@ class Limits:
     cpus: float = float(os.cpu_count() or 1)
     pids: int = 1024
     open_files: int = 65536
+    cpu_seconds: int = 0  # RLIMIT_CPU where there are no cgroups (limit_plan.py); 0: cpus x max_timeout
 
 
 def rlimits_for(limits: Limits, max_file_bytes: int, *, cgroups: bool) -> dict[int, int]:
@@ -51,8 +52,9 @@ def detect_cgroup_version() -> int | None:
 
 
 class CgroupPool:
-    def __init__(self, name: str, version: int | None) -> None:
+    def __init__(self, name: str, version: int | None, base: Path = CGROUP_ROOT) -> None:
         self.version = version
+        self.base = base  # v2: the group the engine's group goes in (a delegated one when rootless)
         self.name = name
         self._free: list[str] = []
         self._count = 0
@@ -69,7 +71,7 @@ class CgroupPool:
         dirs = self._slot_dirs.get(slot)
         if dirs is None:
             if self.version == 2:
-                dirs = [CGROUP_ROOT / self.name / slot]
+                dirs = [self.base / self.name / slot]
             else:
                 dirs = [CGROUP_ROOT / c / self.name / slot for c in V1_CONTROLLERS]
             self._slot_dirs[slot] = dirs
@@ -83,7 +85,7 @@ class CgroupPool:
             self._count += 1
             slot = f"slot{self._count}-{os.getpid()}"
             if self.version == 2:
-                parent = CGROUP_ROOT / self.name
+                parent = self.base / self.name
                 parent.mkdir(exist_ok=True)
                 (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
             for d in self._dirs(slot):
@@ -97,7 +99,7 @@ class CgroupPool:
         if self.version is None:
             return
         if self.version == 2:
-            parent = CGROUP_ROOT / self.name
+            parent = self.base / self.name
             parent.mkdir(exist_ok=True)
             (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
             (parent / "memory.max").write_text(str(memory_bytes))
@@ -172,7 +174,7 @@ class CgroupPool:
         """Remove every slot this engine name owns, then the engine's own group (used at start, after a
         crash, and at stop). Each engine names its group after its state dir, so a group left behind is
         never reused by another state dir: it would stay on the host for good."""
-        roots = [CGROUP_ROOT / self.name] if self.version == 2 else [CGROUP_ROOT / c / self.name
+        roots = [self.base / self.name] if self.version == 2 else [CGROUP_ROOT / c / self.name
                                                                      for c in V1_CONTROLLERS]
         for root in roots:
             if not root.is_dir():
