@@ -86,14 +86,16 @@ class LimitPlan:
         """The pid_max pid 1 writes for its namespace (0: none; cgroups cap pids, or the kernel cannot)."""
         return RESERVED_PIDS + limits.pids if not self.cgroups and self.pid_namespace_max else 0
 
-    def describe(self, limits: Limits) -> list[str]:
-        """One line per limit: its value, the mechanism that enforces it and what it applies to."""
+    def describe(self, limits: Limits, memory_budget: int | None = None) -> list[str]:
+        """One line per limit: its value, the mechanism that enforces it and what it applies to
+        (`memory_budget`: admission's total for all runs, a kernel limit too where there are cgroups)."""
         lines = [f"open files {limits.open_files} (RLIMIT_NOFILE, per process)",
-                 "file size up to the run's max_layer_bytes (RLIMIT_FSIZE); disk: the writable layer's "
-                 "max_layer_bytes (tmpfs size for disposable runs, a watched upper for the others)"]
+                 "file size: the run's max_layer_bytes (RLIMIT_FSIZE, per file)",
+                 "disk: the run's max_layer_bytes (tmpfs size if disposable, else a watched upper), per run"]
+        budget = f"{_size(memory_budget)} " if memory_budget else ""
         if self.cgroups:
             how = f"cgroup v{self.cgroup_version}" + (", delegated" if self.rootless else "")
-            return [f"memory {_size(limits.memory_bytes)} ({how}, per run; all runs together capped too)",
+            return [f"memory {_size(limits.memory_bytes)} ({how}, per run; all runs together {budget}({how}))",
                     f"cpu {limits.cpus:g} ({how}, a share of CPU time, per run)",
                     f"pids {limits.pids} ({how}, per run)", *lines]
         if self.pid_namespace_max:
@@ -103,7 +105,8 @@ class LimitPlan:
             pids = f"pids: no per-run cap (needs Linux >= {since}: pid_max per pid namespace)"
         if self.nproc_shared is not None:
             pids += f"; {self.nproc_shared} (RLIMIT_NPROC, shared by all sandboxes of a uid)"
-        return [f"memory {_size(limits.memory_bytes)} (RLIMIT_AS, address space per process)",
+        total = f"; all runs together {budget}(reserved at admission, not a kernel limit)" if budget else ""
+        return [f"memory {_size(limits.memory_bytes)} (RLIMIT_AS, address space per process{total})",
                 f"cpu time {self.cpu_seconds} s (RLIMIT_CPU, per process: time, not a share)",
                 pids, *lines]
 
@@ -117,16 +120,16 @@ class LimitPlan:
                            for inside, outside, count in sorted(lines))
         return f"rootless as uid {uid} with ids {ranges} ({privilege.mapped_id_count()} mapped)"
 
-    def to_json(self, limits: Limits) -> dict[str, object]:
+    def to_json(self, limits: Limits, memory_budget: int | None = None) -> dict[str, object]:
         return {"mode": "rootless" if self.rootless else "root", "mode_text": self.mode_line(),
                 "cgroups": f"v{self.cgroup_version}" if self.cgroups else None, "cgroup_note": self.cgroup_note,
-                "limits": self.describe(limits)}
+                "limits": self.describe(limits, memory_budget)}
 
 
 def _size(n: int) -> str:
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift and n % (1 << (shift - 4)) == 0:
-            return f"{n / (1 << shift):g} {unit}"
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.3g} {unit}"
     return f"{n} bytes"
 
 
