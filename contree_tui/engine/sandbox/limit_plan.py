@@ -193,9 +193,10 @@ def mount_type(mountinfo: str, mount_point: str) -> str | None:
     return found
 
 
-def delegated_v2_group(root: Path = CGROUP_ROOT, proc: str = "/proc/self") -> tuple[Path | None, str]:
-    """The engine's own cgroup v2 group when memory, pids and cpu can be given to runs under it, else None
-    and why not (shown by `engine status`)."""
+def delegated_v2_group(root: Path = CGROUP_ROOT, proc: str = "/proc/self",
+                       controllers: tuple[str, ...] = V2_CONTROLLERS) -> tuple[Path | None, str]:
+    """The engine's own cgroup v2 group when `controllers` can be given to runs under it, else None and why
+    not (shown by `engine status`)."""
     try:
         mountinfo = Path(f"{proc}/mountinfo").read_text()
         own = own_v2_path(Path(f"{proc}/cgroup").read_text())
@@ -210,7 +211,7 @@ def delegated_v2_group(root: Path = CGROUP_ROOT, proc: str = "/proc/self") -> tu
         available = set((group / "cgroup.controllers").read_text().split())
     except OSError as exc:
         return None, f"cannot read {group}/cgroup.controllers ({exc.strerror})"
-    missing = [c for c in V2_CONTROLLERS if c not in available]
+    missing = [c for c in controllers if c not in available]
     if missing:
         return None, f"controllers {', '.join(missing)} are not available in {group}"
     if not all(os.access(p, os.W_OK) for p in (group, group / "cgroup.subtree_control", group / "cgroup.procs")):
@@ -219,14 +220,15 @@ def delegated_v2_group(root: Path = CGROUP_ROOT, proc: str = "/proc/self") -> tu
     return group, ""
 
 
-def enter_delegated(group: Path, name: str) -> Path:
+def enter_delegated(group: Path, name: str, controllers: tuple[str, ...] = V2_CONTROLLERS) -> Path:
     """Move this process into a leaf of `group` (a group whose subtree has controllers may hold no
     processes) and enable memory, pids and cpu for its children; the engine's runs go under `name` there
     (CgroupPool with base = `group`). Raises OSError when the kernel refuses (other processes in `group`)."""
     leaf = group / f"{name}-engine"
     leaf.mkdir(exist_ok=True)
     (leaf / "cgroup.procs").write_text(str(os.getpid()))
-    (group / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in V2_CONTROLLERS))
+    if controllers:
+        (group / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in controllers))
     return group
 
 
