@@ -1,7 +1,7 @@
 """Which mechanism enforces each run limit, decided once when the engine starts (#14).
 
 - root, cgroups usable (v1 here, v2 where the host is unified): memory, CPU share and pids per run, as
-  before (limits.CgroupPool); the per-process rlimits of limits.rlimits_for on top.
+  before (limits.CgroupPool); the per-process rlimits of LimitPlan.rlimits on top.
 - rootless, with a delegated cgroup v2 subtree (systemd's user@.service gives its units one; `systemd-run
   --user --scope` puts a command in such a unit): the same per-run cgroups, under the engine's own group.
 - otherwise (rootless without delegation, or root with `cgroups=False`): rlimits, set on every run's

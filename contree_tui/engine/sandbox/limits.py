@@ -1,4 +1,5 @@
-"""Resource limits for a run: memory, CPU and a pids cap through cgroups where the host allows, rlimits always.
+"""Resource limits for a run: memory, CPU and a pids cap through cgroups where the host allows (which mechanism
+enforces what, and the rlimits every run gets: limit_plan.py).
 
 This machine kind has a hybrid cgroup v1 layout (v2 mounted with only `hugetlb`), where v1 limits work as
 root; elsewhere cgroup v2 is usual. Creating and removing groups costs ~4 ms a run, more than a bare launch,
@@ -8,7 +9,6 @@ so groups are pooled: a slot is created once and reused by the next run once its
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import time
 from dataclasses import dataclass
@@ -26,14 +26,6 @@ class Limits:
     pids: int = 1024
     open_files: int = 65536
     cpu_seconds: int = 0  # RLIMIT_CPU where there are no cgroups (limit_plan.py); 0: cpus x max_timeout
-
-
-def rlimits_for(limits: Limits, max_file_bytes: int, *, cgroups: bool) -> dict[int, int]:
-    values = {resource.RLIMIT_NOFILE: limits.open_files, resource.RLIMIT_FSIZE: max_file_bytes,
-              resource.RLIMIT_CORE: 0}
-    if not cgroups:  # fallback measured in the runtime notes: RLIMIT_AS stops a 400 MB allocation
-        values[resource.RLIMIT_AS] = limits.memory_bytes
-    return values
 
 
 def detect_cgroup_version() -> int | None:
