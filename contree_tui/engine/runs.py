@@ -207,7 +207,7 @@ class InstanceRuns:
         elif self.limit_plan.cpu_time_used_up(verdict.exit, verdict.timed_out):
             verdict.status, verdict.reason = "FAILED", "signal"
             verdict.error = (f"cpu time: the command used its {self.limit_plan.cpu_seconds} s of CPU time "
-                             "(RLIMIT_CPU, per process) and the kernel killed it")
+                             "(RLIMIT_CPU, per process) and the kernel stopped it")
         elif filled:
             verdict.status, verdict.reason = "FAILED", "signal"
             verdict.error = (f"max_layer_bytes: the run filled its writable layer ({request.max_layer_bytes} "

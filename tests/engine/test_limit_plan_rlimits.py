@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -56,7 +57,7 @@ async def test_cpu_spinner_is_stopped_by_rlimit_cpu(open_engine: OpenEngine) -> 
     assert time.monotonic() - start < 45  # the CPU limit ended it, not the 60 s timeout
     assert op.status is OperationStatus.FAILED, (op.status, op.error, op.result["state"])
     assert op.error is not None and "cpu time" in op.error and "RLIMIT_CPU" in op.error, op.error
-    assert op.result["state"]["timed_out"] is False and op.result["state"]["signal"] == 9
+    assert op.result["state"]["timed_out"] is False and op.result["state"]["signal"] == signal.SIGXCPU
 
 
 async def test_fork_bomb_is_capped_per_run_and_the_engine_keeps_answering(open_engine: OpenEngine) -> None:

@@ -482,6 +482,10 @@ static pid_t spawn_command(const struct spec *s, int stdin_r, int stdout_w, int 
         if (getrlimit(s->rl_resource[i], &current) != 0) exec_failed(command, errno);
         if (current.rlim_max != RLIM_INFINITY && value > current.rlim_max) value = current.rlim_max;
         wanted.rlim_cur = wanted.rlim_max = value;
+        /* RLIMIT_CPU: SIGXCPU at the limit (a signal that names the cause), SIGKILL a second later */
+        if (s->rl_resource[i] == RLIMIT_CPU && value != RLIM_INFINITY &&
+            (current.rlim_max == RLIM_INFINITY || value < current.rlim_max))
+            wanted.rlim_max = value + 1;
         if (s->rl_resource[i] == RLIMIT_AS) {  /* set in the child: on pid 1 it would count our own mappings */
             has_as = 1;
             as_limit = wanted;

@@ -437,7 +437,9 @@ def _spawn_command(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int,
         if limit == resource.RLIMIT_AS:
             address_space = value
             continue
-        resource.setrlimit(limit, (value, value))
+        # RLIMIT_CPU: SIGXCPU at the limit (a signal that names the cause), SIGKILL a second later
+        cpu = limit == resource.RLIMIT_CPU and (hard == resource.RLIM_INFINITY or value < hard)
+        resource.setrlimit(limit, (value, value + 1 if cpu else value))
     sc.close_range(3, cloexec=True)  # only 0-2 reach the command
     sc.drop_bounding_capabilities(KEPT_CAPABILITIES)
     os.setgroups([])

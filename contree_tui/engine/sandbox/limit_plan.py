@@ -8,7 +8,7 @@
   processes, plus a pids cap:
   - memory: RLIMIT_AS, per process (a 300 MB allocation under 64 MiB fails with ENOMEM, the program says
     "out of memory"); the engine's total budget is admission's reservation only, not enforced by a kernel.
-  - CPU: RLIMIT_CPU, CPU *time* per process (SIGKILL when used up), not a share: `cpus` CPUs for the longest
+  - CPU: RLIMIT_CPU, CPU *time* per process (SIGXCPU when used up), not a share: `cpus` CPUs for the longest
     timeout allowed, so it only stops a process that outran a run's wall clock on several threads.
   - pids: the pid_max of the run's own pid namespace (Linux >= 6.14 made pid_max per pid namespace; pid 1
     writes it while it still has CAP_SYS_ADMIN over that namespace, in root and rootless mode alike). Per
@@ -73,10 +73,15 @@ class LimitPlan:
         return values
 
     def cpu_time_used_up(self, exit: dict[str, Any] | None, timed_out: bool) -> bool:
-        """The command was killed by RLIMIT_CPU: SIGKILL (soft = hard limit, so no SIGXCPU first), not the
-        timeout's, after its user + system time neared the limit (the kernel counts exact runtime, rusage
-        reports tick samples: a spinner killed at 2 s reported 1.88 s, hence 90%)."""
-        if self.cgroups or timed_out or not exit or exit.get("signal") not in (signal.SIGKILL, signal.SIGXCPU):
+        """The command was stopped by RLIMIT_CPU: SIGXCPU at the limit (pid 1 sets the hard limit a second
+        above the soft one), or the SIGKILL that follows when SIGXCPU is caught, not the timeout's, once its
+        user + system time neared the limit (the kernel counts exact runtime, rusage reports tick samples:
+        a spinner killed at 2 s reported 1.88 s, hence 90%)."""
+        if self.cgroups or timed_out or not exit:
+            return False
+        if exit.get("signal") == signal.SIGXCPU:
+            return True
+        if exit.get("signal") != signal.SIGKILL:
             return False
         usage = exit.get("resources") or {}
         used_us = usage.get("user_time_us", 0) + usage.get("sys_time_us", 0)
