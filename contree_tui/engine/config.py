@@ -21,7 +21,7 @@ class EngineConfig:
     default_timeout: float = 600.0
     max_timeout: float = 3600.0
     squash_at: int = SQUASH_AT
-    cgroups: bool = True
+    cgroups: bool = True  # False: rlimits and a pids cap, as rootless without delegation (sandbox/limit_plan.py)
     # The largest resources_limits.max_layer_bytes a request may ask for (the spec's default, 12 GiB).
     max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES
     max_upload_bytes: int = 4 << 30  # one POST /v1/files body (streamed to disk)

@@ -37,7 +37,8 @@ from contree_tui.engine.rootfs_import import MAX_IMPORTS, import_helpers
 from contree_tui.engine.runs import InstanceRuns
 from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
-from contree_tui.engine.sandbox.limits import CgroupPool, detect_cgroup_version
+from contree_tui.engine.sandbox.limit_plan import plan_limits
+from contree_tui.engine.sandbox.limits import CgroupPool
 from contree_tui.engine.sandbox.network import write_network_layer
 from contree_tui.engine.sandbox.userns import SandboxUsers, open_sandbox_users
 from contree_tui.engine.spawn_request import TAG_RE, UUID_RE
@@ -66,8 +67,10 @@ class Engine:
         self.config = config
         self.store = Store(state.database)
         self.events = EventLog(self.store)
-        version = detect_cgroup_version() if config.cgroups else None
-        self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
+        name = f"contree-tui-{state.id}"
+        self.limit_plan = plan_limits(config.limits, cgroups=config.cgroups, max_timeout=config.max_timeout,
+                                      engine_group=name)
+        self.cgroups = CgroupPool(name, self.limit_plan.cgroup_version, self.limit_plan.cgroup_base)
         self.keepers = KeeperPool(self.cgroups, config.limits)
         self.admission = Admission(config.total_memory_budget(), config.max_concurrent_runs)
         self._lock_fd: int | None = None
@@ -84,7 +87,7 @@ class Engine:
         self.reads = ImageReads(self.helpers, self.lowers_for, self._inspect_root)
         self.files = FileStore(self.store, self._blobs_dir, config.min_free_bytes)
         self.instances = InstanceRuns(state, config, self.store, self.events, self.cgroups, self.keepers,
-                                      self.admission, self.lowers_for)
+                                      self.admission, self.lowers_for, self.limit_plan)
         self._network_layer = self.instances.network_layer
         # Import operations (image_import.py): their layers are extracted by helpers of their own, at most
         # MAX_IMPORTS at once; one waits for a slot as long as its import's timeout lets it.

@@ -82,6 +82,7 @@ struct spec {
     char *upper, *work, *merged, *cwd, *hostname, *blob_dir;
     unsigned uid, gid;
     int network;
+    long pid_max;  /* the pid namespace's pid_max (limit_plan.py); 0: none */
 };
 
 static int status_fd = -1;
@@ -220,6 +221,7 @@ static int parse_spec(int fd, struct spec *s) {
         case 'u': s->uid = (unsigned)strtoul(value, NULL, 10); break;
         case 'g': s->gid = (unsigned)strtoul(value, NULL, 10); break;
         case 'N': s->network = value[0] == '1'; break;
+        case 'P': s->pid_max = strtol(value, NULL, 10); break;
         case 'R':
             if (s->n_rlimits < (int)(sizeof s->rl_resource / sizeof *s->rl_resource)) {
                 char *end;
@@ -480,6 +482,10 @@ static pid_t spawn_command(const struct spec *s, int stdin_r, int stdout_w, int 
         if (getrlimit(s->rl_resource[i], &current) != 0) exec_failed(command, errno);
         if (current.rlim_max != RLIM_INFINITY && value > current.rlim_max) value = current.rlim_max;
         wanted.rlim_cur = wanted.rlim_max = value;
+        /* RLIMIT_CPU: SIGXCPU at the limit (a signal that names the cause), SIGKILL a second later */
+        if (s->rl_resource[i] == RLIMIT_CPU && value != RLIM_INFINITY &&
+            (current.rlim_max == RLIM_INFINITY || value < current.rlim_max))
+            wanted.rlim_max = value + 1;
         if (s->rl_resource[i] == RLIMIT_AS) {  /* set in the child: on pid 1 it would count our own mappings */
             has_as = 1;
             as_limit = wanted;
@@ -591,6 +597,17 @@ static void report_exit(int status, const struct rusage *ru) {
 
 /* -- pid 1 ------------------------------------------------------------------------------------------ */
 
+/* Our pid namespace's own pid_max (Linux >= 6.14), the pids cap without cgroups (limit_plan.py). */
+static int write_pid_max(long value) {
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld", value);
+    int fd = open("/proc/sys/kernel/pid_max", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fail("open pid_max");
+    if (write(fd, text, (size_t)n) != n) { close(fd); return fail("write pid_max"); }
+    close(fd);
+    return 0;
+}
+
 static void sandbox(struct spec *s, int stdin_r, int stdout_w, int stderr_w) {
     prctl(PR_SET_NAME, "ct-sandbox");
     int blob_fd = -1;
@@ -604,6 +621,7 @@ static void sandbox(struct spec *s, int stdin_r, int stdout_w, int stderr_w) {
     if (mkdir_p(s->upper, 0777) || mkdir_p(s->work, 0777) || mkdir_p(s->merged, 0777)) fail_setup();
     int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (s->network ? 0 : CLONE_NEWNET);
     if (unshare(flags) != 0) { fail("unshare"); fail_setup(); }
+    if (s->pid_max > 0 && write_pid_max(s->pid_max)) fail_setup();
     /* Until pivot_root, /proc is still the host's: its "self" is our pid as the engine sees it. */
     char self[32] = {0};
     if (readlink("/proc/self", self, sizeof self - 1) < 0) { fail("readlink /proc/self"); fail_setup(); }

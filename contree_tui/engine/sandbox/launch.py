@@ -90,6 +90,7 @@ class LaunchSpec:
     blob_dir: str | None = None
     rlimits: dict[int, int] = field(default_factory=dict)
     cgroup_procs: list[str] = field(default_factory=list)
+    pid_max: int = 0  # the pid namespace's pid_max, the pids cap without cgroups (limit_plan.py); 0: none
 
 
 @dataclass
@@ -278,6 +279,9 @@ def _sandbox(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int, statu
         if not spec.network:
             flags |= sc.CLONE_NEWNET
         sc.unshare(flags)
+        if spec.pid_max:  # our pid namespace's own (Linux >= 6.14), while we hold CAP_SYS_ADMIN over it
+            with open("/proc/sys/kernel/pid_max", "w") as fh:
+                fh.write(str(spec.pid_max))
         # Until pivot_root, /proc is still the host's: its "self" is our pid as the engine sees it.
         _report(status_w, sandbox_pid=int(os.readlink("/proc/self")))
         _build_root(spec)
@@ -433,7 +437,9 @@ def _spawn_command(spec: LaunchSpec, stdin_r: int, stdout_w: int, stderr_w: int,
         if limit == resource.RLIMIT_AS:
             address_space = value
             continue
-        resource.setrlimit(limit, (value, value))
+        # RLIMIT_CPU: SIGXCPU at the limit (a signal that names the cause), SIGKILL a second later
+        cpu = limit == resource.RLIMIT_CPU and (hard == resource.RLIM_INFINITY or value < hard)
+        resource.setrlimit(limit, (value, value + 1 if cpu else value))
     sc.close_range(3, cloexec=True)  # only 0-2 reach the command
     sc.drop_bounding_capabilities(KEPT_CAPABILITIES)
     os.setgroups([])

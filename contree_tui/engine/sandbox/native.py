@@ -101,6 +101,8 @@ def encode_spec(spec: LaunchSpec) -> bytes:
     records += [f"A{arg}" for arg in spec.argv]
     records += [f"E{key}={value}" for key, value in spec.env.items()]
     records += [f"R{resource}={value if value >= 0 else RLIM_INFINITY}" for resource, value in spec.rlimits.items()]
+    if spec.pid_max:
+        records.append(f"P{spec.pid_max}")
     if spec.blob_dir is not None:
         records.append(f"B{spec.blob_dir}")
     records += [f"F{f.mode}:{f.uid}:{f.gid}:{f.blob}:{f.path}" for f in spec.files]
