@@ -69,6 +69,7 @@ STAGES = (("running apt-get update", "updating package lists"), ("downloading pa
           ("extracting archives", "unpacking"), ("installing essential", "installing essential packages"),
           ("installing remaining", "installing the included packages"), ("creating tarball", "writing the tar"))
 TAIL_LINES = 200  # of mmdebstrap's output kept for the error message
+NO_SUBIDS_RE = re.compile(r"^W: no entry in /etc/sub[ug]id for (\S+)")  # mmdebstrap 1.3, as a normal user
 
 
 class BootstrapError(Exception):
@@ -298,6 +299,9 @@ async def _read_progress(proc: asyncio.subprocess.Process, progress: Progress) -
 
 def failure_reason(lines: list[str], uris: tuple[str, ...], code: int) -> str:
     """The cause of a failed build, in mmdebstrap's (and apt's) own words."""
+    for line in lines:
+        if found := NO_SUBIDS_RE.match(line):  # mmdebstrap's own error after it is only "failed to parse"
+            return no_subordinate_ids(found.group(1))
     unreachable = next((line for line in lines if any(word in line for word in UNREACHABLE)), None)
     if unreachable:
         where = ", ".join(uris) or "deb.debian.org"
@@ -310,6 +314,14 @@ def failure_reason(lines: list[str], uris: tuple[str, ...], code: int) -> str:
         return "bootstrap: mmdebstrap failed: " + "; ".join(_clip(r) for r in reasons[:4])
     last = [line for line in lines if line.strip()][-3:]
     return f"bootstrap: mmdebstrap exited with status {code}" + (f": {' | '.join(last)}" if last else "")
+
+
+def no_subordinate_ids(user: str) -> str:
+    """What a normal user without a subordinate range reads, with what an administrator runs once."""
+    return (f"bootstrap: {user} has no subordinate ids in /etc/subuid and /etc/subgid, which mmdebstrap needs to "
+            f"build as a normal user (the package files belong to root and system users); an administrator "
+            f"gives them once: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user} "
+            f"(any 65536 ids no other user has)")
 
 
 def _clip(text: str, limit: int = 400) -> str:

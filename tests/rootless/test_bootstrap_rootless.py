@@ -14,16 +14,18 @@ import shlex
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from contree_tui.client.debian_bootstrap import Tarball, default_suite
 from contree_tui.client.userns_spawn import maps_host_ids
-from tests.rootless.conftest import VENVS, NormalUser
+from tests.rootless.conftest import REPO, VENVS, NormalUser
 from tests.rootless.user_kit import usable_tun
 from tests.seeds.conftest import bootstrap_cache, debian_tarball  # noqa: F401  (fixtures: root's tar)
 
+NOBODY, NOBODY_GROUP = 65534, 65534  # Debian's nobody:nogroup
 BUILD_TIMEOUT = 900  # seconds: ~50 s alone, 90-130 s measured while five other suites shared the 2 cores
 # apt's download dirs: _apt's (42) when apt could drop to _apt, root's in tars that root's bootstrap built
 # before it made its staging dir readable (apt then downloaded unsandboxed): both are the image Debian makes
@@ -133,3 +135,25 @@ def test_only_host_root_maps_the_bootstrap_namespace_itself(normal_user: NormalU
     assert inside.stdout == "False\n", inside.stderr
     assert normal_user.run(str(normal_user.python), "-c", code).stdout == "False\n"
     assert maps_host_ids() is (os.geteuid() == 0)
+
+
+def test_a_user_without_subordinate_ids_reads_what_the_administrator_runs(normal_user: NormalUser) -> None:
+    # `nobody` has no /etc/subuid line on any Debian; mmdebstrap's own error was "failed to parse /etc/subuid"
+    home = Path(tempfile.mkdtemp(prefix="contree-nosubids-"))
+    staging_before = set(Path(tempfile.gettempdir()).glob("contree-tui-bootstrap-*"))
+    try:
+        os.chown(home, NOBODY, NOBODY_GROUP)
+        env = [f"PATH={normal_user.python.parent}:/usr/bin:/bin", f"PYTHONPATH={REPO}", f"HOME={home}",
+               "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"]
+        done = subprocess.run(["runuser", "-u", "nobody", "--", "env", "-i", *env, str(normal_user.python), "-m",
+                               "contree_tui", "engine", "bootstrap", "debian", "--include", ""], cwd=home,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1
+        assert done.stderr.splitlines()[-1] == (
+            "contree-tui: bootstrap: nobody has no subordinate ids in /etc/subuid and /etc/subgid, which mmdebstrap "
+            "needs to build as a normal user (the package files belong to root and system users); an administrator "
+            "gives them once: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 nobody "
+            "(any 65536 ids no other user has)")
+        assert set(Path(tempfile.gettempdir()).glob("contree-tui-bootstrap-*")) <= staging_before  # none left
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
