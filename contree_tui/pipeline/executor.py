@@ -32,8 +32,8 @@ from contree_client.models import FileSpec, OperationStatus
 from contree_tui.client.connection import Connection
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
 from contree_tui.client.records import OperationRecord
+from contree_tui.client.step_result import RESULT_MARK
 from contree_tui.client.sync import DirectoryState, Syncer, SyncError
-from contree_tui.pipeline.function_runner import RESULT_MARK
 from contree_tui.pipeline.functions import RUNNER_PATH, RUNNER_SOURCE, SANDBOX_DIR, ReturnValue, split_result
 from contree_tui.pipeline.nodes import Effective, Exec, Node, Parallel, Parent, PipelineError, Serial
 from contree_tui.pipeline.python_image import python_image_hint
