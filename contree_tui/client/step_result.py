@@ -58,11 +58,13 @@ def readable_lines(line: str) -> list[str]:
 
 
 class ReadableStdout:
-    """A stdout byte stream with each result record rewritten as `→ returned: VALUE`, for writing as it comes
-    (`contree-tui logs -f`): bytes pass straight through, except a tail that may be the start of a mark
-    (held until the next chunk says) and a marked line (held until its newline, at most the record's size)."""
+    """A stdout byte stream with each result record rewritten as `→ returned: VALUE` (or dropped: `drop`), for
+    writing as it comes (`contree-tui logs -f`, the pipeline's live node logs): bytes pass straight through,
+    except a tail that may be the start of a mark (held until the next chunk says) and a marked line (held until
+    its newline, at most the record's size: a 120 kB value spans several chunks of the sandbox's pipe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, drop: bool = False) -> None:
+        self.drop = drop  # leave records out (the pipeline view shows the value its own way)
         self._held = b""
         self._line_open = False  # what was written so far ends inside a line
 
@@ -80,7 +82,7 @@ class ReadableStdout:
             split = split_marked_line(data[at:end].decode("utf-8", errors="replace"))
             if split is None:
                 out += data[at:end + 1]
-            else:
+            elif not self.drop:
                 if out[-1:] not in (b"", b"\n") or (not out and self._line_open):
                     out += b"\n"  # the function's own partial line ends here, not glued to the label
                 out += split[1].encode() + b"\n"

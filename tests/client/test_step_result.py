@@ -57,3 +57,10 @@ def test_the_stream_passes_output_through_at_once_and_holds_only_a_possible_mark
 def test_a_record_after_a_partial_line_of_an_earlier_chunk_starts_its_own_line() -> None:
     assert stream([b"no newline", (record({"json": "s"}) + "\n").encode()]) == 'no newline\n→ returned: "s"\n'.encode()
     assert stream([b"line\n", (record({"json": 0}) + "\n").encode()]) == "line\n→ returned: 0\n".encode()
+
+
+def test_drop_leaves_the_record_out_wherever_the_chunks_cut_it() -> None:
+    raw = ("out\npartial" + record({"json": list(range(50))}) + "\n").encode()
+    for cut in range(len(raw) + 1):
+        dropping = ReadableStdout(drop=True)
+        assert dropping.feed(raw[:cut]) + dropping.feed(raw[cut:]) + dropping.flush() == b"out\npartial", cut

@@ -15,3 +15,9 @@ def echo_back(word: str) -> str:
     """Prints its value last: the pipeline view adds no returned line."""
     print(word)
     return word
+
+
+def many(n: int) -> list[int]:
+    """A value of n numbers (120 kB at 20,000): its record spans more than one read of the sandbox's pipe."""
+    print("counting")
+    return list(range(n))

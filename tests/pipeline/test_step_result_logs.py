@@ -18,7 +18,7 @@ from contree_tui.pipeline.executor import PipelineRun, State
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.model import Stream
 from contree_tui.tui.screens.pipeline_view import NodeLogs
-from tests.pipeline.result_samples import echo_back, greet
+from tests.pipeline.result_samples import echo_back, greet, many
 from tests.tui.helpers import loaded, until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,3 +88,15 @@ async def test_the_log_pane_shows_the_returned_line_for_a_function_steps_operati
         assert view.text_lines()[:3] == [f"hello {name}", "no newline", returned], view.text_lines()
         assert screen.buffers[operation].lines.stream(2) is Stream.META  # drawn dimmed, as the TUI's own lines
         assert not any(RESULT_MARK[1:] in text for text in view.text_lines())
+
+
+async def test_a_large_return_value_leaves_no_piece_of_its_record_in_the_pipeline_view(
+        connection: Connection, python_image: str) -> None:
+    """The executor drops the record from the output it streams; a record longer than one chunk left its
+    tail (the JSON after the chunk that held the mark) in the node's log."""
+    run, logs = await run_step(connection, python_image, "many", Exec(many, 20_000 + uuidlib.uuid4().int % 1000))
+    step = run.runs["/many"]
+    assert step.return_value is not None and len(step.return_value.data) >= 20_000
+    texts = [text for _stream, text in logs.buffers["/many"]]
+    assert texts[1] == "counting" and texts[2].startswith("→ returned: [0, 1, 2, "), texts[:3]
+    assert len(texts) == 4 and texts[3].startswith("── ✓ done"), [text[:80] for text in texts]
