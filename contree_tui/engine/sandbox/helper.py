@@ -35,7 +35,6 @@ fd (fd 4), never a host path.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import fcntl
 import gc
 import json
@@ -126,7 +125,7 @@ class WritableRoot:
         pass  # the host's mount namespace: `directory` may be under runs/, idmapped (once only) in the engine's
 
     def mount(self, users: SandboxUsers | None) -> str:
-        if users is not None:  # an idmapped bind: the sandbox namespace's id u lands on disk as u
+        if users is not None and users.idmapped:  # an idmapped bind: the sandbox namespace's id u lands on disk as u
             idmap_over_itself(self.directory, users.userns_fd,
                               sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV | sc.MOUNT_ATTR_NOEXEC)
             return self.directory
@@ -161,7 +160,7 @@ class LinkRoot:
         layer, lower, empty = f"{self.mountpoint}/layer", f"{self.mountpoint}/lower", f"{self.mountpoint}/empty"
         for path in (layer, lower, empty):
             os.mkdir(path)
-        if users is not None:
+        if users is not None and users.idmapped:
             idmap_over_itself(self.directory, users.userns_fd, _VIEW_ATTRS, target=layer)
         else:
             sc.mount(self.directory, layer, None, sc.MS_BIND)
@@ -243,8 +242,7 @@ def _helper_main(write_fd: int, root: HelperRoot, work: Work, limits: HelperLimi
         gc.disable()  # a collection could finalise an engine object whose fd number is now one of ours
         _quiet_signals()
         if users is not None:  # its fds, renumbered past INPUT_FD; closed once the helper has joined it
-            userns_fd, mntns_fd = _settle_fds(write_fd, input_fd, users.fds)
-            users = dataclasses.replace(users, userns_fd=userns_fd, mntns_fd=mntns_fd, bound_root=None)
+            users = users.renumbered(_settle_fds(write_fd, input_fd, users.fds))
         else:
             _settle_fds(write_fd, input_fd, [])
         out = HelperOutput(3)

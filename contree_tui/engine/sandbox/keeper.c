@@ -82,6 +82,7 @@ struct spec {
     char *upper, *work, *merged, *cwd, *hostname, *blob_dir;
     unsigned uid, gid;
     int network;
+    int userxattr;  /* rootless: overlay's metadata as user.overlay.* (syscalls.overlay_mount) */
 };
 
 static int status_fd = -1;
@@ -220,6 +221,7 @@ static int parse_spec(int fd, struct spec *s) {
         case 'u': s->uid = (unsigned)strtoul(value, NULL, 10); break;
         case 'g': s->gid = (unsigned)strtoul(value, NULL, 10); break;
         case 'N': s->network = value[0] == '1'; break;
+        case 'X': s->userxattr = value[0] == '1'; break;
         case 'R':
             if (s->n_rlimits < (int)(sizeof s->rl_resource / sizeof *s->rl_resource)) {
                 char *end;
@@ -265,9 +267,14 @@ static int overlay_mount(const struct spec *s) {
     if (fsconfig_string(fd, "upperdir", s->upper) || fsconfig_string(fd, "workdir", s->work)) goto out;
     /* volatile, no redirects, no metacopy, no index: see syscalls.overlay_mount */
     if (syscall(SYS_FSCONFIG, fd, FSCONFIG_SET_FLAG_, "volatile", NULL, 0) != 0) { fail("fsconfig volatile"); goto out; }
-    if (fsconfig_string(fd, "redirect_dir", "off") || fsconfig_string(fd, "metacopy", "off")
+    /* userxattr refuses redirect_dir=off, which follows lowers' redirects: nofollow (syscalls.py) */
+    if (fsconfig_string(fd, "redirect_dir", s->userxattr ? "nofollow" : "off") || fsconfig_string(fd, "metacopy", "off")
         || fsconfig_string(fd, "index", "off"))
         goto out;
+    if (s->userxattr && syscall(SYS_FSCONFIG, fd, FSCONFIG_SET_FLAG_, "userxattr", NULL, 0) != 0) {
+        fail("fsconfig userxattr");
+        goto out;
+    }
     if (syscall(SYS_FSCONFIG, fd, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) != 0) { fail("fsconfig create overlay"); goto out; }
     int mfd = (int)syscall(SYS_FSMOUNT, fd, 0, MOUNT_ATTR_NODEV_);
     if (mfd < 0) { fail("fsmount"); goto out; }

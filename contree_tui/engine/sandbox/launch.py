@@ -215,7 +215,8 @@ def _idle_keeper(sock: socket.socket, cgroup_procs: list[str], users: SandboxUse
         detach_child({sock.fileno(), *(users.fds if users else ())}, cgroup_procs)
         if users:
             userns.enter_keeper(users)
-            os.close(users.mntns_fd)
+            if users.idmapped:
+                os.close(users.mntns_fd)
         message, fds, _, _ = socket.recv_fds(sock, 64, 5)
     except BaseException:  # noqa: BLE001
         os._exit(EXIT_SETUP_FAILED)
