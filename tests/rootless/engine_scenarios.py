@@ -67,6 +67,14 @@ async def runs(engine: Engine, work: Path) -> dict[str, Any]:
     base = (await engine.ensure_busybox()).uuid
     seen["hello"] = out(await sh(engine, base, "echo hello; id -u; cat /proc/self/uid_map"))
     seen["exit3"] = out(await sh(engine, base, "echo err >&2; exit 3", disposable=True))
+    # as in root mode: the syscall filter on pid 1 and the command, no SYS_ADMIN or MKNOD (CapBnd/CapEff in
+    # hex), no mount, no unshare; and the sandbox's root has no capability over the engine's namespaces
+    seen["confined"] = out(await sh(engine, base, "grep -E '^(Seccomp|CapBnd|CapEff):' /proc/self/status; "
+                                    "grep -E '^Seccomp:' /proc/1/status; mkdir -p /mnt/t; "
+                                    "mount -t tmpfs none /mnt/t 2>/dev/null && echo mount-ok || echo mount-refused; "
+                                    "unshare -m true 2>/dev/null && echo unshare-ok || echo unshare-refused; "
+                                    "mknod /tmp/d b 8 0 2>/dev/null && echo mknod-ok || echo mknod-refused",
+                                    disposable=True))
     seen["stdin"] = out(await engine.run({"image": base, "command": "cat", "stdin": {"value": "from stdin\n"},
                                          "networking": OFFLINE, "disposable": True}))
     # a chain: each step changes the previous image (a write, a delete of a lower dir, an owner change)
@@ -102,6 +110,24 @@ async def runs(engine: Engine, work: Path) -> dict[str, Any]:
         seen["archive"] = sorted((m.name, m.uid, m.gid) for m in tar.getmembers())
     found = await engine.grep(image, GrepQuery(patterns=("injected",), paths=("/app",)))
     seen["grep"] = sorted(str(m.get("path")) for m in found.get("matches", []))
+    # a rootfs tarball (the import helper, nested), owners kept
+    tarball = work / "rootfs.tar"
+    with tarfile.open(tarball, "w") as tar:
+        for name, uid in (("bin", 0), ("srv", 0), ("srv/daemon", 33)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid
+            tar.addfile(info)
+        data = (Path(engine.layer_path(engine.store.get_image(base).layers[0])) / "bin/busybox").read_bytes()
+        info = tarfile.TarInfo("bin/busybox")
+        info.mode, info.size = 0o755, len(data)
+        tar.addfile(info, io.BytesIO(data))
+        for applet in ("sh", "stat"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+    rootfs = await engine.import_rootfs(tarball, tag="rootfs")
+    seen["rootfs"] = out(await sh(engine, rootfs.uuid, "stat -c '%n %u:%g' /srv/daemon", disposable=True,
+                                  env={"PATH": "/bin"}))
     # delete: the child image's own layer goes, the base stays
     child = out(await sh(engine, base, "echo x > /etc/doomed"))
     doomed = engine.store.get_image(child["image"]).layers[-1]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from tests.rootless.conftest import NormalUser
 from tests.rootless.engine_namespace import run_scenario, user_dirs
 
+CAP_MKNOD, CAP_SYS_ADMIN = 27, 21
+
 
 def test_runs_commits_branches_files_and_helpers_work_rootless(normal_user: NormalUser) -> None:
     with user_dirs(normal_user) as (state, work):
@@ -17,6 +19,12 @@ def test_runs_commits_branches_files_and_helpers_work_rootless(normal_user: Norm
     assert hello["stdout"].split() == ["hello", "0", "0", "0", "1", "1", "1", "65535"]
     assert (seen["exit3"]["exit"], seen["exit3"]["stderr"]) == (3, "err\n")
     assert seen["stdin"]["stdout"] == "from stdin\n"
+    confined = seen["confined"]["stdout"].split()
+    assert confined[confined.index("Seccomp:") + 1] == "2" and confined[-4] == "2", confined  # command, pid 1
+    for name in ("CapBnd:", "CapEff:"):
+        mask = int(confined[confined.index(name) + 1], 16)
+        assert not mask & (1 << CAP_SYS_ADMIN) and not mask & (1 << CAP_MKNOD), (name, hex(mask))
+    assert confined[-3:] == ["mount-refused", "unshare-refused", "mknod-refused"], confined
     *_, step3 = seen["chain"]
     assert all(step["status"] == "SUCCESS" for step in seen["chain"]), seen["chain"]
     # owner kept, lower dir removed (overlay with userxattr: no EIO), a recreated dir opaque over the old one
@@ -33,6 +41,7 @@ def test_runs_commits_branches_files_and_helpers_work_rootless(normal_user: Norm
     assert seen["read"] == "injected\n"  # a 0600 file of uid 1000, read by the helper (DAC_READ_SEARCH nested)
     assert ["app/secret", 1000, 1001] in seen["archive"], seen["archive"]
     assert seen["grep"] == ["/app/secret", "/app/tool"]
+    assert seen["rootfs"]["stdout"] == "/srv/daemon 33:33\n", seen["rootfs"]
     assert seen["deleted_layer_was_top"] and seen["layer_gone"]
 
 
