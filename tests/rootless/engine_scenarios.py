@@ -25,8 +25,8 @@ from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.grep import GrepQuery
 from contree_tui.engine.models import EngineError, Operation
 from contree_tui.engine.output import decode_stream
-from tests.images.busybox_layouts import busybox_layer, whiteout_layout
-from tests.images.oci_build import File, write_layout
+from tests.images.busybox_layouts import BASE_FILES, TOP, busybox_layer
+from tests.images.oci_build import File, Hardlink, write_layout
 
 OFFLINE = {"enabled": False}
 Scenario = Callable[[Engine, Path], Awaitable[dict[str, Any]]]
@@ -171,13 +171,15 @@ async def squash(engine: Engine, work: Path) -> dict[str, Any]:
 async def import_whiteouts(engine: Engine, work: Path) -> dict[str, Any]:
     """An OCI archive whose top layer deletes a file (whiteout) and replaces a directory (opaque)."""
     layout = work / "layout"
-    whiteout_layout(layout, tag="t1")
+    # a third layer hard-links a file of the base (lower_links.py: a helper with both views, nested)
+    write_layout(layout, [busybox_layer(**BASE_FILES), TOP, {"etc/linked": Hardlink("etc/kept")}], tag="t1")
     op = await engine.wait(engine.import_image({"registry": {"url": f"oci:{layout}:t1"}, "tag": "wo"}).uuid)
     if op.result_image_uuid is None:
         return {"import": op.status.value, "error": op.error}
     image = engine.store.get_image(op.result_image_uuid)
-    top = Path(engine.layer_path(image.layers[-1]))
+    top = Path(engine.layer_path(image.layers[-2]))
     view = out(await sh(engine, "tag:wo", "ls /opt; cat /etc/changed; test -e /etc/gone || echo gone-is-gone; "
+                        "cat /etc/linked; "
                         "rm -rf /opt && mkdir /opt && echo again > /opt/again"))
     again = out(await sh(engine, view["image"], "ls /opt", disposable=True))
     return {"import": op.status.value, "error": op.error,

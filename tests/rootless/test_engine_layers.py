@@ -15,14 +15,14 @@ def test_a_chain_past_64_layers_is_squashed_rootless(normal_user: NormalUser) ->
     assert seen["final"]["stdout"].split() == [str(seen["steps"]), f"step-{seen['steps']}"], seen["final"]
 
 
-def test_an_oci_import_with_whiteouts_and_an_opaque_dir_rootless(normal_user: NormalUser) -> None:
+def test_an_oci_import_with_whiteouts_an_opaque_dir_and_a_lower_link_rootless(normal_user: NormalUser) -> None:
     with user_dirs(normal_user) as (state, work):
         seen = run_scenario(normal_user, "import_whiteouts", state, work)
     assert seen["import"] == "SUCCESS", seen["error"]
     assert seen["opaque_xattrs"] == ["user.overlay.opaque"]  # trusted.* cannot be set in a user namespace
     assert seen["whiteout"] is True
     # the opaque /opt hides the base's old and sub; the whiteout hides etc/gone
-    assert seen["view"]["stdout"].splitlines() == ["new", "new", "gone-is-gone"], seen["view"]
+    assert seen["view"]["stdout"].splitlines() == ["new", "new", "gone-is-gone", "kept"], seen["view"]
     assert seen["again"]["stdout"] == "again\n"
 
 
