@@ -4,7 +4,7 @@ helpers, delete, timeouts and cancels, crash clean-up, all in the user's namespa
 from __future__ import annotations
 
 from tests.rootless.conftest import NormalUser
-from tests.rootless.engine_namespace import run_scenario, user_dirs
+from tests.rootless.engine_namespace import STAND_IN, run_scenario, user_dirs
 
 CAP_MKNOD, CAP_SYS_ADMIN = 27, 21
 
@@ -62,3 +62,15 @@ def test_crashed_runs_scratch_is_removed_at_the_next_start(normal_user: NormalUs
         seen = run_scenario(normal_user, "after_crash", state, work)
     assert seen["kept"]["stdout"] == "kept\n"
     assert seen["runs_after"] == []
+
+
+def test_without_a_pid_namespace_of_its_own_the_engine_says_so(normal_user: NormalUser) -> None:
+    """Keepers and helpers are born pid 1 of new pid namespaces, after which the engine must set its children's
+    pid namespace back to its own: refused for the host's (EPERM), so the engine says what is missing at start
+    instead of failing every run."""
+    without_pid_namespace = STAND_IN[:STAND_IN.index("--pid")]
+    with user_dirs(normal_user) as (state, work):
+        done = normal_user.run(*without_pid_namespace, str(normal_user.python), "-m",
+                               "tests.rootless.engine_scenarios", "runs", str(state), str(work))
+    assert done.returncode != 0
+    assert "not in a pid namespace of its own user namespace" in done.stderr, done.stderr[-2000:]
