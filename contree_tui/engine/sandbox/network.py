@@ -166,9 +166,10 @@ def new_network_namespace() -> int:
     thread = threading.Thread(target=unshare_and_open, name="ct-netns")
     thread.start()
     thread.join()
-    if isinstance(made[0], BaseException):
-        raise made[0]
-    return made[0]
+    result = made[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 class PastaError(OSError):
