@@ -14,7 +14,9 @@ With sandbox users the image's layers are the engine's idmapped views (joined as
 fsuid BASE for the overlay mount), so the image's root files are the helper's root's. Measured on this VM
 (bench_inspect series 1, `list /`, median of 50 with CI running): 11.7-12.0 ms as HELPER_UID, 11.3 ms
 so: joining the namespaces costs nothing measurable. Without sandbox users (EngineConfig(sandbox_ids=None))
-a helper is HELPER_UID with that capability in the host's namespace.
+a helper is HELPER_UID with that capability in the host's namespace. Rootless (userns.py) nothing is
+idmapped: the engine's ids are the sandboxes' own, so the writable and linking roots are plain binds, and the
+helper, joining the nested sandbox namespace, holds its capability over the layers' ids (all mapped there) only.
 
 What H may meet is hostile: an image chooses its /etc/nsswitch.conf, its gconv modules, its libraries, even
 files at the paths of the engine's Python modules. noexec makes every dlopen of an image file fail (mmap
