@@ -249,6 +249,7 @@ async def crash_leftovers(engine: Engine, work: Path) -> dict[str, Any]:
     inside the namespace: as the user outside, `rm -rf` of it fails (sandbox-runtime.md §1.4)."""
     base = (await engine.ensure_busybox()).uuid
     kept = out(await sh(engine, base, "echo kept > /etc/kept"))
+    await engine.instances.trash.emptied()  # the run's own scratch: removed in the background
     left = engine.state.runs / "0123-crashed"
     (left / "work/work/sub").mkdir(parents=True)
     (left / "upper/etc").mkdir(parents=True)
