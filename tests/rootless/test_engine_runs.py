@@ -3,6 +3,8 @@ helpers, delete, timeouts and cancels, crash clean-up, all in the user's namespa
 
 from __future__ import annotations
 
+import json
+
 from tests.rootless.conftest import NormalUser
 from tests.rootless.engine_namespace import STAND_IN, run_scenario, user_dirs
 
@@ -74,3 +76,16 @@ def test_without_a_pid_namespace_of_its_own_the_engine_says_so(normal_user: Norm
                                "tests.rootless.engine_scenarios", "runs", str(state), str(work))
     assert done.returncode != 0
     assert "not in a pid namespace of its own user namespace" in done.stderr, done.stderr[-2000:]
+
+
+def test_the_entrys_pid_namespace_building_block_makes_the_engine_work(normal_user: NormalUser) -> None:
+    """pid_namespace.enter_own_pid_namespace (for the rootless entry) in place of unshare's --pid --fork
+    --mount-proc: the engine runs as pid 1 of its own pid namespace, the relay keeps the started pid."""
+    without_pid_namespace = STAND_IN[:STAND_IN.index("--pid")]
+    with user_dirs(normal_user) as (state, work):
+        done = normal_user.run(*without_pid_namespace, str(normal_user.python), "-m",
+                               "tests.rootless.engine_scenarios", "--own-pid-namespace", "kill", str(state), str(work))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "engine pid 1" in done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["timed"]["timed_out"] is True and seen["cancelled"]["status"] == "CANCELLED", seen
