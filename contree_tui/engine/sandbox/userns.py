@@ -177,8 +177,8 @@ def require_own_pid_namespace() -> None:
     try:
         sc.setns(own, sc.CLONE_NEWPID)  # a no-op where allowed: the namespace for children stays ours
     except OSError:
-        raise OSError(errno.EPERM, "the engine is not in a pid namespace of its own user namespace (enter "
-                                   "it with `unshare --pid --fork --mount-proc` after the user namespace)") from None
+        raise OSError(errno.EPERM, "the engine is not in a pid namespace of its own user namespace (the rootless "
+                                   "entry enters one: pid_namespace.enter_own_pid_namespace)") from None
     finally:
         os.close(own)
     if int(os.readlink("/proc/self")) != os.getpid():
