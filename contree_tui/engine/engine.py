@@ -33,6 +33,7 @@ from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.layer_cap import unmount_leftovers
 from contree_tui.engine.models import EngineError, Event, Image, NotFound, Operation, OperationStatus, StoredFile
 from contree_tui.engine.oci_layer import layer_from_tarball
+from contree_tui.engine.privilege import running_rootless
 from contree_tui.engine.rootfs_import import MAX_IMPORTS, import_helpers
 from contree_tui.engine.runs import InstanceRuns
 from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
@@ -40,7 +41,7 @@ from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.limit_plan import plan_limits
 from contree_tui.engine.sandbox.limits import CgroupPool
 from contree_tui.engine.sandbox.network import write_network_layer
-from contree_tui.engine.sandbox.userns import SandboxUsers, open_sandbox_users
+from contree_tui.engine.sandbox.userns import SandboxIds, SandboxUsers, open_sandbox_users
 from contree_tui.engine.spawn_request import TAG_RE, UUID_RE
 from contree_tui.engine.state_dir import StateDir
 from contree_tui.engine.store import Store, iso_now
@@ -132,14 +133,15 @@ class Engine:
         await engine._recover()
         engine.cgroups.limit_total(engine.admission.memory_budget)
         os.makedirs(engine._inspect_root, exist_ok=True)
-        ids = engine.config.sandbox_ids
+        ids = SandboxIds.rootless() if running_rootless() else engine.config.sandbox_ids
         if ids is not None:
             try:
                 engine.users = open_sandbox_users(ids, engine._idmapped_dirs(), str(state.root))
             except OSError as exc:
                 await engine.close()
-                raise EngineError(f"cannot give sandboxes their own user ids ({exc}); idmapped mounts need "
-                                  "Linux >= 5.12 and a state dir on ext4, xfs, btrfs or tmpfs", status=503) from None
+                why = ("" if running_rootless() else "; idmapped mounts need Linux >= 5.12 and a state dir on ext4, "
+                       "xfs, btrfs or tmpfs")
+                raise EngineError(f"cannot give sandboxes their own user ids ({exc}){why}", status=503) from None
         # helpers run as the sandboxes' root
         engine.helpers.users = engine.importers.users = engine.extractors.users = engine.users
         try:
