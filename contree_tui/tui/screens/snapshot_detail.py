@@ -47,12 +47,14 @@ def content_words(details: ImageDetails) -> str:
     """`17 B in 1 file added or changed, 2 removed`: what a user means by a layer's size (not its du blocks: a
     17-byte file's layer is 12 KiB on disk, a block for it and one per directory overlay copied up)."""
     files, removed = details.files or 0, details.removed or 0
+    if not files and not removed:
+        return "no file added, changed or removed"  # env or workdir only, or a squash of what it had
     words = []
-    if files or not removed:
+    if files:
         words.append(f"{human_size(details.content_bytes)} in {files:,} file{'s' if files != 1 else ''} "
                      "added or changed")
     if removed:
-        words.append(f"{removed:,} removed")
+        words.append(f"{removed:,} removed" if files else f"{removed:,} file{'s' if removed != 1 else ''} removed")
     return ", ".join(words)
 
 
