@@ -105,6 +105,13 @@ class NormalUser:
                               capture_output=True, text=True, timeout=timeout, input=input,
                               cwd=str(cwd or self.home))
 
+    def popen(self, *argv: str, env: Mapping[str, str] | None = None,
+              cwd: str | Path | None = None) -> subprocess.Popen[str]:
+        """`argv` as the user, in the background (the caller waits or kills it, by its pid)."""
+        pairs = [f"{k}={v}" for k, v in self.env(env).items()]
+        return subprocess.Popen(["runuser", "-u", self.name, "--", "env", "-i", *pairs, *argv],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(cwd or self.home))
+
     def cli(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
         """`contree-tui ARGS` as the user (python -m: the console script is the checkout's own entry)."""
         return self.run(str(self.python), "-m", "contree_tui", *args, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,180 @@
+"""The product as a normal user, end to end through the real CLI (#14): the engine starts on demand in a user
+namespace of its own, runs, branches, rolls back and forward, syncs a folder, hands files back, and its socket
+is the user's alone. One engine (one state dir) for the module; crash recovery has its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.rootless.conftest import NormalUser
+
+WHOAMI_THROUGH_CONTREE_CLIENT = """
+import asyncio, sys, httpx
+from contree_client.httpx import ContreeAsyncClient
+async def main():
+    http = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=sys.argv[1]), timeout=30)
+    client = ContreeAsyncClient("local", base_url="http://localhost", httpx_client=http)
+    await client.whoami()
+    print(sorted(image.tag for image in await client.list_images() if image.tag))
+asyncio.run(main())
+"""
+
+
+@dataclass(frozen=True)
+class Session:
+    """The user, a state dir and a project folder of theirs: `cli(...)` runs `contree-tui ARGS` there."""
+
+    user: NormalUser
+    state: Path
+    folder: Path
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        done = self.user.cli(*args, env={"CONTREE_TUI_ENGINE_DIR": str(self.state)}, cwd=self.folder,
+                             timeout=timeout)
+        if check:
+            assert done.returncode == 0, f"contree-tui {' '.join(args)}: {done}"
+        assert "Traceback" not in done.stderr, done.stderr
+        return done.stdout
+
+    def json(self, *args: str) -> object:
+        return json.loads(self.cli(*args, "--json"))
+
+
+def _folder(user: NormalUser, name: str) -> Path:
+    folder = user.home / name
+    folder.mkdir(exist_ok=True)
+    os.chown(folder, user.uid, user.gid)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def session(normal_user: NormalUser) -> Iterator[Session]:
+    yield Session(normal_user, normal_user.new_state_dir(), _folder(normal_user, "project"))
+    normal_user.stop_engines()
+
+
+def _host_uid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+
+def test_the_engine_starts_on_demand_as_the_user_and_runs_a_command(session: Session) -> None:
+    assert session.cli("engine", "run", "echo", "hello from a sandbox") == "hello from a sandbox\n"
+    pid = session.user.engine_pid(session.state)
+    assert pid is not None
+    assert _host_uid(pid) == session.user.uid  # the user's process on the host ...
+    uid_map = Path(f"/proc/{pid}/uid_map").read_text().split()
+    assert uid_map[:3] == ["0", str(session.user.uid), "1"]  # ... uid 0 of its own user namespace
+    assert (session.state / "engine.mode").read_text() == f"rootless {session.user.uid}\n"
+
+
+def test_the_socket_is_the_users_alone_in_its_runtime_dir_and_the_state_dir_links_to_it(session: Session) -> None:
+    session.cli("engine", "run", "true")
+    link = session.state / "engine.sock"
+    assert link.is_symlink()
+    real = Path(os.readlink(link))
+    assert real.parent == session.user.runtime_dir / "contree-tui"
+    st = real.lstat()
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == session.user.uid
+    assert stat.S_IMODE(real.parent.stat().st_mode) == 0o700
+    assert len(os.fsencode(real)) < 108
+    # the official client connects through the state dir's path, as every profile names it
+    done = session.user.run(str(session.user.python), "-c", WHOAMI_THROUGH_CONTREE_CLIENT, str(link))
+    assert done.returncode == 0, done.stderr
+    assert "busybox:latest" in done.stdout
+
+
+def test_a_run_chain_a_branch_rollback_and_forward(session: Session) -> None:
+    first = session.json("run", "--", "echo one > /one.txt")
+    second = session.json("run", "--", "cat /one.txt > /two.txt")
+    assert first["status"] == second["status"] == "SUCCESS"  # type: ignore[index]
+    assert second["source"] == first["result_image"]  # type: ignore[index]
+    back = session.json("rollback")
+    assert back["image"] == first["result_image"]  # type: ignore[index]
+    ahead = session.json("forward")
+    assert ahead["image"] == second["result_image"]  # type: ignore[index]
+    session.json("rollback")
+    branch = session.json("run", "--", "echo branch > /b.txt; test ! -e /two.txt")
+    assert branch["status"] == "SUCCESS" and branch["source"] == first["result_image"]  # type: ignore[index]
+    children = [row for row in session.json("images")  # type: ignore[union-attr]
+                if row.get("parent") == first["result_image"]]  # type: ignore[index]
+    assert len(children) == 2  # the chain's second step and the branch
+    assert session.cli("download", "--image", second["result_image"], "/two.txt", "-") == "one\n"  # type: ignore[index]
+
+
+def test_folder_sync_and_download_of_a_file_the_sandbox_wrote(session: Session) -> None:
+    note = session.folder / "note.txt"
+    note.write_text("synced as the user\n")
+    os.chown(note, session.user.uid, session.user.gid)
+    synced = session.json("sync")
+    assert "note.txt" in synced["added"] or synced["files"] >= 1  # type: ignore[index]
+    out = session.cli("run", "--", "cat /app/note.txt; id -u; cp /app/note.txt /copied.txt")
+    assert out == "synced as the user\n0\n"
+    assert session.cli("download", "/copied.txt", "-") == "synced as the user\n"
+    dest = session.folder / "back.txt"
+    session.cli("download", "/copied.txt", str(dest))
+    assert dest.read_text() == "synced as the user\n"
+    assert dest.stat().st_uid == session.user.uid  # written by the client, as the user
+
+
+def _ops(session: Session) -> list[dict[str, object]]:
+    return session.json("ops", "-a")  # type: ignore[return-value]
+
+
+def _mounts_under(path: Path) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            lines = (proc / "mountinfo").read_text().splitlines()
+        except OSError:
+            continue
+        found += [line for line in lines if line.split()[4].startswith(str(path))]
+    return found
+
+
+def test_a_killed_engine_is_replaced_on_the_next_command_and_its_run_reported_failed(normal_user: NormalUser) -> None:
+    crash = Session(normal_user, normal_user.new_state_dir(), _folder(normal_user, "crash"))
+    crash.cli("engine", "run", "true")
+    old = normal_user.engine_pid(crash.state)
+    assert old is not None
+    running = normal_user.popen(str(normal_user.python), "-m", "contree_tui", "run", "--", "sleep 300",
+                                env={"CONTREE_TUI_ENGINE_DIR": str(crash.state)}, cwd=crash.folder)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(op["status"] == "EXECUTING" for op in _ops(crash)):
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        os.kill(old, 9)
+        running.wait(timeout=60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    assert crash.cli("engine", "run", "echo", "after the crash") == "after the crash\n"
+    new = normal_user.engine_pid(crash.state)
+    assert new is not None and new != old
+    sleeper = next(op for op in _ops(crash) if op["command"] == "sleep 300")
+    assert sleeper["status"] == "FAILED", sleeper
+    assert not _mounts_under(crash.state / "runs"), "no run's mounts outlive its engine"
+    assert list((crash.state / "runs").iterdir()) == [], "no scratch dir outlives its run"
+    assert not any("sleep 300" in line for line in _command_lines()), "the sandbox died with its engine"
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(path.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # gone meanwhile
+            pass
+    return lines
