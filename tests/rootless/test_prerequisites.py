@@ -76,3 +76,30 @@ def test_engine_open_in_a_normal_users_program_says_to_start_it_through_engine_s
     assert last.startswith("contree_tui.engine.models.EngineError: a normal user's engine enters a user namespace")
     assert "contree-tui engine serve" in last
     assert not state.exists()
+
+
+TUI_TOAST = """
+import asyncio, sys
+from contree_tui.tui.app import ContreeApp
+async def main():
+    app = ContreeApp(state_dir=sys.argv[1], folder=sys.argv[2])
+    async with app.run_test(size=(160, 50), notifications=True) as pilot:
+        for _ in range(1200):
+            await pilot.pause(0.05)
+            toasts = [n for n in app._notifications if "connecting failed" in (n.title or "")]
+            if toasts:
+                print(toasts[0].message)
+                return
+        print("no toast within 60 s")
+asyncio.run(main())
+"""
+
+
+def test_the_tui_shows_the_whole_message_in_its_toast(user_without_subids: NormalUser) -> None:
+    state = user_without_subids.new_state_dir()
+    done = user_without_subids.run(str(user_without_subids.python), "-c", TUI_TOAST, str(state),
+                                   str(user_without_subids.home))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("the embedded engine could not start:\nthe engine runs as this normal user"), done
+    assert _usermod_fix(user_without_subids.name).search(done.stdout), done.stdout
+    assert done.stdout.rstrip().endswith("point it at a hosted Contree with --profile NAME.")
