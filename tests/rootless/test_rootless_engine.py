@@ -92,6 +92,23 @@ def test_the_socket_is_the_users_alone_in_its_runtime_dir_and_the_state_dir_link
     assert "busybox:latest" in done.stdout
 
 
+@pytest.mark.parametrize("runtime", ["", "long"])
+def test_without_a_usable_runtime_dir_the_socket_stays_in_the_state_dir(normal_user: NormalUser, runtime: str) -> None:
+    """`su` without a login leaves no XDG_RUNTIME_DIR; one whose socket path would pass sun_path's 108 bytes
+    cannot hold it either: the state dir does, as root's."""
+    if runtime == "long":
+        path = normal_user.home / ("r" * 100)
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chown(path, normal_user.uid, normal_user.gid)
+        runtime = str(path)
+    state = normal_user.new_state_dir()
+    done = normal_user.cli("engine", "run", "--state-dir", str(state), "echo", "ok",
+                           env={"XDG_RUNTIME_DIR": runtime})
+    assert done.returncode == 0 and done.stdout == "ok\n", done
+    sock = (state / "engine.sock").lstat()
+    assert stat.S_ISSOCK(sock.st_mode) and stat.S_IMODE(sock.st_mode) == 0o600
+
+
 def test_a_run_chain_a_branch_rollback_and_forward(session: Session) -> None:
     first = session.json("run", "--", "echo one > /one.txt")
     second = session.json("run", "--", "cat /one.txt > /two.txt")
@@ -156,6 +173,7 @@ def test_a_killed_engine_is_replaced_on_the_next_command_and_its_run_reported_fa
             time.sleep(0.2)
         os.kill(old, 9)
         running.wait(timeout=60)
+        assert (crash.state / "engine.sock").is_symlink()  # left behind, pointing at a socket nobody serves
     finally:
         if running.poll() is None:
             running.kill()
