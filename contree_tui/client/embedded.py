@@ -116,7 +116,8 @@ async def ensure_engine(state_dir: str | Path | None = None, *, timeout: float =
             # It exited: another client's engine may have won the race for the state dir, or it failed.
             if engine_pid(root) is not None and await engine_answers(socket, timeout=2.0):
                 return socket
-            raise EngineStartError(f"the embedded engine could not start:\n{_log_tail(root, logged) or 'no log'}")
+            # one line for a one-line refusal; a longer one (a missing prerequisite's list) keeps its lines
+            raise EngineStartError(f"the embedded engine could not start: {_log_tail(root, logged) or 'no log'}")
         await asyncio.sleep(0.05)
     raise EngineStartError(f"the embedded engine did not answer on {socket} within {timeout:g} s\n"
                            f"{_log_tail(root, logged)}")

@@ -47,7 +47,7 @@ def test_a_command_that_starts_the_engine_on_demand_shows_the_engines_message(
     done = user_without_subids.cli("images", "--state-dir", str(state), cwd="/tmp")
     assert done.returncode != 0, done
     assert "Traceback" not in done.stderr
-    assert "the embedded engine could not start:\nthe engine runs as this normal user" in done.stderr, done.stderr
+    assert "the embedded engine could not start: the engine runs as this normal user" in done.stderr, done.stderr
     assert _usermod_fix(user_without_subids.name).search(done.stderr), done.stderr
     assert "Or run contree-tui as root" in done.stderr  # the whole message, not its first lines only
 
@@ -100,6 +100,6 @@ def test_the_tui_shows_the_whole_message_in_its_toast(user_without_subids: Norma
     done = user_without_subids.run(str(user_without_subids.python), "-c", TUI_TOAST, str(state),
                                    str(user_without_subids.home))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("the embedded engine could not start:\nthe engine runs as this normal user"), done
+    assert done.stdout.startswith("the embedded engine could not start: the engine runs as this normal user"), done
     assert _usermod_fix(user_without_subids.name).search(done.stdout), done.stdout
     assert done.stdout.rstrip().endswith("point it at a hosted Contree with --profile NAME.")
