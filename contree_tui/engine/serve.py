@@ -25,6 +25,7 @@ from contree_tui.engine.api_socket import bind_api_socket, remove_api_socket
 from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.http.context import TOKEN_CLIENT
 from contree_tui.engine.models import EngineError
+from contree_tui.engine.rootless_entry import engine_host_pid
 from contree_tui.engine.sandbox.syscalls import set_process_name
 from contree_tui.engine.state_dir import StateDir
 
@@ -145,7 +146,7 @@ async def serve(options: ServeOptions, config: EngineConfig | None = None,
             token = read_or_create_token(state, options.token)
             sockets.append(tcp_listener(*options.listen))
             app = TokenOnTcp(app, token)
-        state.pid_file.write_text(str(os.getpid()))
+        state.pid_file.write_text(str(engine_host_pid()))
         # No proxy-header rewriting (nothing sits in front of a local engine) and no Server/Date headers:
         # per-request work the engine's one event loop is better without.
         server = EngineServer(engine, uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
@@ -161,6 +162,6 @@ async def serve(options: ServeOptions, config: EngineConfig | None = None,
             sock.close()
         remove_api_socket(socket_paths)
         with contextlib.suppress(FileNotFoundError):
-            if state.pid_file.read_text().strip() == str(os.getpid()):
+            if state.pid_file.read_text().strip() == str(engine_host_pid()):
                 state.pid_file.unlink()
         await engine.close()
