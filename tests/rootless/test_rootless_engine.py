@@ -23,7 +23,7 @@ async def main():
     http = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=sys.argv[1]), timeout=30)
     client = ContreeAsyncClient("local", base_url="http://localhost", httpx_client=http)
     await client.whoami()
-    print(sorted(image.tag for image in await client.list_images() if image.tag))
+    print(sorted(image.tag for image in (await client.list_images()).images if image.tag))
 asyncio.run(main())
 """
 
@@ -44,8 +44,8 @@ class Session:
         assert "Traceback" not in done.stderr, done.stderr
         return done.stdout
 
-    def json(self, *args: str) -> object:
-        return json.loads(self.cli(*args, "--json"))
+    def json(self, command: str, *args: str) -> object:
+        return json.loads(self.cli(command, "--json", *args))
 
 
 def _folder(user: NormalUser, name: str) -> Path:
