@@ -221,3 +221,19 @@ def normal_user(rootless_users: dict[str, NormalUser]) -> NormalUser:
 def user_without_subids(rootless_users: dict[str, NormalUser]) -> NormalUser:
     """A user that useradd gave no /etc/subuid or /etc/subgid line (`-K SUB_UID_COUNT=0`)."""
     return rootless_users["without_subids"]
+
+
+@pytest.fixture(scope="session")
+def debian_tun() -> Iterator[None]:
+    """/dev/net/tun as Debian ships it (0666), for tests whose runs have networking on (the CLI's default): a
+    rootless engine's pasta opens it as the user, and some VMs (this one) make it 0600; put back afterwards."""
+    tun = Path("/dev/net/tun")
+    if not tun.exists():
+        yield
+        return
+    mode = tun.stat().st_mode & 0o7777
+    os.chmod(tun, 0o666)
+    try:
+        yield
+    finally:
+        os.chmod(tun, mode)

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.rootless.cli_session import Session, folder_of
 from tests.rootless.conftest import NormalUser
-from tests.rootless.test_rootless_engine import Session, _folder
+
+pytestmark = pytest.mark.usefixtures("debian_tun")  # runs have networking on, as the CLI's do
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def secret() -> Iterator[tuple[Path, str]]:
 
 @pytest.fixture(scope="module")
 def session(normal_user: NormalUser) -> Iterator[Session]:
-    yield Session(normal_user, normal_user.new_state_dir(), _folder(normal_user, "host-files"))
+    yield Session(normal_user, normal_user.new_state_dir(), folder_of(normal_user, "host-files"))
     normal_user.stop_engines()
 
 

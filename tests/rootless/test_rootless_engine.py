@@ -4,17 +4,18 @@ is the user's alone. One engine (one state dir) for the module; crash recovery h
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.rootless.cli_session import Session, folder_of
 from tests.rootless.conftest import NormalUser
+
+pytestmark = pytest.mark.usefixtures("debian_tun")  # runs have networking on, as the CLI's do
 
 WHOAMI_THROUGH_CONTREE_CLIENT = """
 import asyncio, sys, httpx
@@ -28,36 +29,9 @@ asyncio.run(main())
 """
 
 
-@dataclass(frozen=True)
-class Session:
-    """The user, a state dir and a project folder of theirs: `cli(...)` runs `contree-tui ARGS` there."""
-
-    user: NormalUser
-    state: Path
-    folder: Path
-
-    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> str:
-        done = self.user.cli(*args, env={"CONTREE_TUI_ENGINE_DIR": str(self.state)}, cwd=self.folder,
-                             timeout=timeout)
-        if check:
-            assert done.returncode == 0, f"contree-tui {' '.join(args)}: {done}"
-        assert "Traceback" not in done.stderr, done.stderr
-        return done.stdout
-
-    def json(self, command: str, *args: str) -> object:
-        return json.loads(self.cli(command, "--json", *args))
-
-
-def _folder(user: NormalUser, name: str) -> Path:
-    folder = user.home / name
-    folder.mkdir(exist_ok=True)
-    os.chown(folder, user.uid, user.gid)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def session(normal_user: NormalUser) -> Iterator[Session]:
-    yield Session(normal_user, normal_user.new_state_dir(), _folder(normal_user, "project"))
+    yield Session(normal_user, normal_user.new_state_dir(), folder_of(normal_user, "project"))
     normal_user.stop_engines()
 
 
@@ -160,7 +134,7 @@ def _mounts_under(path: Path) -> list[str]:
 
 
 def test_a_killed_engine_is_replaced_on_the_next_command_and_its_run_reported_failed(normal_user: NormalUser) -> None:
-    crash = Session(normal_user, normal_user.new_state_dir(), _folder(normal_user, "crash"))
+    crash = Session(normal_user, normal_user.new_state_dir(), folder_of(normal_user, "crash"))
     crash.cli("engine", "run", "true")
     old = normal_user.engine_pid(crash.state)
     assert old is not None
