@@ -141,6 +141,11 @@ def _become_pid_1(libc: ctypes.CDLL) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if select.select([alive_read], [], [], 0)[0]:  # the waiter died before the prctl above
             os._exit(1)
+        os.close(alive_read)
+        # pid 1 ignores a signal it has no handler for: SIGTERM and SIGHUP end it as they end a root engine
+        # (uvicorn's graceful SIGTERM handler replaces this one while it serves)
+        for ending in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(ending, _end_as_by_default)
         global _host_pid
         _host_pid = int(os.readlink("/proc/self"))  # the host's /proc still: our pid as the host sees it
         if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
@@ -149,6 +154,10 @@ def _become_pid_1(libc: ctypes.CDLL) -> None:
         return
     os.close(alive_read)
     _wait_for_engine(libc, child)
+
+
+def _end_as_by_default(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def _wait_for_engine(libc: ctypes.CDLL, child: int) -> NoReturn:
