@@ -189,6 +189,13 @@ def _id_tools_missing() -> tuple[list[Missing], dict[str, str]]:
         return [Missing(f"{' and '.join(absent)} {'is' if len(absent) == 1 else 'are'} not installed",
                         "sudo apt-get install uidmap")], {}
     missing = []
+    overflow = _sysctl("/proc/sys/kernel/overflowuid") or "65534"
+    unmapped = [path for path in found.values() if path is not None and os.stat(path).st_mode & stat.S_ISUID
+                and str(os.stat(path).st_uid) == overflow]
+    if unmapped:  # a nested user namespace: its owner, host root, is not mapped here, so setuid gives nothing
+        return [Missing(f"{' and '.join(unmapped)} are setuid to an id this user namespace does not map (host "
+                        "root): contree-tui runs inside another user namespace",
+                        "run it from a normal login, outside that namespace")], {}
     for name, path in found.items():
         assert path is not None
         if not id_tool_is_privileged(path):

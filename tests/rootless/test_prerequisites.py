@@ -54,7 +54,8 @@ def test_a_command_that_starts_the_engine_on_demand_shows_the_engines_message(
 
 def test_user_namespaces_disabled_are_named_with_the_sysctl_that_enables_them(normal_user: NormalUser) -> None:
     """user.max_user_namespaces is per user namespace: the command runs as the same uid inside a namespace whose
-    limit its root set to 0, so creating one really fails there (ENOSPC)."""
+    limit its root set to 0, so creating one really fails there (ENOSPC). Every missing piece is in the one
+    message."""
     state = normal_user.new_state_dir()
     inner = [str(normal_user.python), "-m", "contree_tui", "engine", "run", "--state-dir", str(state), "echo", "hi"]
     script = ('echo 0 > /proc/sys/user/max_user_namespaces && '
@@ -64,6 +65,9 @@ def test_user_namespaces_disabled_are_named_with_the_sysctl_that_enables_them(no
     assert "Traceback" not in done.stderr
     assert "user namespaces are disabled (user.max_user_namespaces = 0)" in done.stderr, done.stderr
     assert "echo user.max_user_namespaces=28633 | sudo tee /etc/sysctl.d/60-contree-tui.conf" in done.stderr
+    # and, in the same message, the other piece this nesting takes away: setuid newuidmap is host root's, unmapped
+    assert "lacks 2 things" in done.stderr
+    assert "newgidmap are setuid to an id this user namespace does not map" in done.stderr
     assert not state.exists()
 
 
