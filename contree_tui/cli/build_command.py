@@ -70,7 +70,7 @@ def build_main(args: argparse.Namespace, argv: list[str] | None = None, console:
 
 async def run_build(ws: Workspace, spec: BuildSpec, opts: Options, console: Console, argv: list[str]) -> int:
     from contree_tui.pipeline.executor import PipelineRun, State
-    from contree_tui.pipeline.headless import ProgressPrinter
+    from contree_tui.pipeline.headless import run_with_progress
     from contree_tui.pipeline.nodes import PipelineError
     from contree_tui.pipeline.staged_build import BuildInputError, build_pipeline, report_lines
 
@@ -83,8 +83,7 @@ async def run_build(ws: Workspace, spec: BuildSpec, opts: Options, console: Cons
         return EXIT_BAD_INPUT
     start = f"checkpoint {spec.resume_from}" if spec.resume_from else "base image"
     console.print(f"build {spec.source} on {start} {base}: {' -> '.join(spec.stages())}")
-    run.subscribe(ProgressPrinter(console.out))
-    state = await run.run()
+    state = await run_with_progress(run, console.out)  # on a terminal the steps' bar too, erased at the end
     lines = report_lines(run, spec, base, argv)
     if state is State.DONE:
         for line in lines:
@@ -101,6 +100,7 @@ async def _base_image(ws: Workspace, spec: BuildSpec, ref: str | None, console: 
     from contree_client.runtime import is_uuid
 
     from contree_tui.client.workspace import UnknownReference
+    from contree_tui.pipeline.python_image import bootstrapped_image
     from contree_tui.pipeline.staged_build import BuildInputError
 
     if spec.resume_from is not None:
@@ -114,9 +114,9 @@ async def _base_image(ws: Workspace, spec: BuildSpec, ref: str | None, console: 
         if ws.position.image is not None:
             return ws.position.image
         # not busybox, as `run` falls back to: a Python build needs an image with Python
-        raise BuildInputError("no image: give --image REF, an image with Python (e.g. python:3.11-slim, imported "
-                              "if absent, or the tag `engine bootstrap debian` printed); the folder has no working "
-                              "snapshot to default to")
+        raise BuildInputError(f"no image: give --image REF, an image with Python: {bootstrapped_image()} (`contree-tui "
+                              "engine bootstrap debian` makes it, with pip, build and pytest), or a registry's (e.g. "
+                              "python:3.11-slim, imported if absent); the folder has no working snapshot to default to")
     if ref.startswith(OFFLINE_SCHEMES):  # a local archive or layout: imported (an unchanged one is the same image)
         return await _import(ws, ref, None, console)
     try:

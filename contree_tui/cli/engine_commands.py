@@ -76,6 +76,11 @@ def _engine_status(args: argparse.Namespace) -> int:
         print(f"engine not running (state dir {root})")
         return 3
     print(f"engine running: pid {pid}, socket {engine_socket(root)}, log {root / 'engine.log'}")
+    from contree_tui.client.engine_info import describe_engine, engine_info
+
+    info = asyncio.run(engine_info(engine_socket(root)))
+    if info is not None:
+        print("\n".join(describe_engine(info)))
     return 0
 
 

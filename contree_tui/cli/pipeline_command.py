@@ -35,10 +35,11 @@ def add_pipeline_command(sub: argparse._SubParsersAction, common: argparse.Argum
     text = ("run a pipeline: FILE:FUNC builds the tree (its arguments follow); the TUI shows it live, "
             "--headless prints progress and exits 0 (done), 1 (a step failed) or 2 (cannot build or reach)")
     cmd = sub.add_parser("pipeline", help=text, description=text, parents=[common])
-    cmd.add_argument("spec", metavar="FILE:FUNC", help="the pipeline file and the function returning its root")
-    cmd.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
-                     help="the function's arguments (30, --n=30); --image, --force and --headless are read "
-                     "among them up to a `--`")
+    # FILE:FUNC is the first of one REMAINDER, not a positional of its own: argparse drops a `--` that follows a
+    # positional directly, so `pipe.py:f -- --image=x` lost the `--` and --image was taken as this command's
+    cmd.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE:FUNC [ARGS]",
+                     help="the pipeline file and the function returning its root, then the function's arguments "
+                     "(30, --n=30); --image, --force and --headless are read among them up to a `--`")
     cmd.add_argument("--image", help="the image for the nodes that set none (tag:NAME or a UUID)")
     cmd.add_argument("--force", action="store_true", help="run every step, even those with a cached result")
     cmd.add_argument("--headless", action="store_true", help="no TUI: progress lines, the pipeline's exit status")
@@ -73,6 +74,11 @@ def split_own_options(argv: Sequence[str]) -> tuple[dict[str, object], list[str]
 
 
 def _options(args: argparse.Namespace) -> tuple[str | None, bool, bool, list[str]]:
+    if getattr(args, "spec", None) is None:  # the REMAINDER starts at the first word that is not an option
+        words = list(args.args or [])
+        if not words:
+            raise PipelineError("give the pipeline: FILE:FUNC, e.g. pipe.py:main")
+        args.spec, args.args = words[0], words[1:]
     own, rest = split_own_options(args.args or [])
     for dest in ("state_dir", "profile", "folder"):
         if dest in own:

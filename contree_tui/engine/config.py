@@ -21,7 +21,7 @@ class EngineConfig:
     default_timeout: float = 600.0
     max_timeout: float = 3600.0
     squash_at: int = SQUASH_AT
-    cgroups: bool = True
+    cgroups: bool = True  # False: rlimits and a pids cap, as rootless without delegation (sandbox/limit_plan.py)
     # The largest resources_limits.max_layer_bytes a request may ask for (the spec's default, 12 GiB).
     max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES
     max_upload_bytes: int = 4 << 30  # one POST /v1/files body (streamed to disk)
@@ -38,8 +38,9 @@ class EngineConfig:
     max_concurrent_runs: int = 64
     memory_budget: int | None = None
     run_memory_reserve: int | None = None
-    # Sandbox uid/gid i is host BASE+i (userns.py); None: sandboxes share the host's ids (measurements only)
-    sandbox_ids: SandboxIds | None = field(default_factory=SandboxIds.from_host)
+    # Sandbox uid/gid i is host BASE+i (userns.py); None: sandboxes share the host's ids (measurements only).
+    # Rootless: the engine's own ids 0..min(65535, its map's size - 1), whatever this says.
+    sandbox_ids: SandboxIds | None = field(default_factory=SandboxIds.for_engine)
 
     def total_memory_budget(self) -> int:
         return self.memory_budget if self.memory_budget is not None else host_memory() * 3 // 4

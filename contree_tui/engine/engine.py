@@ -33,14 +33,16 @@ from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.layer_cap import unmount_leftovers
 from contree_tui.engine.models import EngineError, Event, Image, NotFound, Operation, OperationStatus, StoredFile
 from contree_tui.engine.oci_layer import layer_from_tarball
+from contree_tui.engine.privilege import running_rootless
 from contree_tui.engine.rootfs_import import MAX_IMPORTS, import_helpers
 from contree_tui.engine.rootless_checks import require_engine_privilege
 from contree_tui.engine.runs import InstanceRuns
 from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
-from contree_tui.engine.sandbox.limits import CgroupPool, detect_cgroup_version
+from contree_tui.engine.sandbox.limit_plan import plan_limits
+from contree_tui.engine.sandbox.limits import CgroupPool
 from contree_tui.engine.sandbox.network import write_network_layer
-from contree_tui.engine.sandbox.userns import SandboxUsers, open_sandbox_users
+from contree_tui.engine.sandbox.userns import SandboxIds, SandboxUsers, open_sandbox_users
 from contree_tui.engine.spawn_request import TAG_RE, UUID_RE
 from contree_tui.engine.state_dir import StateDir
 from contree_tui.engine.store import Store, iso_now
@@ -57,8 +59,10 @@ class Engine:
         self.config = config
         self.store = Store(state.database)
         self.events = EventLog(self.store)
-        version = detect_cgroup_version() if config.cgroups else None
-        self.cgroups = CgroupPool(f"contree-tui-{state.id}", version)
+        name = f"contree-tui-{state.id}"
+        self.limit_plan = plan_limits(config.limits, cgroups=config.cgroups, max_timeout=config.max_timeout,
+                                      engine_group=name)
+        self.cgroups = CgroupPool(name, self.limit_plan.cgroup_version, self.limit_plan.cgroup_base)
         self.keepers = KeeperPool(self.cgroups, config.limits)
         self.admission = Admission(config.total_memory_budget(), config.max_concurrent_runs)
         self._lock_fd: int | None = None
@@ -75,7 +79,7 @@ class Engine:
         self.reads = ImageReads(self.helpers, self.lowers_for, self._inspect_root)
         self.files = FileStore(self.store, self._blobs_dir, config.min_free_bytes)
         self.instances = InstanceRuns(state, config, self.store, self.events, self.cgroups, self.keepers,
-                                      self.admission, self.lowers_for)
+                                      self.admission, self.lowers_for, self.limit_plan)
         self._network_layer = self.instances.network_layer
         # Import operations (image_import.py): their layers are extracted by helpers of their own, at most
         # MAX_IMPORTS at once; one waits for a slot as long as its import's timeout lets it.
@@ -120,14 +124,15 @@ class Engine:
         await engine._recover()
         engine.cgroups.limit_total(engine.admission.memory_budget)
         os.makedirs(engine._inspect_root, exist_ok=True)
-        ids = engine.config.sandbox_ids
+        ids = SandboxIds.rootless() if running_rootless() else engine.config.sandbox_ids
         if ids is not None:
             try:
                 engine.users = open_sandbox_users(ids, engine._idmapped_dirs(), str(state.root))
             except OSError as exc:
                 await engine.close()
-                raise EngineError(f"cannot give sandboxes their own user ids ({exc}); idmapped mounts need "
-                                  "Linux >= 5.12 and a state dir on ext4, xfs, btrfs or tmpfs", status=503) from None
+                why = ("" if running_rootless() else "; idmapped mounts need Linux >= 5.12 and a state dir on ext4, "
+                       "xfs, btrfs or tmpfs")
+                raise EngineError(f"cannot give sandboxes their own user ids ({exc}){why}", status=503) from None
         # helpers run as the sandboxes' root
         engine.helpers.users = engine.importers.users = engine.extractors.users = engine.users
         try:

@@ -33,8 +33,9 @@ from contree_tui.engine.models import (
 from contree_tui.engine.run_commit import RunCommit
 from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
-from contree_tui.engine.sandbox.limits import CgroupPool, rlimits_for
-from contree_tui.engine.sandbox.network import MISSING, pasta_binary
+from contree_tui.engine.sandbox.limit_plan import LimitPlan
+from contree_tui.engine.sandbox.limits import CgroupPool
+from contree_tui.engine.sandbox.network import missing_reason, pasta_binary
 from contree_tui.engine.sandbox.nsenter import exec_in_sandbox
 from contree_tui.engine.scratch_trash import ScratchTrash
 from contree_tui.engine.spawn_request import parse_spawn_request, stored_request
@@ -44,8 +45,10 @@ from contree_tui.engine.store import Store, iso_now
 
 class InstanceRuns:
     def __init__(self, state: StateDir, config: EngineConfig, store: Store, events: EventLog, cgroups: CgroupPool,
-                 keepers: KeeperPool, admission: Admission, lowers_for: Callable[[Image], list[str]]) -> None:
+                 keepers: KeeperPool, admission: Admission, lowers_for: Callable[[Image], list[str]],
+                 limit_plan: LimitPlan | None = None) -> None:
         self.config, self.store, self.events = config, store, events
+        self.limit_plan = limit_plan or LimitPlan(rootless=False, cgroup_version=cgroups.version)
         self.cgroups, self.keepers, self.admission = cgroups, keepers, admission
         self._lowers_for = lowers_for
         self._runs: dict[str, InstanceRun] = {}
@@ -66,7 +69,7 @@ class InstanceRuns:
         """Validate a spawn request on `image`, record the operation and start it; returns at once."""
         request = parse_spawn_request(body, image.uuid, self.config.max_layer_bytes)
         if request.networking and not self.network_available:
-            raise EngineError(MISSING)
+            raise EngineError(missing_reason())
         self.check_ids(request)
         timeout = request.timeout or self.config.default_timeout
         if timeout > self.config.max_timeout:
@@ -158,7 +161,8 @@ class InstanceRuns:
                 cwd=request.cwd or image.workdir or "/", uid=request.uid, gid=request.gid,
                 hostname=request.hostname, network=request.networking,
                 files=injected_files(request, blobs), blob_dir=self._blobs_dir,
-                rlimits=rlimits_for(self.config.limits, request.max_layer_bytes, cgroups=slot is not None),
+                rlimits=self.limit_plan.rlimits(self.config.limits, request.max_layer_bytes),
+                pid_max=self.limit_plan.pid_max(self.config.limits),
             )
             run = InstanceRun(self.events, op_uuid, request, image, run_dir)
             run.cgroup_procs = self.cgroups.procs_files(slot) if slot is not None else []
@@ -200,6 +204,10 @@ class InstanceRuns:
                              f"{self.admission.memory_budget} bytes for all runs together)")
             if request.disposable:
                 verdict.error += "; a disposable run's files count against its memory too"
+        elif self.limit_plan.cpu_time_used_up(verdict.exit, verdict.timed_out):
+            verdict.status, verdict.reason = "FAILED", "signal"
+            verdict.error = (f"cpu time: the command used its {self.limit_plan.cpu_seconds} s of CPU time "
+                             "(RLIMIT_CPU, per process) and the kernel stopped it")
         elif filled:
             verdict.status, verdict.reason = "FAILED", "signal"
             verdict.error = (f"max_layer_bytes: the run filled its writable layer ({request.max_layer_bytes} "
@@ -249,7 +257,7 @@ class InstanceRuns:
         spid = run.next_spid()
         launched = exec_in_sandbox(
             run.sandbox_pid, argv, env, request.cwd or run.image.workdir or "/", request.uid, request.gid,
-            rlimits_for(self.config.limits, run.request.max_layer_bytes, cgroups=bool(run.cgroup_procs)),
+            self.limit_plan.rlimits(self.config.limits, run.request.max_layer_bytes),
             run.cgroup_procs)
         child = ExecRun(self.events, op_uuid, spid, launched, request.truncate_output_at, {
             "command": request.command, "args": argv[1:], "shell": request.shell, "cwd": request.cwd or "/",

@@ -10,7 +10,7 @@ Snapshots flow as: a node's own `image` (set on it) restarts the chain there; ot
 parent hands it (the root: its inherited image, or the run's default image). A Serial hands its next child the
 previous child's result (a disposable or skipped child leaves it unchanged); a Parallel hands each child its own
 source, and its result (what a following sibling gets) is that same source: its branches are side by side, none
-of them is "the" continuation.
+of them is "the" continuation, unless the Parallel names one (`continue_from=`): then that child's result.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from contree_client.models import FileSpec, OperationStatus
 from contree_tui.client.connection import Connection
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
 from contree_tui.client.records import OperationRecord
+from contree_tui.client.step_result import RESULT_MARK, ReadableStdout
 from contree_tui.client.sync import DirectoryState, Syncer, SyncError
-from contree_tui.pipeline.function_runner import RESULT_MARK
 from contree_tui.pipeline.functions import RUNNER_PATH, RUNNER_SOURCE, SANDBOX_DIR, ReturnValue, split_result
 from contree_tui.pipeline.nodes import Effective, Exec, Node, Parallel, Parent, PipelineError, Serial
+from contree_tui.pipeline.python_image import python_image_hint
 from contree_tui.pipeline.step_cache import CachedStep, StepCache, StepInputs, content_digest
 
 log = logging.getLogger("contree_tui.pipeline")
@@ -211,7 +212,8 @@ class PipelineRun:
         self._set(run, State.RUNNING)
         results = await asyncio.gather(*(self._node(child, source) for child in node.children.values()))
         failed = any(r is None for r in results)
-        run.result = None if failed else source
+        handed = dict(zip(node.children, results, strict=True)).get(node.continue_from or "", source)
+        run.result = None if failed else handed
         self._set(run, State.ERROR if failed else State.DONE)
         return run.result
 
@@ -270,15 +272,18 @@ class PipelineRun:
         run.operation = op = str(spawned.uuid).lower()
         self._set(run, State.RUNNING)  # once the operation exists: a listener can show it, cancel it
         outcome = RunOutcome()
+        records = ReadableStdout(drop=True)  # a function's result record, cut anywhere by the chunks, not shown
         try:
             async for event in follow_events(self.connection, op):
                 outcome.observe(event)
                 data = stream_bytes(event)
                 if data and event.spid in (0, 1):
                     run.output += data
-                    shown = data.split(RESULT_MARK.encode())[0] if node.function else data
+                    shown = records.feed(data) if node.function and event.type == "stdout" else data
                     if shown:
                         self._emit(PipelineEvent("output", run, event.type, shown))  # type: ignore[arg-type]
+            if held := records.flush():
+                self._emit(PipelineEvent("output", run, "stdout", held))
         except NotFoundError:
             pass
         except asyncio.CancelledError:
@@ -306,7 +311,7 @@ class PipelineRun:
                                        f"exit {run.exit_code}" if outcome.status is OperationStatus.SUCCESS else
                                        f"operation {outcome.status.value if outcome.status else 'lost'}")
             if node.function and run.exit_code == EXIT_NOT_FOUND and b"python3" in run.output:
-                reason += ": the image has no python3, which function steps need (nothing else)"
+                reason += f": the image has no python3, which function steps need (nothing else; {python_image_hint()})"
             run.result = outcome.result_image_uuid
             return self._fail(run, reason)
         result = source if disposable else (outcome.result_image_uuid or source)
@@ -400,16 +405,20 @@ class PipelineRun:
 
 
 def check_runnable(root: Node, default_image: str | None) -> None:
-    """What would fail half-way, refused before anything runs: a step with no image to run on, a tag on a
-    disposable step (it leaves no snapshot to name), one tag on two steps (the second would steal it)."""
+    """What would fail half-way, refused before anything runs: a Parallel continuing from no child of its own,
+    a step with no image to run on, a tag on a disposable step (it leaves no snapshot to name), one tag on two
+    steps (the second would steal it)."""
     tags: dict[str, str] = {}
     for node in root.walk():
+        if isinstance(node, Parallel):
+            node.check_continue_from()  # children added after the Parallel was built: checked now
         if not isinstance(node, Exec):
             continue
         eff = node.effective(default_image)
         if eff.image is None:
+            needs = f" with python3, which a function step needs ({python_image_hint()})" if node.function else ""
             raise PipelineError(f"{node.path}: no image to run on: set image= on it or a parent, or give the run "
-                                "an image (--image)")
+                                f"an image (--image){needs}")
         if eff.tag is not None:
             if eff.disposable:
                 raise PipelineError(f"{node.path}: tag {eff.tag!r} on a disposable step, which leaves no snapshot "

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
+# client/step_result.py's mark, copied: this file runs alone in the sandbox (a test holds the two equal)
 RESULT_MARK = "\x1e@contree-pipeline-result "  # \x1e (record separator) never starts a line of ordinary text
 EXIT_BAD_CALL = 2  # the command line did not fit the function (as argparse exits)
 STUB_ROOT = "contree_tui"
@@ -378,6 +379,15 @@ def _decode_param(text: str, hint: Any, where: str) -> Any:
     return decode_value(text, hint, where)
 
 
+def return_hint(func: Callable[..., Any]) -> Any:
+    """The function's return hint, for encode_result (none, or one that does not evaluate: the value goes as
+    JSON or its repr anyway)."""
+    try:
+        return typing.get_type_hints(func).get("return", _MISSING)
+    except Exception:  # noqa: BLE001  (a hint naming what is missing at run time)
+        return _MISSING
+
+
 def encode_result(value: Any, hint: Any) -> str:
     """The return value as the JSON on the result line: {"json": data} when it fits JSON, else {"repr": text}."""
     try:
@@ -498,10 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001  (the step failed: its traceback is its log, exit 1 its status)
         traceback.print_exc()
         return 1
-    try:
-        hint = typing.get_type_hints(func).get("return", _MISSING)
-    except Exception:  # noqa: BLE001  (an unreadable return hint: the value goes as JSON or repr anyway)
-        hint = _MISSING
+    hint = return_hint(func)
     sys.stdout.flush()
     if result is not None:
         # found by the host wherever it lands (a function may leave a partial line): no newline needed before it

@@ -270,9 +270,34 @@ class Serial(Parent):
 
 
 class Parallel(Parent):
-    """Children at the same time, every one from the same snapshot (sibling branches)."""
+    """Children at the same time, every one from the same snapshot (sibling branches).
+
+    What the step after it (in a Serial) runs on: by default the Parallel's own source snapshot, the one every
+    branch started from; the branches are side by side and none of them is merged or preferred. With
+    `continue_from="name"` it is that child's result instead (its files, none of the other branches'): e.g.
+    a build branch and a lint branch, then the tests on the build's result. The name must be one of its
+    children: checked when the Parallel is built with its children, else when the run starts (before anything
+    runs)."""
 
     kind = "parallel"
+
+    def __init__(self, children: Mapping[str, Node] | None = None, *, max_concurrent: int | None = None,
+                 continue_from: str | None = None) -> None:
+        super().__init__(children, max_concurrent=max_concurrent)
+        if continue_from is not None and (not isinstance(continue_from, str) or "/" in continue_from
+                                          or not continue_from):
+            raise PipelineError(f"continue_from takes the name of one of the Parallel's children, not "
+                                f"{continue_from!r}")
+        self.continue_from = continue_from
+        if children:
+            self.check_continue_from()
+
+    def check_continue_from(self) -> None:
+        """PipelineError when `continue_from` names no child of this Parallel."""
+        if self.continue_from is not None and self.continue_from not in self.children:
+            names = ", ".join(repr(n) for n in self.children) or "none yet"
+            raise PipelineError(f"{self.path}: continue_from={self.continue_from!r} is not a child of this "
+                                f"Parallel (its children: {names})")
 
 
 class Exec(Node):
@@ -318,9 +343,14 @@ def execs(root: Node) -> list[Exec]:
     return [n for n in root.walk() if isinstance(n, Exec)]
 
 
+def _parent_label(node: Node) -> str:
+    follow = getattr(node, "continue_from", None)
+    return f"[{node.kind}, continue_from={follow}]" if follow else f"[{node.kind}]"
+
+
 def pretty(root: Node) -> str:
     """The tree drawn as Conducto's dry run does: Serial children numbered, Exec lines with their command."""
-    lines = [root.path + (f"   [{root.kind}]" if isinstance(root, Parent) else f"   {root.describe()}")]
+    lines = [root.path + (f"   {_parent_label(root)}" if isinstance(root, Parent) else f"   {root.describe()}")]
 
     def walk(node: Parent, prefix: str) -> None:
         items = list(node.children.items())
@@ -328,7 +358,7 @@ def pretty(root: Node) -> str:
             last = index == len(items) - 1
             branch = "└─" if last else "├─"
             number = f"{index} " if isinstance(node, Serial) else ""
-            detail = child.describe() if isinstance(child, Exec) else f"[{child.kind}]"
+            detail = child.describe() if isinstance(child, Exec) else _parent_label(child)
             skip = "  (skip)" if child.params.skip else ""
             lines.append(f"{prefix}{branch}{number}{name}   {detail}{skip}")
             if isinstance(child, Parent):

@@ -16,10 +16,10 @@ projects built on one engine must not resume from each other's checkpoints.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from contree_tui.pipeline.build_offline import offline_lines, rewrite_command
 from contree_tui.pipeline.build_stages import (
     CHECKPOINTS,
     DEFAULT_BUILD,
@@ -103,19 +103,7 @@ def build_pipeline(spec: BuildSpec, base: str) -> Serial:
 
 def resume_command(argv: list[str], checkpoint: str) -> str:
     """The command line that was run (`argv`, without any --resume-from) with `--resume-from checkpoint`."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--resume-from":
-            skip = True
-            continue
-        if arg.startswith("--resume-from="):
-            continue
-        kept.append(arg)
-    return shlex.join(["contree-tui", *kept, "--resume-from", checkpoint])
+    return rewrite_command(argv, {"--resume-from": checkpoint})
 
 
 @dataclass(frozen=True)
@@ -164,14 +152,19 @@ def report_lines(run: PipelineRun, spec: BuildSpec, base: str, argv: list[str]) 
     if failed is None:
         test = run.runs.get("/test")
         said = bytes(test.output).decode(errors="replace").strip().splitlines() if test is not None else []
-        result = [f"test: {said[-1]}"] if said else []  # pytest's summary line ("2 passed in 0.10s")
+        # pytest's summary line ("2 passed in 0.10s"), without the ===== it is framed in unless -q
+        result = [f"test: {said[-1].strip('= ') or said[-1]}"] if said else []
         return [f"build done: {' -> '.join(spec.stages())}", *result, *lines]
     node = run.runs[f"/{failed}"]
     header = [f"build FAILED at stage {failed} ({node.error}): {run.nodes[f'/{failed}'].describe()}"]
     tail = bytes(node.output).decode(errors="replace").rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
     header += [f"  | {line}" for line in tail]
     resumable = [p.name for p in points if p.name in RESUMABLE]
-    if resumable:
+    commands = {"deps": spec.install, "build": spec.build}
+    offline = offline_lines(failed, bytes(node.output), commands, argv, resumable[-1] if resumable else None)
+    if offline:  # no index: running the same command again fails the same way; this says what will not
+        lines += offline
+    elif resumable:
         lines.append(f"to resume after a fix (the source is synced again; the stages up to {resumable[-1]} "
                      "are not re-run):")
         lines.append(f"  {resume_command(argv, resumable[-1])}")

@@ -18,6 +18,7 @@ import pytest
 
 from contree_tui.client.connection import Connection
 from contree_tui.pipeline import Exec, Serial
+from contree_tui.pipeline.build_offline import OFFLINE_BUILD, OFFLINE_INSTALL
 from contree_tui.pipeline.executor import run_pipeline
 from contree_tui.pipeline.nodes import FolderSync
 from contree_tui.pipeline.step_cache import StepCache
@@ -41,7 +42,7 @@ where = ["src"]
 CALC = "def add(a, b):\n    return a + b\n"
 TEST = ("import calc\n\n\ndef test_add():\n    assert calc.add(2, 3) == 5\n\n\n"
         "def test_zero():\n    assert calc.add(0, 0) == 0\n")
-OFFLINE = ("--install", "pip install --no-index --no-build-isolation -e .",
+OFFLINE = ("--install", "python3 -m pip install --no-index --no-build-isolation -e .",
            "--build", "python3 -m build --no-isolation --wheel",
            "--test", "python3 -m pytest -q")
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -102,6 +103,26 @@ def test_a_package_goes_through_four_stages_then_cache_hits_then_from_deps_after
     assert stage_lines(changed.stdout) == ["setup ran", "deps ran", "build ran", "test ran"], changed.stdout
     assert operations(cli) == before + 4
     assert deps not in changed.stdout  # a new deps-installed checkpoint
+
+
+def test_the_defaults_where_no_index_is_reached_say_so_and_print_the_offline_command_that_builds(cli: Cli) -> None:
+    """The sandbox reaches no package index (no network here, or a proxy the image does not trust): the default
+    deps stage fails fetching setuptools; the report says why and gives a command that builds offline, which
+    does, on the bootstrapped image."""
+    build = ("build", str(cli.folder), "--image", f"tag:{TAG}")
+    failed = cli(*build, code=1)
+    assert stage_lines(failed.stdout) == ["setup ran", "deps failed"], failed.stdout
+    report = failed.stderr
+    assert report.startswith("build FAILED at stage deps (exit 1): python3 -m pip install -e .\n"), report
+    assert "the deps stage reached no package index (" in report, report
+    offline = shlex.split(report.rstrip().splitlines()[-1])
+    assert offline[-4:] == ["--install", OFFLINE_INSTALL, "--build", OFFLINE_BUILD], offline
+    done = cli(*offline[1:])
+    assert stage_lines(done.stdout) == ["setup cached", "deps ran", "build ran", "test ran"], done.stdout
+    assert re.search(r"^test: 2 passed in [\d.]+s$", done.stdout, re.M), done.stdout  # without its ===== frame
+    listing = cli("run", "--image", "tag:calc/build-complete", "--disposable", "--no-sync", "--",
+                  "ls /app/dist").stdout
+    assert listing.split() == ["calc-0.1-py3-none-any.whl", "calc-0.1.tar.gz"]  # build's default: both
 
 
 def test_a_broken_test_reports_stage_checkpoints_and_resume_which_skips_deps(cli: Cli) -> None:

@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 from contree_tui.pipeline import Exec, PipelineError, Serial
+from contree_tui.pipeline.build_offline import (
+    OFFLINE_BUILD,
+    OFFLINE_INSTALL,
+    offline_build,
+    offline_install,
+    rewrite_command,
+)
 from contree_tui.pipeline.nodes import FolderSync
 from contree_tui.pipeline.staged_build import (
     BuildInputError,
@@ -27,8 +34,8 @@ def test_a_build_is_a_serial_of_four_stages_with_the_source_synced_into_setup(tm
     root = build_pipeline(spec, BASE)
     assert isinstance(root, Serial) and list(root.children) == ["setup", "deps", "build", "test"]
     commands = {name: node.command for name, node in root.children.items() if isinstance(node, Exec)}
-    assert commands["deps"] == "pip install -e ." and commands["build"] == "python -m build"
-    assert commands["test"] == "pytest"
+    assert commands["deps"] == "python3 -m pip install -e ." and commands["build"] == "python3 -m build"
+    assert commands["test"] == "python3 -m pytest"
     eff = {name: node.effective() for name, node in root.children.items()}
     assert [eff[s].tag for s in root.children] == [None, "My-Proj/deps-installed", "My-Proj/build-complete", None]
     assert eff["test"].disposable and not eff["build"].disposable
@@ -74,3 +81,16 @@ def test_sync_takes_an_existing_folder_and_an_absolute_destination(tmp_path: Pat
         Exec("true").set(sync=FolderSync(tmp_path, "app"))
     with pytest.raises(PipelineError, match="sync takes a folder"):
         Exec("true").set(sync=3)  # type: ignore[arg-type]
+
+
+def test_the_offline_spelling_of_an_install_and_a_build_command() -> None:
+    assert offline_install("python3 -m pip install -e .") == OFFLINE_INSTALL
+    assert offline_install("pip install -e '.[dev]'") == ("python3 -m pip install --no-index --no-build-isolation "
+                                                          "-e '.[dev]'")
+    assert offline_install("poetry install") == OFFLINE_INSTALL  # not pip's: the default's, as an example
+    assert offline_build("python3 -m build") == OFFLINE_BUILD
+    assert offline_build("python -m build --wheel") == "python3 -m build --no-isolation --wheel"
+    assert offline_build("python3 -m build -n") is None and offline_build("make") is None
+    argv = ["build", "p", "--install=pip install -e .", "--build", "python3 -m build", "--test", "true"]
+    assert rewrite_command(argv, {"--install": "A", "--build": "B"}) == ("contree-tui build p --test true "
+                                                                         "--install A --build B")

@@ -76,3 +76,69 @@ def test_file_colon_func_as_pipeline_takes_it(tmp_path: Path) -> None:
     no_func = subprocess.run([*CLI, "call", str(pipe)], capture_output=True, text=True, timeout=60, check=False)
     assert no_func.returncode == 2
     assert no_func.stderr.strip() == f"contree-tui call: give the function: {pipe} FUNC or {pipe}:FUNC"
+
+
+RETURNING = '''\
+def sieve(n: int) -> list[int]:
+    primes = []
+    for i in range(2, n):
+        if all(i % p for p in primes):
+            primes.append(i)
+    print(primes)
+    return primes
+
+
+def count(n: int) -> int:
+    return n
+
+
+def report(n: int) -> dict:
+    print("working on", n)
+    return {"n": n, "done": True}
+
+
+def pair(n: int) -> tuple:
+    print((n, n + 1))
+    return (n, n + 1)
+
+
+def nothing(n: int) -> None:
+    print("said", n)
+
+
+def takes_json(n: int, json: bool = False) -> list:
+    return [n, json]
+'''
+
+
+def call_returning(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    pipe = tmp_path / "ret.py"
+    pipe.write_text(RETURNING)
+    return subprocess.run([*CLI, "call", str(pipe), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_value_the_function_printed_is_shown_once_any_other_once_labelled(tmp_path: Path) -> None:
+    """The sieve prints its primes and returns them: the list once (it came twice, the second time as bare
+    JSON, so output and value could not be told apart)."""
+    for args, stdout in ((("sieve", "--n=30"), "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]\n"),
+                         (("count", "30"), "→ returned: 30\n"),
+                         (("report", "--n=3"), 'working on 3\n→ returned: {"done": true, "n": 3}\n'),
+                         (("pair", "3"), "(3, 4)\n"),  # printed as a tuple; its JSON is a list: the same value
+                         (("nothing", "3"), "said 3\n")):
+        done = call_returning(tmp_path, *args)
+        assert (done.returncode, done.stdout, done.stderr) == (0, stdout, ""), args
+
+
+def test_json_prints_the_value_alone_for_machines(tmp_path: Path) -> None:
+    done = call_returning(tmp_path, "sieve", "--n=12", "--json")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[2, 3, 5, 7, 11]\n", "[2, 3, 5, 7, 11]\n")
+    done = call_returning(tmp_path, "--json", "report", "3")
+    assert (done.stdout, done.stderr) == ('{"done": true, "n": 3}\n', "working on 3\n")
+    assert call_returning(tmp_path, "nothing", "--json", "--n=1").stdout == "null\n"
+    pipe = tmp_path / "ret.py"
+    colon = subprocess.run([*CLI, "call", f"{pipe}:count", "--json", "7"], capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert (colon.returncode, colon.stdout) == (0, "7\n"), colon.stderr
+    own = call_returning(tmp_path, "takes_json", "--json", "3")  # a parameter named json: the function's flag
+    assert (own.returncode, own.stdout) == (0, "→ returned: [3, true]\n"), own.stderr
+    assert call_returning(tmp_path, "--json", "takes_json", "--json", "3").stdout == "[3, true]\n"

@@ -161,3 +161,19 @@ def test_what_would_fail_half_way_is_refused_before_anything_runs() -> None:
     root["c"] = Exec("true").set(tag="t1")
     with pytest.raises(PipelineError, match="/c: tag 't1' is already /b's checkpoint"):
         check_runnable(root, "tag:busybox:latest")
+
+
+def test_continue_from_must_name_a_child_of_the_parallel(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"continue_from='buld' is not a child of this Parallel \(its children: "
+                                            r"'build', 'lint'\)"):
+        Parallel({"build": Exec("make"), "lint": Exec("lint")}, continue_from="buld")
+    later = Parallel(continue_from="build")  # children added afterwards: checked when a run is made
+    root = Serial({"fan": later})
+    later["lint"] = Exec("lint")
+    with pytest.raises(PipelineError, match=r"^/fan: continue_from='build' is not a child"):
+        check_runnable(root, "tag:x")
+    later["build"] = Exec("make")
+    check_runnable(root, "tag:x")
+    with pytest.raises(PipelineError, match="takes the name of one of the Parallel's children"):
+        Parallel(continue_from="a/b")
+    assert pretty(root).splitlines()[1] == "└─0 fan   [parallel, continue_from=build]"

@@ -29,11 +29,11 @@ def busybox_engine() -> Iterator[Path]:
     yield from served_engine("ctb-")
 
 
-def on_a_terminal(engine: Path, *argv: str, timeout: float = 240) -> tuple[int, str]:
+def on_a_terminal(engine: Path, *argv: str, timeout: float = 240, command: str = "pipeline") -> tuple[int, str]:
     """The command with a pty as stdout (stderr a pipe): its exit status and every byte it wrote there."""
     master, slave = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "contree_tui.cli", "pipeline", *argv, "--state-dir", str(engine)],
+    proc = subprocess.Popen([sys.executable, "-m", "contree_tui.cli", command, *argv, "--state-dir", str(engine)],
                             stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
     os.close(slave)
     out = bytearray()
@@ -94,4 +94,25 @@ def test_in_a_pipe_no_bar_nor_carriage_return(busybox_engine: Path) -> None:
                           capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stdout and "\x1b" not in done.stdout and "steps" not in done.stdout, done.stdout
-    assert len(done.stdout.splitlines()) == 6 + 1 + 1 + 3, done.stdout  # run+done per step, summary, checkpoints
+    # run+done per step, each done step's output under it (1, 2, 3 lines: /chain.txt grows), summary, checkpoints
+    assert len(done.stdout.splitlines()) == 6 + 6 + 1 + 1 + 3, done.stdout
+    assert "  | 1\n  | 2\n  | 3\n" in done.stdout, done.stdout
+
+
+def test_build_on_a_terminal_has_the_same_bar_erased_before_its_report(busybox_engine: Path, tmp_path: Path) -> None:
+    """`contree-tui build` printed its stage lines with no bar (its printer was given no run to count)."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname = 'proj'\nversion = '0.1'\n")
+    stages = ("--image", BUSYBOX, "--install", "echo deps", "--build", "sleep 1", "--test", "true")
+    status, raw = on_a_terminal(busybox_engine, str(project), *stages, command="build")
+    assert status == 0, raw
+    assert "0/4 steps" in raw and "4/4 steps  0 running  0 errors" in raw and "[====" in raw, raw
+    shown = screen(raw)
+    assert not any("steps" in line for line in shown), shown
+    assert "build done: setup -> deps -> build -> test" in shown, shown
+    piped = subprocess.run([sys.executable, "-m", "contree_tui.cli", "build", str(project), *stages, "--force",
+                            "--state-dir", str(busybox_engine)], capture_output=True, text=True, timeout=240,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert piped.returncode == 0, piped.stderr
+    assert "\r" not in piped.stdout and "\x1b" not in piped.stdout and "steps" not in piped.stdout, piped.stdout

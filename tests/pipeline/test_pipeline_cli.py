@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from contree_tui.cli.pipeline_command import split_own_options
+from contree_tui.cli.parser import build_parser
+from contree_tui.cli.pipeline_command import _options, split_own_options
 from contree_tui.pipeline.nodes import PipelineError
 from tests.client.conftest import served_engine
 from tests.pipeline import sample_pipelines as sp
@@ -37,8 +38,9 @@ def test_headless_prints_a_line_per_step_and_exits_0_when_done(busybox_engine: P
     done = pipeline(busybox_engine, f"{PIPE}:chain", "2", "--headless", "--image", BUSYBOX)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split("] ", 1)[1].split()[:2] for line in lines[:4]] == [["run", "/step1"], ["done", "/step1"],
-                                                         ["run", "/step2"], ["done", "/step2"]]
+    assert [line.split("] ", 1)[1].split()[:2] for line in lines[:6] if "] " in line] == [
+        ["run", "/step1"], ["done", "/step1"], ["run", "/step2"], ["done", "/step2"]]
+    assert lines[2] == "  | 1" and lines[5:7] == ["  | 1", "  | 2"], lines  # each done step's output under it
     assert "pipeline done: P:0  Q:0  R:0  D:2  E:0  K:0" in lines
     assert done.stderr == ""
 
@@ -61,7 +63,8 @@ def test_a_pipeline_that_cannot_run_exits_2_with_one_line(busybox_engine: Path) 
                           ([f"{PIPE}:nope", "--image", BUSYBOX], "has no function 'nope'"),
                           ([f"{PIPE}:chain", "--steps=x", "--image", BUSYBOX], "cannot read 'x' as int"),
                           (["nofile.py:chain"], "nofile.py: no such file"),
-                          ([f"{PIPE}:chain", "--image"], "--image needs a value")):  # not --headless
+                          ([f"{PIPE}:chain", "--image"], "--image needs a value"),  # not --headless
+                          ([], "give the pipeline: FILE:FUNC")):
         bad = pipeline(busybox_engine, *argv, "--headless")
         assert bad.returncode == 2, (argv, bad.stdout, bad.stderr)
         assert message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
@@ -81,3 +84,14 @@ def test_the_commands_options_are_read_among_the_functions_until_a_double_dash()
     for argv in (["--image"], ["--image", "--headless"]):
         with pytest.raises(PipelineError, match="--image needs a value"):
             split_own_options(argv)
+
+
+def test_a_double_dash_right_after_file_func_passes_the_rest_to_the_function() -> None:
+    """argparse dropped a `--` that directly follows a positional: `pipe.py:f -- --image=x` took --image=x as
+    this command's option, against the documented escape."""
+    for argv, image, rest in ((["pipe.py:f", "--", "--image=x"], None, ["--image=x"]),
+                              (["pipe.py:f", "30", "--", "--image", "y"], None, ["30", "--image", "y"]),
+                              (["--headless", "pipe.py:f", "--image=z", "30"], "z", ["30"])):
+        args = build_parser().parse_args(["pipeline", *argv])
+        assert _options(args) == (image, False, "--headless" in argv, rest), argv
+        assert args.spec == "pipe.py:f"

@@ -16,6 +16,7 @@ from contree_tui.pipeline import Exec, Parallel, Serial
 from contree_tui.pipeline.executor import PipelineRun, State
 from contree_tui.pipeline.function_runner import load_module
 from contree_tui.pipeline.headless import run_headless
+from contree_tui.pipeline.python_image import python_image_hint
 from tests.pipeline import sample_pipelines as sp
 from tests.pipeline.conftest import BUSYBOX
 from tests.pipeline.test_model import ALL_TYPES, EXPECTED
@@ -149,8 +150,16 @@ async def test_an_unchanged_rerun_is_all_cache_hits_and_starts_no_operation(
 
 async def test_headless_prints_progress_and_returns_the_status(connection: Connection, python_image: str) -> None:
     out = io.StringIO()
-    assert await run_headless(sp.primes_less_than(12), connection, image=python_image, out=out) == 0
-    assert "done  /find primes  " in out.getvalue() and "-> [2, 3, 5, 7, 11]" in out.getvalue()
+    root = sp.primes_less_than(12)
+    root["shout"] = Exec(sp.shout, "hey")
+    assert await run_headless(root, connection, image=python_image, out=out) == 0
+    # the sieve's output under its line, once: it printed the list it returns (headless showed no output, and
+    # the value unlabelled on the done line); a value nothing printed, labelled
+    lines = out.getvalue().splitlines()
+    done = next(i for i, line in enumerate(lines) if "done  /find primes  " in line)
+    assert lines[done + 1:done + 2] == ["  | [2, 3, 5, 7, 11]"] and "returned" not in lines[done + 2], lines
+    shout = next(i for i, line in enumerate(lines) if "done  /shout  " in line)
+    assert lines[shout + 1] == '  → returned: "HEY"', lines
     out = io.StringIO()
     assert await run_headless(sp.failing().set(image=BUSYBOX), connection, out=out) == 1
     text = out.getvalue()
@@ -206,8 +215,8 @@ async def test_a_skipped_step_is_passed_over_and_the_next_continues_from_before_
 async def test_a_function_step_on_an_image_without_python_says_so(connection: Connection) -> None:
     run = PipelineRun(sp.primes_less_than(5).set(image=BUSYBOX), connection)
     assert await run.run() is State.ERROR
-    assert run.runs["/find primes"].error == "exit 127: the image has no python3, which function steps need " \
-        "(nothing else)"
+    assert run.runs["/find primes"].error == ("exit 127: the image has no python3, which function steps need "
+                                              f"(nothing else; {python_image_hint()})")
 
 
 async def test_a_change_in_the_pipeline_folder_reruns_its_function_steps_only(
@@ -235,3 +244,24 @@ async def test_a_change_in_the_pipeline_folder_reruns_its_function_steps_only(
     assert await changed.run() is State.DONE
     assert changed.runs["/shell"].cached and not changed.runs["/doubled"].cached
     assert changed.runs["/doubled"].return_value.data == 12  # type: ignore[union-attr]  (the new helper ran)
+
+
+def branches_then_next(**parallel: str) -> Serial:
+    root = Serial().set(image=BUSYBOX)
+    root["fan"] = Parallel(**parallel)  # type: ignore[arg-type]
+    root["fan"]["lint"] = Exec("echo lint > /lint.txt")
+    root["fan"]["build"] = Exec("echo built > /build.txt")
+    root["next"] = Exec("ls / | grep -E '^(lint|build)\\.txt$' || echo none")
+    return root
+
+
+async def test_the_step_after_a_parallel_runs_on_its_source_or_on_the_branch_it_continues_from(
+        connection: Connection) -> None:
+    default = PipelineRun(branches_then_next(), connection)
+    assert await default.run() is State.DONE
+    assert bytes(default.runs["/next"].output).decode().split() == ["none"]  # the branches' source: no file
+    assert default.runs["/next"].source == default.runs["/fan"].source
+    chosen = PipelineRun(branches_then_next(continue_from="build"), connection)
+    assert await chosen.run() is State.DONE
+    assert bytes(chosen.runs["/next"].output).decode().split() == ["build.txt"]  # that branch's file, not lint's
+    assert chosen.runs["/next"].source == chosen.runs["/fan/build"].result == chosen.runs["/fan"].result

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from contree_tui.engine.engine import Engine
 from contree_tui.engine.http import (
     routes_disk,
+    routes_engine,
     routes_files,
     routes_images,
     routes_inspect,
@@ -55,7 +56,8 @@ def create_app(engine: Engine, *, keepalive: float = 15.0, cancel_wait: float = 
     """The API app over `engine`, which the caller opened and will close (the app never does)."""
     routes = [
         *routes_images.routes, *routes_files.routes, *routes_operations.routes, *routes_subprocesses.routes,
-        *routes_inspect.routes, *routes_disk.routes, Route("/v1/whoami", whoami, methods=["GET"]),
+        *routes_inspect.routes, *routes_disk.routes, *routes_engine.routes,
+        Route("/v1/whoami", whoami, methods=["GET"]),
     ]
     middleware = [Middleware(CatchAll), Middleware(BodyLimit, upload_limit=lambda: engine.config.max_upload_bytes)]
     app = Starlette(routes=routes, middleware=middleware,

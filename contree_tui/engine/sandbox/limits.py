@@ -1,4 +1,5 @@
-"""Resource limits for a run: memory, CPU and a pids cap through cgroups where the host allows, rlimits always.
+"""Resource limits for a run: memory, CPU and a pids cap through cgroups where the host allows (which mechanism
+enforces what, and the rlimits every run gets: limit_plan.py).
 
 This machine kind has a hybrid cgroup v1 layout (v2 mounted with only `hugetlb`), where v1 limits work as
 root; elsewhere cgroup v2 is usual. Creating and removing groups costs ~4 ms a run, more than a bare launch,
@@ -8,7 +9,6 @@ so groups are pooled: a slot is created once and reused by the next run once its
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import time
 from dataclasses import dataclass
@@ -25,14 +25,7 @@ class Limits:
     cpus: float = float(os.cpu_count() or 1)
     pids: int = 1024
     open_files: int = 65536
-
-
-def rlimits_for(limits: Limits, max_file_bytes: int, *, cgroups: bool) -> dict[int, int]:
-    values = {resource.RLIMIT_NOFILE: limits.open_files, resource.RLIMIT_FSIZE: max_file_bytes,
-              resource.RLIMIT_CORE: 0}
-    if not cgroups:  # fallback measured in the runtime notes: RLIMIT_AS stops a 400 MB allocation
-        values[resource.RLIMIT_AS] = limits.memory_bytes
-    return values
+    cpu_seconds: int = 0  # RLIMIT_CPU where there are no cgroups (limit_plan.py); 0: cpus x max_timeout
 
 
 def detect_cgroup_version() -> int | None:
@@ -51,8 +44,9 @@ def detect_cgroup_version() -> int | None:
 
 
 class CgroupPool:
-    def __init__(self, name: str, version: int | None) -> None:
+    def __init__(self, name: str, version: int | None, base: Path = CGROUP_ROOT) -> None:
         self.version = version
+        self.base = base  # v2: the group the engine's group goes in (a delegated one when rootless)
         self.name = name
         self._free: list[str] = []
         self._count = 0
@@ -69,7 +63,7 @@ class CgroupPool:
         dirs = self._slot_dirs.get(slot)
         if dirs is None:
             if self.version == 2:
-                dirs = [CGROUP_ROOT / self.name / slot]
+                dirs = [self.base / self.name / slot]
             else:
                 dirs = [CGROUP_ROOT / c / self.name / slot for c in V1_CONTROLLERS]
             self._slot_dirs[slot] = dirs
@@ -83,7 +77,7 @@ class CgroupPool:
             self._count += 1
             slot = f"slot{self._count}-{os.getpid()}"
             if self.version == 2:
-                parent = CGROUP_ROOT / self.name
+                parent = self.base / self.name
                 parent.mkdir(exist_ok=True)
                 (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
             for d in self._dirs(slot):
@@ -97,7 +91,7 @@ class CgroupPool:
         if self.version is None:
             return
         if self.version == 2:
-            parent = CGROUP_ROOT / self.name
+            parent = self.base / self.name
             parent.mkdir(exist_ok=True)
             (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")
             (parent / "memory.max").write_text(str(memory_bytes))
@@ -172,7 +166,7 @@ class CgroupPool:
         """Remove every slot this engine name owns, then the engine's own group (used at start, after a
         crash, and at stop). Each engine names its group after its state dir, so a group left behind is
         never reused by another state dir: it would stay on the host for good."""
-        roots = [CGROUP_ROOT / self.name] if self.version == 2 else [CGROUP_ROOT / c / self.name
+        roots = [self.base / self.name] if self.version == 2 else [CGROUP_ROOT / c / self.name
                                                                      for c in V1_CONTROLLERS]
         for root in roots:
             if not root.is_dir():

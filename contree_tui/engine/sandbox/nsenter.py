@@ -104,7 +104,9 @@ def _exec(argv: list[str], env: dict[str, str], cwd: str, uid: int, gid: int, rl
         os.makedirs(cwd, mode=0o755, exist_ok=True)
         for limit, value in rlimits.items():
             _, hard = resource.getrlimit(limit)
-            resource.setrlimit(limit, (min(value, hard) if hard != resource.RLIM_INFINITY else value,) * 2)
+            value = min(value, hard) if hard != resource.RLIM_INFINITY else value
+            cpu = limit == resource.RLIMIT_CPU and (hard == resource.RLIM_INFINITY or value < hard)  # as launch's
+            resource.setrlimit(limit, (value, value + 1 if cpu else value))
         sc.drop_bounding_capabilities(KEPT_CAPABILITIES)
         os.setgroups([])
         os.setgid(gid)
