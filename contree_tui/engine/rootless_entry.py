@@ -10,16 +10,18 @@ executor). The steps, as podman's rootless mode takes them:
    `newgidmap PID 0 GID 1 1 SUB COUNT` on the engine (a process may not map more than its own id itself);
    shadow-utils checks each range against /etc/subuid and /etc/subgid; the child exits, the engine reaps it;
 4. the engine, now uid 0 there (the user outside) with ids 1..COUNT its subordinate range, unshares a mount
-   namespace and makes / recursively a slave (host unmounts propagate in, nothing the engine mounts leaks
-   out), and a pid namespace;
-5. it forks: the child is pid 1 of that pid namespace, mounts its /proc and goes on as the engine; the
-   parent stays outside as its waiter (`ct-engine-ns`), passes SIGTERM on, and exits with its status.
+   namespace and makes / recursively a slave (host unmounts propagate in, nothing the engine mounts leaks out);
+5. pid_namespace.enter_own_pid_namespace(): a fork into a new pid namespace, whose pid 1 (with its /proc) goes
+   on as the engine, and which keepers' setns back to it needs; the process that was started stays outside as
+   its relay (signals passed on, its exit status the engine's).
 
 Everything the engine starts (keepers, helpers, pasta) inherits the namespace; privilege.running_rootless()
-answers True from then on. The pid file holds the engine's pid as the host sees it, so `engine stop` (a
-signal from the same user) reaches it; killing it kills every sandbox (the kernel ends its pid namespace).
-Cost, once per engine start (bench/bench_rootless_entry.py): 10-15 ms median on a loaded 2-core VM (p10 ~6 ms),
-on par with util-linux `unshare --map-auto --map-root-user --mount --pid --fork --mount-proc`.
+answers True from then on. The pid file holds the relay's pid, the one that was started: `engine stop` (a signal
+from the same user) is passed on; a kill -9 of it kills the engine (PDEATHSIG) and so every sandbox (the kernel
+ends a pid namespace with its pid 1).
+Cost, once per engine start (bench/bench_rootless_entry.py): 10-16 ms median on a loaded 2-core VM, 1.2-1.7x
+util-linux `unshare --map-auto --map-root-user --mount --pid --fork --mount-proc` (which forks a C program where
+this forks the interpreter); under 1% of a cold start.
 """
 
 from __future__ import annotations
@@ -27,17 +29,15 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import select
 import shlex
 import signal
 import subprocess
-import sys
 import threading
 import time
-from typing import NoReturn
 
 from contree_tui.engine import privilege
 from contree_tui.engine.models import EngineError
+from contree_tui.engine.pid_namespace import enter_own_pid_namespace
 from contree_tui.engine.rootless_checks import (
     CLONE_NEWNS,
     CLONE_NEWUSER,
@@ -49,10 +49,8 @@ from contree_tui.engine.rootless_checks import (
 
 log = logging.getLogger("contree_tui.engine")
 
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_SLAVE = 0x2, 0x4, 0x8, 0x4000, 0x80000
-CLONE_NEWPID = 0x20000000
-PR_SET_NAME, PR_SET_PDEATHSIG = 15, 1
-_host_pid: int | None = None  # set in the engine once it is pid 1 of its own pid namespace
+MS_REC, MS_SLAVE = 0x4000, 0x80000
+_relay_pid: int | None = None  # set in the engine once it is pid 1 of its own pid namespace
 MAP_TIMEOUT = 10.0  # seconds for newuidmap + newgidmap (~2 ms each measured)
 
 
@@ -117,73 +115,31 @@ def _enter(ids: RootlessIds) -> None:
                           f"{said or 'newuidmap/newgidmap exited ' + str(status)}", status=503)
     os.setresgid(0, 0, 0)  # already 0 through the map; also makes the saved ids 0 explicitly
     os.setresuid(0, 0, 0)
-    failed = _unshare(libc, CLONE_NEWNS | CLONE_NEWPID)
+    failed = _unshare(libc, CLONE_NEWNS)
     if failed:
-        raise EngineError(f"cannot make mount and pid namespaces in the engine's user namespace: "
-                          f"{os.strerror(failed)}", status=503)
+        raise EngineError(f"cannot make a mount namespace in the engine's user namespace: {os.strerror(failed)}",
+                          status=503)
     if libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) != 0:
         raise EngineError(f"cannot make / a slave mount: {os.strerror(ctypes.get_errno())}", status=503)
-    _become_pid_1(libc)
-
-
-def _become_pid_1(libc: ctypes.CDLL) -> None:
-    """Fork into the new pid namespace: the child, its pid 1, goes on as the engine (with a /proc of its own);
-    this process stays outside as its waiter and never returns.
-
-    Why: every keeper and helper is born pid 1 of a pid namespace of its own and then setns()es back to the
-    engine's, which needs CAP_SYS_ADMIN in the user namespace owning it (sandbox/userns.py); the host's is
-    not ours. And as pid 1, the engine's death takes every sandbox with it (the kernel kills the namespace),
-    so a crash (kill -9) leaves no sandbox running."""
-    alive_read, alive_write = os.pipe()  # EOF in the child: the waiter is gone
-    child = os.fork()
-    if child == 0:
-        os.close(alive_write)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if select.select([alive_read], [], [], 0)[0]:  # the waiter died before the prctl above
-            os._exit(1)
-        os.close(alive_read)
-        # pid 1 ignores a signal it has no handler for: SIGTERM and SIGHUP end it as they end a root engine
-        # (uvicorn's graceful SIGTERM handler replaces this one while it serves)
-        for ending in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(ending, _end_as_by_default)
-        global _host_pid
-        _host_pid = int(os.readlink("/proc/self"))  # the host's /proc still: our pid as the host sees it
-        if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
-            raise EngineError(f"cannot mount /proc for the engine's pid namespace: "
-                              f"{os.strerror(ctypes.get_errno())}", status=503)
-        return
-    os.close(alive_read)
-    _wait_for_engine(libc, child)
+    global _relay_pid
+    try:  # returns in the engine, pid 1 of its own pid namespace; the relay outside never returns
+        _relay_pid = enter_own_pid_namespace()
+    except OSError as exc:
+        raise EngineError(str(exc), status=503) from None
+    # pid 1 ignores a signal it has no handler for: SIGTERM and SIGHUP end it as they end a root engine (uvicorn's
+    # graceful SIGTERM handler replaces this one while it serves)
+    for ending in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(ending, _end_as_by_default)
 
 
 def _end_as_by_default(signum: int, _frame: object) -> None:
     os._exit(128 + signum)
 
 
-def _wait_for_engine(libc: ctypes.CDLL, child: int) -> NoReturn:
-    """The waiter: what started `engine serve` sees this pid live as long as the engine. A SIGTERM sent here
-    is passed on; SIGINT and SIGHUP come from a terminal, which sends them to the engine as well."""
-    libc.prctl(PR_SET_NAME, ctypes.c_char_p(b"ct-engine-ns"), 0, 0, 0)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGTERM))
-    for ignored in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(ignored, signal.SIG_IGN)
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
-            break
-        except ChildProcessError:
-            os._exit(1)
-        except InterruptedError:
-            continue
-    code = os.waitstatus_to_exitcode(status)
-    sys.stdout.flush()
-    os._exit(code if code >= 0 else 128 - code)
-
-
 def engine_host_pid() -> int:
-    """The engine's pid as the host sees it (the pid file's, for `engine stop` and `engine status`): inside its
-    pid namespace a rootless engine is pid 1."""
-    return _host_pid or os.getpid()
+    """The pid the pid file holds (for `engine stop` and `engine status`): a rootless engine's relay, the process
+    that was started, which passes signals on (inside its pid namespace the engine itself is pid 1)."""
+    return _relay_pid or os.getpid()
 
 
 def enter_rootless_namespace() -> float | None:

@@ -41,7 +41,7 @@ def test_the_entry_makes_the_user_uid_0_of_its_own_namespace_with_its_subordinat
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     assert seen["pid"] == 1  # pid 1 of a pid namespace of its own: its death ends every sandbox ...
-    assert seen["host_pid"] not in (1, seen["before"])  # ... and the pid file holds the host's pid for it
+    assert seen["host_pid"] == seen["before"]  # ... and the pid file names the process started, its relay
     assert seen["proc_pids"][0] == 1  # its /proc is its pid namespace's (the mount, then only what it runs)
     assert len(seen["proc_pids"]) <= 2
     assert seen["ids"] == [0, 0, 0, 0, 0, 0]

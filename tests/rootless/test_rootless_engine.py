@@ -172,17 +172,19 @@ def _command_lines() -> list[str]:
     return lines
 
 
-def test_engine_stop_ends_the_engine_and_its_waiter_and_removes_both_socket_paths(normal_user: NormalUser) -> None:
+def test_engine_stop_ends_the_relay_and_the_engine_and_removes_both_socket_paths(normal_user: NormalUser) -> None:
+    """The pid file names the process that was started (the relay, outside the engine's pid namespace); `engine
+    stop` signals it, the relay passes it on to the engine (pid 1 inside), and both end."""
     stopping = Session(normal_user, normal_user.new_state_dir(), folder_of(normal_user, "stop"))
     stopping.cli("engine", "run", "true")
-    pid = normal_user.engine_pid(stopping.state)
-    assert pid is not None
-    waiter = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent, outside
-    assert Path(f"/proc/{waiter}/comm").read_text().strip() == "ct-engine-ns"
+    relay = normal_user.engine_pid(stopping.state)
+    assert relay is not None
+    engine = int(Path(f"/proc/{relay}/task/{relay}/children").read_text().split()[0])
+    assert Path(f"/proc/{engine}/status").read_text().split("NSpid:")[1].split()[1] == "1"
     real = Path(os.readlink(stopping.state / "engine.sock"))
-    assert stopping.cli("engine", "stop") == f"engine stopped (pid {pid})\n"
+    assert stopping.cli("engine", "stop") == f"engine stopped (pid {relay})\n"
     deadline = time.monotonic() + 10
-    while Path(f"/proc/{waiter}").exists() and time.monotonic() < deadline:
+    while Path(f"/proc/{engine}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not Path(f"/proc/{waiter}").exists(), "the waiter ends with its engine"
+    assert not Path(f"/proc/{engine}").exists(), "the engine ends with its relay"
     assert not (stopping.state / "engine.sock").is_symlink() and not real.exists()
