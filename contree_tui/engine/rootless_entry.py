@@ -27,7 +27,6 @@ this forks the interpreter); under 1% of a cold start.
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import shlex
 import signal
@@ -46,8 +45,6 @@ from contree_tui.engine.rootless_checks import (
     require_rootless_prerequisites,
     user_namespace_missing,
 )
-
-log = logging.getLogger("contree_tui.engine")
 
 MS_REC, MS_SLAVE = 0x4000, 0x80000
 _relay_pid: int | None = None  # set in the engine once it is pid 1 of its own pid namespace
