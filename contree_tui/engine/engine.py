@@ -35,6 +35,7 @@ from contree_tui.engine.models import EngineError, Event, Image, NotFound, Opera
 from contree_tui.engine.oci_layer import layer_from_tarball
 from contree_tui.engine.privilege import running_rootless
 from contree_tui.engine.rootfs_import import MAX_IMPORTS, import_helpers
+from contree_tui.engine.rootless_checks import require_engine_privilege
 from contree_tui.engine.runs import InstanceRuns
 from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
@@ -48,16 +49,6 @@ from contree_tui.engine.store import Store, iso_now
 
 BUSYBOX_TAG = "busybox:latest"
 RUN_IMAGE_CACHE = 1024
-
-
-def require_root() -> None:
-    """The engine's first requirement, checked before anything is created (Engine.open; `contree-tui engine
-    run` asks it too before it starts an engine to talk to)."""
-    if os.geteuid() != 0:
-        raise EngineError(
-            "the embedded engine needs root: it mounts overlay layers and creates mount, pid and network "
-            "namespaces, and rootless mode (user namespaces with overlay userxattr) is not available yet. "
-            "Run it as root, or point contree-tui at a hosted Contree with --profile.", status=503)
 
 
 class Engine:
@@ -111,7 +102,7 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
     async def open(cls, path: str | Path | None = None, config: EngineConfig | None = None) -> Engine:
-        require_root()
+        require_engine_privilege()  # root, or the uid 0 of a normal user's namespace (rootless_entry.py)
         try:
             state = StateDir.create(path)
         except OSError as exc:
