@@ -32,7 +32,7 @@ from contree_tui.cli.position import forward, history, rollback, use
 from contree_tui.cli.run import run
 from contree_tui.cli.sync import sync
 from contree_tui.cli.tags import tag
-from contree_tui.client.connection import Connection, ConnectionProblem, connect, embedded_target
+from contree_tui.client.connection import Connection, ConnectionProblem, EngineUnavailable, connect, embedded_target
 from contree_tui.client.disk import DiskError
 from contree_tui.client.position import PositionError
 from contree_tui.client.reconnect import ConnectionState, LinkState
@@ -81,6 +81,9 @@ def execute(name: str, opts: Options, console: Console | None = None,
     except (CommandError, UnknownReference, PositionError, SyncError, DiskError) as exc:
         console.note(str(exc))
         return 1
+    except EngineUnavailable as exc:  # the engine's own words, as it logged them: a missing prerequisite is a list
+        console.note(str(exc))
+        return EXIT_UNAVAILABLE
     except ConnectionProblem as exc:
         console.note(str(exc).replace("\n", " | "))
         return EXIT_UNAVAILABLE

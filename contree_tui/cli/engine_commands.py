@@ -12,21 +12,26 @@ from contree_tui.engine.models import EngineError
 
 
 def _engine_run(args: argparse.Namespace) -> int:
-    """Through the engine serving the state dir (cli/engine_run.py). With none running, the engine's own
-    first requirement is checked here, so that a user who cannot run it gets its reason in one line before
-    anything is created or started."""
+    """Through the engine serving the state dir (cli/engine_run.py). With none running, a normal user's
+    prerequisites (rootless_checks.py) are checked here, so that what the machine lacks is said in one
+    message before anything is created or started."""
+    import os
+
     from contree_tui.cli.commands import execute
     from contree_tui.client.embedded import engine_answers
     from contree_tui.paths import engine_root, engine_socket
 
-    if not asyncio.run(engine_answers(engine_socket(engine_root(args.state_dir)))):
-        from contree_tui.engine.engine import require_root
+    if os.geteuid() != 0 and not asyncio.run(engine_answers(engine_socket(engine_root(args.state_dir)))):
+        from contree_tui.engine.rootless_checks import require_rootless_prerequisites
 
-        require_root()
+        require_rootless_prerequisites()
     return execute("engine-run", vars(args))
 
 
 def _engine_serve(args: argparse.Namespace) -> int:
+    from contree_tui.engine.rootless_entry import enter_rootless_namespace
+
+    enter_rootless_namespace()  # first: a normal user's engine is uid 0 of a user namespace of its own
     from contree_tui.engine.serve import ServeOptions, parse_listen, read_or_create_token, run
     from contree_tui.engine.state_dir import StateDir
 

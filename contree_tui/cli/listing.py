@@ -19,6 +19,7 @@ from contree_tui.client.operations import (
     follow_events,
     stream_bytes,
 )
+from contree_tui.client.step_result import ReadableStdout
 from contree_tui.client.workspace import Workspace
 
 
@@ -69,8 +70,9 @@ async def ops(ws: Workspace, opts: Options, console: Console) -> int:
 async def logs(ws: Workspace, opts: Options, console: Console) -> int:
     operation = await ws.resolve_operation(opts.get("operation") or "@")
     client = ws.connection.client
-    as_json = bool(opts.get("json"))
+    as_json = bool(opts.get("json"))  # --json: the events as the API has them, a result record included
     printed = False
+    stdout = ReadableStdout()  # a pipeline function step's result record, as `→ returned: VALUE`
 
     def emit(event: Any) -> None:
         nonlocal printed
@@ -80,7 +82,9 @@ async def logs(ws: Workspace, opts: Options, console: Console) -> int:
         data = stream_bytes(event)
         if data:
             printed = True
-            console.write_bytes(event.type, data)
+            data = stdout.feed(data) if event.type == "stdout" else data
+            if data:
+                console.write_bytes(event.type, data)
 
     try:
         if opts.get("follow"):
@@ -88,6 +92,7 @@ async def logs(ws: Workspace, opts: Options, console: Console) -> int:
             async for event in follow_events(ws.connection, operation):
                 outcome.observe(event)
                 emit(event)
+            console.write_bytes("stdout", stdout.flush())
             return await _report_followed(ws, operation, outcome, console)
         else:
             async def dump() -> list[Any]:
@@ -95,6 +100,7 @@ async def logs(ws: Workspace, opts: Options, console: Console) -> int:
 
             for event in await ws.connection.call(dump):
                 emit(event)
+            console.write_bytes("stdout", stdout.flush())
             if not printed and not as_json:  # an empty stdout looked like a command that found nothing
                 console.note(f"operation {operation[:8]} printed nothing")
     except NotFoundError:
@@ -136,5 +142,9 @@ async def _logs_from_status(ws: Workspace, operation: str, console: Console, as_
     for stream in ("stdout", "stderr"):
         repr_ = getattr(result, stream, None)
         if repr_ is not None and repr_ is not Ellipsis:
-            console.write_bytes(stream, repr_.as_bytes())
+            data = repr_.as_bytes()
+            if stream == "stdout":
+                readable = ReadableStdout()
+                data = readable.feed(data) + readable.flush()
+            console.write_bytes(stream, data)
     return 0

@@ -80,16 +80,19 @@ def _log_size(root: Path) -> int:
 
 
 def _log_tail(root: Path, since: int = 0, lines: int = 5) -> str:
-    """The last `lines` lines the engine logged after byte `since`: this start's, not an earlier one's (the
-    log is appended to across starts)."""
+    """What the engine logged after byte `since` (this start's, not an earlier one's: the log is appended to
+    across starts): its own refusal whole when it made one (main.py prints `contree-tui: …`, and a missing
+    prerequisite is a list of several lines), else the last `lines` lines."""
     try:
         with open(root / LOG_NAME, "rb") as fh:
             fh.seek(since)
             text = fh.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    # the engine's own one-line refusal is `contree-tui: …` (main.py): the caller says who is speaking
-    return "\n".join(line.removeprefix("contree-tui: ") for line in text[-lines:])
+    refusal = [i for i, line in enumerate(text) if line.startswith("contree-tui: ")]
+    tail = text[refusal[-1]:] if refusal else text[-lines:]
+    # the caller says who is speaking
+    return "\n".join(line.removeprefix("contree-tui: ") for line in tail)
 
 
 async def ensure_engine(state_dir: str | Path | None = None, *, timeout: float = 20.0) -> Path:
@@ -113,7 +116,8 @@ async def ensure_engine(state_dir: str | Path | None = None, *, timeout: float =
             # It exited: another client's engine may have won the race for the state dir, or it failed.
             if engine_pid(root) is not None and await engine_answers(socket, timeout=2.0):
                 return socket
-            raise EngineStartError(f"the embedded engine could not start:\n{_log_tail(root, logged) or 'no log'}")
+            # one line for a one-line refusal; a longer one (a missing prerequisite's list) keeps its lines
+            raise EngineStartError(f"the embedded engine could not start: {_log_tail(root, logged) or 'no log'}")
         await asyncio.sleep(0.05)
     raise EngineStartError(f"the embedded engine did not answer on {socket} within {timeout:g} s\n"
                            f"{_log_tail(root, logged)}")

@@ -18,6 +18,9 @@ class ImageDetails:
     created_at: str | None = None
     size: int | None = None  # bytes of the layers it added on top of its parent (du), when the server says
     total_size: int | None = None  # bytes of its whole layer chain
+    content_bytes: int | None = None  # bytes of the files it added or changed (what a user means by "added")
+    files: int | None = None  # how many files it added or changed
+    removed: int | None = None  # how many paths it removed
     layers: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
@@ -51,7 +54,8 @@ async def image_details(connection: Connection, uuid: str) -> ImageDetails:
     user = extension.get("user")
     return ImageDetails(
         uuid, created, size=_int(extension.get("size")), total_size=_int(extension.get("total_size")),
-        layers=_int(extension.get("layers")),
+        layers=_int(extension.get("layers")), content_bytes=_int(extension.get("content_bytes")),
+        files=_int(extension.get("files")), removed=_int(extension.get("removed")),
         env={k: v for k, v in env.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(env, dict)
         else {},
         workdir=workdir if isinstance(workdir, str) else None, user=user if isinstance(user, str) else None,

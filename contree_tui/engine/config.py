@@ -38,8 +38,9 @@ class EngineConfig:
     max_concurrent_runs: int = 64
     memory_budget: int | None = None
     run_memory_reserve: int | None = None
-    # Sandbox uid/gid i is host BASE+i (userns.py); None: sandboxes share the host's ids (measurements only)
-    sandbox_ids: SandboxIds | None = field(default_factory=SandboxIds.from_host)
+    # Sandbox uid/gid i is host BASE+i (userns.py); None: sandboxes share the host's ids (measurements only).
+    # Rootless: the engine's own ids 0..min(65535, its map's size - 1), whatever this says.
+    sandbox_ids: SandboxIds | None = field(default_factory=SandboxIds.for_engine)
 
     def total_memory_budget(self) -> int:
         return self.memory_budget if self.memory_budget is not None else host_memory() * 3 // 4

@@ -33,30 +33,22 @@ from contree_tui.engine.instance import InstanceRun
 from contree_tui.engine.layer_cap import unmount_leftovers
 from contree_tui.engine.models import EngineError, Event, Image, NotFound, Operation, OperationStatus, StoredFile
 from contree_tui.engine.oci_layer import layer_from_tarball
+from contree_tui.engine.privilege import running_rootless
 from contree_tui.engine.rootfs_import import MAX_IMPORTS, import_helpers
+from contree_tui.engine.rootless_checks import require_engine_privilege
 from contree_tui.engine.runs import InstanceRuns
 from contree_tui.engine.sandbox.helper import HelperProcess, HelperSet
 from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.limit_plan import plan_limits
 from contree_tui.engine.sandbox.limits import CgroupPool
 from contree_tui.engine.sandbox.network import write_network_layer
-from contree_tui.engine.sandbox.userns import SandboxUsers, open_sandbox_users
+from contree_tui.engine.sandbox.userns import SandboxIds, SandboxUsers, open_sandbox_users
 from contree_tui.engine.spawn_request import TAG_RE, UUID_RE
 from contree_tui.engine.state_dir import StateDir
 from contree_tui.engine.store import Store, iso_now
 
 BUSYBOX_TAG = "busybox:latest"
 RUN_IMAGE_CACHE = 1024
-
-
-def require_root() -> None:
-    """The engine's first requirement, checked before anything is created (Engine.open; `contree-tui engine
-    run` asks it too before it starts an engine to talk to)."""
-    if os.geteuid() != 0:
-        raise EngineError(
-            "the embedded engine needs root: it mounts overlay layers and creates mount, pid and network "
-            "namespaces, and rootless mode (user namespaces with overlay userxattr) is not available yet. "
-            "Run it as root, or point contree-tui at a hosted Contree with --profile.", status=503)
 
 
 class Engine:
@@ -110,7 +102,7 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
     async def open(cls, path: str | Path | None = None, config: EngineConfig | None = None) -> Engine:
-        require_root()
+        require_engine_privilege()  # root, or the uid 0 of a normal user's namespace (rootless_entry.py)
         try:
             state = StateDir.create(path)
         except OSError as exc:
@@ -132,14 +124,15 @@ class Engine:
         await engine._recover()
         engine.cgroups.limit_total(engine.admission.memory_budget)
         os.makedirs(engine._inspect_root, exist_ok=True)
-        ids = engine.config.sandbox_ids
+        ids = SandboxIds.rootless() if running_rootless() else engine.config.sandbox_ids
         if ids is not None:
             try:
                 engine.users = open_sandbox_users(ids, engine._idmapped_dirs(), str(state.root))
             except OSError as exc:
                 await engine.close()
-                raise EngineError(f"cannot give sandboxes their own user ids ({exc}); idmapped mounts need "
-                                  "Linux >= 5.12 and a state dir on ext4, xfs, btrfs or tmpfs", status=503) from None
+                why = ("" if running_rootless() else "; idmapped mounts need Linux >= 5.12 and a state dir on ext4, "
+                       "xfs, btrfs or tmpfs")
+                raise EngineError(f"cannot give sandboxes their own user ids ({exc}){why}", status=503) from None
         # helpers run as the sandboxes' root
         engine.helpers.users = engine.importers.users = engine.extractors.users = engine.users
         try:

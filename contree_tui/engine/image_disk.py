@@ -22,6 +22,7 @@ from contree_tui.engine import layers as layerfs
 from contree_tui.engine.disk_space import free_bytes
 from contree_tui.engine.disk_usage import LayerSizes, added_layers, disk_usage, physical_bytes
 from contree_tui.engine.image_reads import ImageReads
+from contree_tui.engine.layer_content import LayerContents
 from contree_tui.engine.models import Conflict, Image
 from contree_tui.engine.state_dir import StateDir
 from contree_tui.engine.store import Store
@@ -35,6 +36,7 @@ class ImageDisk:
         self._pinned_layers = pinned_layers  # layers imports in progress hold (reused ones included)
         self._layers_dir, self._runs_dir = str(state.layers), str(state.runs)
         self.sizes = LayerSizes(self._layers_dir)
+        self.contents = LayerContents(self._layers_dir)
         self._removals: set[asyncio.Future[None]] = set()
 
     # -- df and the inspect extension ----------------------------------------------------------------------
@@ -53,8 +55,10 @@ class ImageDisk:
         parent = self.store.find_image(image.parent) if image.parent else None
         added = added_layers(image, parent, self.store.squash_cache())
         sizes = await asyncio.to_thread(self.sizes.measure, image.layers)
+        content = await asyncio.to_thread(self.contents.total, added)
         return {"size": physical_bytes(sizes[layer] for layer in added),
                 "total_size": physical_bytes(sizes.values()), "layers": len(image.layers),
+                "content_bytes": content.bytes, "files": content.files, "removed": content.removed,
                 "env": dict(image.env), "workdir": image.workdir or image.config_workdir, "user": image.user}
 
     # -- delete ---------------------------------------------------------------------------------------------
@@ -88,6 +92,7 @@ class ImageDisk:
         if moved:
             layerfs.fsync_dir(self._layers_dir)
         self.sizes.forget(orphans)
+        self.contents.forget(orphans)
         removal = asyncio.ensure_future(asyncio.to_thread(_remove_all, moved))
         self._removals.add(removal)
         removal.add_done_callback(self._removals.discard)

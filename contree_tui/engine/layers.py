@@ -14,10 +14,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from contree_tui.engine.privilege import running_rootless
+
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 # Overlay's own per-mount bookkeeping (origin file handles, impure markers, the random per-mount uuid):
 # meaningless outside the mount that wrote it and it makes identical layers differ.
 _OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+
+
+def opaque_xattr() -> str:
+    """The name this engine's overlay mounts read an opaque marker under: `trusted.overlay.opaque` as root,
+    `user.overlay.opaque` rootless (mounted with userxattr: trusted.* cannot be set in a user namespace)."""
+    return OPAQUE_XATTRS[1] if running_rootless() else OPAQUE_XATTRS[0]
 
 
 def new_layer_id() -> str:

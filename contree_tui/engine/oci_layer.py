@@ -40,6 +40,7 @@ from typing import Any
 
 import zstandard  # loaded here, in the engine: a helper refuses imports (helper._NoImports)
 
+from contree_tui.engine import layers
 from contree_tui.engine.layer_xattrs import MAX_REPORTED
 from contree_tui.engine.models import EngineError, Unprocessable
 from contree_tui.engine.rootfs_import import (
@@ -76,7 +77,6 @@ INPUT_BUFFER = 128 << 10
 # replace thousands of directories. 16 MiB is ~100 000 paths of 160 bytes.
 MAX_OPAQUE_PAYLOAD = 16 << 20
 PROGRESS_EVERY = 0.1  # s: how often the engine reads how far the helper got in the blob
-OPAQUE_XATTR = "trusted.overlay.opaque"
 
 ProgressFn = Callable[[int], None]
 
@@ -263,12 +263,14 @@ def _openat2(root_fd: int, path: str, how: _OpenHow) -> int:
 
 
 def mark_opaque(layer: str, paths: tuple[str, ...]) -> None:
-    """Set overlay's opaque xattr on each directory `paths` names inside `layer` (the helper's report)."""
+    """Set overlay's opaque xattr on each directory `paths` names inside `layer` (the helper's report): as
+    root `trusted.overlay.opaque`, rootless `user.overlay.opaque` (layers.opaque_xattr)."""
+    opaque_xattr = layers.opaque_xattr()
     root = os.open(layer, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         for path in paths:
             if path == "":
-                os.setxattr(root, OPAQUE_XATTR, b"y")
+                os.setxattr(root, opaque_xattr, b"y")
                 continue
             try:
                 fd = open_beneath(root, path)
@@ -276,7 +278,7 @@ def mark_opaque(layer: str, paths: tuple[str, ...]) -> None:
                 raise Unprocessable(f"an opaque-directory marker names {path[:200]!r}, which is not a directory "
                                     f"inside the layer ({os.strerror(exc.errno or errno.EINVAL)})") from None
             try:
-                os.setxattr(fd, OPAQUE_XATTR, b"y")
+                os.setxattr(fd, opaque_xattr, b"y")
             finally:
                 os.close(fd)
     finally:

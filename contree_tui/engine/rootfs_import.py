@@ -37,6 +37,7 @@ import tarfile
 
 from contree_tui.engine.layer_xattrs import MAX_REPORTED, layer_xattrs, set_xattrs
 from contree_tui.engine.models import Unprocessable
+from contree_tui.engine.privilege import running_rootless
 from contree_tui.engine.sandbox.credentials import (
     CAP_CHOWN,
     CAP_DAC_OVERRIDE,
@@ -45,6 +46,7 @@ from contree_tui.engine.sandbox.credentials import (
     CAP_SETFCAP,
 )
 from contree_tui.engine.sandbox.helper import HelperSet
+from contree_tui.sandbox_ids import ID_COUNT
 
 # What extracting a rootfs as an unprivileged uid needs, and nothing more:
 #   CHOWN        give each file its numeric owner from the tarball (root's files, daemons' files)
@@ -142,8 +144,7 @@ class _Admission:
     def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
         if self.id_limit is not None and (member.uid >= self.id_limit or member.gid >= self.id_limit):
             # chown would fail (the id is not mapped in the sandbox namespace) and tarfile only logs that
-            raise Unprocessable(f"{member.name[:200]!r} is owned by {member.uid}:{member.gid}; files in an image "
-                                f"may have owners and groups 0..{self.id_limit - 1} only (sandbox user ids)")
+            raise Unprocessable(owner_refused(member.name, member.uid, member.gid, self.id_limit))
         if member.isreg():
             self.total += member.size
             if self.total > self.max_bytes:
@@ -175,6 +176,22 @@ class _Admission:
                     self.xattrs_skipped[name[:100]] = None
         self.entries += 1
         return member
+
+
+def owner_refused(name: str, uid: int, gid: int, limit: int) -> str:
+    """Why a file's owner refuses its layer, and the fix. Rootless the sandboxes have only the ids the
+    engine's namespace maps: 1 + the user's /etc/subuid range, at most 65536 (podman says "potentially
+    insufficient UIDs or GIDs available in user namespace"). Asked in the helper: running_rootless() was
+    answered (and cached) by Engine.open before any helper forked."""
+    refused = f"{name[:200]!r} is owned by {uid}:{gid}"
+    if running_rootless() and limit < ID_COUNT:
+        return (f"{refused}, an id the engine's user namespace does not have: it maps {limit} ids (0 is the user "
+                f"running the engine, 1..{limit - 1} their /etc/subuid and /etc/subgid range): insufficient "
+                f"subordinate ids. Give the user a range of at least {ID_COUNT - 1} ids (as root, once: `usermod "
+                f"--add-subuids 100000-165535 --add-subgids 100000-165535 USER`, a range no other user has), then "
+                "stop and start the engine")
+    return (f"{refused}; files in an image may have owners and groups 0..{limit - 1} only (sandbox user ids"
+            f"{': the most a rootless engine maps' if running_rootless() else ''})")
 
 
 def _inside(name: str) -> str:

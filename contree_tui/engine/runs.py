@@ -35,7 +35,7 @@ from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limit_plan import LimitPlan
 from contree_tui.engine.sandbox.limits import CgroupPool
-from contree_tui.engine.sandbox.network import MISSING, pasta_binary
+from contree_tui.engine.sandbox.network import missing_reason, pasta_binary
 from contree_tui.engine.sandbox.nsenter import exec_in_sandbox
 from contree_tui.engine.scratch_trash import ScratchTrash
 from contree_tui.engine.spawn_request import parse_spawn_request, stored_request
@@ -69,7 +69,7 @@ class InstanceRuns:
         """Validate a spawn request on `image`, record the operation and start it; returns at once."""
         request = parse_spawn_request(body, image.uuid, self.config.max_layer_bytes)
         if request.networking and not self.network_available:
-            raise EngineError(MISSING)
+            raise EngineError(missing_reason())
         self.check_ids(request)
         timeout = request.timeout or self.config.default_timeout
         if timeout > self.config.max_timeout:

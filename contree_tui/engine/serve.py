@@ -1,7 +1,7 @@
 """`contree-tui engine serve`: the engine behind the Contree v1 API, on a Unix socket (and optionally TCP).
 
-uvicorn serves the Starlette app (engine/http). The Unix socket is created here, not by uvicorn, which would
-chmod it 0666: ours is 0600 inside a 0700 state dir, so only the owner reaches the API. TCP is opt-in and
+uvicorn serves the Starlette app (engine/http). The Unix socket is created here (api_socket.py), not by uvicorn,
+which would chmod it 0666: ours is 0600 inside a 0700 dir, so only the owner reaches the API. TCP is opt-in and
 always needs the bearer token from `<state>/engine.token`.
 """
 
@@ -17,14 +17,15 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from contree_tui.engine.api_socket import bind_api_socket, remove_api_socket
 from contree_tui.engine.engine import Engine, EngineConfig
 from contree_tui.engine.http.context import TOKEN_CLIENT
 from contree_tui.engine.models import EngineError
+from contree_tui.engine.rootless_entry import engine_host_pid
 from contree_tui.engine.sandbox.syscalls import set_process_name
 from contree_tui.engine.state_dir import StateDir
 
@@ -104,21 +105,6 @@ class EngineServer(uvicorn.Server):
                 self._captured_signals.clear()
 
 
-def unix_listener(path: Path) -> socket.socket:
-    """Bind the API socket with mode 0600 from the start (no window where others could connect)."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    sock.listen(512)
-    return sock
-
-
 def tcp_listener(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -152,14 +138,15 @@ async def serve(options: ServeOptions, config: EngineConfig | None = None,
         await engine.ensure_busybox()  # first runs and tests get an image in milliseconds
     except EngineError as exc:
         log.warning("no built-in busybox:latest: %s", exc)
-    sockets = [unix_listener(state.socket)]
+    listener, socket_paths = bind_api_socket(state)  # <state>/engine.sock, or a link to the runtime dir's
+    sockets = [listener]
     try:
         app: ASGIApp = create_app(engine)
         if options.listen:
             token = read_or_create_token(state, options.token)
             sockets.append(tcp_listener(*options.listen))
             app = TokenOnTcp(app, token)
-        state.pid_file.write_text(str(os.getpid()))
+        state.pid_file.write_text(str(engine_host_pid()))
         # No proxy-header rewriting (nothing sits in front of a local engine) and no Server/Date headers:
         # per-request work the engine's one event loop is better without.
         server = EngineServer(engine, uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
@@ -173,9 +160,8 @@ async def serve(options: ServeOptions, config: EngineConfig | None = None,
     finally:
         for sock in sockets:
             sock.close()
+        remove_api_socket(socket_paths)
         with contextlib.suppress(FileNotFoundError):
-            state.socket.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            if state.pid_file.read_text().strip() == str(os.getpid()):
+            if state.pid_file.read_text().strip() == str(engine_host_pid()):
                 state.pid_file.unlink()
         await engine.close()

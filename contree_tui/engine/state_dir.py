@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from contree_tui.engine.state_mode import claim_state_mode, record_state_mode
 from contree_tui.paths import LOG_NAME, PID_NAME, SOCKET_NAME, TOKEN_NAME, engine_root
 
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
@@ -50,8 +51,10 @@ class StateDir:
     def create(cls, path: str | Path | None = None) -> StateDir:
         root = engine_root(path)
         state = cls(root)
+        claim_state_mode(root)  # before anything changes: root and rootless never share a dir (state_mode.py)
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
+        record_state_mode(root)
         for sub in (state.layers, state.blobs, state.runs):
             sub.mkdir(exist_ok=True)
         spread_subdirectories(state.runs)

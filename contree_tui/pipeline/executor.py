@@ -32,8 +32,8 @@ from contree_client.models import FileSpec, OperationStatus
 from contree_tui.client.connection import Connection
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
 from contree_tui.client.records import OperationRecord
+from contree_tui.client.step_result import RESULT_MARK, ReadableStdout
 from contree_tui.client.sync import DirectoryState, Syncer, SyncError
-from contree_tui.pipeline.function_runner import RESULT_MARK
 from contree_tui.pipeline.functions import RUNNER_PATH, RUNNER_SOURCE, SANDBOX_DIR, ReturnValue, split_result
 from contree_tui.pipeline.nodes import Effective, Exec, Node, Parallel, Parent, PipelineError, Serial
 from contree_tui.pipeline.python_image import python_image_hint
@@ -272,15 +272,18 @@ class PipelineRun:
         run.operation = op = str(spawned.uuid).lower()
         self._set(run, State.RUNNING)  # once the operation exists: a listener can show it, cancel it
         outcome = RunOutcome()
+        records = ReadableStdout(drop=True)  # a function's result record, cut anywhere by the chunks, not shown
         try:
             async for event in follow_events(self.connection, op):
                 outcome.observe(event)
                 data = stream_bytes(event)
                 if data and event.spid in (0, 1):
                     run.output += data
-                    shown = data.split(RESULT_MARK.encode())[0] if node.function else data
+                    shown = records.feed(data) if node.function and event.type == "stdout" else data
                     if shown:
                         self._emit(PipelineEvent("output", run, event.type, shown))  # type: ignore[arg-type]
+            if held := records.flush():
+                self._emit(PipelineEvent("output", run, "stdout", held))
         except NotFoundError:
             pass
         except asyncio.CancelledError:

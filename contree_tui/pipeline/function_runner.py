@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
+# client/step_result.py's mark, copied: this file runs alone in the sandbox (a test holds the two equal)
 RESULT_MARK = "\x1e@contree-pipeline-result "  # \x1e (record separator) never starts a line of ordinary text
 EXIT_BAD_CALL = 2  # the command line did not fit the function (as argparse exits)
 STUB_ROOT = "contree_tui"

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contree_tui.client.step_result import RESULT_MARK
 from contree_tui.pipeline import function_runner
-from contree_tui.pipeline.function_runner import RESULT_MARK, ArgumentError
+from contree_tui.pipeline.function_runner import ArgumentError
 
 SANDBOX_DIR = "/contree-pipeline"  # the pipeline file's folder, synced (client/sync.py: .gitignore, excludes)
 RUNNER_PATH = "/.contree-pipeline/function_runner.py"  # outside the folder: no name of the user's can clash

@@ -13,10 +13,10 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from contree_tui.client.step_result import RETURNED
 from contree_tui.pipeline.function_runner import encode_result, return_hint
 from contree_tui.pipeline.functions import ReturnValue
 
-RETURNED = "→ returned: "
 NO_VALUE: Any = object()  # `original` not given (a sandbox step: only its JSON came back)
 TAIL_CHARS = 1 << 20  # of a host call's output kept for the comparison: a value printed last fits in 1 MiB
 

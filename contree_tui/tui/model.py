@@ -20,6 +20,8 @@ from typing import overload
 from contree_client.models import OperationStatus
 from rich.cells import cell_len
 
+from contree_tui.client.step_result import RESULT_MARK, split_marked_line
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -329,10 +331,35 @@ class OutputBuffer:
     def _extend(self, stream: Stream, texts: list[str], ts: float | None = None) -> None:
         if not texts:
             return
+        joined = "".join(texts)
+        if stream is Stream.STDOUT and RESULT_MARK in joined:
+            self._extend_readable(texts, ts)
+        else:
+            self._append(stream, texts, joined, ts)
+
+    def _extend_readable(self, texts: list[str], ts: float | None) -> None:
+        """Stdout lines with a function step's result record: the record as a META line `→ returned: VALUE`
+        (step_result.py), so the log, its search and a saved copy hold that rather than the raw record."""
+        run: list[str] = []
+        for text in texts:
+            split = split_marked_line(text)
+            if split is None:
+                run.append(text)
+                continue
+            before, returned = split
+            if before:
+                run.append(before)
+            if run:
+                self._append(Stream.STDOUT, run, "".join(run), ts)
+                run = []
+            self._append(Stream.META, [returned], returned, ts)
+        if run:
+            self._append(Stream.STDOUT, run, "".join(run), ts)
+
+    def _append(self, stream: Stream, texts: list[str], joined: str, ts: float | None) -> None:
         self._stamp(ts)
         # Most output is printable ASCII: one scan of the whole batch spares the per-line cleaning, and an ASCII
         # line's width is its length (cell_len per line was a third of the ingest cost at 1M lines).
-        joined = "".join(texts)
         clean = [clean_line(t) for t in texts] if _NEEDS_CLEANING.search(joined) else texts
         widest = max(map(len, clean)) if joined.isascii() else max(cell_len(t) for t in clean)
         self.width = max(self.width, widest)

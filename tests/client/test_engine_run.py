@@ -4,17 +4,13 @@ made is there for the other client; a state dir no engine can start from gets on
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from contree_tui.client.connection import Connection
 from contree_tui.client.embedded import engine_pid
 from contree_tui.client.image_files import ImageFiles
-from contree_tui.main import main
 from tests.client.conftest import CLI
 
 
@@ -73,13 +69,3 @@ def test_a_state_dir_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert only_line(done.stderr) == f"contree-tui: cannot use {state} as the engine's state directory: it is " \
                                      "not a directory"
-
-
-def test_without_root_and_no_engine_running_it_says_why_before_creating_anything(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    # tests/engine/test_not_root.py does this as a real user where it can; this runs everywhere
-    state = tmp_path / "engine"
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert main(["engine", "run", "--state-dir", str(state), "--", "true"]) == 2
-    assert only_line(capsys.readouterr().err).startswith("contree-tui: the embedded engine needs root")
-    assert not state.exists()

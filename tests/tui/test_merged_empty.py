@@ -1,5 +1,7 @@
-"""`m` with no run going: the merged log's title says what will fill it (it read `0 operations` over an empty
-pane, as if `m` were broken); once a run starts it joins and the title counts it."""
+"""`m` with no run to merge (none going, none the table shows: here its filter hides them all): the merged
+log's title says what will fill it (it read `0 operations` over an empty pane, as if `m` were broken); once a
+run starts it joins and the title counts it. (With finished runs shown, `m` merges the last batch:
+test_merged_batch.py.)"""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ async def test_an_empty_merged_log_says_runs_started_now_join_it(tui_engine_dir:
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await loaded(pilot)
         panel = screen.log_panel
+        screen.table.set_filter("no-run-has-this-in-it")
         panel.view.focus()
         await pilot.press("m")
         title = panel.query_one("#log-title", Label)

@@ -61,7 +61,7 @@ async def test_browse_view_save_grep_and_diff_a_snapshot(tui_engine_dir: Path, t
         assert detail.details is not None and detail.details.size is not None
         assert 4096 <= detail.details.size <= 64 * 1024 and detail.details.total_size > 1_000_000  # type: ignore[operator]
         header = str(detail.query_one("#detail-header").render())
-        assert " added (" in header and " in all)" in header
+        assert " size 26 B in 2 files added or changed, 1 removed (" in header and " in all)" in header, header
 
         # browse: / lists the root; enter on app/ goes in, h comes back out with app/ selected
         await select(pilot, detail, "/app")
@@ -255,7 +255,8 @@ async def test_without_the_engine_extension_the_layer_size_is_what_the_run_wrote
 
     async def hosted(connection, uuid):  # type: ignore[no-untyped-def]  # the spec's Image: no extension
         found = await real(connection, uuid)
-        return dataclasses.replace(found, size=None, total_size=None, layers=None, extended=False)
+        return dataclasses.replace(found, size=None, total_size=None, layers=None, content_bytes=None, files=None,
+                                   removed=None, extended=False)
 
     monkeypatch.setattr(snapshot_files, "image_details", hosted)
     app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)

@@ -58,11 +58,12 @@ def _start_keeper(native: str | None, procs: list[str]) -> tuple[Keeper, bool]:
     if _slots is None or slot is None:
         return (Keeper.spawn_native(native, procs, _users) if native else Keeper.fork(procs, _users)), False
     try:
-        _slots.enter(slot)
-        try:
-            keeper = Keeper.spawn_native(native, procs, _users) if native else Keeper.fork(procs, _users)
-        finally:
-            _slots.leave()
+        # The keeper joins the slot's namespace itself: we could not come back to ours rootless (a setns
+        # into the host's network namespace needs CAP_SYS_ADMIN over it).
+        if native:
+            keeper = Keeper.spawn_native(native, procs, _users, slot.netns)
+        else:
+            keeper = Keeper.fork(procs, _users, slot.netns)
     except BaseException:
         _slots.give_back(slot)
         raise

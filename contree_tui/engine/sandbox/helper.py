@@ -14,7 +14,9 @@ With sandbox users the image's layers are the engine's idmapped views (joined as
 fsuid BASE for the overlay mount), so the image's root files are the helper's root's. Measured on this VM
 (bench_inspect series 1, `list /`, median of 50 with CI running): 11.7-12.0 ms as HELPER_UID, 11.3 ms
 so: joining the namespaces costs nothing measurable. Without sandbox users (EngineConfig(sandbox_ids=None))
-a helper is HELPER_UID with that capability in the host's namespace.
+a helper is HELPER_UID with that capability in the host's namespace. Rootless (userns.py) nothing is
+idmapped: the engine's ids are the sandboxes' own, so the writable and linking roots are plain binds, and the
+helper, joining the nested sandbox namespace, holds its capability over the layers' ids (all mapped there) only.
 
 What H may meet is hostile: an image chooses its /etc/nsswitch.conf, its gconv modules, its libraries, even
 files at the paths of the engine's Python modules. noexec makes every dlopen of an image file fail (mmap
@@ -35,7 +37,6 @@ fd (fd 4), never a host path.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import fcntl
 import gc
 import json
@@ -126,7 +127,7 @@ class WritableRoot:
         pass  # the host's mount namespace: `directory` may be under runs/, idmapped (once only) in the engine's
 
     def mount(self, users: SandboxUsers | None) -> str:
-        if users is not None:  # an idmapped bind: the sandbox namespace's id u lands on disk as u
+        if users is not None and users.idmapped:  # an idmapped bind: the sandbox namespace's id u lands on disk as u
             idmap_over_itself(self.directory, users.userns_fd,
                               sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV | sc.MOUNT_ATTR_NOEXEC)
             return self.directory
@@ -161,7 +162,7 @@ class LinkRoot:
         layer, lower, empty = f"{self.mountpoint}/layer", f"{self.mountpoint}/lower", f"{self.mountpoint}/empty"
         for path in (layer, lower, empty):
             os.mkdir(path)
-        if users is not None:
+        if users is not None and users.idmapped:
             idmap_over_itself(self.directory, users.userns_fd, _VIEW_ATTRS, target=layer)
         else:
             sc.mount(self.directory, layer, None, sc.MS_BIND)
@@ -243,8 +244,7 @@ def _helper_main(write_fd: int, root: HelperRoot, work: Work, limits: HelperLimi
         gc.disable()  # a collection could finalise an engine object whose fd number is now one of ours
         _quiet_signals()
         if users is not None:  # its fds, renumbered past INPUT_FD; closed once the helper has joined it
-            userns_fd, mntns_fd = _settle_fds(write_fd, input_fd, users.fds)
-            users = dataclasses.replace(users, userns_fd=userns_fd, mntns_fd=mntns_fd, bound_root=None)
+            users = users.renumbered(_settle_fds(write_fd, input_fd, users.fds))
         else:
             _settle_fds(write_fd, input_fd, [])
         out = HelperOutput(3)

@@ -6,7 +6,7 @@
  * The factory starts this binary with posix_spawn (a vfork: nothing is copied) as pid 1 of a new pid
  * namespace:
  *
- *     ct-keeper SOCKET_FD [-uUSERNS_FD:MNTNS_FD:UID_BASE:GID_BASE] [CGROUP_PROCS_FILE ...]
+ *     ct-keeper SOCKET_FD [-uUSERNS_FD:MNTNS_FD:UID_BASE:GID_BASE] [-nNETNS_FD] [CGROUP_PROCS_FILE ...]
  *
  * It closes every other fd, dies with the factory, joins the cgroups (and, with -u, the sandbox users'
  * idmapped mount namespace with fsuid/fsgid BASE: userns.py's enter_keeper), then waits on SOCKET_FD for "run"
@@ -83,6 +83,7 @@ struct spec {
     unsigned uid, gid;
     int network;
     long pid_max;  /* the pid namespace's pid_max (limit_plan.py); 0: none */
+    int userxattr;  /* rootless: overlay's metadata as user.overlay.* (syscalls.overlay_mount) */
 };
 
 static int status_fd = -1;
@@ -222,6 +223,7 @@ static int parse_spec(int fd, struct spec *s) {
         case 'g': s->gid = (unsigned)strtoul(value, NULL, 10); break;
         case 'N': s->network = value[0] == '1'; break;
         case 'P': s->pid_max = strtol(value, NULL, 10); break;
+        case 'X': s->userxattr = value[0] == '1'; break;
         case 'R':
             if (s->n_rlimits < (int)(sizeof s->rl_resource / sizeof *s->rl_resource)) {
                 char *end;
@@ -267,9 +269,14 @@ static int overlay_mount(const struct spec *s) {
     if (fsconfig_string(fd, "upperdir", s->upper) || fsconfig_string(fd, "workdir", s->work)) goto out;
     /* volatile, no redirects, no metacopy, no index: see syscalls.overlay_mount */
     if (syscall(SYS_FSCONFIG, fd, FSCONFIG_SET_FLAG_, "volatile", NULL, 0) != 0) { fail("fsconfig volatile"); goto out; }
-    if (fsconfig_string(fd, "redirect_dir", "off") || fsconfig_string(fd, "metacopy", "off")
+    /* userxattr refuses redirect_dir=off, which follows lowers' redirects: nofollow (syscalls.py) */
+    if (fsconfig_string(fd, "redirect_dir", s->userxattr ? "nofollow" : "off") || fsconfig_string(fd, "metacopy", "off")
         || fsconfig_string(fd, "index", "off"))
         goto out;
+    if (s->userxattr && syscall(SYS_FSCONFIG, fd, FSCONFIG_SET_FLAG_, "userxattr", NULL, 0) != 0) {
+        fail("fsconfig userxattr");
+        goto out;
+    }
     if (syscall(SYS_FSCONFIG, fd, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) != 0) { fail("fsconfig create overlay"); goto out; }
     int mfd = (int)syscall(SYS_FSMOUNT, fd, 0, MOUNT_ATTR_NODEV_);
     if (mfd < 0) { fail("fsmount"); goto out; }
@@ -657,14 +664,23 @@ int main(int argc, char **argv) {
     if (argc < 2) return EXIT_SETUP_FAILED;
     int sock = atoi(argv[1]);
     prctl(PR_SET_NAME, "ct-keeper");
-    int first_path = 2;
-    if (argc > 2 && strncmp(argv[2], "-u", 2) == 0) {
-        if (sscanf(argv[2] + 2, "%d:%d:%u:%u", &userns_fd, &mntns_fd, &uid_base, &gid_base) != 4)
+    int first_path = 2, netns_fd = -1;
+    if (argc > first_path && strncmp(argv[first_path], "-u", 2) == 0) {
+        if (sscanf(argv[first_path] + 2, "%d:%d:%u:%u", &userns_fd, &mntns_fd, &uid_base, &gid_base) != 4)
             return EXIT_SETUP_FAILED;
-        first_path = 3;
+        first_path++;
     }
-    int inherited[] = {sock, userns_fd, mntns_fd};
-    close_all_except(inherited, userns_fd >= 0 ? 3 : 1);
+    if (argc > first_path && strncmp(argv[first_path], "-n", 2) == 0) {
+        netns_fd = atoi(argv[first_path] + 2);
+        first_path++;
+    }
+    int inherited[] = {sock, userns_fd, mntns_fd, netns_fd};
+    close_all_except(inherited, 4);
+    /* The network slot (network.py): joined here, as the factory could not come back to its own rootless. */
+    if (netns_fd >= 0) {
+        if (setns(netns_fd, CLONE_NEWNET) != 0) return EXIT_SETUP_FAILED;
+        close(netns_fd);
+    }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* Ignored dispositions survive exec (Python ignores SIGPIPE and SIGXFSZ, the factory SIGINT). */
     for (int sig = 1; sig < NSIG; sig++)

@@ -129,9 +129,11 @@ class Keeper:
         self.networked = networked
 
     @classmethod
-    def spawn_native(cls, binary: str, cgroup_procs: list[str], users: SandboxUsers | None) -> Keeper:
+    def spawn_native(cls, binary: str, cgroup_procs: list[str], users: SandboxUsers | None,
+                     netns: int | None = None) -> Keeper:
         """Start keeper.c as pid 1 of a new pid namespace with posix_spawn: a vfork, so nothing of this
-        process is copied, touched or torn down for it."""
+        process is copied, touched or torn down for it. With `netns` (a network slot, network.py) it joins
+        that network namespace first."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             child.set_inheritable(True)
@@ -140,8 +142,11 @@ class Keeper:
                 sc.unshare(sc.CLONE_NEWPID)
                 try:
                     options = [users.native_arg()] if users else []
+                    if netns is not None:
+                        options.append(f"-n{netns}")
                     # dup2 of an fd onto itself clears its close-on-exec in the child only (glibc >= 2.29)
-                    keep = [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in (users.fds if users else ())]
+                    keep = [(os.POSIX_SPAWN_DUP2, fd, fd)
+                            for fd in (*(users.fds if users else ()), *(() if netns is None else (netns,)))]
                     pid = os.posix_spawn(binary, [binary, str(child.fileno()), *options, *cgroup_procs], {},
                                          file_actions=keep)
                 finally:
@@ -156,12 +161,12 @@ class Keeper:
         return cls(pid, parent, native=True)
 
     @classmethod
-    def fork(cls, cgroup_procs: list[str], users: SandboxUsers | None) -> Keeper:
+    def fork(cls, cgroup_procs: list[str], users: SandboxUsers | None, netns: int | None = None) -> Keeper:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = sc.fork_pid1()
         if pid == 0:  # pragma: no cover - forked child
             parent.close()
-            _idle_keeper(child, cgroup_procs, users)
+            _idle_keeper(child, cgroup_procs, users, netns)
         child.close()
         return cls(pid, parent)
 
@@ -210,13 +215,19 @@ class Keeper:
         os.waitpid(self.pid, 0)
 
 
-def _idle_keeper(sock: socket.socket, cgroup_procs: list[str], users: SandboxUsers | None) -> None:
+def _idle_keeper(sock: socket.socket, cgroup_procs: list[str], users: SandboxUsers | None,
+                 netns: int | None = None) -> None:
     try:
         sc.set_process_name("ct-keeper")
-        detach_child({sock.fileno(), *(users.fds if users else ())}, cgroup_procs)
+        detach_child({sock.fileno(), *(users.fds if users else ()), *(() if netns is None else (netns,))},
+                     cgroup_procs)
+        if netns is not None:  # its network slot (network.py)
+            sc.setns(netns, sc.CLONE_NEWNET)
+            os.close(netns)
         if users:
             userns.enter_keeper(users)
-            os.close(users.mntns_fd)
+            if users.idmapped:
+                os.close(users.mntns_fd)
         message, fds, _, _ = socket.recv_fds(sock, 64, 5)
     except BaseException:  # noqa: BLE001
         os._exit(EXIT_SETUP_FAILED)

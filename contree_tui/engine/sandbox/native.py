@@ -18,6 +18,8 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from contree_tui.engine.privilege import running_rootless
+
 if TYPE_CHECKING:
     from contree_tui.engine.sandbox.launch import LaunchSpec
 
@@ -97,7 +99,7 @@ def encode_spec(spec: LaunchSpec) -> bytes:
     """keeper.c's spec: NUL-terminated records, a letter then the value (no value may hold a NUL)."""
     records = [f"L{lower}" for lower in spec.lowers]
     records += [f"U{spec.upper}", f"W{spec.work}", f"M{spec.merged}", f"C{spec.cwd}", f"H{spec.hostname}",
-                f"u{spec.uid}", f"g{spec.gid}", f"N{int(spec.network)}"]
+                f"u{spec.uid}", f"g{spec.gid}", f"N{int(spec.network)}", f"X{int(running_rootless())}"]
     records += [f"A{arg}" for arg in spec.argv]
     records += [f"E{key}={value}" for key, value in spec.env.items()]
     records += [f"R{resource}={value if value >= 0 else RLIM_INFINITY}" for resource, value in spec.rlimits.items()]

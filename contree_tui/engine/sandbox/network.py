@@ -46,6 +46,7 @@ import os
 import select
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -86,12 +87,29 @@ def _above_targets(fd: int) -> int:
     return moved
 
 
+TUN = "/dev/net/tun"
+TUN_UNUSABLE = (f"networking needs {TUN}, which this user cannot open (pasta attaches the sandbox's interface "
+                f"there): an administrator makes it usable once with `chmod 0666 {TUN}` (Debian's default mode; "
+                "some VMs ship it 0600), or spawn with networking disabled")
+
+
 def pasta_binary() -> str | None:
-    """The pasta to use, or None (then networking is refused)."""
+    """The pasta to use, or None (then networking is refused): also None when the engine may not open
+    /dev/net/tun (rootless, where it is 0600 root: every pasta would fail "Failed to open tun socket")."""
     configured = os.environ.get(ENV_PASTA)
-    if configured is not None:
-        return configured or None
-    return shutil.which("pasta")
+    found = configured or None if configured is not None else shutil.which("pasta")
+    return found if found is not None and tun_usable() else None
+
+
+def tun_usable() -> bool:
+    return os.access(TUN, os.R_OK | os.W_OK)
+
+
+def missing_reason() -> str:
+    """Why networking is refused (pasta_binary() is None)."""
+    configured = os.environ.get(ENV_PASTA)
+    installed = configured or None if configured is not None else shutil.which("pasta")
+    return TUN_UNUSABLE if installed is not None and not tun_usable() else MISSING
 
 
 def resolv_conf(host_resolv_conf: str = "/etc/resolv.conf") -> str:
@@ -132,6 +150,28 @@ def write_network_layer(path: str) -> None:
     os.replace(partial, os.path.join(etc, "resolv.conf"))
 
 
+def new_network_namespace() -> int:
+    """A descriptor of a new network namespace, made by a short-lived thread (a network namespace is per
+    thread): this process never leaves its own. Rootless it could not come back (setns into the host's
+    network namespace needs CAP_SYS_ADMIN in the host's user namespace)."""
+    made: list[int | BaseException] = []
+
+    def unshare_and_open() -> None:
+        try:
+            sc.unshare(sc.CLONE_NEWNET)
+            made.append(os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller
+            made.append(exc)
+
+    thread = threading.Thread(target=unshare_and_open, name="ct-netns")
+    thread.start()
+    thread.join()
+    result = made[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 class PastaError(OSError):
     pass
 
@@ -158,7 +198,6 @@ class NetworkSlots:
         self._lent: dict[int, Slot] = {}  # keeper pid -> slot
         self._by_pasta: dict[int, Slot] = {}
         self._reaped: list[int] = []
-        self._host_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self._own_pid = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self._guard_pid, self._guard_ns, self._guard_pipe = self._start_guard()
 
@@ -224,13 +263,6 @@ class NetworkSlots:
         """A child of ours was reaped (a keeper or a pasta); handled at the next acquire."""
         self._reaped.append(pid)
 
-    def enter(self, slot: Slot) -> None:
-        """Make our next children members of the slot's namespace (leave() right after spawning them)."""
-        sc.setns(slot.netns, sc.CLONE_NEWNET)
-
-    def leave(self) -> None:
-        sc.setns(self._host_net, sc.CLONE_NEWNET)
-
     def _collect(self) -> None:
         while self._reaped:
             pid = self._reaped.pop()
@@ -279,11 +311,7 @@ class NetworkSlots:
 
     def _start_slot(self) -> Slot:
         """A new namespace and its pasta, started but not waited for (see _wait_ready)."""
-        sc.unshare(sc.CLONE_NEWNET)
-        try:
-            netns = _above_targets(os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
-        finally:
-            self.leave()
+        netns = _above_targets(new_network_namespace())
         ready_r, ready_w = os.pipe()
         ready_w = _above_targets(ready_w)
         try:

@@ -8,6 +8,8 @@ import ctypes
 import os
 import platform
 
+from contree_tui.engine.privilege import running_rootless
+
 # Most of these run in a forked, single-threaded sandbox child, so CDLL releasing the GIL is harmless.
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -158,12 +160,18 @@ MOUNT_ATTR_NOEXEC = 0x8
 
 
 def overlay_mount(lowers: list[str], upper: str | None, work: str | None, target: str,
-                  *, userxattr: bool = False, attrs: int = MOUNT_ATTR_NODEV) -> None:
+                  *, userxattr: bool | None = None, attrs: int = MOUNT_ATTR_NODEV) -> None:
     """Mount an overlay through fsopen/fsconfig (one `lowerdir+` per layer, topmost first).
 
     The legacy mount(2) option string stops at one page: past ~140 absolute layer paths it is silently
     truncated into a read-only mount with fewer layers, so it is never used here.
+
+    userxattr (None: when the engine runs rootless): overlay's metadata as `user.overlay.*`. In a user
+    namespace `trusted.*` cannot be set: without it the mount succeeds, but removing a lower directory
+    fails with EIO (sandbox-runtime.md §1.4).
     """
+    if userxattr is None:
+        userxattr = running_rootless()
     fd = _check(_libc.syscall(_SYS_FSOPEN, b"overlay", 0), "fsopen overlay")
     try:
         def set_string(key: str, value: str) -> None:
@@ -180,7 +188,9 @@ def overlay_mount(lowers: list[str], upper: str | None, work: str | None, target
             # and from then on only ever a lower, so the "volatile upper after a crash" check never applies.
             _check(_libc.syscall(_SYS_FSCONFIG, fd, FSCONFIG_SET_FLAG, b"volatile", None, 0), "fsconfig volatile")
         # Each upper must be a self-contained diff: no redirects, no metacopy-only entries, no index.
-        set_string("redirect_dir", "off")
+        # With userxattr "off" is refused ("conflicting options: userxattr,redirect_dir=follow": off still
+        # follows a lower's redirects while the module's redirect_always_follow is on); nofollow ignores them.
+        set_string("redirect_dir", "nofollow" if userxattr else "off")
         set_string("metacopy", "off")
         set_string("index", "off")
         if userxattr:

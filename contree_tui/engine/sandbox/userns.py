@@ -24,6 +24,15 @@ layer are unchanged; the translation is done by idmapped mounts (Linux >= 5.12 f
 The base: /etc/subuid and /etc/subgid's `contree-tui` entries when present (count >= 65536), else
 1,000,000,000: above login.defs' SUB_UID_MAX (600,100,000) and UID_MAX (60,000), so neither useradd's
 users nor its subordinate ranges can be given these ids. EngineConfig.sandbox_ids overrides it.
+
+Rootless (privilege.running_rootless(): the engine is uid 0 of a user's own namespace, 0 -> the user, 1..N
+-> their /etc/subuid range) the sandboxes' namespace maps 0..count-1 onto the engine's own 0..count-1
+(base 0: the user, not host root; count = min(65536, the ids the engine's namespace maps)), and nothing is
+idmapped: the kernel refuses idmapped mounts of the host's ext4 there (they need CAP_SYS_ADMIN in the
+filesystem's user namespace, the initial one), and they are not needed, since on-disk ids already are the
+engine's ids. Keepers and helpers stay in the engine's mount namespace (mntns_fd -1) with fsuid 0. The
+nested namespace is kept all the same: a sandbox's root holds its capabilities in it only, not over the
+engine's mount and network namespaces, which the engine's namespace owns.
 """
 
 from __future__ import annotations
@@ -33,9 +42,10 @@ import errno
 import os
 from dataclasses import dataclass
 
+from contree_tui.engine import privilege
 from contree_tui.engine.sandbox import credentials
 from contree_tui.engine.sandbox import syscalls as sc
-from contree_tui.sandbox_ids import IdRange
+from contree_tui.sandbox_ids import ID_COUNT, IdRange
 
 ENV_NAME = "CONTREE_TUI_SANDBOX_USERS"  # how the factory is handed the namespaces (keepers.py)
 
@@ -59,6 +69,18 @@ class SandboxIds(IdRange):
     def map_line(self, base: int) -> str:
         return f"0 {base} {self.count}\n"
 
+    @classmethod
+    def for_engine(cls) -> SandboxIds:
+        """EngineConfig's default: the engine's own ids rootless (rootless()), else from_host()."""
+        return cls.rootless() if privilege.running_rootless() else cls.from_host()
+
+    @classmethod
+    def rootless(cls) -> SandboxIds:
+        """The engine's own ids 0..count-1: count is what both its uid and gid maps hold from 0, at most 65536
+        (1 + the user's subordinate range; with a short range, image files owning more are refused by name)."""
+        count = min(ID_COUNT, privilege.mapped_id_count(), privilege.mapped_id_count("/proc/self/gid_map"))
+        return cls(0, 0, max(1, count))
+
 
 @dataclass(frozen=True)
 class SandboxUsers:
@@ -66,7 +88,7 @@ class SandboxUsers:
 
     ids: SandboxIds
     userns_fd: int
-    mntns_fd: int
+    mntns_fd: int  # -1 rootless: nothing is idmapped, keepers and helpers stay in the engine's mount namespace
     bound_root: str | None = None  # the state dir we bound onto itself (share_mounts), unbound by close
 
     def to_env(self) -> str:
@@ -78,8 +100,17 @@ class SandboxUsers:
         return cls(SandboxIds(uid_base, gid_base, count), userns_fd, mntns_fd)
 
     @property
+    def idmapped(self) -> bool:
+        """Layers, scaffold and runs are seen through idmapped mounts (root mode); rootless, as they are."""
+        return self.mntns_fd >= 0
+
+    @property
     def fds(self) -> list[int]:
-        return [self.userns_fd, self.mntns_fd]
+        return [self.userns_fd, self.mntns_fd] if self.idmapped else [self.userns_fd]
+
+    def renumbered(self, fds: list[int]) -> SandboxUsers:
+        """The same namespaces at `fds` (in `fds`' order), with no bind of ours to undo."""
+        return SandboxUsers(self.ids, fds[0], fds[1] if self.idmapped else -1)
 
     def native_arg(self) -> str:
         """keeper.c's option: -uUSERNS_FD:MNTNS_FD:UID_BASE:GID_BASE."""
@@ -107,10 +138,18 @@ def open_sandbox_users(ids: SandboxIds, idmapped_dirs: list[str], shared_root: s
     Done by two short-lived forked children (the engine may have threads; unshare needs a single-threaded
     caller); the namespaces live on through the two fds. Raises OSError if the kernel or the filesystem
     cannot (idmapped mounts need Linux >= 5.12 and a filesystem that supports them).
+
+    Rootless, only the user namespace is made (see the module doc): `idmapped_dirs` and `shared_root` are
+    not used, and base 0 is allowed (it is the user who started the engine, not host root).
     """
+    rootless = privilege.running_rootless()
+    lowest = 0 if rootless else 1
     for base in (ids.uid_base, ids.gid_base):
-        if not 0 < base <= 0xFFFFFFFF - ids.count:  # a base of 0 would make the sandbox's root host root
-            raise OSError(errno.EINVAL, f"sandbox id base {base} is not in 1..{0xFFFFFFFF - ids.count}")
+        if not lowest <= base <= 0xFFFFFFFF - ids.count:  # as root, a base of 0 would make the sandbox's root host root
+            raise OSError(errno.EINVAL, f"sandbox id base {base} is not in {lowest}..{0xFFFFFFFF - ids.count}")
+    if rootless:
+        require_own_pid_namespace()
+        return SandboxUsers(ids, _new_userns(ids), -1)
     bound = _share_mounts(shared_root) if shared_root is not None else None
     try:
         userns_fd = _new_userns(ids)
@@ -124,6 +163,26 @@ def open_sandbox_users(ids: SandboxIds, idmapped_dirs: list[str], shared_root: s
             sc.umount2(bound, sc.MNT_DETACH)
         raise
     return SandboxUsers(ids, userns_fd, mntns_fd, bound)
+
+
+def require_own_pid_namespace() -> None:
+    """Rootless, the engine must run in a pid namespace its own user namespace owns, with a /proc of it.
+
+    Every keeper and helper is born pid 1 of a new pid namespace (syscalls.fork_pid1): unshare(CLONE_NEWPID),
+    fork, then setns back to the engine's own pid namespace, which needs CAP_SYS_ADMIN in the user namespace
+    owning it: refused (EPERM) for the host's initial one, after which nothing can be started. And pids the
+    engine gets from fork are looked up in /proc (/proc/PID/uid_map, /proc/PID/ns/...), so its /proc must be
+    that namespace's. Raises OSError saying which is missing."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(own, sc.CLONE_NEWPID)  # a no-op where allowed: the namespace for children stays ours
+    except OSError:
+        raise OSError(errno.EPERM, "the engine is not in a pid namespace of its own user namespace (the rootless "
+                                   "entry enters one: pid_namespace.enter_own_pid_namespace)") from None
+    finally:
+        os.close(own)
+    if int(os.readlink("/proc/self")) != os.getpid():
+        raise OSError(errno.EINVAL, "the engine's /proc is not its pid namespace's (mount a new proc there)")
 
 
 def _mounted_at(path: str) -> list[str]:
@@ -185,15 +244,28 @@ def _let_go(pid: int, release_w: int) -> None:
     os.waitpid(pid, 0)
 
 
+def identity_map(count: int, parent_map: str) -> str:
+    """The lines mapping 0..count-1 onto the same ids of the parent namespace, one per line of the parent's
+    map they fall in: the kernel wants each line inside one line of the parent's (rootless, `0 0 65536`
+    spans the user's own `0 1001 1` and their range's `1 100000 65535`, and is refused with EPERM)."""
+    lines = []
+    for inside, _outside, length in sorted(privilege.uid_map(parent_map)):
+        first, last = max(inside, 0), min(inside + length, count)
+        if first < last:
+            lines.append(f"{first} {first} {last - first}\n")
+    return "".join(lines)
+
+
 def _new_userns(ids: SandboxIds) -> int:
     pid, release = _in_child(sc.unshare, sc.CLONE_NEWUSER)
+    rootless = privilege.running_rootless()
     try:
         # setgroups stays "allow" (written by root, the maps need no "deny"): the sandbox's pid 1 calls
         # setgroups(0, NULL) when it drops to the run's ids, as before.
         with open(f"/proc/{pid}/uid_map", "w") as fh:
-            fh.write(ids.map_line(ids.uid_base))
+            fh.write(identity_map(ids.count, "/proc/self/uid_map") if rootless else ids.map_line(ids.uid_base))
         with open(f"/proc/{pid}/gid_map", "w") as fh:
-            fh.write(ids.map_line(ids.gid_base))
+            fh.write(identity_map(ids.count, "/proc/self/gid_map") if rootless else ids.map_line(ids.gid_base))
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         _let_go(pid, release)
@@ -251,7 +323,10 @@ def enter_keeper(users: SandboxUsers) -> None:
 
     A change of fsuid from 0 clears the filesystem capabilities from the effective set (DAC_OVERRIDE,
     CHOWN, FOWNER, ...); they are raised again from the permitted set, which it leaves alone.
+    Rootless nothing to do: no idmapped views, and fsuid 0 is the sandboxes' root already (base 0).
     """
+    if not users.idmapped:
+        return
     sc.setns(users.mntns_fd, sc.CLONE_NEWNS)
     _libc.setfsgid(users.ids.gid_base)
     _libc.setfsuid(users.ids.uid_base)

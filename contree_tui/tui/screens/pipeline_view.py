@@ -26,6 +26,7 @@ from textual.widgets import Footer, Label, Tree
 from contree_tui.pipeline.executor import NodeRun, PipelineEvent, PipelineRun, State
 from contree_tui.pipeline.launch import PipelineLaunch
 from contree_tui.pipeline.nodes import Exec, PipelineError
+from contree_tui.pipeline.return_display import returned_line
 from contree_tui.pipeline.step_progress import StepProgress
 from contree_tui.tui.model import OutputBuffer, Stream
 from contree_tui.tui.widgets.log_box import LogBox
@@ -49,8 +50,6 @@ def finish_line(run: NodeRun) -> str:
         parts.append(run.error)
     if run.tag and run.state is State.DONE:
         parts.append(f"tag {run.tag}")
-    if run.return_value is not None:
-        parts.append(f"returned {run.return_value.show()}")
     return "── " + " · ".join(parts)
 
 
@@ -79,6 +78,9 @@ class NodeLogs:
             if node.cached and node.output:  # a cache hit emits no output: its stored log tail, once
                 buffer.feed(Stream.STDOUT, bytes(node.output).decode(errors="replace"))
             buffer.close()
+            returned = returned_line(node.return_value, bytes(node.output).decode(errors="replace"))
+            if returned:  # once, above the outcome, and not when the output ended with it (return_display.py)
+                buffer.add_line(Stream.META, returned)
             buffer.add_line(Stream.META, finish_line(node))
             buffer.complete = True
         elif node.state is State.RUNNING and node.operation:

@@ -4,9 +4,10 @@ with `i` on a node of the tree, or on a diff by `:diff A B` and `D` in the tree;
 
 The list on the left shows one of three things — a directory, the diff, grep's matches — and enter opens the
 selected entry on the right: the file viewer, or a modified file's line diff. Every read runs in a worker; a
-failure is a toast with its reason. The header says how many bytes the snapshot added over its parent (its
-layer, as dive shows per layer) when the server says it (our engine's x_engine sizes; a hosted Contree does
-not: the header then goes without).
+failure is a toast with its reason. The header says what the snapshot added over its parent (its layer, as
+dive shows per layer) when the server says it: the bytes of the files added or changed, how many, how many
+removed, then the layer on disk (our engine's x_engine; a hosted Contree says only what its run wrote, or
+nothing: the header then goes without).
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ from contree_tui.tui.widgets.key_footer import KeyFooter
 
 VIEW_LIMIT = 256 * 1024  # bytes shown of a file; `s` saves the whole of it
 UP = ".."
+
+
+def content_words(details: ImageDetails) -> str:
+    """`17 B in 1 file added or changed, 2 removed`: what a user means by a layer's size (not its du blocks: a
+    17-byte file's layer is 12 KiB on disk, a block for it and one per directory overlay copied up)."""
+    files, removed = details.files or 0, details.removed or 0
+    if not files and not removed:
+        return "no file added, changed or removed"  # env or workdir only, or a squash of what it had
+    words = []
+    if files:
+        words.append(f"{human_size(details.content_bytes)} in {files:,} file{'s' if files != 1 else ''} "
+                     "added or changed")
+    if removed:
+        words.append(f"{removed:,} removed" if files else f"{removed:,} file{'s' if removed != 1 else ''} removed")
+    return ", ".join(words)
 
 
 class EntryList(DataTable[Text | str]):
@@ -110,7 +126,15 @@ class SnapshotDetailScreen(DetailDiff, Screen[None]):
         elif self.command:
             text.append("  made by ", style="dim")
             text.append(" ".join(self.command.split()), style="italic")
-        if details is not None and details.size is not None:
+        if details is not None and details.content_bytes is not None:
+            text.append("  size ", style="dim")
+            text.append(content_words(details))
+            on_disk = [f"{human_size(details.size)} on disk"] if details.size is not None else []
+            if details.total_size is not None:
+                on_disk.append(f"{human_size(details.total_size)} in all")
+            if on_disk:
+                text.append(f" ({', '.join(on_disk)})", style="dim")
+        elif details is not None and details.size is not None:
             text.append("  size ", style="dim")
             text.append(f"{human_size(details.size)} " + ("written by its run" if details.size_from_run else "added"))
             if details.total_size is not None:
@@ -145,7 +169,7 @@ class SnapshotDetailScreen(DetailDiff, Screen[None]):
     async def show_size(self) -> None:
         """What the snapshot added, in the header, when the server says it (the embedded engine does)."""
         self.details = await self.files.details(self.snapshot.uuid)
-        if self.details is not None and self.details.size is not None:
+        if self.details is not None and (self.details.size is not None or self.details.content_bytes is not None):
             self.query_one("#detail-header", Static).update(self._header(self.details))
 
     # The list -------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label
 
 from contree_tui.tui.model import Operation, OutputBuffer
+from contree_tui.tui.op_batch import BATCH_WINDOW
 from contree_tui.tui.op_labels import LABEL_WIDTH
 from contree_tui.tui.outcome import outcome
 from contree_tui.tui.widgets.log_box import LogBox
@@ -33,7 +34,6 @@ MIN_PANE_WIDTH = 50  # cells: a pane narrower than this cuts most command output
 MIN_PANE_HEIGHT = 8  # rows: the border and 6 lines of log (80x24: two panes stacked)
 MAX_COLUMNS = 3
 MAX_PANES = 9  # 3x3: past that a pane shows too little to watch, and 8 colours are already all taken
-BATCH_WINDOW = 5.0  # s: runs started this close to the newest one are its batch (a :parallel starts all at once)
 TITLE_STATE = 30  # cells of a pane's title kept for the run's state (` · ✗ exit 3 · 6.10s`) and corners
 RECONCILE_INTERVAL = 0.5  # s: new runs get a pane, titles show state changes
 

@@ -1,6 +1,8 @@
 """The main screen's log pane: the selected operation's log under its title, or (`m`) the merged log of the
 running operations, each line behind its operation's label (op_labels.py: what a person calls it) in the
-colour that operation keeps for the session."""
+colour that operation keeps for the session. With nothing running, `m` merges the last batch the operations
+table shows (op_batch.py: a `:parallel` that has just finished), and the title says so; with no run at all,
+a toast says so and the empty merged log waits for runs to join it."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from textual.app import ComposeResult
 from textual.widgets import Label
 
 from contree_tui.tui.model import OutputBuffer
+from contree_tui.tui.op_batch import newest_batch
 from contree_tui.tui.widgets.log_box import LogBox
-from contree_tui.tui.widgets.log_host import LogHost, colour_slots, labels_of
+from contree_tui.tui.widgets.log_host import LogHost, colour_slots, labels_of, log_of
 from contree_tui.tui.widgets.log_merge import MergedLog
 
 JOIN_INTERVAL = 0.5  # s: how soon a run started elsewhere joins the merged log
@@ -22,6 +25,7 @@ class LogPanel(LogBox):
         super().__init__(id=id)
         self._selected: tuple[str, OutputBuffer | None, str | None] = ("no operation selected", None, None)
         self.merged: MergedLog | None = None
+        self._merged_batch = 0  # runs of a finished batch the merged log opened on (0: it opened on running ones)
         self.host: LogHost | None = None  # the screen's: the operations, their buffers, the session's colours
 
     def compose(self) -> ComposeResult:
@@ -52,7 +56,10 @@ class LogPanel(LogBox):
             self.view.show(buffer)
             return
         self.merged = MergedLog()
+        self._merged_batch = 0
         self._join_running()
+        if not self.merged.members:
+            self._join_last_batch()
         self.merged.pull()
         self.view.show(self.merged)
         self._merged_title()
@@ -71,10 +78,36 @@ class LogPanel(LogBox):
             merged.relabel(labels_of(host, merged.keys))
             self._merged_title()
 
+    def _join_last_batch(self) -> None:
+        """Nothing runs: the newest batch among the runs the table shows (its filter applies), or a toast when
+        there is none (`m` after a `:parallel` ended showed an empty pane: it merged running runs only)."""
+        merged, host = self.merged, self.host
+        if merged is None or host is None:
+            return
+        table = host.table
+        batch = newest_batch(op for uuid, op in table.operations.items() if uuid in table.rows)
+        if not batch:
+            hidden = f" (the filter /{table.filter_text} hides them)" if table.filter_text else ""
+            self.notify(f"no runs to merge{hidden}: runs started now join the merged log", title="merged log",
+                        severity="warning", markup=False)
+            return
+        slots = colour_slots(host)
+        for op in batch:
+            merged.attach(op.uuid, log_of(host, op), colour=slots.slot(op.uuid))
+        merged.relabel(labels_of(host, merged.keys))
+        self._merged_batch = len(batch)
+
     def _merged_title(self) -> None:
         if self.merged is not None:
             count = len(self.merged.members)
-            # `m` after the runs ended showed an empty pane under "0 operations": say what will fill it
-            what = ("nothing running: runs started now join it" if count == 0
-                    else f"{count} operation{'s' if count != 1 else ''}")
+            runs = f"{count} run{'s' if count != 1 else ''}"
+            # `m` after the runs ended showed an empty pane under "0 operations": say what fills it
+            if count == 0:
+                what = "nothing running: runs started now join it"
+            elif self._merged_batch == count:
+                what = f"the last batch, {runs}, ended"
+            elif self._merged_batch:
+                what = f"the last batch and runs since, {runs}"
+            else:
+                what = f"{count} operation{'s' if count != 1 else ''}"
             self.query_one("#log-title", Label).update(f"merged log · {what} · m: the selected one")

@@ -41,7 +41,8 @@ class LogView(SearchingLog):
         Binding("t", "toggle_timestamps", "Timestamps", id="log.timestamps"),
         Binding("w", "toggle_wrap", "Wrap", id="log.wrap"),
         Binding("s", "wish('save')", "Save to a file", id="log.save"),
-        Binding("m", "wish('merged')", "Merged log of the running operations / the selected one", id="log.merged"),
+        Binding("m", "wish('merged')", "Merged log of the running runs (none: the last batch) / the selected one",
+                id="log.merged"),
     ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from contree_client.models import OperationStatus
 from rich.text import Text
 from textual.binding import Binding
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, CellType
@@ -81,6 +82,8 @@ class OperationsTable(DataTable[CellType]):
         self.command_width = COMMAND_WIDTH
         self._departs: dict[str, int] = {}  # one-line command → where it departs from its most similar sibling
         self.filter_text = ""
+        self._arrived_filtered: list[str] = []  # runs that arrived while the filter was on (hidden or not)
+        self._told_hidden = False  # the toast about a new run the filter hides: once a filter
         self.sort = Sort.STARTED
         self._highlighted: str | None = None  # the row the screen last heard was under the cursor
 
@@ -165,6 +168,8 @@ class OperationsTable(DataTable[CellType]):
                 self.add_row(*(cells[k] for k in self.shown_columns), key=op.uuid)
                 self._shown[op.uuid] = cells
                 self._reorder()
+            elif new:
+                self._hidden_arrival(op.uuid)
             self._title()  # "(2 of 10)": one more either way
             return
         self._set_all({op.uuid: self._cells(op)})
@@ -267,7 +272,26 @@ class OperationsTable(DataTable[CellType]):
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()
+        self._arrived_filtered.clear()
+        self._told_hidden = False
         self._fill()
+
+    def _hidden_arrival(self, uuid: str) -> None:
+        """A new run the filter hides: the title counts it (highlighted) and the first one a filter hides is
+        a toast too, as a filter left on from an hour ago is easy to forget (lazygit keeps its filter in the
+        pane's title for the same reason; k9s in the table's title)."""
+        if not self.filter_text:
+            return
+        self._arrived_filtered.append(uuid)
+        if not self._told_hidden:
+            self._told_hidden = True
+            self.notify(f"a new run is hidden by the filter /{self.filter_text}: / then enter on an empty line "
+                        "shows every run", title="operations", severity="warning", markup=False)
+
+    @property
+    def hidden_new(self) -> int:
+        """Runs that arrived while the filter was on and that it hides now."""
+        return sum(1 for uuid in self._arrived_filtered if uuid not in self.rows)
 
     def action_cycle_sort(self) -> None:
         self.set_sort(self.sort.next())
@@ -277,12 +301,15 @@ class OperationsTable(DataTable[CellType]):
         self._fill()
 
     def _title(self) -> None:
-        """`operations · /exit (2 of 9) · sort: running first`; plain `operations` without either."""
-        parts = [TITLE]
+        """`operations · /exit (2 of 9) · 2 new hidden · sort: running first`; plain `operations` without
+        either. New runs the filter hides are counted in the warning colour: nothing else shows them."""
+        parts: list[str | tuple[str, str]] = [TITLE]
         if self.filter_text:
             parts.append(f"/{self.filter_text} ({self.row_count} of {len(self.operations)})")
+            if hidden := self.hidden_new:
+                parts.append((f"{hidden} new hidden", "$text-warning bold"))
         if self.sort is not Sort.STARTED:
             parts.append(f"sort: {self.sort.value}")
-        title = " · ".join(parts)
-        if title != self.border_title:  # setting it, even to the same text, redraws the whole table
+        title = Content(" · ").join(Content.assemble(part) for part in parts)  # a `[` filtered is no markup
+        if title.markup != self.border_title:  # setting it, even to the same text, redraws the whole table
             self.border_title = title

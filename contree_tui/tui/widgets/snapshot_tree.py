@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
@@ -38,7 +39,7 @@ from contree_tui.tui.widgets.tree_search import TreeSearch
 
 Clock = Callable[[], datetime]
 
-COMMAND_WIDTH = 36
+COMMAND_WIDTH = 36  # a command's room before the tree is laid out (no width yet), and in the scroll range
 CHUNK = 1000  # shown per press on a "… N more" row
 __all__ = ["CHUNK", "MORE", "WINDOW", "Clock", "SnapshotTree", "format_age", "utc_now"]
 
@@ -58,6 +59,16 @@ def format_age(then: datetime | None, now: datetime) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def fit_command(command: str, room: int) -> str:
+    """`command` on one line in at most `room` cells, cut with an ellipsis when longer."""
+    one_line = " ".join(command.split())
+    if cell_len(one_line) <= room:
+        return one_line
+    cut = Text(one_line)
+    cut.truncate(room, overflow="ellipsis")  # wide characters count two cells, as the terminal draws them
+    return cut.plain
 
 
 class SnapshotTree(TreeSearch, Tree[str]):
@@ -346,12 +357,17 @@ class SnapshotTree(TreeSearch, Tree[str]):
             text.append(f" {icon}", part(f"snapshot-tree--{kind}"))
         command = self.commands.get(snapshot.operation or "")
         if command:
-            one_line = " ".join(command.split())
-            if len(one_line) > COMMAND_WIDTH:
-                one_line = one_line[: COMMAND_WIDTH - 1] + "…"
-            text.append(f" {one_line}", part("snapshot-tree--command"))
+            room = self._command_room(text.cell_len + 1)
+            text.append(f" {fit_command(command, room)}", part("snapshot-tree--command"))
         text.stylize(style)
         return text
+
+    def _command_room(self, used: int) -> int:
+        """The cells left for a command after `used` on its line: the pane's width, not a fixed 36 (a 200-column
+        terminal cut `make -C build test-integration …` in a 90-cell tree); the tree hides what overflows, so a
+        cut command must say so with its ellipsis inside the pane."""
+        width = self.scrollable_content_region.width
+        return max(1, width - used) if width > 0 else COMMAND_WIDTH
 
     # Keys -----------------------------------------------------------------------------------------------
 
