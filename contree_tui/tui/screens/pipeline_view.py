@@ -217,7 +217,10 @@ class PipelineScreen(Screen[None]):
             state = {State.PENDING: "starting", State.RUNNING: "running", State.DONE: "done",
                      State.ERROR: "failed", State.KILLED: "killed"}.get(root.state, root.state.name.lower())
             counts = " " + " ".join(f"{s.value}:{n}" for s, n in run.counts().items())
-        image = f" · image {self.launch.image}" if self.launch.image else ""
+        image = self.launch.image or ""
+        if image and ":" not in image:  # a snapshot id (`:pipeline` runs on the working one): 8 characters say it
+            image = image[:8]
+        image = f" · image {image}" if image else ""
         # state and counts first: at 80 columns a long FILE:FUNC and image are what gets cut
         self.query_one("#pipeline-title", Label).update(f"{state}{counts} · pipeline {self.launch.spec}{image}")
         if run is not None:
