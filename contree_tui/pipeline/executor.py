@@ -118,6 +118,9 @@ class PipelineRun:
         # folders synced this run, by (folder, destination, excludes): function steps' and `sync=` ones
         self._folders: dict[tuple[Path, str, tuple[str, ...]], DirectoryState] = {}
         self._sync_locks: dict[tuple[Path, str, tuple[str, ...]], asyncio.Lock] = {}
+        # a finished child of a running Parallel started again mid-run (the TUI's `r`, tui/pipeline_rerun.py):
+        # the Parallel waits for it and takes its result instead of the first one
+        self.again: dict[str, asyncio.Task[str | None]] = {}
         for path, node in self.nodes.items():
             if node.effective().skip:
                 self.runs[path].skipped = True
@@ -165,6 +168,8 @@ class PipelineRun:
         try:
             await self._node(self.root, None)
         except asyncio.CancelledError:
+            for task in self.again.values():
+                task.cancel()
             for run in self.runs.values():
                 if run.state in (State.QUEUED, State.RUNNING):
                     self._set(run, State.KILLED)
@@ -209,8 +214,13 @@ class PipelineRun:
 
     async def _parallel(self, node: Parallel, run: NodeRun, source: str | None) -> str | None:
         self._set(run, State.RUNNING)
-        results = await asyncio.gather(*(self._node(child, source) for child in node.children.values()))
-        failed = any(r is None for r in results)
+        children = list(node.children.values())
+        gathered = await asyncio.gather(*(self._node(child, source) for child in children))
+        results = {child.path: result for child, result in zip(children, gathered, strict=True)}
+        while again := [child.path for child in children if child.path in self.again]:
+            results[again[0]] = await self.again[again[0]]
+            del self.again[again[0]]
+        failed = any(r is None for r in results.values())
         run.result = None if failed else source
         self._set(run, State.ERROR if failed else State.DONE)
         return run.result

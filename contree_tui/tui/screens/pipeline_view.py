@@ -28,6 +28,7 @@ from contree_tui.pipeline.launch import PipelineLaunch
 from contree_tui.pipeline.nodes import Exec, PipelineError
 from contree_tui.pipeline.step_progress import StepProgress
 from contree_tui.tui.model import OutputBuffer, Stream
+from contree_tui.tui.pipeline_rerun import force, plan_rerun, restart
 from contree_tui.tui.widgets.log_box import LogBox
 from contree_tui.tui.widgets.pipeline_progress import PipelineProgress
 from contree_tui.tui.widgets.pipeline_tree import ICONS, PipelineTree, counts_label, exec_detail
@@ -61,6 +62,13 @@ class NodeLogs:
         self.run = run
         self.buffers: dict[str, OutputBuffer] = {path: OutputBuffer() for path in run.runs}
         self._decoders: dict[tuple[str, str], Any] = {}
+
+    def reset(self, paths: list[str]) -> None:
+        """Those nodes run again in this run (`r` mid-run): their logs start over."""
+        for path in paths:
+            self.buffers[path] = OutputBuffer()
+            for stream in Stream:
+                self._decoders.pop((path, stream.value), None)
 
     def feed(self, event: PipelineEvent) -> None:
         node = event.run
@@ -118,6 +126,7 @@ class PipelineScreen(Screen[None]):
         self.run: PipelineRun | None = None
         self.logs: NodeLogs | None = None
         self.runs_started = 0
+        self.queued: list[str] = []  # `r` on steps whose result already went on: re-run when this run ends
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="pipeline-header"):
@@ -184,6 +193,10 @@ class PipelineScreen(Screen[None]):
             failed = [r.path for r in run.runs.values() if r.kind == "exec" and r.state is State.ERROR]
             self.notify(f"{', '.join(failed[:3]) or state.name.lower()} · e: next error", title="pipeline failed",
                         severity="error", timeout=10)
+        if self.queued:
+            queued, self.queued = self.queued, []
+            self.notify(f"{', '.join(queued)}: forced; the other steps are cache hits if unchanged", title="re-run")
+            self.start_run(queued)  # the last thing this worker does: the new one replaces it (exclusive)
 
     def attach(self, run: PipelineRun) -> None:
         """Show this run: new logs, the tree's labels from it, its events from now on."""
@@ -258,11 +271,31 @@ class PipelineScreen(Screen[None]):
 
     def rerun(self, path: str) -> None:
         """Run the pipeline again with `path`'s steps forced: the rest, unchanged, are cache hits."""
-        if self.running:
-            self.notify("the pipeline is still running; r once it has ended", title="re-run", severity="warning")
+        if self.running and self.run is not None:
+            self._rerun_while_running(self.run, path)
             return
         self.start_run([path])
         self.notify(f"{path}: forced; the other steps are cache hits if unchanged", title="re-run")
+
+    def _rerun_while_running(self, run: PipelineRun, path: str) -> None:
+        """`r` while the run goes on (tui/pipeline_rerun.py says which case and why)."""
+        plan = plan_rerun(run, path)
+        if plan.plan == "running":
+            self.notify(f"{path} is still running: r once it has ended", title="re-run", severity="warning")
+        elif plan.plan == "force":
+            force(run, path)
+            self.notify(f"{path} has not run yet: it will run forced (no cache hit)", title="re-run")
+        elif plan.plan == "now":
+            paths = restart(run, plan.subtree, path)
+            if self.logs is not None:
+                self.logs.reset(paths)
+            self._describe()
+            also = "" if plan.subtree == path else f" (in {plan.subtree}, its other steps cache hits)"
+            self.notify(f"{path} runs again now{also} while the rest goes on", title="re-run")
+        elif path not in self.queued:
+            self.queued.append(path)
+            went = f"its result already went on to {plan.after}: " if plan.after else ""
+            self.notify(f"{path}: {went}re-run queued for when the pipeline ends", title="re-run")
 
     def toggle_skip(self, path: str) -> None:
         """Skip (or unskip) the node and its subtree: for this run's steps not started yet, and later runs."""
