@@ -21,19 +21,21 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Tree
+from textual.widgets import Label, Tree
 
 from contree_tui.pipeline.executor import NodeRun, PipelineEvent, PipelineRun, State
 from contree_tui.pipeline.launch import PipelineLaunch
-from contree_tui.pipeline.nodes import Exec, PipelineError
+from contree_tui.pipeline.nodes import Exec, Node, PipelineError
 from contree_tui.pipeline.step_progress import StepProgress
 from contree_tui.tui.model import OutputBuffer, Stream
 from contree_tui.tui.pipeline_rerun import force, plan_rerun, restart
+from contree_tui.tui.widgets.key_footer import KeyFooter
 from contree_tui.tui.widgets.log_box import LogBox
 from contree_tui.tui.widgets.pipeline_progress import PipelineProgress
-from contree_tui.tui.widgets.pipeline_tree import ICONS, PipelineTree, counts_label, exec_detail
+from contree_tui.tui.widgets.pipeline_tree import ICONS, SKIP_ICON, PipelineTree, counts_label, exec_detail
 from contree_tui.tui.widgets.snapshot_tree import SnapshotTree
 
+TICK = 1.0  # s: a running step's time in the tree counts in seconds
 BACKEND_POLL = 0.1  # s: the app connects in its own worker (an embedded engine may take seconds to start)
 
 
@@ -98,7 +100,7 @@ class PipelineLogBox(LogBox):
     """The selected node's log under a title naming it."""
 
     def compose(self) -> ComposeResult:
-        yield Label("no node selected", id="log-title")
+        yield Label("no node selected", id="log-title", markup=False)  # node names are the user's: `[x]` stays
         yield from super().compose()
 
     def on_mount(self) -> None:
@@ -113,7 +115,8 @@ class PipelineLogBox(LogBox):
 class PipelineScreen(Screen[None]):
     CSS_PATH = "../styles/pipeline_view.tcss"
     BINDINGS = [
-        Binding("escape", "back", "Snapshots", id="pipeline.back"),
+        # "Back", not "Snapshots": at 80 columns the footer had no room left for `esc` (`s Skip` still has none)
+        Binding("escape", "back", "Back", id="pipeline.back", tooltip="Back to the snapshots (P: here again)"),
         Binding("e", "next_error", "Next error", id="pipeline.next-error"),
         Binding("tab", "focus_next", "Tree/log", show=False, id="pipeline.focus-next"),
     ]
@@ -126,24 +129,27 @@ class PipelineScreen(Screen[None]):
         self.run: PipelineRun | None = None
         self.logs: NodeLogs | None = None
         self.runs_started = 0
+        self._summary_lines: tuple[str, list[str]] | None = None
+        self._summary_buffer = OutputBuffer()
         self.queued: list[str] = []  # `r` on steps whose result already went on: re-run when this run ends
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="pipeline-header"):
-            yield Label("", id="pipeline-title")
+            yield Label("", id="pipeline-title", markup=False)
             yield PipelineProgress(self.launch.root, id="pipeline-progress")
         with Horizontal(id="pipeline-body"):
             yield PipelineTree(self.launch.root, id="pipeline-tree")
             with Vertical(id="pipeline-right"):
-                yield Label("", id="pipeline-node")
+                yield Label("", id="pipeline-node", markup=False)  # `[exec]`, `[ -e /x ]` read as markup
                 yield PipelineLogBox(id="pipeline-log")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.tree.border_title = "pipeline"
         self.log_box.border_title = "log"
         self.tree.focus()
         self._describe()
+        self.set_interval(TICK, self._tick)
         if self.start:
             self.start_run(self.launch.force)
 
@@ -229,7 +235,8 @@ class PipelineScreen(Screen[None]):
             root = run.runs[run.root.path]
             state = {State.PENDING: "starting", State.RUNNING: "running", State.DONE: "done",
                      State.ERROR: "failed", State.KILLED: "killed"}.get(root.state, root.state.name.lower())
-            counts = " " + " ".join(f"{s.value}:{n}" for s, n in run.counts().items())
+            # those not zero, as the tree's rows: six counts took 30 of 80 columns, FILE:FUNC was cut instead
+            counts = f" {counts_label(run.counts())}" if any(run.counts().values()) else ""
         image = self.launch.image or ""
         if image and ":" not in image:  # a snapshot id (`:pipeline` runs on the working one): 8 characters say it
             image = image[:8]
@@ -251,7 +258,36 @@ class PipelineScreen(Screen[None]):
         self.query_one("#pipeline-node", Label).update("\n".join(lines))
         buffer = self.logs.buffers.get(path) if self.logs is not None else None
         title = f"{path} · {run.state.name.lower()}" if run is not None else path
-        self.log_box.show(title, buffer if isinstance(node, Exec) else None)
+        self.log_box.show(title, buffer if isinstance(node, Exec) else self._summary(node))
+
+    def _summary(self, node: Node) -> OutputBuffer:
+        """A parent's log: a line per step under it, its state and outcome (an empty pane said nothing of where
+        the logs are); a new buffer only when a line changed, so the pane keeps its place otherwise."""
+        steps = [sub for sub in node.walk() if isinstance(sub, Exec)]
+        lines = [f"── {node.kind} of {len(steps)} step{'s' if len(steps) != 1 else ''}: j/k to one for its log"
+                 + (", e: the next failed one" if self.run is not None else "")]
+        prefix = node.path.rstrip("/") + "/"
+        for sub in steps:
+            run = self.run.runs.get(sub.path) if self.run is not None else None
+            state = run.state if run is not None else State.PENDING
+            skipped = run.skipped if run is not None else sub.effective().skip
+            icon = SKIP_ICON if skipped and not state.finished else ICONS[state]
+            detail = exec_detail(run, self.tree.now()) if run is not None and state is not State.PENDING else ""
+            lines.append(f"{icon} {sub.path.removeprefix(prefix)}" + (f"  {detail}" if detail else
+                                                                         "  skipped" if skipped else ""))
+        if self._summary_lines != (node.path, lines):
+            self._summary_lines = (node.path, lines)
+            self._summary_buffer = OutputBuffer()
+            for line in lines:
+                self._summary_buffer.add_line(Stream.META, line)
+            self._summary_buffer.complete = True
+        return self._summary_buffer
+
+    def _tick(self) -> None:
+        """Once a second while steps run: their time so far, in the tree and a parent's summary."""
+        if self.running and self.is_current and self.run is not None and self.run.counts()[State.RUNNING]:
+            self.tree.refresh_labels()
+            self._show_selected()
 
     @on(Tree.NodeHighlighted, "#pipeline-tree")
     def _highlighted(self) -> None:
@@ -311,7 +347,9 @@ class PipelineScreen(Screen[None]):
                 if sub_run.state is State.PENDING:  # the executor reads the flag when it reaches the node
                     sub_run.skipped = sub.effective().skip
         self.tree.refresh_labels()
-        later = "" if self.run is None or not self.running else " (steps already started run on)"
+        started = [sub.path for sub in node.walk() if self.run is not None and self.run.runs[sub.path].state in
+                   (State.QUEUED, State.RUNNING)]
+        later = f" ({', '.join(started[:2])} already started, runs on)" if started else ""
         self.notify(f"{path} {'skipped' if skip else 'unskipped'}{later}", title="skip")
 
     def action_next_error(self) -> None:
