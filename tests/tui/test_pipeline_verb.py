@@ -8,6 +8,7 @@ from pathlib import Path
 
 from contree_tui.pipeline.executor import State
 from contree_tui.tui.app import ContreeApp
+from contree_tui.tui.completion import pipeline_functions
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.pipeline_view import PipelineScreen
 from contree_tui.tui.verbs import USAGE
@@ -26,7 +27,7 @@ def pipe(n: int) -> Serial:
     return root
 
 
-def broken() -> Serial:
+def broken():  # no return annotation: not offered as a pipeline function
     raise RuntimeError("no tree today")
 '''
 
@@ -94,7 +95,9 @@ async def test_pipeline_verb_says_what_is_wrong_in_a_toast(tui_engine_dir: Path,
             ("pipeline pipe.py:nothing", ": pipe.py has no function 'nothing' (its functions: broken, pipe)"),
             ("pipeline pipe.py:pipe many", "pipe() argument n: cannot read 'many' as int"),
             ("pipeline pipe.py:broken", "building the pipeline failed: RuntimeError: no tree today"),
-            ("pipeline pipe.py", "expected FILE:FUNC"),
+            ("pipeline pipe.py", "pipe.py: name the function that builds the pipeline too, FILE:FUNC, e.g. "
+                                 "pipe.py:pipe (its functions: pipe)"),
+            ("pipeline pipe", "expected FILE:FUNC"),
         ]:
             entries = len(main.command_log.entries)
             await run_in_bar(pilot, line)
@@ -116,3 +119,13 @@ async def test_the_bar_hints_and_completes_the_pipeline_verb(tui_engine_dir: Pat
         await pilot.press("tab")
         bar = main.query_one("#command-bar")
         await until(pilot, lambda: bar.value == "pipeline pipe.py", what="FILE completed from the folder")  # type: ignore[attr-defined]
+        await pilot.press("colon", "tab")
+        await until(pilot, lambda: bar.value == "pipeline pipe.py:pipe", what="FUNC: the function returning a Serial")  # type: ignore[attr-defined]
+
+
+def test_pipeline_functions_are_read_from_the_text_builders_first() -> None:
+    text = "import x\n\ndef sieve(n: int) -> list[int]: ...\n\ndef main(n: int) -> cp.Serial: ...\n\n" \
+           "async def other() -> Parallel | None: ...\n\ndef _hidden() -> Serial: ...\n"
+    assert pipeline_functions(text) == ["main", "other"], "annotated to build a tree: only those"
+    assert pipeline_functions("def a(): ...\ndef b(): ...\n") == ["a", "b"], "no annotation: every public one"
+    assert pipeline_functions("def (:") == [], "a file that does not parse: nothing to offer"

@@ -43,7 +43,7 @@ async def test_the_view_at_80x24_says_what_runs_where_and_which_keys_work(tui_en
         view.tree.select_path("/par")
         await until(pilot, lambda: any(line.startswith("⟳ slow  running") for line in view.log_box.view.text_lines()),
                     what="the parent's log to list its steps")
-        assert view.log_box.view.text_lines()[0].startswith("── parallel of 2 steps: j/k to one for its log")
+        assert view.log_box.view.text_lines()[0] == "── parallel, 2 steps (j/k: a step's log)"
 
         view.tree.select_path("/last")
         await pilot.press("s")

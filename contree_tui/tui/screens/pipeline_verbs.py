@@ -25,6 +25,7 @@ from contree_tui.pipeline.loader import load_pipeline
 from contree_tui.pipeline.nodes import Node, PipelineError
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import LogEntry
+from contree_tui.tui.completion import pipeline_functions
 from contree_tui.tui.screens.pipeline_view import PipelineScreen
 
 SCREEN = "pipeline"  # the name the app installs the view under (app.py, `P`)
@@ -46,6 +47,18 @@ def forget_module(spec: str) -> None:
         known = getattr(module, "__file__", None)
         if known and name.startswith("contree_pipeline_") and os.path.realpath(known) == full:
             del sys.modules[name]
+
+
+def function_missing(spec: str, folder: Path) -> str | None:
+    """`:pipeline sieve.py`, a file with no function named: which ones it has (the loader's "expected
+    FILE:FUNC" left the user to open the file to find out)."""
+    path = folder / Path(spec).expanduser()
+    if ":" in spec or not path.is_file():
+        return None
+    names = pipeline_functions(path.read_text(errors="replace"))
+    example = f", e.g. {spec}:{names[0]}" if names else ""
+    return f"{spec}: name the function that builds the pipeline too, FILE:FUNC{example} " \
+           f"(its functions: {', '.join(names) or 'none'})"
 
 
 def build_tree(spec: str, args: list[str]) -> Node:
@@ -90,6 +103,9 @@ class PipelineVerbs:
         folder = Path(getattr(self.app, "folder", Path.cwd()))
         spec = spec_in_folder(verb.spec, folder)
         try:
+            unnamed = await asyncio.to_thread(function_missing, verb.spec, folder)
+            if unnamed:
+                raise PipelineError(unnamed)
             root = await asyncio.to_thread(build_tree, spec, list(verb.args))
             check_runnable(root, image)  # no image, a tag twice: before a view opens on a run that cannot start
         except PipelineError as exc:
@@ -111,4 +127,4 @@ class PipelineVerbs:
         await self.app.push_screen(SCREEN)
 
 
-__all__ = ["PipelineVerbs", "build_tree", "forget_module", "spec_in_folder"]
+__all__ = ["PipelineVerbs", "build_tree", "forget_module", "function_missing", "spec_in_folder"]

@@ -264,8 +264,8 @@ class PipelineScreen(Screen[None]):
         """A parent's log: a line per step under it, its state and outcome (an empty pane said nothing of where
         the logs are); a new buffer only when a line changed, so the pane keeps its place otherwise."""
         steps = [sub for sub in node.walk() if isinstance(sub, Exec)]
-        lines = [f"── {node.kind} of {len(steps)} step{'s' if len(steps) != 1 else ''}: j/k to one for its log"
-                 + (", e: the next failed one" if self.run is not None else "")]
+        # short: the log pane is 42 columns at 80x24
+        lines = [f"── {node.kind}, {len(steps)} step{'s' if len(steps) != 1 else ''} (j/k: a step's log)"]
         prefix = node.path.rstrip("/") + "/"
         for sub in steps:
             run = self.run.runs.get(sub.path) if self.run is not None else None
