@@ -47,7 +47,7 @@ async def test_the_view_at_80x24_says_what_runs_where_and_which_keys_work(tui_en
 
         view.tree.select_path("/last")
         await pilot.press("s")
-        assert toasts(app)[-1] == "skip: /last skipped", "not started: nothing 'runs on'"
+        assert toasts(app)[-1] == "skip: /last skipped", "not started: nothing 'left to end'"
         await pilot.press("s")
 
         view.tree.select_path("/check [etc]")
@@ -58,3 +58,7 @@ async def test_the_view_at_80x24_says_what_runs_where_and_which_keys_work(tui_en
         await until(pilot, lambda: ended(view), timeout=60, what="the run to end")
         assert label(view, "/par/same").endswith(" no change"), label(view, "/par/same")
         assert re.search(r"→ [0-9a-f]{8}$", label(view, "/check [etc]")), "a step that wrote a file: its checkpoint"
+
+        await pilot.press("colon")
+        await until(pilot, lambda: app.screen is app.main and app.focused is app.main.query_one("#command-bar"),
+                    what=": to reach the command bar from the view")

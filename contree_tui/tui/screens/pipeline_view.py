@@ -118,6 +118,8 @@ class PipelineScreen(Screen[None]):
         # "Back", not "Snapshots": at 80 columns the footer had no room left for `esc` (`s Skip` still has none)
         Binding("escape", "back", "Back", id="pipeline.back", tooltip="Back to the snapshots (P: here again)"),
         Binding("e", "next_error", "Next error", id="pipeline.next-error"),
+        # the command bar lives on the main screen: `:` here went nowhere (`:pipeline` another one, `:tag` …)
+        Binding("colon", "command_bar", "Command", show=False, id="pipeline.command-bar"),
         Binding("tab", "focus_next", "Tree/log", show=False, id="pipeline.focus-next"),
     ]
 
@@ -347,9 +349,9 @@ class PipelineScreen(Screen[None]):
                 if sub_run.state is State.PENDING:  # the executor reads the flag when it reaches the node
                     sub_run.skipped = sub.effective().skip
         self.tree.refresh_labels()
-        started = [sub.path for sub in node.walk() if self.run is not None and self.run.runs[sub.path].state in
-                   (State.QUEUED, State.RUNNING)]
-        later = f" ({', '.join(started[:2])} already started, runs on)" if started else ""
+        started = sum(isinstance(sub, Exec) and self.run is not None
+                      and self.run.runs[sub.path].state in (State.QUEUED, State.RUNNING) for sub in node.walk())
+        later = f" ({started} step{'s' if started != 1 else ''} already started: left to end)" if started else ""
         self.notify(f"{path} {'skipped' if skip else 'unskipped'}{later}", title="skip")
 
     def action_next_error(self) -> None:
@@ -383,6 +385,11 @@ class PipelineScreen(Screen[None]):
                     title="checkpoint")
 
     def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_command_bar(self) -> None:
+        """The main screen with its command bar focused (set first: the screen gives it back on resume)."""
+        self.app.main.action_command_bar()
         self.app.pop_screen()
 
 
