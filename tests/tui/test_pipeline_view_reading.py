@@ -11,6 +11,7 @@ from textual.widgets._footer import FooterKey
 
 from contree_tui.pipeline import Exec, Parallel, Serial
 from contree_tui.pipeline.executor import State
+from contree_tui.tui.screens.help import HelpScreen
 from tests.tui.helpers import toasts, until
 from tests.tui.test_pipeline_view import app_for, ended, label, marker, view_of
 
@@ -44,6 +45,12 @@ async def test_the_view_at_80x24_says_what_runs_where_and_which_keys_work(tui_en
         await until(pilot, lambda: any(line.startswith("⟳ slow  running") for line in view.log_box.view.text_lines()),
                     what="the parent's log to list its steps")
         assert view.log_box.view.text_lines()[0] == "── parallel, 2 steps (j/k: a step's log)"
+
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        assert app.screen.sections[0][0] == "pipeline (P)", "the view's own keys first"  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is view, what="the help to close")
 
         view.tree.select_path("/last")
         await pilot.press("s")
