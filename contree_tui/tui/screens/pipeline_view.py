@@ -198,9 +198,10 @@ class PipelineScreen(Screen[None]):
         if state is State.DONE:
             self.notify(f"{counts}", title="pipeline done")
         else:
-            failed = [r.path for r in run.runs.values() if r.kind == "exec" and r.state is State.ERROR]
-            self.notify(f"{', '.join(failed[:3]) or state.name.lower()} · e: next error", title="pipeline failed",
-                        severity="error", timeout=10)
+            failed = [r for r in run.runs.values() if r.kind == "exec" and r.state is State.ERROR]
+            first = f"{failed[0].path}: {failed[0].error}" if failed else state.name.lower()
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            self.notify(f"{first}{more} · e: next error", title="pipeline failed", severity="error", timeout=10)
         if self.queued:
             queued, self.queued = self.queued, []
             self.notify(f"{', '.join(queued)}: forced; the other steps are cache hits if unchanged", title="re-run")
@@ -253,7 +254,9 @@ class PipelineScreen(Screen[None]):
         path = self.tree.cursor_path or "/"
         node = self.launch.root if path == "/" else self.launch.root[path]  # type: ignore[index]
         run = self.run.runs.get(path) if self.run is not None else None
-        lines = [f"{path}  [{node.kind}]" + (f"  {node.describe()}" if isinstance(node, Exec) else "")]
+        # a failure's reason first: at 80x24 the log's last line and the tree's row cut it after 16 characters
+        failed = f"  ✗ {run.error}" if run is not None and run.error and run.state is State.ERROR else ""
+        lines = [f"{path}  [{node.kind}]{failed}" + (f"  {node.describe()}" if isinstance(node, Exec) else "")]
         if run is not None and (run.source or run.result):
             made = f" → {run.result[:8]}" if run.result and run.result != run.source else ""
             lines.append(f"on {(run.source or '-')[:8]}{made}" + ("  (cached)" if run.cached else ""))
