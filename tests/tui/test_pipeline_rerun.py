@@ -71,6 +71,7 @@ async def test_r_mid_run_on_a_running_step_is_refused_and_on_a_serial_step_is_qu
         await pilot.press("r")
         assert toasts(app)[-1] == "re-run: /one: its result already went on to /two: re-run queued for when the " \
                                   "pipeline ends"
+        assert "R:1 D:1 · then re-run /one · pipeline" in str(view.query_one("#pipeline-title").render())
         await until(pilot, lambda: ended(view, runs=2), timeout=90, what="the queued re-run to run and end")
         runs = view.run.runs  # type: ignore[union-attr]
         assert runs["/"].state is State.DONE

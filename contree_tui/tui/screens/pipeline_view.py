@@ -245,7 +245,8 @@ class PipelineScreen(Screen[None]):
             image = image[:8]
         image = f" · image {image}" if image else ""
         # state and counts first: at 80 columns a long FILE:FUNC and image are what gets cut
-        self.query_one("#pipeline-title", Label).update(f"{state}{counts} · pipeline {self.launch.spec}{image}")
+        then = f" · then re-run {', '.join(self.queued)}" if self.queued else ""  # `r` queued (pipeline_rerun.py)
+        self.query_one("#pipeline-title", Label).update(f"{state}{counts}{then} · pipeline {self.launch.spec}{image}")
         if run is not None:
             self.query_one(PipelineProgress).show(StepProgress.of(run))
         self._show_selected()
@@ -335,6 +336,7 @@ class PipelineScreen(Screen[None]):
             self.notify(f"{path} runs again now{also} while the rest goes on", title="re-run")
         elif path not in self.queued:
             self.queued.append(path)
+            self._describe()
             went = f"its result already went on to {plan.after}: " if plan.after else ""
             self.notify(f"{path}: {went}re-run queued for when the pipeline ends", title="re-run")
 
