@@ -27,6 +27,10 @@ def pipe(n: int) -> Serial:
     return root
 
 
+def slow() -> Serial:
+    return Serial({"nap": Exec("echo {tag} nap; sleep 4")})
+
+
 def broken():  # no return annotation: not offered as a pipeline function
     raise RuntimeError("no tree today")
 '''
@@ -92,11 +96,11 @@ async def test_pipeline_verb_says_what_is_wrong_in_a_toast(tui_engine_dir: Path,
         await until(pilot, lambda: any("no pipeline yet" in t for t in toasts(app)), what="nothing to reopen")
         for line, says in [
             ("pipeline nope.py:pipe", ": nope.py: no such file"),
-            ("pipeline pipe.py:nothing", ": pipe.py has no function 'nothing' (its functions: broken, pipe)"),
+            ("pipeline pipe.py:nothing", ": pipe.py has no function 'nothing' (its functions: broken, pipe, slow)"),
             ("pipeline pipe.py:pipe many", "pipe() argument n: cannot read 'many' as int"),
             ("pipeline pipe.py:broken", "building the pipeline failed: RuntimeError: no tree today"),
             ("pipeline pipe.py", "pipe.py: name the function that builds the pipeline too, FILE:FUNC, e.g. "
-                                 "pipe.py:pipe (its functions: pipe)"),
+                                 "pipe.py:pipe (its functions: pipe, slow)"),
             ("pipeline pipe", "expected FILE:FUNC"),
         ]:
             entries = len(main.command_log.entries)
@@ -107,6 +111,24 @@ async def test_pipeline_verb_says_what_is_wrong_in_a_toast(tui_engine_dir: Path,
             assert said.startswith("pipeline ") and says in said, said
             assert "Traceback" not in said
             assert app.screen is main, f"{line!r}: no view opened"
+
+
+async def test_a_second_pipeline_while_one_runs_is_refused_and_the_first_goes_on(tui_engine_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    write_pipeline(tmp_path)
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        main = await loaded(pilot)
+        await run_in_bar(pilot, "pipeline pipe.py:slow")
+        await until(pilot, lambda: the_view(app) is not None and the_view(app).running, what="slow to run")  # type: ignore[union-attr]
+        view = the_view(app)
+        await pilot.press("escape")
+        await run_in_bar(pilot, "pipeline pipe.py:pipe 1")
+        await until(pilot, lambda: any("one pipeline at a time" in t for t in toasts(app)), what="the refusal")
+        assert toasts(app)[-1] == ":pipeline: pipe.py:slow is still running (P shows it): one pipeline at a time"
+        assert app.screen is main
+        await pilot.press("P")
+        assert app.screen is view and view is not None and view.launch.spec == "pipe.py:slow"
 
 
 async def test_the_bar_hints_and_completes_the_pipeline_verb(tui_engine_dir: Path, tmp_path: Path) -> None:
