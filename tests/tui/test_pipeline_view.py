@@ -212,3 +212,13 @@ async def test_a_run_outliving_its_view_does_not_trip_the_listener(caplog: pytes
             run.runs["/x"].state = State.KILLED
             run._emit(PipelineEvent("state", run.runs["/x"]))
     assert not [r for r in caplog.records if "listener failed" in r.getMessage()]
+
+
+async def test_a_run_that_cannot_start_says_so_in_the_header(tui_engine_dir: Path, tmp_path: Path) -> None:
+    root = Serial({"x": Exec("true")})  # no image anywhere, and none given
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path, pipeline=PipelineLaunch(root, "t.py:f"))
+    async with app.run_test(size=SIZE) as pilot:
+        view = view_of(pilot)
+        title = view.query_one("#pipeline-title")
+        await until(pilot, lambda: "connecting" not in str(title.render()), what="the run's start to be refused")
+        assert str(title.render()).startswith("not started: /x: no image to run on"), "not `connecting…` forever"

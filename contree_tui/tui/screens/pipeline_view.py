@@ -128,6 +128,7 @@ class PipelineScreen(Screen[None]):
         super().__init__()
         self.launch = launch
         self.start = start
+        self.not_started: str | None = None  # why the run could not start, once it could not
         self.run: PipelineRun | None = None
         self.logs: NodeLogs | None = None
         self.runs_started = 0
@@ -188,6 +189,8 @@ class PipelineScreen(Screen[None]):
         try:
             run = PipelineRun(self.launch.root, connection, image=self.launch.image, force=force)
         except PipelineError as exc:
+            self.not_started = str(exc)
+            self._describe()
             self.notify(str(exc), title="pipeline not started", severity="error", timeout=15)
             return
         self.attach(run)
@@ -232,7 +235,9 @@ class PipelineScreen(Screen[None]):
     def _describe(self) -> None:
         run = self.run
         if run is None:
-            state = "connecting…" if self.start else "not run"
+            # a run refused at its start (no image, a tag twice) said `connecting…` forever
+            state = f"not started: {self.not_started}" if self.not_started else "connecting…" if self.start \
+                else "not run"
             counts = ""
         else:
             root = run.runs[run.root.path]
