@@ -222,3 +222,16 @@ async def test_a_run_that_cannot_start_says_so_in_the_header(tui_engine_dir: Pat
         title = view.query_one("#pipeline-title")
         await until(pilot, lambda: "connecting" not in str(title.render()), what="the run's start to be refused")
         assert str(title.render()).startswith("not started: /x: no image to run on"), "not `connecting…` forever"
+
+
+async def test_a_run_stopped_by_an_error_says_why_in_the_header_and_a_toast(tui_engine_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    missing = f"tag:nothing-{marker()}"
+    root = Serial({"x": Exec("true")})
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path, pipeline=PipelineLaunch(root, "t.py:f", image=missing))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        view = view_of(pilot)
+        title = view.query_one("#pipeline-title")
+        await until(pilot, lambda: str(title.render()).startswith("stopped: "), what="the header to say it stopped")
+        assert f"image {missing!r} not found" in str(title.render())
+        assert any(t.startswith(f"pipeline stopped: image {missing!r} not found") for t in toasts(app)), toasts(app)

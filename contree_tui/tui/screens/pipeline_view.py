@@ -22,11 +22,13 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Label, Tree
+from textual.worker import Worker, WorkerState
 
 from contree_tui.pipeline.executor import NodeRun, PipelineEvent, PipelineRun, State
 from contree_tui.pipeline.launch import PipelineLaunch
 from contree_tui.pipeline.nodes import Exec, Node, PipelineError
 from contree_tui.pipeline.step_progress import StepProgress
+from contree_tui.tui.data import describe_error
 from contree_tui.tui.model import OutputBuffer, Stream
 from contree_tui.tui.pipeline_rerun import force, plan_rerun, restart
 from contree_tui.tui.widgets.key_footer import KeyFooter
@@ -128,7 +130,7 @@ class PipelineScreen(Screen[None]):
         super().__init__()
         self.launch = launch
         self.start = start
-        self.not_started: str | None = None  # why the run could not start, once it could not
+        self.problem: str | None = None  # why the run could not start, or stopped (its worker failed)
         self.run: PipelineRun | None = None
         self.logs: NodeLogs | None = None
         self.runs_started = 0
@@ -189,7 +191,7 @@ class PipelineScreen(Screen[None]):
         try:
             run = PipelineRun(self.launch.root, connection, image=self.launch.image, force=force)
         except PipelineError as exc:
-            self.not_started = str(exc)
+            self.problem = str(exc)
             self._describe()
             self.notify(str(exc), title="pipeline not started", severity="error", timeout=15)
             return
@@ -210,8 +212,20 @@ class PipelineScreen(Screen[None]):
             self.notify(f"{', '.join(queued)}: forced; the other steps are cache hits if unchanged", title="re-run")
             self.start_run(queued)  # the last thing this worker does: the new one replaces it (exclusive)
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The run's worker failed (an image not found mid-run, a lost connection): this screen's workers' news
+        does not reach the app's handler, so the view stood at `starting` with no word of why."""
+        worker = event.worker
+        if worker.name != "pipeline-run" or event.state is not WorkerState.ERROR or worker.error is None:
+            return
+        error = worker.error
+        self.problem = str(error) if isinstance(error, PipelineError) else describe_error(error)
+        self._describe()
+        self.notify(self.problem, title="pipeline stopped", severity="error", timeout=15)
+
     def attach(self, run: PipelineRun) -> None:
         """Show this run: new logs, the tree's labels from it, its events from now on."""
+        self.problem = None
         self.run = run
         self.logs = NodeLogs(run)
         run.subscribe(self._event)
@@ -236,13 +250,14 @@ class PipelineScreen(Screen[None]):
         run = self.run
         if run is None:
             # a run refused at its start (no image, a tag twice) said `connecting…` forever
-            state = f"not started: {self.not_started}" if self.not_started else "connecting…" if self.start \
-                else "not run"
+            state = f"not started: {self.problem}" if self.problem else "connecting…" if self.start else "not run"
             counts = ""
         else:
             root = run.runs[run.root.path]
             state = {State.PENDING: "starting", State.RUNNING: "running", State.DONE: "done",
                      State.ERROR: "failed", State.KILLED: "killed"}.get(root.state, root.state.name.lower())
+            if self.problem and not root.state.finished:
+                state = f"stopped: {self.problem}"
             # those not zero, as the tree's rows: six counts took 30 of 80 columns, FILE:FUNC was cut instead
             counts = f" {counts_label(run.counts())}" if any(run.counts().values()) else ""
         image = self.launch.image or ""
