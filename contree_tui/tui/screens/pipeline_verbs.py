@@ -108,7 +108,8 @@ class PipelineVerbs:
                 raise PipelineError(unnamed)
             root = await asyncio.to_thread(build_tree, spec, list(verb.args))
             check_runnable(root, image)  # no image, a tag twice: before a view opens on a run that cannot start
-        except PipelineError as exc:
+        except (PipelineError, OSError) as exc:  # OSError: a file that cannot be read (this worker's errors
+            # reach no handler: main screen workers' news does not bubble to the app's)
             reason = str(exc).replace(f"{folder}{os.sep}", "")  # the file as typed: `pipe.py has no function …`
             entry.finish(reason, ok=False)
             self.notify(reason, title=f"pipeline {verb.spec}", severity="error", timeout=15)
