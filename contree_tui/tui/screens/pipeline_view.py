@@ -337,7 +337,8 @@ class PipelineScreen(Screen[None]):
             self._rerun_while_running(self.run, path)
             return
         self.start_run([path])
-        self.notify(f"{path}: forced; the other steps are cache hits if unchanged", title="re-run")
+        self.notify("every step forced" if path == "/" else
+                    f"{path}: forced; the other steps are cache hits if unchanged", title="re-run")
 
     def _rerun_while_running(self, run: PipelineRun, path: str) -> None:
         """`r` while the run goes on (tui/pipeline_rerun.py says which case and why)."""
