@@ -77,3 +77,17 @@ async def test_r_mid_run_on_a_running_step_is_refused_and_on_a_serial_step_is_qu
         assert runs["/"].state is State.DONE
         assert not runs["/one"].cached and runs["/one"].result != first, "one ran again"
         assert not runs["/two"].cached, "two, on one's new result, too"
+
+
+async def test_r_on_a_skipped_step_says_to_unskip_it(tui_engine_dir: Path, tmp_path: Path) -> None:
+    root = Serial({"on": Exec(f"echo {marker()}"), "off": Exec("echo never")})
+    root["off"].set(skip=True)
+    app = app_for(root, tui_engine_dir, tmp_path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        view = view_of(pilot)
+        await until(pilot, lambda: ended(view), timeout=60, what="the run to end")
+        assert "pipeline done: P:1 D:1 (1 skipped)" in toasts(app), toasts(app)
+        view.tree.select_path("/off")
+        await pilot.press("r")
+        assert toasts(app)[-1] == "re-run: /off is skipped: s unskips it"
+        assert view.runs_started == 1, "no run that would pass it over again"

@@ -201,7 +201,9 @@ class PipelineScreen(Screen[None]):
         self._describe()
         counts = counts_label(run.counts())
         if state is State.DONE:
-            self.notify(f"{counts}", title="pipeline done")
+            skipped = sum(r.kind == "exec" and r.skipped for r in run.runs.values())
+            # skipped steps count as P (as Conducto's): `P:1` on a done pipeline read as a step left behind
+            self.notify(f"{counts} ({skipped} skipped)" if skipped else counts, title="pipeline done")
         else:
             failed = [r for r in run.runs.values() if r.kind == "exec" and r.state is State.ERROR]
             first = f"{failed[0].path}: {failed[0].error}" if failed else state.name.lower()
@@ -333,6 +335,10 @@ class PipelineScreen(Screen[None]):
 
     def rerun(self, path: str) -> None:
         """Run the pipeline again with `path`'s steps forced: the rest, unchanged, are cache hits."""
+        node = self.launch.root if path == "/" else self.launch.root[path]  # type: ignore[index]
+        if node.effective().skip:  # it would be passed over again: nothing would run
+            self.notify(f"{path} is skipped: s unskips it", title="re-run", severity="warning")
+            return
         if self.running and self.run is not None:
             self._rerun_while_running(self.run, path)
             return
