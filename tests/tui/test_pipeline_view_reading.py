@@ -53,6 +53,8 @@ async def test_the_view_at_80x24_says_what_runs_where_and_which_keys_work(tui_en
         await until(pilot, lambda: app.screen is view, what="the help to close")
 
         view.tree.select_path("/last")
+        await until(pilot, lambda: view.log_box.view.text_lines() == [
+            "── ○ not started yet: its output shows here as it runs"], what="a word for a step not started")
         await pilot.press("s")
         assert toasts(app)[-1] == "skip: /last skipped", "not started: nothing 'left to end'"
         await pilot.press("s")

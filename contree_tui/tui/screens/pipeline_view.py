@@ -136,6 +136,9 @@ class PipelineScreen(Screen[None]):
         self.runs_started = 0
         self._summary_lines: tuple[str, list[str]] | None = None
         self._summary_buffer = OutputBuffer()
+        self._waiting = OutputBuffer()
+        self._waiting.add_line(Stream.META, "── ○ not started yet: its output shows here as it runs")
+        self._waiting.complete = True
         self.queued: list[str] = []  # `r` on steps whose result already went on: re-run when this run ends
 
     def compose(self) -> ComposeResult:
@@ -286,6 +289,9 @@ class PipelineScreen(Screen[None]):
         self.query_one("#pipeline-node", Label).update("\n".join(lines))
         buffer = self.logs.buffers.get(path) if self.logs is not None else None
         title = f"{path} · {run.state.name.lower()}" if run is not None else path
+        if isinstance(node, Exec) and (buffer is None or not buffer.total) and (run is None or run.state is
+                                                                               State.PENDING):
+            buffer = self._waiting  # an empty pane read as a broken log
         self.log_box.show(title, buffer if isinstance(node, Exec) else self._summary(node))
 
     def _summary(self, node: Node) -> OutputBuffer:
