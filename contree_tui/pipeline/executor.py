@@ -119,6 +119,9 @@ class PipelineRun:
         # folders synced this run, by (folder, destination, excludes): function steps' and `sync=` ones
         self._folders: dict[tuple[Path, str, tuple[str, ...]], DirectoryState] = {}
         self._sync_locks: dict[tuple[Path, str, tuple[str, ...]], asyncio.Lock] = {}
+        # a finished child of a running Parallel started again mid-run (the TUI's `r`, tui/pipeline_rerun.py):
+        # the Parallel waits for it and takes its result instead of the first one
+        self.again: dict[str, asyncio.Task[str | None]] = {}
         for path, node in self.nodes.items():
             if node.effective().skip:
                 self.runs[path].skipped = True
@@ -166,6 +169,8 @@ class PipelineRun:
         try:
             await self._node(self.root, None)
         except asyncio.CancelledError:
+            for task in self.again.values():
+                task.cancel()
             for run in self.runs.values():
                 if run.state in (State.QUEUED, State.RUNNING):
                     self._set(run, State.KILLED)
@@ -210,9 +215,15 @@ class PipelineRun:
 
     async def _parallel(self, node: Parallel, run: NodeRun, source: str | None) -> str | None:
         self._set(run, State.RUNNING)
-        results = await asyncio.gather(*(self._node(child, source) for child in node.children.values()))
-        failed = any(r is None for r in results)
-        handed = dict(zip(node.children, results, strict=True)).get(node.continue_from or "", source)
+        children = list(node.children.values())
+        gathered = await asyncio.gather(*(self._node(child, source) for child in children))
+        results = {child.path: result for child, result in zip(children, gathered, strict=True)}
+        while again := [child.path for child in children if child.path in self.again]:
+            results[again[0]] = await self.again[again[0]]
+            del self.again[again[0]]
+        failed = any(r is None for r in results.values())
+        named = node.children.get(node.continue_from or "")
+        handed = results[named.path] if named is not None else source
         run.result = None if failed else handed
         self._set(run, State.ERROR if failed else State.DONE)
         return run.result

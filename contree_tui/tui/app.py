@@ -181,7 +181,10 @@ class ContreeApp(App[None]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(self.help_sections()))
+        sections = self.help_sections()
+        if isinstance(self.screen, PipelineScreen):  # its keys first: they were 12 sections down, past the main's
+            sections.sort(key=lambda section: not section[0].startswith("pipeline"))
+        self.push_screen(HelpScreen(sections))
 
     def _binding_sections(self) -> list[tuple[str, list[BindingType]]]:
         return [

@@ -6,6 +6,7 @@ here how to fold them into the line.
 
 from __future__ import annotations
 
+import ast
 import enum
 import os
 import posixpath
@@ -22,6 +23,7 @@ class Kind(enum.Enum):
     IMAGE_PATH = "image-path"  # a file or directory in the working snapshot
     IMAGE_DIR = "image-dir"  # a directory in the working snapshot (`:cd`)
     LOCAL_PATH = "local-path"  # a path in the local folder (`:download PATH DEST`)
+    PIPELINE_FUNC = "pipeline-func"  # `:pipeline FILE:FUNC`, past the colon: FILE's functions
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class Slot:
 
 _ARGUMENT_KINDS: dict[str, tuple[Kind, ...]] = {
     "tag": (Kind.TAG,), "untag": (Kind.TAG,), "cd": (Kind.IMAGE_DIR,), "disposable": (Kind.CHOICE,),
-    "sync": (Kind.CHOICE,), "download": (Kind.IMAGE_PATH, Kind.LOCAL_PATH),
+    "sync": (Kind.CHOICE,), "download": (Kind.IMAGE_PATH, Kind.LOCAL_PATH), "pipeline": (Kind.LOCAL_PATH,),
 }
 CHOICES = ("on", "off")
 
@@ -61,6 +63,8 @@ def slot_for(line: str) -> Slot | None:
         position = len(line[:start].split()) - 1  # arguments before this one
         if kinds is None or position >= len(kinds):
             return None
+        if verb == "pipeline" and ":" in word:
+            return Slot(Kind.PIPELINE_FUNC, word, start)
         return Slot(kinds[position], word, start)
     return _shell_slot(word, start)
 
@@ -84,6 +88,25 @@ def static_candidates(slot: Slot, tags: Iterable[str] = ()) -> list[str]:
     if slot.kind is Kind.TAG:
         return sorted(set(tags))
     return []
+
+
+PIPELINE_TYPES = {"Serial", "Parallel", "Exec", "Node"}
+
+
+def pipeline_functions(source: str) -> list[str]:
+    """The functions FILE:FUNC may name, read from the file's text (not imported: completing runs no user
+    code): its top-level public functions; those annotated to return a Serial/Parallel/Exec/Node when any are
+    (the others are its steps, `sieve` beside `primes_less_than`)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+             and not node.name.startswith("_")]
+    builders = [node.name for node in found
+                if node.returns is not None and PIPELINE_TYPES & set(ast.unparse(node.returns).replace(".", " ")
+                                                                     .replace("|", " ").split())]
+    return builders or [node.name for node in found]
 
 
 @dataclass(frozen=True)

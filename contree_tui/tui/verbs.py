@@ -42,6 +42,8 @@ USAGE: dict[str, str] = {
     "wait": ":wait [all]  wait until this session's running operations end (all: other clients' too)",
     "diff": ":diff A [B]  the files that differ from snapshot A to B (a tag, a short id, . = working; "
             "no B: the working snapshot)",
+    "pipeline": ":pipeline [FILE:FUNC [ARGS]]  run a pipeline on the working snapshot, in its view (alone: the "
+                "last one again; --image REF, --force)",
 }
 VERBS = tuple(USAGE)
 
@@ -130,7 +132,19 @@ class Wait:
     everyone: bool = False  # `:wait all`: other clients' running operations too
 
 
-Verb = Shell | Import | Tag | Untag | Cd | Env | Disposable | Parallel | Download | Sync | Cancel | Wait | Diff
+@dataclass(frozen=True)
+class Pipeline:
+    """`:pipeline FILE:FUNC [ARGS]`: the function's arguments as typed (--image and --force read among them up
+    to a `--`, as the CLI's `pipeline` reads them); no spec: the last pipeline's view again."""
+
+    spec: str | None = None
+    args: tuple[str, ...] = ()
+    image: str | None = None
+    force: bool = False
+
+
+Verb = (Shell | Import | Tag | Untag | Cd | Env | Disposable | Parallel | Download | Sync | Cancel | Wait | Diff
+        | Pipeline)
 
 
 def _verb_match(text: str) -> tuple[str, str] | None:
@@ -284,6 +298,29 @@ def _wait(args: list[str], usage: str) -> Verb:
     return Wait(everyone=bool(args))
 
 
+def _pipeline(args: list[str], usage: str) -> Verb:
+    if not args:
+        return Pipeline()
+    spec, rest, image, force = args[0], [], None, False
+    items = iter(args[1:])
+    for item in items:
+        if item == "--":
+            rest += items
+            break
+        name, eq, value = item.partition("=")
+        if item == "--force":
+            force = True
+        elif name == "--image" and eq:
+            image = value
+        elif item == "--image":
+            image = next(items, "")
+            if not image or image.startswith("--"):
+                raise VerbError(":pipeline: --image needs a value (tag:NAME or a snapshot id)", usage)
+        else:
+            rest.append(item)
+    return Pipeline(spec, tuple(rest), image or None, force)
+
+
 def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
     def parse(args: list[str], usage: str) -> Verb:
         _count(args, 0, 0, name, usage)
@@ -294,7 +331,7 @@ def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
 _PARSERS = {
     "import": _import, "tag": _tag, "untag": _untag, "cd": _cd, "env": _env, "disposable": _disposable,
     "sync": _sync, "download": _download, "diff": _diff, "cancel": _no_args("cancel", Cancel()),
-    "wait": _wait,
+    "wait": _wait, "pipeline": _pipeline,
 }
 
 
@@ -362,6 +399,10 @@ def describe(verb: Verb) -> str:
         words = [verb.path] if verb.path else []
     elif isinstance(verb, Diff):
         words = [verb.base, verb.target]
+    elif isinstance(verb, Pipeline):
+        options = [*(["--image", verb.image] if verb.image else []), *(["--force"] if verb.force else [])]
+        clash = any(a in ("--", "--force") or a.partition("=")[0] == "--image" for a in verb.args)
+        words = [verb.spec, *options, *(["--"] if clash else []), *verb.args] if verb.spec else []
     else:
         words = []
     return " ".join([f":{name}", *(shlex.quote(w) if not isinstance(verb, Env) else w for w in words)])

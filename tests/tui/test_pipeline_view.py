@@ -20,7 +20,7 @@ from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.pipeline_view import PipelineScreen
 from tests.tui.frozen import WORKING, FrozenBackend, frozen_clock
-from tests.tui.helpers import loaded, until
+from tests.tui.helpers import loaded, toasts, until
 
 SIZE = (140, 40)
 BUSYBOX = "tag:busybox:latest"
@@ -85,7 +85,8 @@ async def test_a_failing_step_shows_E_and_e_jumps_to_it(tui_engine_dir: Path, tm
     root["ok"] = Exec(f"echo {tag} ok")
     root["checks"] = Parallel({"fine": Exec(f"echo {tag} fine"), "boom": Exec(f"echo {tag} boom >&2; exit 3")})
     root["after"] = Exec(f"echo {tag} after")
-    async with app_for(root, tui_engine_dir, tmp_path).run_test(size=SIZE) as pilot:
+    app = app_for(root, tui_engine_dir, tmp_path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         view = view_of(pilot)
         await until(pilot, lambda: ended(view), timeout=60, what="the run to end")
         assert view.run is not None and view.run.runs["/"].state is State.ERROR
@@ -94,8 +95,11 @@ async def test_a_failing_step_shows_E_and_e_jumps_to_it(tui_engine_dir: Path, tm
         assert label(view, "/checks/boom") == "✗ boom  exit 3"
         assert view.tree.cursor_path == "/"
 
+        assert "pipeline failed: /checks/boom: exit 3 · e: next error" in toasts(app), "the toast says why"
         await pilot.press("e")
         assert view.tree.cursor_path == "/checks/boom", "e: the next failed step"
+        await pilot.pause()
+        assert str(view.query_one("#pipeline-node").render()).startswith("/checks/boom  [exec]  ✗ exit 3  echo")
         await until(pilot, lambda: view.log_box.view.text_lines()[-2:] == [f"{tag} boom", "── ✗ failed · exit 3"],
                     what="its log, its outcome last")
         await pilot.press("e")
@@ -208,3 +212,26 @@ async def test_a_run_outliving_its_view_does_not_trip_the_listener(caplog: pytes
             run.runs["/x"].state = State.KILLED
             run._emit(PipelineEvent("state", run.runs["/x"]))
     assert not [r for r in caplog.records if "listener failed" in r.getMessage()]
+
+
+async def test_a_run_that_cannot_start_says_so_in_the_header(tui_engine_dir: Path, tmp_path: Path) -> None:
+    root = Serial({"x": Exec("true")})  # no image anywhere, and none given
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path, pipeline=PipelineLaunch(root, "t.py:f"))
+    async with app.run_test(size=SIZE) as pilot:
+        view = view_of(pilot)
+        title = view.query_one("#pipeline-title")
+        await until(pilot, lambda: "connecting" not in str(title.render()), what="the run's start to be refused")
+        assert str(title.render()).startswith("not started: /x: no image to run on"), "not `connecting…` forever"
+
+
+async def test_a_run_stopped_by_an_error_says_why_in_the_header_and_a_toast(tui_engine_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    missing = f"tag:nothing-{marker()}"
+    root = Serial({"x": Exec("true")})
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path, pipeline=PipelineLaunch(root, "t.py:f", image=missing))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        view = view_of(pilot)
+        title = view.query_one("#pipeline-title")
+        await until(pilot, lambda: str(title.render()).startswith("stopped: "), what="the header to say it stopped")
+        assert f"image {missing!r} not found" in str(title.render())
+        assert any(t.startswith(f"pipeline stopped: image {missing!r} not found") for t in toasts(app)), toasts(app)

@@ -29,6 +29,7 @@ from contree_tui.tui.screens.diff_verbs import DiffVerbs
 from contree_tui.tui.screens.link_watch import LinkWatch
 from contree_tui.tui.screens.operation_watch import OperationWatch
 from contree_tui.tui.screens.pane_cycle import PaneCycle
+from contree_tui.tui.screens.pipeline_verbs import PipelineVerbs
 from contree_tui.tui.screens.position_watch import PositionWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.screens.split_logs import SplitLogsScreen
@@ -45,8 +46,8 @@ DEFAULT_BASE_TAG = "busybox:latest"  # the embedded engine's built-in image: whe
 RECENT_OPERATIONS = 30
 
 
-class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs, CommandVerbs, PaneCycle,
-                 Screen[None]):
+class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs, PipelineVerbs, CommandVerbs,
+                 PaneCycle, Screen[None]):
     BINDINGS = [
         Binding("colon", "command_bar", "Command", id="command-bar"),
         Binding("c,ctrl+c", "interrupt", "Interrupt the operation (again: cancel)", show=False, id="interrupt"),

@@ -21,19 +21,24 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Tree
+from textual.widgets import Label, Tree
+from textual.worker import Worker, WorkerState
 
 from contree_tui.pipeline.executor import NodeRun, PipelineEvent, PipelineRun, State
 from contree_tui.pipeline.launch import PipelineLaunch
-from contree_tui.pipeline.nodes import Exec, PipelineError
+from contree_tui.pipeline.nodes import Exec, Node, PipelineError
 from contree_tui.pipeline.return_display import returned_line
 from contree_tui.pipeline.step_progress import StepProgress
+from contree_tui.tui.data import describe_error
 from contree_tui.tui.model import OutputBuffer, Stream
+from contree_tui.tui.pipeline_rerun import force, plan_rerun, restart
+from contree_tui.tui.widgets.key_footer import KeyFooter
 from contree_tui.tui.widgets.log_box import LogBox
 from contree_tui.tui.widgets.pipeline_progress import PipelineProgress
-from contree_tui.tui.widgets.pipeline_tree import ICONS, PipelineTree, counts_label, exec_detail
+from contree_tui.tui.widgets.pipeline_tree import ICONS, SKIP_ICON, PipelineTree, counts_label, exec_detail
 from contree_tui.tui.widgets.snapshot_tree import SnapshotTree
 
+TICK = 1.0  # s: a running step's time in the tree counts in seconds
 BACKEND_POLL = 0.1  # s: the app connects in its own worker (an embedded engine may take seconds to start)
 
 
@@ -60,6 +65,13 @@ class NodeLogs:
         self.run = run
         self.buffers: dict[str, OutputBuffer] = {path: OutputBuffer() for path in run.runs}
         self._decoders: dict[tuple[str, str], Any] = {}
+
+    def reset(self, paths: list[str]) -> None:
+        """Those nodes run again in this run (`r` mid-run): their logs start over."""
+        for path in paths:
+            self.buffers[path] = OutputBuffer()
+            for stream in Stream:
+                self._decoders.pop((path, stream.value), None)
 
     def feed(self, event: PipelineEvent) -> None:
         node = event.run
@@ -92,7 +104,7 @@ class PipelineLogBox(LogBox):
     """The selected node's log under a title naming it."""
 
     def compose(self) -> ComposeResult:
-        yield Label("no node selected", id="log-title")
+        yield Label("no node selected", id="log-title", markup=False)  # node names are the user's: `[x]` stays
         yield from super().compose()
 
     def on_mount(self) -> None:
@@ -107,8 +119,11 @@ class PipelineLogBox(LogBox):
 class PipelineScreen(Screen[None]):
     CSS_PATH = "../styles/pipeline_view.tcss"
     BINDINGS = [
-        Binding("escape", "back", "Snapshots", id="pipeline.back"),
+        # "Back", not "Snapshots": at 80 columns the footer had no room left for `esc` (`s Skip` still has none)
+        Binding("escape", "back", "Back", id="pipeline.back", tooltip="Back to the snapshots (P: here again)"),
         Binding("e", "next_error", "Next error", id="pipeline.next-error"),
+        # the command bar lives on the main screen: `:` here went nowhere (`:pipeline` another one, `:tag` …)
+        Binding("colon", "command_bar", "Command", show=False, id="pipeline.command-bar"),
         Binding("tab", "focus_next", "Tree/log", show=False, id="pipeline.focus-next"),
     ]
 
@@ -117,26 +132,34 @@ class PipelineScreen(Screen[None]):
         super().__init__()
         self.launch = launch
         self.start = start
+        self.problem: str | None = None  # why the run could not start, or stopped (its worker failed)
         self.run: PipelineRun | None = None
         self.logs: NodeLogs | None = None
         self.runs_started = 0
+        self._summary_lines: tuple[str, list[str]] | None = None
+        self._summary_buffer = OutputBuffer()
+        self._waiting = OutputBuffer()
+        self._waiting.add_line(Stream.META, "── ○ not started yet: its output shows here as it runs")
+        self._waiting.complete = True
+        self.queued: list[str] = []  # `r` on steps whose result already went on: re-run when this run ends
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="pipeline-header"):
-            yield Label("", id="pipeline-title")
+            yield Label("", id="pipeline-title", markup=False)
             yield PipelineProgress(self.launch.root, id="pipeline-progress")
         with Horizontal(id="pipeline-body"):
             yield PipelineTree(self.launch.root, id="pipeline-tree")
             with Vertical(id="pipeline-right"):
-                yield Label("", id="pipeline-node")
+                yield Label("", id="pipeline-node", markup=False)  # `[exec]`, `[ -e /x ]` read as markup
                 yield PipelineLogBox(id="pipeline-log")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.tree.border_title = "pipeline"
         self.log_box.border_title = "log"
         self.tree.focus()
         self._describe()
+        self.set_interval(TICK, self._tick)
         if self.start:
             self.start_run(self.launch.force)
 
@@ -173,6 +196,8 @@ class PipelineScreen(Screen[None]):
         try:
             run = PipelineRun(self.launch.root, connection, image=self.launch.image, force=force)
         except PipelineError as exc:
+            self.problem = str(exc)
+            self._describe()
             self.notify(str(exc), title="pipeline not started", severity="error", timeout=15)
             return
         self.attach(run)
@@ -181,14 +206,33 @@ class PipelineScreen(Screen[None]):
         self._describe()
         counts = counts_label(run.counts())
         if state is State.DONE:
-            self.notify(f"{counts}", title="pipeline done")
+            skipped = sum(r.kind == "exec" and r.skipped for r in run.runs.values())
+            # skipped steps count as P (as Conducto's): `P:1` on a done pipeline read as a step left behind
+            self.notify(f"{counts} ({skipped} skipped)" if skipped else counts, title="pipeline done")
         else:
-            failed = [r.path for r in run.runs.values() if r.kind == "exec" and r.state is State.ERROR]
-            self.notify(f"{', '.join(failed[:3]) or state.name.lower()} · e: next error", title="pipeline failed",
-                        severity="error", timeout=10)
+            failed = [r for r in run.runs.values() if r.kind == "exec" and r.state is State.ERROR]
+            first = f"{failed[0].path}: {failed[0].error}" if failed else state.name.lower()
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            self.notify(f"{first}{more} · e: next error", title="pipeline failed", severity="error", timeout=10)
+        if self.queued:
+            queued, self.queued = self.queued, []
+            self.notify(f"{', '.join(queued)}: forced; the other steps are cache hits if unchanged", title="re-run")
+            self.start_run(queued)  # the last thing this worker does: the new one replaces it (exclusive)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The run's worker failed (an image not found mid-run, a lost connection): this screen's workers' news
+        does not reach the app's handler, so the view stood at `starting` with no word of why."""
+        worker = event.worker
+        if worker.name != "pipeline-run" or event.state is not WorkerState.ERROR or worker.error is None:
+            return
+        error = worker.error
+        self.problem = str(error) if isinstance(error, PipelineError) else describe_error(error)
+        self._describe()
+        self.notify(self.problem, title="pipeline stopped", severity="error", timeout=15)
 
     def attach(self, run: PipelineRun) -> None:
         """Show this run: new logs, the tree's labels from it, its events from now on."""
+        self.problem = None
         self.run = run
         self.logs = NodeLogs(run)
         run.subscribe(self._event)
@@ -212,16 +256,24 @@ class PipelineScreen(Screen[None]):
     def _describe(self) -> None:
         run = self.run
         if run is None:
-            state = "connecting…" if self.start else "not run"
+            # a run refused at its start (no image, a tag twice) said `connecting…` forever
+            state = f"not started: {self.problem}" if self.problem else "connecting…" if self.start else "not run"
             counts = ""
         else:
             root = run.runs[run.root.path]
             state = {State.PENDING: "starting", State.RUNNING: "running", State.DONE: "done",
                      State.ERROR: "failed", State.KILLED: "killed"}.get(root.state, root.state.name.lower())
-            counts = " " + " ".join(f"{s.value}:{n}" for s, n in run.counts().items())
-        image = f" · image {self.launch.image}" if self.launch.image else ""
+            if self.problem and not root.state.finished:
+                state = f"stopped: {self.problem}"
+            # those not zero, as the tree's rows: six counts took 30 of 80 columns, FILE:FUNC was cut instead
+            counts = f" {counts_label(run.counts())}" if any(run.counts().values()) else ""
+        image = self.launch.image or ""
+        if image and ":" not in image:  # a snapshot id (`:pipeline` runs on the working one): 8 characters say it
+            image = image[:8]
+        image = f" · image {image}" if image else ""
         # state and counts first: at 80 columns a long FILE:FUNC and image are what gets cut
-        self.query_one("#pipeline-title", Label).update(f"{state}{counts} · pipeline {self.launch.spec}{image}")
+        then = f" · then re-run {', '.join(self.queued)}" if self.queued else ""  # `r` queued (pipeline_rerun.py)
+        self.query_one("#pipeline-title", Label).update(f"{state}{counts}{then} · pipeline {self.launch.spec}{image}")
         if run is not None:
             self.query_one(PipelineProgress).show(StepProgress.of(run))
         self._show_selected()
@@ -230,14 +282,48 @@ class PipelineScreen(Screen[None]):
         path = self.tree.cursor_path or "/"
         node = self.launch.root if path == "/" else self.launch.root[path]  # type: ignore[index]
         run = self.run.runs.get(path) if self.run is not None else None
-        lines = [f"{path}  [{node.kind}]" + (f"  {node.describe()}" if isinstance(node, Exec) else "")]
+        # a failure's reason first: at 80x24 the log's last line and the tree's row cut it after 16 characters
+        failed = f"  ✗ {run.error}" if run is not None and run.error and run.state is State.ERROR else ""
+        lines = [f"{path}  [{node.kind}]{failed}" + (f"  {node.describe()}" if isinstance(node, Exec) else "")]
         if run is not None and (run.source or run.result):
             made = f" → {run.result[:8]}" if run.result and run.result != run.source else ""
             lines.append(f"on {(run.source or '-')[:8]}{made}" + ("  (cached)" if run.cached else ""))
         self.query_one("#pipeline-node", Label).update("\n".join(lines))
         buffer = self.logs.buffers.get(path) if self.logs is not None else None
         title = f"{path} · {run.state.name.lower()}" if run is not None else path
-        self.log_box.show(title, buffer if isinstance(node, Exec) else None)
+        if isinstance(node, Exec) and (buffer is None or not buffer.total) and (run is None or run.state is
+                                                                               State.PENDING):
+            buffer = self._waiting  # an empty pane read as a broken log
+        self.log_box.show(title, buffer if isinstance(node, Exec) else self._summary(node))
+
+    def _summary(self, node: Node) -> OutputBuffer:
+        """A parent's log: a line per step under it, its state and outcome (an empty pane said nothing of where
+        the logs are); a new buffer only when a line changed, so the pane keeps its place otherwise."""
+        steps = [sub for sub in node.walk() if isinstance(sub, Exec)]
+        # short: the log pane is 42 columns at 80x24
+        lines = [f"── {node.kind}, {len(steps)} step{'s' if len(steps) != 1 else ''} (j/k: a step's log)"]
+        prefix = node.path.rstrip("/") + "/"
+        for sub in steps:
+            run = self.run.runs.get(sub.path) if self.run is not None else None
+            state = run.state if run is not None else State.PENDING
+            skipped = run.skipped if run is not None else sub.effective().skip
+            icon = SKIP_ICON if skipped and not state.finished else ICONS[state]
+            detail = exec_detail(run, self.tree.now()) if run is not None and state is not State.PENDING else ""
+            lines.append(f"{icon} {sub.path.removeprefix(prefix)}" + (f"  {detail}" if detail else
+                                                                         "  skipped" if skipped else ""))
+        if self._summary_lines != (node.path, lines):
+            self._summary_lines = (node.path, lines)
+            self._summary_buffer = OutputBuffer()
+            for line in lines:
+                self._summary_buffer.add_line(Stream.META, line)
+            self._summary_buffer.complete = True
+        return self._summary_buffer
+
+    def _tick(self) -> None:
+        """Once a second while steps run: their time so far, in the tree and a parent's summary."""
+        if self.running and self.is_current and self.run is not None and self.run.counts()[State.RUNNING]:
+            self.tree.refresh_labels()
+            self._show_selected()
 
     @on(Tree.NodeHighlighted, "#pipeline-tree")
     def _highlighted(self) -> None:
@@ -257,11 +343,37 @@ class PipelineScreen(Screen[None]):
 
     def rerun(self, path: str) -> None:
         """Run the pipeline again with `path`'s steps forced: the rest, unchanged, are cache hits."""
-        if self.running:
-            self.notify("the pipeline is still running; r once it has ended", title="re-run", severity="warning")
+        node = self.launch.root if path == "/" else self.launch.root[path]  # type: ignore[index]
+        if node.effective().skip:  # it would be passed over again: nothing would run
+            self.notify(f"{path} is skipped: s unskips it", title="re-run", severity="warning")
+            return
+        if self.running and self.run is not None:
+            self._rerun_while_running(self.run, path)
             return
         self.start_run([path])
-        self.notify(f"{path}: forced; the other steps are cache hits if unchanged", title="re-run")
+        self.notify("every step forced" if path == "/" else
+                    f"{path}: forced; the other steps are cache hits if unchanged", title="re-run")
+
+    def _rerun_while_running(self, run: PipelineRun, path: str) -> None:
+        """`r` while the run goes on (tui/pipeline_rerun.py says which case and why)."""
+        plan = plan_rerun(run, path)
+        if plan.plan == "running":
+            self.notify(f"{path} is still running: r once it has ended", title="re-run", severity="warning")
+        elif plan.plan == "force":
+            force(run, path)
+            self.notify(f"{path} has not run yet: it will run forced (no cache hit)", title="re-run")
+        elif plan.plan == "now":
+            paths = restart(run, plan.subtree, path)
+            if self.logs is not None:
+                self.logs.reset(paths)
+            self._describe()
+            also = "" if plan.subtree == path else f" (in {plan.subtree}, its other steps cache hits)"
+            self.notify(f"{path} runs again now{also} while the rest goes on", title="re-run")
+        elif path not in self.queued:
+            self.queued.append(path)
+            self._describe()
+            went = f"its result already went on to {plan.after}: " if plan.after else ""
+            self.notify(f"{path}: {went}re-run queued for when the pipeline ends", title="re-run")
 
     def toggle_skip(self, path: str) -> None:
         """Skip (or unskip) the node and its subtree: for this run's steps not started yet, and later runs."""
@@ -277,7 +389,9 @@ class PipelineScreen(Screen[None]):
                 if sub_run.state is State.PENDING:  # the executor reads the flag when it reaches the node
                     sub_run.skipped = sub.effective().skip
         self.tree.refresh_labels()
-        later = "" if self.run is None or not self.running else " (steps already started run on)"
+        started = sum(isinstance(sub, Exec) and self.run is not None
+                      and self.run.runs[sub.path].state in (State.QUEUED, State.RUNNING) for sub in node.walk())
+        later = f" ({started} step{'s' if started != 1 else ''} already started: left to end)" if started else ""
         self.notify(f"{path} {'skipped' if skip else 'unskipped'}{later}", title="skip")
 
     def action_next_error(self) -> None:
@@ -311,6 +425,11 @@ class PipelineScreen(Screen[None]):
                     title="checkpoint")
 
     def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_command_bar(self) -> None:
+        """The main screen with its command bar focused (set first: the screen gives it back on resume)."""
+        self.app.main.action_command_bar()
         self.app.pop_screen()
 
 

@@ -30,6 +30,7 @@ from contree_tui.tui.completion import (
     complete_line,
     matching,
     path_candidates,
+    pipeline_functions,
     slot_for,
     split_image_path,
     split_local_path,
@@ -40,6 +41,7 @@ from contree_tui.tui.history import CommandHistory, HistoryWalk, ReverseSearch, 
 
 LISTING_TIMEOUT = 2.0  # a completion that needs a slow listing is dropped rather than shown late
 LOCAL_LISTING_LIMIT = 2000
+PIPELINE_FILE_LIMIT = 1 << 20  # bytes: a pipeline file is read whole to find its functions; past 1 MiB it is not
 
 
 class CompletionSource(Protocol):
@@ -73,6 +75,10 @@ class CommandSuggester(Suggester):
             return None
         if slot.kind in (Kind.VERB, Kind.CHOICE, Kind.TAG):
             return slot, static_candidates(slot, self.source.completion_tags())
+        if slot.kind is Kind.PIPELINE_FUNC:  # `:pipeline pipe.py:pr`: the file's pipeline functions
+            file = slot.word.rpartition(":")[0]
+            text = await asyncio.to_thread(_read_text, self.source.completion_local_root() / Path(file).expanduser())
+            return slot, [f"{file}:{name}" for name in pipeline_functions(text)]
         if slot.kind is Kind.LOCAL_PATH:
             word = split_local_path(slot.word)
             directory = Path(word.directory)
@@ -111,6 +117,13 @@ class TabCycle:
     def position(self) -> str:
         return f"tab {self.index + 1}/{len(self.options)}: " + " ".join(self.options[:8]) + (
             " …" if len(self.options) > 8 else "")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace") if path.stat().st_size <= PIPELINE_FILE_LIMIT else ""
+    except OSError:
+        return ""
 
 
 def _local_entries(directory: Path) -> list[tuple[str, bool]]:

@@ -5,6 +5,8 @@ not zero). Node data is the node's path; labels are drawn from the run at render
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Literal
 
 from rich.style import Style
@@ -34,19 +36,25 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
-def exec_detail(run: NodeRun) -> str:
-    """An Exec's outcome in a few cells: `cached → 3f2a9c1d`, `1.2s → 3f2a9c1d`, `exit 3`."""
+def exec_detail(run: NodeRun, now: float | None = None) -> str:
+    """An Exec's outcome in a few cells: `cached → 3f2a9c1d`, `1.2s → 3f2a9c1d`, `1.2s no change`, `exit 3`;
+    while it runs (given `now`, time.monotonic()'s), how long so far: `running 12.0s`; `queued` for a slot."""
     if run.skipped:
         return "skipped"
     if run.state is State.ERROR:
         return run.error or "failed"
+    if run.state is State.QUEUED:
+        return "queued"
+    if run.state is State.RUNNING:
+        return f"running {format_seconds(max(0.0, now - run.started))}" if now and run.started else "running"
     parts = []
     if run.cached:
         parts.append("cached")
     elif run.duration is not None:
         parts.append(format_seconds(run.duration))
     if run.state is State.DONE and run.result:
-        parts.append(f"→ {run.result[:8]}")
+        # a step that changed no file leaves its source: an arrow to the same snapshot read as a new checkpoint
+        parts.append("no change" if run.result == run.source else f"→ {run.result[:8]}")
     return " ".join(parts)
 
 
@@ -96,6 +104,7 @@ class PipelineTree(Tree[str]):
         super().__init__(root.path if not root.name else root.name, data=root.path, id=id)
         self.pipeline = root
         self.run: PipelineRun | None = None
+        self.now: Callable[[], float] = time.monotonic  # a running step's time so far (a frozen one in snapshots)
         self._by_path: dict[str, TreeNode[str]] = {root.path: self.root}
         self.show_root = True
         self.guide_depth = 3
@@ -159,7 +168,8 @@ class PipelineTree(Tree[str]):
         text.append(str(node.label))
         detail_style = self._style("pipeline-tree--detail")
         if isinstance(tree_node, Exec):
-            detail = exec_detail(run) if run is not None and (state is not State.PENDING or skipped) else ""
+            detail = exec_detail(run, self.now()) if run is not None and (state is not State.PENDING or skipped) \
+                else ""
             if skipped and not detail:
                 detail = "skipped"
             if detail:
