@@ -15,7 +15,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = ("bench_true", "bench_commit", "bench_chain", "bench_throughput", "bench_api", "bench_sync",
               "bench_lineage", "bench_tui_logs", "bench_tui_tree", "bench_inspect",
               "bench_isolation", "bench_import", "bench_export", "bench_archive_source", "bench_import_rootfs",
-              "bench_pipeline")
+              "bench_pipeline", "bench_rootless")
 
 
 def main(argv: list[str]) -> int:

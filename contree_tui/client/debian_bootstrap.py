@@ -2,10 +2,12 @@
 user's cache: what `contree-tui engine bootstrap debian` imports on a machine with no registry.
 
 The build: `mmdebstrap --variant=minbase --include=… SUITE - SOURCES`, the tar on its stdout, run as the root
-of a user namespace of its own (userns_spawn.py: maintainer scripts never run as host root), from the
-Debian entries of /etc/apt (apt_sources.py). Packages are verified by apt against the machine's keyrings,
-as `apt-get install` would. Measured on a 2-core VM: DEFAULT_INCLUDES in 34 s, a 158 MB tar of 8,900 files
-(90-130 s while five other test suites shared the cores); importing it takes 2-10 s.
+of a user namespace of its own (userns_spawn.py: maintainer scripts never run as host root; as a normal user,
+the namespace mmdebstrap --mode=unshare makes through newuidmap and /etc/subuid, #14: the same tar, root's
+files uid 0 in it, in that user's own cache), from the Debian entries of /etc/apt (apt_sources.py). Packages
+are verified by apt against the machine's keyrings, as `apt-get install` would. Measured on a 2-core VM:
+DEFAULT_INCLUDES in 34 s (48 s as a normal user), a 158 MB tar of 8,900 files (90-130 s while five other test
+suites shared the cores); importing it takes 2-10 s.
 
 The cache: <XDG_CACHE_HOME>/contree-tui/bootstrap/<key>.tar, the key a hash of every input of the build
 (suite, mmdebstrap's options: variant, sorted includes, hooks; its version, the apt sources as rendered,
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contree_tui.client import apt_sources
-from contree_tui.client.userns_spawn import IdRange, UsernsError, spawn_as_namespace_root
+from contree_tui.client.userns_spawn import IdRange, UsernsError, maps_host_ids, spawn_as_namespace_root
 
 # What the seeds' Python workflows need with no package index reachable (sandboxes may have no network):
 # pip and venv, and the build backends and test runner pip would otherwise download (python -m build
@@ -67,6 +69,7 @@ STAGES = (("running apt-get update", "updating package lists"), ("downloading pa
           ("extracting archives", "unpacking"), ("installing essential", "installing essential packages"),
           ("installing remaining", "installing the included packages"), ("creating tarball", "writing the tar"))
 TAIL_LINES = 200  # of mmdebstrap's output kept for the error message
+NO_SUBIDS_RE = re.compile(r"^W: no entry in /etc/sub[ug]id for (\S+)")  # mmdebstrap 1.3, as a normal user
 
 
 class BootstrapError(Exception):
@@ -211,7 +214,10 @@ def _prune(cache: Path, keep: Path) -> None:
 
 
 async def _build(recipe: Recipe, target: Path, progress: Progress) -> None:
-    as_root = os.geteuid() == 0
+    # host root maps the namespace itself; anyone else (a normal user, or uid 0 of a user's own namespace)
+    # leaves it to mmdebstrap --mode=unshare, which maps through newuidmap and /etc/subuid (or, as that
+    # namespace's uid 0, only unshares mounts and pids: its root is the user already)
+    as_root = maps_host_ids()
     ids = IdRange.from_host()
     # mmdebstrap's work dir (the chroot, ~500 MB) and our sources file: in a directory the namespace's root
     # (host uid BASE) owns, since it cannot enter root's home; TMPDIR is where the disk space is meant to be
@@ -225,6 +231,11 @@ async def _build(recipe: Recipe, target: Path, progress: Progress) -> None:
             sources_path.chmod(0o644)
         if as_root:
             os.chown(staging, ids.uid_base, ids.gid_base)
+        # Not mkdtemp's 0700: as a normal user, mmdebstrap's namespace root is the user's first subordinate id,
+        # not the user, and could not enter (it failed with "cannot create …: Permission denied"); and apt
+        # downloads as _apt (uid 42 there) when it can read the chroot, else unsandboxed as root, which left
+        # its partial/ dirs root's, not _apt's as in Debian's images
+        os.chmod(staging, 0o755)
         env = {**os.environ, "TMPDIR": str(staging), "HOME": str(staging), "LC_ALL": "C.UTF-8"}
         env.pop("DEBIAN_FRONTEND", None)  # mmdebstrap sets it for its chroot itself
         argv = recipe.argv(str(sources_path) if sources_path else None)
@@ -288,6 +299,9 @@ async def _read_progress(proc: asyncio.subprocess.Process, progress: Progress) -
 
 def failure_reason(lines: list[str], uris: tuple[str, ...], code: int) -> str:
     """The cause of a failed build, in mmdebstrap's (and apt's) own words."""
+    for line in lines:
+        if found := NO_SUBIDS_RE.match(line):  # mmdebstrap's own error after it is only "failed to parse"
+            return no_subordinate_ids(found.group(1))
     unreachable = next((line for line in lines if any(word in line for word in UNREACHABLE)), None)
     if unreachable:
         where = ", ".join(uris) or "deb.debian.org"
@@ -300,6 +314,14 @@ def failure_reason(lines: list[str], uris: tuple[str, ...], code: int) -> str:
         return "bootstrap: mmdebstrap failed: " + "; ".join(_clip(r) for r in reasons[:4])
     last = [line for line in lines if line.strip()][-3:]
     return f"bootstrap: mmdebstrap exited with status {code}" + (f": {' | '.join(last)}" if last else "")
+
+
+def no_subordinate_ids(user: str) -> str:
+    """What a normal user without a subordinate range reads, with what an administrator runs once."""
+    return (f"bootstrap: {user} has no subordinate ids in /etc/subuid and /etc/subgid, which mmdebstrap needs to "
+            f"build as a normal user (the package files belong to root and system users); an administrator "
+            f"gives them once: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user} "
+            f"(any 65536 ids no other user has)")
 
 
 def _clip(text: str, limit: int = 400) -> str:

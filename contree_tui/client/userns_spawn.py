@@ -48,6 +48,17 @@ except OSError as exc:
 """
 
 
+def maps_host_ids() -> bool:
+    """Host root, which may map any host ids for a child (what spawn_as_namespace_root needs). uid 0 of a
+    user's own namespace (the rootless engine's, `unshare --map-root-user`) holds only its map's ids: a map
+    to the sandbox range is refused there (EPERM). Read from /proc/self/uid_map as engine/privilege.py does
+    (client/ may not import the engine)."""
+    if os.geteuid() != 0:
+        return False
+    with open("/proc/self/uid_map") as fh:
+        return fh.read().split() == ["0", "0", "4294967295"]
+
+
 class UsernsError(Exception):
     """The namespace could not be made or mapped; the message says why."""
 
