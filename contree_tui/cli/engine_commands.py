@@ -10,6 +10,10 @@ import sys
 
 from contree_tui.engine.models import EngineError
 
+# Where /dev/net/tun is 0600 (some VM images) or pasta is missing, every networked run is refused: this is the
+# way a user without an administrator at hand still runs (seen as a normal user on this project's VM, #14).
+NO_NETWORK_HELP = "run without a network (no interface but loopback; works where the engine cannot give one)"
+
 
 def _engine_run(args: argparse.Namespace) -> int:
     """Through the engine serving the state dir (cli/engine_run.py). With none running, a normal user's
@@ -124,6 +128,7 @@ def add_engine_commands(sub: argparse._SubParsersAction) -> argparse._SubParsers
     run.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
     run.add_argument("--image", default="busybox:latest", help="image UUID, short uuid or tag (default busybox:latest)")
     run.add_argument("--disposable", action="store_true", help="keep no result image")
+    run.add_argument("--no-network", action="store_true", help=NO_NETWORK_HELP)
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=_engine_run)
     serve = engine_sub.add_parser("serve", help="serve the Contree v1 API on a Unix socket (and TCP)")
