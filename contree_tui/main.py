@@ -7,6 +7,7 @@ loads Textual and `engine serve` loads neither.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from contree_tui.cli.parser import build_parser
@@ -49,3 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (`... | head -1`): Python ignores SIGPIPE, so the write raised. End as a
+    program killed by SIGPIPE ends (a shell says 141), with stdout on /dev/null so the interpreter's own
+    flush at exit does not raise again (Python's documented recipe, library/signal.html#note-on-sigpipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141

@@ -10,6 +10,10 @@ import sys
 
 from contree_tui.engine.models import EngineError
 
+# Where /dev/net/tun is 0600 (some VM images) or pasta is missing, every networked run is refused: this is the
+# way a user without an administrator at hand still runs (seen as a normal user on this project's VM, #14).
+NO_NETWORK_HELP = "run without a network (no interface but loopback; works where the engine cannot give one)"
+
 
 def _engine_run(args: argparse.Namespace) -> int:
     """Through the engine serving the state dir (cli/engine_run.py). With none running, a normal user's
@@ -31,6 +35,7 @@ def _engine_run(args: argparse.Namespace) -> int:
 def _engine_serve(args: argparse.Namespace) -> int:
     from contree_tui.engine.rootless_entry import enter_rootless_namespace
 
+    _refuse_a_served_state_dir(args.state_dir)
     enter_rootless_namespace()  # first: a normal user's engine is uid 0 of a user namespace of its own
     from contree_tui.engine.serve import ServeOptions, parse_listen, read_or_create_token, run
     from contree_tui.engine.state_dir import StateDir
@@ -44,6 +49,22 @@ def _engine_serve(args: argparse.Namespace) -> int:
         print(f"profile {args.write_profile!r} written to {path}", file=sys.stderr)
     run(ServeOptions(state_dir=args.state_dir, listen=listen, token=args.token))
     return 0
+
+
+def _refuse_a_served_state_dir(state_dir: str | None) -> None:
+    """Every command starts the engine on demand, so `engine serve --listen … --write-profile` after any of them
+    met a running engine: it wrote a profile naming a port nobody listened on, then said only "another engine
+    is already using" the dir (seen following the README, #14). Said first, with the way out, before any
+    profile is written."""
+    from contree_tui.client.embedded import engine_answers, engine_pid
+    from contree_tui.paths import engine_root, engine_socket
+
+    root = engine_root(state_dir)
+    if asyncio.run(engine_answers(engine_socket(root))):
+        pid = engine_pid(root)
+        raise EngineError(f"an engine already serves {root}{f' (pid {pid})' if pid else ''}, started on demand by "
+                          "a client: stop it with `contree-tui engine stop` (quit a TUI first: it starts one "
+                          "again), then serve")
 
 
 def _write_profile(name: str, url: str, token: str) -> str:
@@ -124,6 +145,7 @@ def add_engine_commands(sub: argparse._SubParsersAction) -> argparse._SubParsers
     run.add_argument("--state-dir", default=argparse.SUPPRESS, help="engine state directory")
     run.add_argument("--image", default="busybox:latest", help="image UUID, short uuid or tag (default busybox:latest)")
     run.add_argument("--disposable", action="store_true", help="keep no result image")
+    run.add_argument("--no-network", action="store_true", help=NO_NETWORK_HELP)
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=_engine_run)
     serve = engine_sub.add_parser("serve", help="serve the Contree v1 API on a Unix socket (and TCP)")

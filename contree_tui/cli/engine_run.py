@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from contree_client.models import OperationStatus
+from contree_client.models import InstanceNetworking, OperationStatus
 
 from contree_tui.cli.console import CommandError, Console, Options
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
@@ -28,9 +28,10 @@ async def engine_run(ws: Workspace, opts: Options, console: Console) -> int:
     command = " ".join(words)
     image = await ws.resolve_image(opts.get("image") or DEFAULT_IMAGE)
     client = ws.connection.client
+    networking = InstanceNetworking(enabled=False) if opts.get("no_network") else ...
     spawned = await ws.connection.call(
         lambda: client.spawn_instance(command, image, shell=True, disposable=bool(opts.get("disposable")),
-                                      truncate_output_at=FULL_OUTPUT),
+                                      truncate_output_at=FULL_OUTPUT, networking=networking),
         idempotent=False)
     operation = str(spawned.uuid).lower()
     outcome = RunOutcome()

@@ -7,7 +7,7 @@ import argparse
 
 from contree_tui.cli.build_command import add_build_command
 from contree_tui.cli.call_command import add_call_command
-from contree_tui.cli.engine_commands import add_engine_commands
+from contree_tui.cli.engine_commands import NO_NETWORK_HELP, add_engine_commands
 from contree_tui.cli.grammar_errors import GrammarParser
 from contree_tui.cli.pipeline_command import add_pipeline_command
 
@@ -62,6 +62,7 @@ def _add_client_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     run.add_argument("-e", "--env", action="append", metavar="KEY=VALUE")
     run.add_argument("--cwd", help="working directory in the sandbox (default: the sync destination)")
     run.add_argument("-t", "--timeout", type=int, help="seconds before the command is killed")
+    run.add_argument("--no-network", action="store_true", help=NO_NETWORK_HELP)
     run.add_argument("command", nargs=argparse.REMAINDER, help="the shell command (after --)")
     imp = command("import", "import an image from a registry or a local archive or layout; exits 0 when it "
                   "succeeded (Ctrl-C cancels it)")

@@ -29,7 +29,8 @@ async def run(ws: Workspace, opts: Options, console: Console) -> int:
             raise CommandError(f"--env {item!r}: expected KEY=VALUE")
         env[key] = value
     spec = RunSpec(command=" ".join(words), image=opts.get("image"), disposable=bool(opts.get("disposable")),
-                   sync=opts.get("sync"), env=env, cwd=opts.get("cwd"), timeout=opts.get("timeout"))
+                   sync=opts.get("sync"), env=env, cwd=opts.get("cwd"), timeout=opts.get("timeout"),
+                   networking=not opts.get("no_network"))
     as_json = bool(opts.get("json"))
     started = await start_run(ws, spec)
     loop = asyncio.get_running_loop()

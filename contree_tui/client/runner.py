@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from contree_client.exceptions import APIStatusError, NotFoundError
-from contree_client.models import OperationResponse, OperationStatus
+from contree_client.models import InstanceNetworking, OperationResponse, OperationStatus
 
 from contree_tui.client.operations import FULL_OUTPUT, EventCursor, Interrupter, RunOutcome, follow_events, stream_bytes
 from contree_tui.client.records import OperationRecord
@@ -32,6 +32,7 @@ class RunSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None  # default: the sync destination when syncing, else the image's
     timeout: int | None = None  # seconds; None: no limit
+    networking: bool = True  # False: the sandbox gets no network (where the engine has none to give, too)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ async def start_run(workspace: Workspace, spec: RunSpec) -> StartedRun:
         options["cwd"] = cwd
     if spec.timeout is not None:
         options["timeout"] = spec.timeout
+    if not spec.networking:
+        options["networking"] = InstanceNetworking(enabled=False)
     spawned = await ws.connection.call(lambda: client.spawn_instance(spec.command, source, **options),
                                        idempotent=False)
     operation_id = str(spawned.uuid).lower()

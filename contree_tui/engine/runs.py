@@ -149,9 +149,20 @@ class InstanceRuns:
             argv, env = command_line(request, image)
             keeper, slot = await self.keepers.take(self.config.limits)
             asyncio.get_running_loop().call_soon(self.keepers.refill)
+            # An idle keeper started while pasta could not (a moment's /dev/net/tun mode, a pasta slow under
+            # load) has no network; a fresh one may, and after as many as the pool holds the reason is said.
+            for _ in range(self.keepers.size + 1):
+                if not request.networking or keeper.networked:
+                    break
+                keeper.discard()
+                if slot is not None:
+                    self.cgroups.release(slot)
+                    slot = None
+                keeper, slot = await self.keepers.take(self.config.limits)
             if request.networking and not keeper.networked:  # never the host's network namespace
                 keeper.discard()
-                raise EngineError("networking unavailable: pasta did not start a network for this sandbox")
+                raise EngineError("networking unavailable: " + (
+                    "pasta did not start a network for this sandbox" if pasta_binary() else missing_reason()))
             lowers = self._lowers_for(image)
             if request.networking:
                 lowers.insert(0, self.network_layer)

@@ -37,7 +37,8 @@ class Slot:
 
 _ARGUMENT_KINDS: dict[str, tuple[Kind, ...]] = {
     "tag": (Kind.TAG,), "untag": (Kind.TAG,), "cd": (Kind.IMAGE_DIR,), "disposable": (Kind.CHOICE,),
-    "sync": (Kind.CHOICE,), "download": (Kind.IMAGE_PATH, Kind.LOCAL_PATH), "pipeline": (Kind.LOCAL_PATH,),
+    "network": (Kind.CHOICE,), "sync": (Kind.CHOICE,), "download": (Kind.IMAGE_PATH, Kind.LOCAL_PATH),
+    "pipeline": (Kind.LOCAL_PATH,),
 }
 CHOICES = ("on", "off")
 

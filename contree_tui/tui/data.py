@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from contree_client.exceptions import APIConnectionError, APIStatusError
-from contree_client.models import EventDataCompletion, EventDataExit, EventDataStream, OperationStatus
+from contree_client.models import (
+    EventDataCompletion,
+    EventDataExit,
+    EventDataStream,
+    InstanceNetworking,
+    OperationStatus,
+)
 
 from contree_tui.client.connection import Connection, ConnectionProblem, open_connection
 from contree_tui.client.image_files import ImageFiles, InspectError
@@ -100,7 +106,8 @@ class Backend(Protocol):
     async def commands(self, operation_uuids: list[str]) -> dict[str, str]: ...
 
     async def run(self, command: str, image: str, *, disposable: bool = False, env: dict[str, str] | None = None,
-                  cwd: str | None = None, files: dict[str, Any] | None = None) -> Operation: ...
+                  cwd: str | None = None, files: dict[str, Any] | None = None, offline: bool = False) -> Operation:
+        ...
 
     def follow(self, operation_uuid: str, after: int | None = None) -> AsyncIterator[tuple[int, OpEvent]]: ...
 
@@ -281,8 +288,10 @@ class ContreeBackend(VerbCalls):
         return operation_from_record(await self._guard(self.images.operation(uuid, detail=True)))
 
     async def run(self, command: str, image: str, *, disposable: bool = False, env: dict[str, str] | None = None,
-                  cwd: str | None = None, files: dict[str, Any] | None = None) -> Operation:
+                  cwd: str | None = None, files: dict[str, Any] | None = None, offline: bool = False) -> Operation:
         options: dict[str, Any] = {"shell": True, "disposable": disposable, "truncate_output_at": FULL_OUTPUT}
+        if offline:
+            options["networking"] = InstanceNetworking(enabled=False)
         options.update((k, v) for k, v in (("env", env), ("cwd", cwd), ("files", files)) if v)
         # Not idempotent: retried only when the request never left, so a run is never spawned twice.
         self.spawning += 1  # operation_watch.py keeps off meanwhile: this run is not another client's

@@ -1,6 +1,6 @@
-"""What the following runs get besides their command: the working directory (`:cd`), environment (`:env`)
-and whether they leave a snapshot (`:disposable`). Per session, in memory: they describe how this session
-runs, not the folder (the folder's sync setting lives with its position). No Textual."""
+"""What the following runs get besides their command: the working directory (`:cd`), environment (`:env`),
+whether they leave a snapshot (`:disposable`) and get a network (`:network`). Per session, in memory: they
+describe how this session runs, not the folder (the folder's sync setting lives with its position). No Textual."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ class RunSettings:
     cwd: str | None = None  # None: the sync destination when syncing, else the image's default
     env: dict[str, str] = field(default_factory=dict)
     disposable: bool = False
+    networking: bool = True  # `:network off`: the following runs get loopback only
 
     def cd(self, path: str | None, default: str = "/") -> str | None:
         """Change the working directory (relative to the current one, or `default`); None resets it."""

@@ -35,6 +35,7 @@ USAGE: dict[str, str] = {
     "cd": ":cd [PATH]  working directory of the following runs (no PATH: the image's default)",
     "env": ":env [K=V …] [-K …]  set or remove variables of the following runs; alone, list them",
     "disposable": ":disposable on|off  following runs leave no snapshot",
+    "network": ":network on|off  following runs get a network (off: loopback only, also where the engine has none)",
     "parallel": ":parallel CMD ;; CMD ;; …  run each command as a branch of the working snapshot, at once",
     "download": ":download PATH [DEST]  copy a file from the working snapshot into the local folder",
     "sync": ":sync on|off  attach the local folder (kept synced on change) to the following runs",
@@ -101,6 +102,11 @@ class Disposable:
 
 
 @dataclass(frozen=True)
+class Network:
+    on: bool
+
+
+@dataclass(frozen=True)
 class Parallel:
     commands: tuple[str, ...]
 
@@ -132,6 +138,7 @@ class Wait:
     everyone: bool = False  # `:wait all`: other clients' running operations too
 
 
+<<<<<<< HEAD
 @dataclass(frozen=True)
 class Pipeline:
     """`:pipeline FILE:FUNC [ARGS]`: the function's arguments as typed (--image and --force read among them up
@@ -145,6 +152,10 @@ class Pipeline:
 
 Verb = (Shell | Import | Tag | Untag | Cd | Env | Disposable | Parallel | Download | Sync | Cancel | Wait | Diff
         | Pipeline)
+=======
+Verb = (Shell | Import | Tag | Untag | Cd | Env | Disposable | Network | Parallel | Download | Sync | Cancel | Wait
+        | Diff)
+>>>>>>> r-stranger
 
 
 def _verb_match(text: str) -> tuple[str, str] | None:
@@ -270,6 +281,10 @@ def _disposable(args: list[str], usage: str) -> Verb:
     return Disposable(_on_off("disposable", args, usage))
 
 
+def _network(args: list[str], usage: str) -> Verb:
+    return Network(_on_off("network", args, usage))
+
+
 def _sync(args: list[str], usage: str) -> Verb:
     return Sync(_on_off("sync", args, usage))
 
@@ -330,8 +345,13 @@ def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
 
 _PARSERS = {
     "import": _import, "tag": _tag, "untag": _untag, "cd": _cd, "env": _env, "disposable": _disposable,
+<<<<<<< HEAD
     "sync": _sync, "download": _download, "diff": _diff, "cancel": _no_args("cancel", Cancel()),
     "wait": _wait, "pipeline": _pipeline,
+=======
+    "network": _network, "sync": _sync, "download": _download, "diff": _diff, "cancel": _no_args("cancel", Cancel()),
+    "wait": _wait,
+>>>>>>> r-stranger
 }
 
 
@@ -387,7 +407,7 @@ def describe(verb: Verb) -> str:
     name = type(verb).__name__.lower()
     if isinstance(verb, Env):
         words = [f"{k}={shlex.quote(v)}" for k, v in verb.set] + [f"-{k}" for k in verb.unset]
-    elif isinstance(verb, Disposable | Sync):
+    elif isinstance(verb, Disposable | Network | Sync):
         words = ["on" if verb.on else "off"]
     elif isinstance(verb, Download):
         words = [verb.path, *([verb.dest] if verb.dest else [])]

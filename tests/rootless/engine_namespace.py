@@ -3,7 +3,9 @@ gives the engine: a user namespace mapping 0 to the user and 1..N to their subor
 namespace (/ a slave), and a pid namespace of its own with its /proc (the engine starts every keeper and helper
 as pid 1 of a new pid namespace, and must come back to its own: userns.require_own_pid_namespace).
 
-Until the entry (rootless_entry.py) lands on this branch, util-linux's unshare stands in for it.
+The scenario enters it through the real entry (rootless_entry.enter_rootless_namespace, as `engine serve` does:
+newuidmap/newgidmap, mount and pid namespaces). util-linux's unshare (STAND_IN) stays for what the entry does not
+make: a namespace with a short range (short_range), or without a pid namespace of its own.
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ def short_range(user: NormalUser, count: int) -> tuple[str, ...]:
 
 
 def run_scenario(user: NormalUser, name: str, state: Path, work: Path, timeout: float = 300,
-                 stand_in: tuple[str, ...] = STAND_IN) -> dict[str, Any]:
-    """The scenario's observations (its last stdout line); fails with its stderr if it did not finish."""
+                 stand_in: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The scenario's observations (its last stdout line); fails with its stderr if it did not finish. Without
+    `stand_in` the scenario enters its namespaces through the real entry; with one it is already uid 0 there and
+    the entry has nothing to do."""
     done = user.run(*stand_in, str(user.python), "-m", "tests.rootless.engine_scenarios", name, str(state),
                     str(work), timeout=timeout)
     lines = done.stdout.strip().splitlines()

@@ -26,6 +26,7 @@ from contree_tui.engine.grep import GrepQuery
 from contree_tui.engine.models import EngineError, Operation
 from contree_tui.engine.output import decode_stream
 from contree_tui.engine.pid_namespace import enter_own_pid_namespace
+from contree_tui.engine.rootless_entry import enter_rootless_namespace
 from tests.images.busybox_layouts import BASE_FILES, TOP, busybox_layer
 from tests.images.oci_build import File, Hardlink, write_layout
 
@@ -282,6 +283,7 @@ async def main(name: str, state: str, work: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    enter_rootless_namespace()  # as `engine serve` does; nothing to do under a stand-in (uid 0 there already)
     arguments = sys.argv[1:]
     if arguments[0] == "--own-pid-namespace":  # what the entry does (pid_namespace.py), not the stand-in
         arguments.pop(0)

@@ -95,14 +95,15 @@ def test_bad_verbs_say_why_and_how(line: str, reason: str, usage: str) -> None:
 
 
 def test_every_verb_has_a_usage_and_describe_round_trips() -> None:
-    for line in (":tag v1", ":untag", ":cd /tmp", ":env A=1 -B", ":disposable on", ":parallel a ;; b",
+    for line in (":tag v1", ":untag", ":cd /tmp", ":env A=1 -B", ":disposable on", ":network off",
+                 ":parallel a ;; b",
                  ":download /x y", ":sync off", ":cancel", ":wait", ":import alpine", ":import alpine:3 base",
                  ":diff v1 .", ":diff 3f2a9c1d a0b1", ":pipeline", ":pipeline p.py:f 30 --n=2",
                  ":pipeline p.py:f --image tag:py --force -- --force"):
         verb = v.parse_line(line)
         assert v.parse_line(v.describe(verb)) == verb
-    assert set(v.VERBS) == {"import", "tag", "untag", "cd", "env", "disposable", "parallel", "download", "sync",
-                            "cancel", "wait", "diff", "pipeline"}
+    assert set(v.VERBS) == {"import", "tag", "untag", "cd", "env", "disposable", "network", "parallel", "download",
+                            "sync", "cancel", "wait", "diff", "pipeline"}
 
 
 def test_the_intent_says_verb_or_shell_as_the_line_is_typed() -> None:

@@ -53,7 +53,9 @@ from dataclasses import dataclass
 from contree_tui.engine.sandbox import syscalls as sc
 
 ENV_PASTA = "CONTREE_TUI_PASTA"  # a path to pasta; empty: no pasta (networking runs are refused)
-MISSING = "networking needs pasta: apt-get install passt (or spawn with networking disabled)"
+OFFLINE = ("or run offline: `networking: {\"enabled\": false}` in the request; `--no-network` for contree-tui run "
+           "and engine run, `:network off` in its TUI")
+MISSING = f"networking needs pasta: apt-get install passt ({OFFLINE})"
 # A free slot (29 MB of pasta RSS; 19.6 MB with IPv4 only) is stopped after this long unused. Not a count: a
 # cap of 4 free slots made 4 concurrent spawners (8 slots in use: 4 running, 4 idle keepers) start 32 pastas
 # in 120 runs (~100 ms each under load, blocking the factory) and halved bench_throughput's rate.
@@ -90,7 +92,7 @@ def _above_targets(fd: int) -> int:
 TUN = "/dev/net/tun"
 TUN_UNUSABLE = (f"networking needs {TUN}, which this user cannot open (pasta attaches the sandbox's interface "
                 f"there): an administrator makes it usable once with `chmod 0666 {TUN}` (Debian's default mode; "
-                "some VMs ship it 0600), or spawn with networking disabled")
+                f"some VMs ship it 0600); {OFFLINE}")
 
 
 def pasta_binary() -> str | None:

@@ -62,7 +62,7 @@ class CommandVerbs(OperationVerbs, ImportVerbs):
         if isinstance(verb, v.Shell):
             self.start_run(verb.command)
             return
-        if not isinstance(verb, v.Cd | v.Env | v.Disposable) and self.backend is None:
+        if not isinstance(verb, v.Cd | v.Env | v.Disposable | v.Network) and self.backend is None:
             self.notify("not connected yet", title=f"cannot {v.describe(verb)}", severity="error")
             return
         entry = self.command_log.record(self.clock(), type(verb).__name__.lower(), v.describe(verb),
@@ -93,7 +93,7 @@ class CommandVerbs(OperationVerbs, ImportVerbs):
         what differs from the defaults is passed."""
         settings = self.run_settings
         options: dict[str, Any] = {"disposable": settings.disposable, "env": dict(settings.env),
-                                   "cwd": settings.cwd}
+                                   "cwd": settings.cwd, "offline": not settings.networking}
         sync = getattr(self.backend, "folder_sync", None)
         synced = await sync.for_run() if sync is not None else None
         if synced is not None:
@@ -219,6 +219,11 @@ class CommandVerbs(OperationVerbs, ImportVerbs):
         self.run_settings.disposable = verb.on
         self._done(entry, "following runs are disposable: they leave no snapshot" if verb.on else
                    "following runs make snapshots again")
+
+    def _verb_network(self, verb: v.Network, entry: LogEntry) -> None:
+        self.run_settings.networking = verb.on
+        self._done(entry, "following runs get a network again" if verb.on else
+                   "following runs get no network (loopback only)")
 
     def _verb_parallel(self, verb: v.Parallel, entry: LogEntry) -> None:
         working = self._working_or_toast(":parallel")
