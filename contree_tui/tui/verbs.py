@@ -138,7 +138,6 @@ class Wait:
     everyone: bool = False  # `:wait all`: other clients' running operations too
 
 
-<<<<<<< HEAD
 @dataclass(frozen=True)
 class Pipeline:
     """`:pipeline FILE:FUNC [ARGS]`: the function's arguments as typed (--image and --force read among them up
@@ -150,12 +149,8 @@ class Pipeline:
     force: bool = False
 
 
-Verb = (Shell | Import | Tag | Untag | Cd | Env | Disposable | Parallel | Download | Sync | Cancel | Wait | Diff
-        | Pipeline)
-=======
 Verb = (Shell | Import | Tag | Untag | Cd | Env | Disposable | Network | Parallel | Download | Sync | Cancel | Wait
-        | Diff)
->>>>>>> r-stranger
+        | Diff | Pipeline)
 
 
 def _verb_match(text: str) -> tuple[str, str] | None:
@@ -345,13 +340,8 @@ def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
 
 _PARSERS = {
     "import": _import, "tag": _tag, "untag": _untag, "cd": _cd, "env": _env, "disposable": _disposable,
-<<<<<<< HEAD
-    "sync": _sync, "download": _download, "diff": _diff, "cancel": _no_args("cancel", Cancel()),
-    "wait": _wait, "pipeline": _pipeline,
-=======
     "network": _network, "sync": _sync, "download": _download, "diff": _diff, "cancel": _no_args("cancel", Cancel()),
-    "wait": _wait,
->>>>>>> r-stranger
+    "wait": _wait, "pipeline": _pipeline,
 }
 
 
