@@ -168,7 +168,9 @@ class PipelineRun:
         flight are cancelled on the server and every queued or running node ends Killed."""
         try:
             await self._node(self.root, None)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, Exception):
+            # killed, or a node raised (an image not found, the engine gone): by now every branch beside it
+            # was cancelled (_parallel), its operation too; what was still queued or running ends Killed
             for task in self.again.values():
                 task.cancel()
             for run in self.runs.values():
@@ -216,8 +218,16 @@ class PipelineRun:
     async def _parallel(self, node: Parallel, run: NodeRun, source: str | None) -> str | None:
         self._set(run, State.RUNNING)
         children = list(node.children.values())
-        gathered = await asyncio.gather(*(self._node(child, source) for child in children))
-        results = {child.path: result for child, result in zip(children, gathered, strict=True)}
+        # a TaskGroup, not gather: when a branch raises (not a failed step: the engine gone, an image not
+        # found), gather passes the exception on at once and leaves the other branches running their
+        # sandboxes; the group cancels them (each cancels its operation on the server, _exec_in_slot) and
+        # waits for that before the exception goes on, once (the first; the group itself is unwrapped)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._node(child, source)) for child in children]
+        except BaseExceptionGroup as raised:
+            raise first_exception(raised) from None
+        results = {child.path: task.result() for child, task in zip(children, tasks, strict=True)}
         while again := [child.path for child in children if child.path in self.again]:
             results[again[0]] = await self.again[again[0]]
             del self.again[again[0]]
@@ -437,6 +447,12 @@ def check_runnable(root: Node, default_image: str | None) -> None:
             if eff.tag in tags:
                 raise PipelineError(f"{node.path}: tag {eff.tag!r} is already {tags[eff.tag]}'s checkpoint")
             tags[eff.tag] = node.path
+
+
+def first_exception(group: BaseExceptionGroup) -> BaseException:
+    """The first exception a TaskGroup collected (nested groups opened): what a Parallel reports."""
+    first = group.exceptions[0]
+    return first_exception(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _result_json(value: ReturnValue | None) -> str | None:
