@@ -439,7 +439,8 @@ def check_runnable(root: Node, default_image: str | None) -> None:
         if eff.image is None:
             needs = f" with python3, which a function step needs ({python_image_hint()})" if node.function else ""
             raise PipelineError(f"{node.path}: no image to run on: set image= on it or a parent, or give the run "
-                                f"an image (--image){needs}")
+                                "an image (--image; without it, the folder's working snapshot: it has none yet)"
+                                f"{needs}")
         if eff.tag is not None:
             if eff.disposable:
                 raise PipelineError(f"{node.path}: tag {eff.tag!r} on a disposable step, which leaves no snapshot "
