@@ -172,6 +172,22 @@ async def test_s_skips_a_step_not_started_yet(tui_engine_dir: Path, tmp_path: Pa
         assert label(view, "/later") == "○ later" and root["later"].params.skip is None, "unskipped for a re-run"
 
 
+async def test_s_on_a_finished_step_marks_its_row_at_once_and_s_again_clears_it(tui_engine_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    root = Serial({"done": Exec(f"echo {marker()}")})
+    async with app_for(root, tui_engine_dir, tmp_path).run_test(size=SIZE) as pilot:
+        view = view_of(pilot)
+        await until(pilot, lambda: ended(view), timeout=60, what="the run to end")
+        ran = label(view, "/done")
+        assert ran.startswith("✓ done  ") and "skipped" not in ran
+        view.tree.select_path("/done")
+        await pilot.press("s")
+        assert root["done"].params.skip, "skipped for later runs"
+        assert label(view, "/done") == f"✓ ↷ done  {ran.split('  ', 1)[1]} · skipped next run", "it ran; next: not"
+        await pilot.press("s")
+        assert label(view, "/done") == ran and root["done"].params.skip is None
+
+
 async def test_help_lists_the_pipeline_keys(tui_engine_dir: Path, tmp_path: Path) -> None:
     app = app_for(Serial({"x": Exec("true")}), tui_engine_dir, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
