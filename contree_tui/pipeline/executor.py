@@ -32,6 +32,7 @@ from contree_client.models import FileSpec, OperationStatus
 from contree_tui.client.connection import Connection
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
 from contree_tui.client.records import OperationRecord
+from contree_tui.client.step_label import STEP_LABEL_ENV, step_label
 from contree_tui.client.step_result import RESULT_MARK, ReadableStdout
 from contree_tui.client.sync import DirectoryState, Syncer, SyncError
 from contree_tui.pipeline.functions import RUNNER_PATH, RUNNER_SOURCE, SANDBOX_DIR, ReturnValue, split_result
@@ -281,8 +282,11 @@ class PipelineRun:
             files.update({**folder.files(), RUNNER_PATH: runner})
         if files:
             options["files"] = files
-        if env:
-            options["env"] = dict(env)
+        if env or node.function:
+            # a function step's operation carries its readable name (client/step_label.py): not in `inputs`
+            label = {STEP_LABEL_ENV: step_label(node.path, node.function.name, node.function.argv)} \
+                if node.function else {}
+            options["env"] = {**label, **env}
         if cwd:
             options["cwd"] = cwd
         if timeout is not None:
