@@ -1,5 +1,6 @@
 """`contree-tui pipeline FILE:FUNC [ARGS] [--image REF] [--force] [--headless]`: build the pipeline from an
-ordinary Python file and run it. `--headless` prints one progress line per step and exits with the pipeline's
+ordinary Python file and run it (the steps that set no image: on --image, else the folder's working snapshot, as
+`:pipeline` in the TUI). `--headless` prints one progress line per step and exits with the pipeline's
 status (0 Done, 1 failed, 2 a pipeline that cannot be built or a Contree that cannot be reached); without it,
 main.py opens the TUI on the pipeline view with the tree built here.
 
@@ -23,6 +24,7 @@ from contree_tui.pipeline.function_runner import EXIT_BAD_CALL
 from contree_tui.pipeline.launch import PipelineLaunch
 from contree_tui.pipeline.loader import load_pipeline
 from contree_tui.pipeline.nodes import PipelineError, default_network
+from contree_tui.pipeline.working_image import working_snapshot
 
 EXIT_UNAVAILABLE = 2  # Contree could not be reached or used, as the other commands say it
 EXIT_INTERRUPTED = 130
@@ -40,7 +42,8 @@ def add_pipeline_command(sub: argparse._SubParsersAction, common: argparse.Argum
     cmd.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE:FUNC [ARGS]",
                      help="the pipeline file and the function returning its root, then the function's arguments "
                      "(30, --n=30); --image, --force, --no-network and --headless are read among them up to a `--`")
-    cmd.add_argument("--image", help="the image for the nodes that set none (tag:NAME or a UUID)")
+    cmd.add_argument("--image", help="the image for the nodes that set none (tag:NAME or a UUID); default: the "
+                     "folder's working snapshot (-C, else the current folder), as `:pipeline` in the TUI")
     cmd.add_argument("--force", action="store_true", help="run every step, even those with a cached result")
     cmd.add_argument("--no-network", action="store_true", help="the steps that set no network= run without a "
                      "network (loopback only; works where the engine cannot give one)")
@@ -123,7 +126,8 @@ def pipeline_command(args: argparse.Namespace, out: TextIO | None = None, err: T
     async def go() -> int:
         connection = await open_connection(getattr(args, "profile", None), state_dir=getattr(args, "state_dir", None))
         try:
-            return await pipeline_headless_main(args.spec, rest, connection, image=image, force=force, out=out,
+            chosen = image or working_snapshot(getattr(args, "folder", None), connection)  # as `:pipeline` does
+            return await pipeline_headless_main(args.spec, rest, connection, image=chosen, force=force, out=out,
                                                 err=err, network=not args.no_network)
         finally:
             await connection.aclose()

@@ -24,6 +24,8 @@ from contree_client.models import (
     parse_datetime,
 )
 
+from contree_tui.client.step_label import label_of
+
 T = TypeVar("T")
 
 EPOCH = datetime.fromtimestamp(0, UTC)
@@ -128,7 +130,7 @@ class OperationRecord:
         result = known(metadata.result)
         state = known(result.state) if result is not None else None
         return replace(
-            record, command=metadata.command,
+            record, command=label_of(known(metadata.env)) or metadata.command,  # a pipeline step: its name
             exit_code=known(state.exit_code) if state is not None else None,
             signal=known(state.signal) if state is not None else None,
             timed_out=known(state.timed_out) if state is not None else None,

@@ -32,6 +32,7 @@ from contree_client.models import FileSpec, InstanceNetworking, OperationStatus
 from contree_tui.client.connection import Connection
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
 from contree_tui.client.records import OperationRecord
+from contree_tui.client.step_label import STEP_LABEL_ENV, step_label
 from contree_tui.client.step_result import RESULT_MARK, ReadableStdout
 from contree_tui.client.sync import DirectoryState, Syncer, SyncError
 from contree_tui.pipeline.functions import RUNNER_PATH, RUNNER_SOURCE, SANDBOX_DIR, ReturnValue, split_result
@@ -168,7 +169,9 @@ class PipelineRun:
         flight are cancelled on the server and every queued or running node ends Killed."""
         try:
             await self._node(self.root, None)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, Exception):
+            # killed, or a node raised (an image not found, the engine gone): by now every branch beside it
+            # was cancelled (_parallel), its operation too; what was still queued or running ends Killed
             for task in self.again.values():
                 task.cancel()
             for run in self.runs.values():
@@ -216,8 +219,16 @@ class PipelineRun:
     async def _parallel(self, node: Parallel, run: NodeRun, source: str | None) -> str | None:
         self._set(run, State.RUNNING)
         children = list(node.children.values())
-        gathered = await asyncio.gather(*(self._node(child, source) for child in children))
-        results = {child.path: result for child, result in zip(children, gathered, strict=True)}
+        # a TaskGroup, not gather: when a branch raises (not a failed step: the engine gone, an image not
+        # found), gather passes the exception on at once and leaves the other branches running their
+        # sandboxes; the group cancels them (each cancels its operation on the server, _exec_in_slot) and
+        # waits for that before the exception goes on, once (the first; the group itself is unwrapped)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._node(child, source)) for child in children]
+        except BaseExceptionGroup as raised:
+            raise first_exception(raised) from None
+        results = {child.path: task.result() for child, task in zip(children, tasks, strict=True)}
         while again := [child.path for child in children if child.path in self.again]:
             results[again[0]] = await self.again[again[0]]
             del self.again[again[0]]
@@ -271,8 +282,11 @@ class PipelineRun:
             files.update({**folder.files(), RUNNER_PATH: runner})
         if files:
             options["files"] = files
-        if env:
-            options["env"] = dict(env)
+        if env or node.function:
+            # a function step's operation carries its readable name (client/step_label.py): not in `inputs`
+            label = {STEP_LABEL_ENV: step_label(node.path, node.function.name, node.function.argv)} \
+                if node.function else {}
+            options["env"] = {**label, **env}
         if cwd:
             options["cwd"] = cwd
         if timeout is not None:
@@ -431,7 +445,8 @@ def check_runnable(root: Node, default_image: str | None) -> None:
         if eff.image is None:
             needs = f" with python3, which a function step needs ({python_image_hint()})" if node.function else ""
             raise PipelineError(f"{node.path}: no image to run on: set image= on it or a parent, or give the run "
-                                f"an image (--image){needs}")
+                                "an image (--image; without it, the folder's working snapshot: it has none yet)"
+                                f"{needs}")
         if eff.tag is not None:
             if eff.disposable:
                 raise PipelineError(f"{node.path}: tag {eff.tag!r} on a disposable step, which leaves no snapshot "
@@ -439,6 +454,12 @@ def check_runnable(root: Node, default_image: str | None) -> None:
             if eff.tag in tags:
                 raise PipelineError(f"{node.path}: tag {eff.tag!r} is already {tags[eff.tag]}'s checkpoint")
             tags[eff.tag] = node.path
+
+
+def first_exception(group: BaseExceptionGroup) -> BaseException:
+    """The first exception a TaskGroup collected (nested groups opened): what a Parallel reports."""
+    first = group.exceptions[0]
+    return first_exception(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _result_json(value: ReturnValue | None) -> str | None:

@@ -58,9 +58,10 @@ async def test_pipeline_headless_builds_runs_and_reports(connection: Connection)
     err = io.StringIO()
     assert await pipeline_headless_main(f"{PIPE}:chain", [], connection, out=io.StringIO(), err=err) == 2
     assert err.getvalue() == ("contree-tui pipeline: /step1: no image to run on: set image= on it or a parent, "
-                              "or give the run an image (--image)\n")
+                              "or give the run an image (--image; without it, the folder's working snapshot: it has "
+                              "none yet)\n")
     err = io.StringIO()  # a function step: which image it needs, and where one comes from
     assert await pipeline_headless_main(f"{PIPE}:primes_less_than", ["30"], connection, out=io.StringIO(),
                                         err=err) == 2
-    assert err.getvalue().endswith(f"(--image) with python3, which a function step needs ({python_image_hint()})\n")
+    assert err.getvalue().endswith(f"none yet) with python3, which a function step needs ({python_image_hint()})\n")
     assert python_image_hint() == f"`contree-tui engine bootstrap debian` makes one: --image debian:{default_suite()}"

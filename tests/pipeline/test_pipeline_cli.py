@@ -95,3 +95,18 @@ def test_a_double_dash_right_after_file_func_passes_the_rest_to_the_function() -
         args = build_parser().parse_args(["pipeline", *argv])
         assert _options(args) == (image, False, "--headless" in argv, rest), argv
         assert args.spec == "pipe.py:f"
+
+
+def test_without_image_the_steps_run_on_the_folders_working_snapshot(busybox_engine: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    none_yet = pipeline(busybox_engine, f"{PIPE}:chain", "1", "--headless", "-C", str(folder))
+    assert none_yet.returncode == 2 and "the folder's working snapshot: it has none yet" in none_yet.stderr
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    use = subprocess.run([sys.executable, "-m", "contree_tui.cli", "use", BUSYBOX, "-C", str(folder), "--json",
+                          "--state-dir", str(busybox_engine)], capture_output=True, text=True, timeout=120, env=env)
+    assert use.returncode == 0, use.stderr
+    # the TUI's `:pipeline` runs on it; the command line does the same (here: from another cwd, -C names it)
+    done = pipeline(busybox_engine, f"{PIPE}:chain", "1", "--headless", "-C", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "pipeline done: P:0  Q:0  R:0  D:1  E:0  K:0" in done.stdout

@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.rootless.user_kit import has_subid_line, usable_tun, user_python
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "contree-rootless"
@@ -45,39 +44,12 @@ def _unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-def _dependencies() -> list[str]:
-    with open(REPO / "pyproject.toml", "rb") as fh:
-        return list(tomllib.load(fh)["project"]["dependencies"])
-
-
 def _user_python() -> Path:
-    """A venv with the runtime dependencies, which every user can run (made once per dependency list)."""
-    deps = _dependencies()
-    base = next((p for p in ("/usr/bin/python3", sys.executable) if Path(p).exists()), sys.executable)
-    key = hashlib.sha256("\n".join([base, *deps]).encode()).hexdigest()[:12]
-    venv = VENVS / key
-    python = venv / "bin" / "python"
-    if (venv / ".complete").exists():
-        return python
-    VENVS.mkdir(parents=True, exist_ok=True)
-    os.chmod(VENVS, 0o755)
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True)
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *deps],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.fail(f"could not install the runtime dependencies for the test user:\n{done.stderr[-2000:]}")
-    subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
-    (venv / ".complete").write_text("")
-    return python
-
-
-def _subid_line(path: str, user: str) -> bool:
+    """The venv user_kit.py builds (shared with bench/bench_rootless.py), or the test fails saying why."""
     try:
-        lines = Path(path).read_text().splitlines()
-    except OSError:
-        return False
-    return any(line.split(":")[0] == user for line in lines)
+        return user_python()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        pytest.fail(str(exc))
 
 
 @dataclass(frozen=True)
@@ -161,10 +133,10 @@ def _make_user(name: str, python: Path, *, subids: bool) -> NormalUser:
         subprocess.run(["useradd", "-m", "-s", "/bin/sh", *none, name], check=True, capture_output=True)
     if subids:
         for path, flag in (("/etc/subuid", "--add-subuids"), ("/etc/subgid", "--add-subgids")):
-            if not _subid_line(path, name):
+            if not has_subid_line(path, name):
                 start = 300_000_000  # far from useradd's own ranges (100000 up, 65536 each)
                 subprocess.run(["usermod", flag, f"{start}-{start + SUBID_COUNT - 1}", name], check=True)
-    elif _subid_line("/etc/subuid", name) or _subid_line("/etc/subgid", name):
+    elif has_subid_line("/etc/subuid", name) or has_subid_line("/etc/subgid", name):
         pytest.fail(f"{name} must have no subordinate ids, and /etc/subuid or /etc/subgid gives it some")
     uid, gid = _id("-u", name), _id("-g", name)
     home = Path(subprocess.run(["getent", "passwd", name], capture_output=True, text=True,
@@ -227,13 +199,5 @@ def user_without_subids(rootless_users: dict[str, NormalUser]) -> NormalUser:
 def debian_tun() -> Iterator[None]:
     """/dev/net/tun as Debian ships it (0666), for tests whose runs have networking on (the CLI's default): a
     rootless engine's pasta opens it as the user, and some VMs (this one) make it 0600; put back afterwards."""
-    tun = Path("/dev/net/tun")
-    if not tun.exists():
+    with usable_tun():
         yield
-        return
-    mode = tun.stat().st_mode & 0o7777
-    os.chmod(tun, 0o666)
-    try:
-        yield
-    finally:
-        os.chmod(tun, mode)

@@ -90,7 +90,7 @@ def user_python(base: str | None = None) -> Path:
     return python
 
 
-def _has_subid_line(path: str, user: str) -> bool:
+def has_subid_line(path: str, user: str) -> bool:
     try:
         lines = Path(path).read_text().splitlines()
     except OSError:
@@ -109,7 +109,7 @@ def ensure_user(name: str = USER, subid_start: int = SUBID_START) -> UserKit:
     if created:
         subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True, capture_output=True)
     for path, flag in (("/etc/subuid", "--add-subuids"), ("/etc/subgid", "--add-subgids")):
-        if not _has_subid_line(path, name):
+        if not has_subid_line(path, name):
             subprocess.run(["usermod", flag, f"{subid_start}-{subid_start + SUBID_COUNT - 1}", name], check=True)
     uid = int(subprocess.run(["id", "-u", name], capture_output=True, text=True, check=True).stdout)
     gid = int(subprocess.run(["id", "-g", name], capture_output=True, text=True, check=True).stdout)

@@ -172,6 +172,22 @@ async def test_s_skips_a_step_not_started_yet(tui_engine_dir: Path, tmp_path: Pa
         assert label(view, "/later") == "○ later" and root["later"].params.skip is None, "unskipped for a re-run"
 
 
+async def test_s_on_a_finished_step_marks_its_row_at_once_and_s_again_clears_it(tui_engine_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    root = Serial({"done": Exec(f"echo {marker()}")})
+    async with app_for(root, tui_engine_dir, tmp_path).run_test(size=SIZE) as pilot:
+        view = view_of(pilot)
+        await until(pilot, lambda: ended(view), timeout=60, what="the run to end")
+        ran = label(view, "/done")
+        assert ran.startswith("✓ done  ") and "skipped" not in ran
+        view.tree.select_path("/done")
+        await pilot.press("s")
+        assert root["done"].params.skip, "skipped for later runs"
+        assert label(view, "/done") == f"✓ ↷ done  {ran.split('  ', 1)[1]} · skipped next run", "it ran; next: not"
+        await pilot.press("s")
+        assert label(view, "/done") == ran and root["done"].params.skip is None
+
+
 async def test_help_lists_the_pipeline_keys(tui_engine_dir: Path, tmp_path: Path) -> None:
     app = app_for(Serial({"x": Exec("true")}), tui_engine_dir, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -215,13 +231,26 @@ async def test_a_run_outliving_its_view_does_not_trip_the_listener(caplog: pytes
 
 
 async def test_a_run_that_cannot_start_says_so_in_the_header(tui_engine_dir: Path, tmp_path: Path) -> None:
-    root = Serial({"x": Exec("true")})  # no image anywhere, and none given
+    root = Serial({"x": Exec("true").set(tag="twice"), "y": Exec("true").set(tag="twice")})
     app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path, pipeline=PipelineLaunch(root, "t.py:f"))
     async with app.run_test(size=SIZE) as pilot:
         view = view_of(pilot)
         title = view.query_one("#pipeline-title")
         await until(pilot, lambda: "connecting" not in str(title.render()), what="the run's start to be refused")
-        assert str(title.render()).startswith("not started: /x: no image to run on"), "not `connecting…` forever"
+        assert str(title.render()).startswith("not started: /y: tag 'twice' is already /x's"), "not `connecting…`"
+
+
+async def test_without_image_it_runs_on_the_working_snapshot_as_the_pipeline_verb_does(tui_engine_dir: Path,
+                                                                                        tmp_path: Path) -> None:
+    root = Serial({"x": Exec(f"echo {marker()}")})  # no image anywhere, and no --image
+    app = ContreeApp(state_dir=tui_engine_dir, folder=tmp_path, pipeline=PipelineLaunch(root, "t.py:f"))
+    async with app.run_test(size=SIZE) as pilot:
+        view = view_of(pilot)
+        await until(pilot, lambda: ended(view), timeout=60, what="the run to end")
+        working = app.main.position.working
+        assert working is not None and view.launch.image == working
+        assert view.run is not None and view.run.runs["/x"].state is State.DONE, view.problem
+        assert view.run.runs["/x"].source == working
 
 
 async def test_a_run_stopped_by_an_error_says_why_in_the_header_and_a_toast(tui_engine_dir: Path,

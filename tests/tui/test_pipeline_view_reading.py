@@ -71,3 +71,21 @@ async def test_the_view_at_80x24_says_what_runs_where_and_which_keys_work(tui_en
         await pilot.press("colon")
         await until(pilot, lambda: app.screen is app.main and app.focused is app.main.query_one("#command-bar"),
                     what=": to reach the command bar from the view")
+
+
+async def test_at_80x24_the_main_screens_footer_keeps_P_to_go_back_to_the_pipeline(tui_engine_dir: Path,
+                                                                                  tmp_path: Path) -> None:
+    app = app_for(Serial({"x": Exec(f"echo {marker()}")}), tui_engine_dir, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        view = view_of(pilot)
+        await until(pilot, lambda: ended(view), timeout=60, what="the run to end")
+        await pilot.press("escape")  # left the view: the main screen, its tree focused
+        await until(pilot, lambda: app.screen is app.main, what="the main screen")
+        await until(pilot, lambda: any(k.key_display == "^p" for k in app.main.query(FooterKey)), what="its footer")
+        await pilot.pause(0.1)
+        shown = {k.key_display or k.key: k.description for k in app.main.query(FooterKey)
+                 if k.region.right <= SMALL[0]}
+        assert shown.get("P") == "Pipeline", f"keys on screen: {shown}"
+        assert {"?", ":", "q"} <= set(shown), shown
+        await pilot.press("P")
+        await until(pilot, lambda: app.screen is view, what="P back to the view")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+from dataclasses import replace
 from typing import Any
 
 from textual import on, work
@@ -189,10 +190,23 @@ class PipelineScreen(Screen[None]):
                 return connection
             await asyncio.sleep(BACKEND_POLL)
 
+    async def _working_snapshot(self) -> str | None:
+        """The main screen's working snapshot once it has loaded (a folder new to the target gets its default
+        then), the one `:pipeline` runs on."""
+        main = getattr(self.app, "main", None)
+        if main is None:
+            return None
+        while main.backend is None or any(w.group == "load" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+                                          for w in main.workers):
+            await asyncio.sleep(BACKEND_POLL)
+        return main.position.working
+
     @work(exclusive=True, group="pipeline-run", name="pipeline-run", exit_on_error=False,
           description="running the pipeline")
     async def start_run(self, force: bool | list[str] = False) -> None:
         connection = await self._connection()
+        if self.launch.image is None:  # `contree-tui pipeline FILE:FUNC` with no --image: as `:pipeline` does
+            self.launch = replace(self.launch, image=await self._working_snapshot())  # re-runs too; the title
         try:
             run = PipelineRun(self.launch.root, connection, image=self.launch.image, force=force)
         except PipelineError as exc:

@@ -20,7 +20,9 @@ from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
 # binding ids, most important first: the main screen's, then the snapshot detail view's
-PRIORITY = ("help", "command-bar", "rollback", "forward", "quit", "detail.close", "detail.diff",
+# `pipeline` (P, shown only while a pipeline exists) before the tree's `⏎ Make working`: at 80 columns only one of
+# them fits (12 + 16 cells in 17), and P is the only way back to a view the user left (enter is in the help)
+PRIORITY = ("help", "command-bar", "rollback", "forward", "quit", "pipeline", "detail.close", "detail.diff",
             "pipeline.rerun", "pipeline.make-working", "pipeline.next-error", "pipeline.back", "pipeline.skip")
 KEY_PADDING = 3  # FooterKey (not compact): a space each side of the key, one after the description
 PALETTE_EXTRA = 0  # the palette key: its border and right padding stand in for the key's padding (measured: 12)

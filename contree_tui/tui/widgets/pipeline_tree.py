@@ -163,8 +163,13 @@ class PipelineTree(Tree[str]):
         state = run.state if run is not None else State.PENDING
         skipped = run.skipped if run is not None else tree_node.effective().skip
         icon, kind = (SKIP_ICON, "muted") if skipped and not state.finished else (ICONS[state], STATE_STYLES[state])
+        # `s` on a node this run already finished: it ran (its state stays), the next run skips it; the row
+        # says so at once (it showed nothing until that next run)
+        later = state.finished and not skipped and tree_node.effective().skip
         text = Text()
         text.append(f"{icon} ", self._style(f"pipeline-tree--{kind}"))
+        if later:
+            text.append(f"{SKIP_ICON} ", self._style("pipeline-tree--muted"))
         text.append(str(node.label))
         detail_style = self._style("pipeline-tree--detail")
         if isinstance(tree_node, Exec):
@@ -181,6 +186,8 @@ class PipelineTree(Tree[str]):
                 text.append(f"  {counts}", self._style("pipeline-tree--counts"))
         elif skipped:
             text.append("  skipped", detail_style)
+        if later:
+            text.append(" · skipped next run", detail_style)
         text.stylize(style)
         return text
 
