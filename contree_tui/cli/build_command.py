@@ -1,4 +1,5 @@
-"""`contree-tui build [SOURCE] [--image REF] [--install CMD] [--build CMD] [--test CMD] [--resume-from CP]`:
+"""`contree-tui build [SOURCE] [--image REF] [--install CMD] [--build CMD] [--test CMD] [--resume-from CP]
+[--no-network]`:
 seed 003's staged build (pipeline/staged_build.py) run headless, a progress line per stage, then the stages'
 checkpoints, and on a failure the failed stage and the exact command that resumes. Exit 0 built and tested, 1 a
 stage failed, 2 a build that cannot start as asked (no SOURCE project, no or unknown image, no checkpoint)."""
@@ -42,6 +43,9 @@ def add_build_command(sub: argparse._SubParsersAction, common: argparse.Argument
                      help=f"start on a checkpoint of an earlier build ({' or '.join(RESUMABLE)}), running the "
                      "later stages only")
     cmd.add_argument("--force", action="store_true", help="run every stage, even unchanged ones")
+    cmd.add_argument("--no-network", action="store_true", help="every stage runs without a network (loopback "
+                     "only; works where the engine cannot give one): the commands must need none (pip from a local "
+                     "wheelhouse)")
     cmd.set_defaults(func=build_main)
 
 
@@ -71,12 +75,12 @@ def build_main(args: argparse.Namespace, argv: list[str] | None = None, console:
 async def run_build(ws: Workspace, spec: BuildSpec, opts: Options, console: Console, argv: list[str]) -> int:
     from contree_tui.pipeline.executor import PipelineRun, State
     from contree_tui.pipeline.headless import run_with_progress
-    from contree_tui.pipeline.nodes import PipelineError
+    from contree_tui.pipeline.nodes import PipelineError, default_network
     from contree_tui.pipeline.staged_build import BuildInputError, build_pipeline, report_lines
 
     try:
         base = await _base_image(ws, spec, opts.get("image"), console)
-        root = build_pipeline(spec, base)
+        root = default_network(build_pipeline(spec, base), not opts.get("no_network"))
         run = PipelineRun(root, ws.connection, force=bool(opts.get("force")))
     except (BuildInputError, PipelineError) as exc:
         console.note(f"build: {exc}")

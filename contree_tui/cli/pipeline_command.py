@@ -23,12 +23,12 @@ from contree_tui.pipeline.entry import pipeline_headless_main
 from contree_tui.pipeline.function_runner import EXIT_BAD_CALL
 from contree_tui.pipeline.launch import PipelineLaunch
 from contree_tui.pipeline.loader import load_pipeline
-from contree_tui.pipeline.nodes import PipelineError
+from contree_tui.pipeline.nodes import PipelineError, default_network
 from contree_tui.pipeline.working_image import working_snapshot
 
 EXIT_UNAVAILABLE = 2  # Contree could not be reached or used, as the other commands say it
 EXIT_INTERRUPTED = 130
-FLAGS = ("--headless", "--force")
+FLAGS = ("--headless", "--force", "--no-network")
 VALUED = {"--image": "image", "--state-dir": "state_dir", "--profile": "profile", "--folder": "folder",
           "-C": "folder"}  # the global options too: `pipeline pipe.py:f 30 --state-dir D` means the engine's
 
@@ -41,10 +41,12 @@ def add_pipeline_command(sub: argparse._SubParsersAction, common: argparse.Argum
     # positional directly, so `pipe.py:f -- --image=x` lost the `--` and --image was taken as this command's
     cmd.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE:FUNC [ARGS]",
                      help="the pipeline file and the function returning its root, then the function's arguments "
-                     "(30, --n=30); --image, --force and --headless are read among them up to a `--`")
+                     "(30, --n=30); --image, --force, --no-network and --headless are read among them up to a `--`")
     cmd.add_argument("--image", help="the image for the nodes that set none (tag:NAME or a UUID); default: the "
                      "folder's working snapshot (-C, else the current folder), as `:pipeline` in the TUI")
     cmd.add_argument("--force", action="store_true", help="run every step, even those with a cached result")
+    cmd.add_argument("--no-network", action="store_true", help="the steps that set no network= run without a "
+                     "network (loopback only; works where the engine cannot give one)")
     cmd.add_argument("--headless", action="store_true", help="no TUI: progress lines, the pipeline's exit status")
     cmd.set_defaults(func=pipeline_command)
 
@@ -86,6 +88,7 @@ def _options(args: argparse.Namespace) -> tuple[str | None, bool, bool, list[str
     for dest in ("state_dir", "profile", "folder"):
         if dest in own:
             setattr(args, dest, own[dest])
+    args.no_network = bool(own.get("no-network", getattr(args, "no_network", False)))
     image = own.get("image", args.image)
     return (str(image) if image else None, bool(own.get("force", args.force)),
             bool(own.get("headless", args.headless)), rest)
@@ -104,7 +107,8 @@ def build_launch(args: argparse.Namespace, err: TextIO | None = None) -> Pipelin
     err = err or sys.stderr
     try:
         image, force, _headless, rest = _options(args)
-        return PipelineLaunch(load_pipeline(args.spec, rest), args.spec, image=image, force=force)
+        root = default_network(load_pipeline(args.spec, rest), not args.no_network)
+        return PipelineLaunch(root, args.spec, image=image, force=force)
     except PipelineError as exc:
         print(f"contree-tui pipeline: {exc}", file=err)
         return EXIT_BAD_CALL
@@ -124,7 +128,7 @@ def pipeline_command(args: argparse.Namespace, out: TextIO | None = None, err: T
         try:
             chosen = image or working_snapshot(getattr(args, "folder", None), connection)  # as `:pipeline` does
             return await pipeline_headless_main(args.spec, rest, connection, image=chosen, force=force, out=out,
-                                                err=err)
+                                                err=err, network=not args.no_network)
         finally:
             await connection.aclose()
 

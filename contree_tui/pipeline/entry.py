@@ -15,7 +15,7 @@ from contree_tui.client.connection import Connection
 from contree_tui.pipeline.function_runner import EXIT_BAD_CALL, ArgumentError, decode_call, find_function
 from contree_tui.pipeline.headless import run_headless
 from contree_tui.pipeline.loader import load_pipeline
-from contree_tui.pipeline.nodes import PipelineError
+from contree_tui.pipeline.nodes import PipelineError, default_network
 from contree_tui.pipeline.return_display import TailWriter, host_return_value, returned_line
 
 
@@ -62,12 +62,13 @@ def call_main(file: str, func: str, argv: list[str], *, out: TextIO | None = Non
 
 
 async def pipeline_headless_main(spec: str, argv: list[str], connection: Connection, *, image: str | None = None,
-                                 force: bool = False, out: TextIO | None = None, err: TextIO | None = None) -> int:
+                                 force: bool = False, out: TextIO | None = None, err: TextIO | None = None,
+                                 network: bool = True) -> int:
     """Build the pipeline from FILE:FUNC and run it printing progress: 0 Done, 1 failed, 2 a pipeline that cannot
-    be built or run as written (the message on `err`)."""
+    be built or run as written (the message on `err`). `network=False`: --no-network (nodes.default_network)."""
     err = err or sys.stderr
     try:
-        root = load_pipeline(spec, argv)
+        root = default_network(load_pipeline(spec, argv), network)
         return await run_headless(root, connection, image=image, force=force, out=out)
     except PipelineError as exc:
         print(f"contree-tui pipeline: {exc}", file=err)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from contree_client.exceptions import APIStatusError, NotFoundError
-from contree_client.models import FileSpec, OperationStatus
+from contree_client.models import FileSpec, InstanceNetworking, OperationStatus
 
 from contree_tui.client.connection import Connection
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
@@ -270,7 +270,7 @@ class PipelineRun:
             folder = await self._folder_state(node.function.folder)
             digests.update({RUNNER_PATH: content_digest(RUNNER_SOURCE, self._digests), SANDBOX_DIR: folder.digest})
         inputs = StepInputs(source=source, command=command, env=dict(env), cwd=cwd, disposable=disposable,
-                            files=digests)
+                            files=digests, network=eff.network)
         key = inputs.key
         if not self._forced(node):
             hit = self.cache.get(key)
@@ -291,6 +291,8 @@ class PipelineRun:
             options["cwd"] = cwd
         if timeout is not None:
             options["timeout"] = timeout
+        if not eff.network:
+            options["networking"] = InstanceNetworking(enabled=False)
         client = self.connection.client
         spawned = await self.connection.call(lambda: client.spawn_instance(command, source, **options),
                                              idempotent=False)

@@ -31,7 +31,7 @@ class TreeError(PipelineError):
 
 
 _UNSET: Any = object()
-PARAMS = ("image", "timeout", "env", "cwd", "disposable", "skip", "tag", "sync")
+PARAMS = ("image", "timeout", "env", "cwd", "disposable", "skip", "tag", "sync", "network")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class NodeParams:
     skip: bool | None = None
     tag: str | None = None  # an Exec's checkpoint name: its result snapshot gets this tag (not inherited)
     sync: FolderSync | None = None  # a host folder sent into the sandbox (inherited, as image is)
+    network: bool | None = None  # False: the step's sandbox gets loopback only (`networking: {"enabled": false}`),
+    # the way a pipeline runs where the engine has no network to give (no pasta; /dev/net/tun 0600, #14)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Effective:
     skip: bool
     tag: str | None
     sync: FolderSync | None = None
+    network: bool = True
 
 
 class Node:
@@ -101,10 +104,11 @@ class Node:
     def set(self, *, image: str | None = _UNSET, timeout: int | None = _UNSET,
             env: Mapping[str, str] | None = _UNSET, cwd: str | None = _UNSET, disposable: bool | None = _UNSET,
             skip: bool | None = _UNSET, tag: str | None = _UNSET,
-            sync: FolderSync | str | Path | None = _UNSET) -> Node:
+            sync: FolderSync | str | Path | None = _UNSET, network: bool | None = _UNSET) -> Node:
         """Set node parameters (None: back to inheriting); returns the node, for chaining."""
         given = {k: v for k, v in dict(image=image, timeout=timeout, env=env, cwd=cwd, disposable=disposable,
-                                       skip=skip, tag=tag, sync=sync).items() if v is not _UNSET}
+                                       skip=skip, tag=tag, sync=sync, network=network).items()
+                 if v is not _UNSET}
         where = f"{self.path}: .set()"
         if given.get("timeout") is not None and (not isinstance(given["timeout"], int) or given["timeout"] <= 0):
             raise PipelineError(f"{where}: timeout must be a positive number of seconds, not {given['timeout']!r}")
@@ -116,7 +120,7 @@ class Node:
             given["env"] = dict(env_given)
         if given.get("cwd") is not None and not str(given["cwd"]).startswith("/"):
             raise PipelineError(f"{where}: cwd must be an absolute path, not {given['cwd']!r}")
-        for flag in ("disposable", "skip"):
+        for flag in ("disposable", "skip", "network"):
             if given.get(flag) is not None and not isinstance(given[flag], bool):
                 raise PipelineError(f"{where}: {flag} must be True or False, not {given[flag]!r}")
         if given.get("image") is not None and not (isinstance(given["image"], str) and IMAGE_RE.match(given["image"])):
@@ -168,7 +172,8 @@ class Node:
         chain = [*self.ancestors(), self]
         env: dict[str, str] = {}
         image = default_image
-        values: dict[str, Any] = {"timeout": None, "cwd": None, "disposable": False, "skip": False, "sync": None}
+        values: dict[str, Any] = {"timeout": None, "cwd": None, "disposable": False, "skip": False, "sync": None,
+                                  "network": True}
         for node in chain:
             p = node.params
             if p.env:
@@ -326,6 +331,15 @@ class Exec(Node):
         return describe_call(self.function) if self.function else self.command
 
 
+def default_network(root: Node, network: bool) -> Node:
+    """`--no-network` (CLI `pipeline` and `build`, `:pipeline`, the TUI's `:network off`): the default of the nodes
+    that set no `network`, as `--image` is theirs for the image. Stored on the root, the farthest ancestor, so
+    any node that sets its own still wins, and a re-run of the same tree (the view's `r`) stays offline."""
+    if not network and root.params.network is None:
+        root.set(network=False)
+    return root
+
+
 def check_name(name: str, where: str) -> None:
     if not isinstance(name, str) or not name or not NAME_RE.fullmatch(name) or name in (".", ".."):
         raise TreeError(f"{where}: {name!r} is not a valid node name (non-empty, no '/', no control characters)")
@@ -370,4 +384,4 @@ def pretty(root: Node) -> str:
 
 
 __all__ = ["Effective", "Exec", "FolderSync", "Node", "NodeParams", "Parallel", "Parent", "PipelineError", "Serial",
-           "TreeError", "execs", "pretty"]
+           "TreeError", "default_network", "execs", "pretty"]

@@ -1,6 +1,13 @@
 """What earlier successful steps produced, keyed by everything that decides a step's result: a step whose source
-snapshot, command (or function and arguments), env, cwd, disposability and injected files' digests all match an
-earlier success is a cache hit and runs nothing.
+snapshot, command (or function and arguments), env, cwd, disposability, injected files' digests and network all
+match an earlier success is a cache hit and runs nothing.
+
+The network is an input because it decides what a step can do, and so whether it succeeds: a step that passed
+with a network (a test that fetches, a `pip install` from an index) may fail offline, and an offline step is
+often offline on purpose (hermetic tests), so a hit from a networked run would report a pass it never showed.
+Only `network=False` enters the key: networked steps (the default) keep the keys they had before it existed.
+The cost is small where it matters most: the cache is per target, and an engine that cannot give a network never
+had a networked success to reuse.
 
 One sqlite file per target, beside the sync cache (`$XDG_CACHE_HOME/contree-tui/pipeline/<cache key>.sqlite`):
 an image uuid only means something on the server that made it, and the connection's cache key changes with the
@@ -39,11 +46,15 @@ class StepInputs:
     cwd: str | None
     disposable: bool
     files: Mapping[str, str]  # sandbox path -> sha256 of the content
+    network: bool = True
 
     @property
     def key(self) -> str:
-        blob = json.dumps({"source": self.source, "command": self.command, "env": dict(self.env), "cwd": self.cwd,
-                           "disposable": self.disposable, "files": dict(self.files)}, sort_keys=True)
+        inputs = {"source": self.source, "command": self.command, "env": dict(self.env), "cwd": self.cwd,
+                  "disposable": self.disposable, "files": dict(self.files)}
+        if not self.network:
+            inputs["network"] = False
+        blob = json.dumps(inputs, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -44,7 +44,7 @@ USAGE: dict[str, str] = {
     "diff": ":diff A [B]  the files that differ from snapshot A to B (a tag, a short id, . = working; "
             "no B: the working snapshot)",
     "pipeline": ":pipeline [FILE:FUNC [ARGS]]  run a pipeline on the working snapshot, in its view (alone: the "
-                "last one again; --image REF, --force)",
+                "last one again; --image REF, --force, --no-network)",
 }
 VERBS = tuple(USAGE)
 
@@ -140,13 +140,14 @@ class Wait:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """`:pipeline FILE:FUNC [ARGS]`: the function's arguments as typed (--image and --force read among them up
-    to a `--`, as the CLI's `pipeline` reads them); no spec: the last pipeline's view again."""
+    """`:pipeline FILE:FUNC [ARGS]`: the function's arguments as typed (--image, --force and --no-network read
+    among them up to a `--`, as the CLI's `pipeline` reads them); no spec: the last pipeline's view again."""
 
     spec: str | None = None
     args: tuple[str, ...] = ()
     image: str | None = None
     force: bool = False
+    network: bool = True  # --no-network: the steps that set no network= get loopback only (as `:network off`)
 
 
 Verb = (Shell | Import | Tag | Untag | Cd | Env | Disposable | Network | Parallel | Download | Sync | Cancel | Wait
@@ -311,7 +312,7 @@ def _wait(args: list[str], usage: str) -> Verb:
 def _pipeline(args: list[str], usage: str) -> Verb:
     if not args:
         return Pipeline()
-    spec, rest, image, force = args[0], [], None, False
+    spec, rest, image, force, network = args[0], [], None, False, True
     items = iter(args[1:])
     for item in items:
         if item == "--":
@@ -320,6 +321,8 @@ def _pipeline(args: list[str], usage: str) -> Verb:
         name, eq, value = item.partition("=")
         if item == "--force":
             force = True
+        elif item == "--no-network":
+            network = False
         elif name == "--image" and eq:
             image = value
         elif item == "--image":
@@ -328,7 +331,7 @@ def _pipeline(args: list[str], usage: str) -> Verb:
                 raise VerbError(":pipeline: --image needs a value (tag:NAME or a snapshot id)", usage)
         else:
             rest.append(item)
-    return Pipeline(spec, tuple(rest), image or None, force)
+    return Pipeline(spec, tuple(rest), image or None, force, network)
 
 
 def _no_args(name: str, verb: Verb) -> Callable[[list[str], str], Verb]:
@@ -410,8 +413,9 @@ def describe(verb: Verb) -> str:
     elif isinstance(verb, Diff):
         words = [verb.base, verb.target]
     elif isinstance(verb, Pipeline):
-        options = [*(["--image", verb.image] if verb.image else []), *(["--force"] if verb.force else [])]
-        clash = any(a in ("--", "--force") or a.partition("=")[0] == "--image" for a in verb.args)
+        options = [*(["--image", verb.image] if verb.image else []), *(["--force"] if verb.force else []),
+                   *([] if verb.network else ["--no-network"])]
+        clash = any(a in ("--", "--force", "--no-network") or a.partition("=")[0] == "--image" for a in verb.args)
         words = [verb.spec, *options, *(["--"] if clash else []), *verb.args] if verb.spec else []
     else:
         words = []

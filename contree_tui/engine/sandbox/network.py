@@ -53,8 +53,9 @@ from dataclasses import dataclass
 from contree_tui.engine.sandbox import syscalls as sc
 
 ENV_PASTA = "CONTREE_TUI_PASTA"  # a path to pasta; empty: no pasta (networking runs are refused)
-OFFLINE = ("or run offline: `networking: {\"enabled\": false}` in the request; `--no-network` for contree-tui run "
-           "and engine run, `:network off` in its TUI")
+OFFLINE = ("or run offline: `networking: {\"enabled\": false}` in the request; `--no-network` for contree-tui run, "
+           "engine run, pipeline and build (a pipeline's steps: `.set(network=False)` too), `:network off` in its "
+           "TUI")
 MISSING = f"networking needs pasta: apt-get install passt ({OFFLINE})"
 # A free slot (29 MB of pasta RSS; 19.6 MB with IPv4 only) is stopped after this long unused. Not a count: a
 # cap of 4 free slots made 4 concurrent spawners (8 slots in use: 4 running, 4 idle keepers) start 32 pastas

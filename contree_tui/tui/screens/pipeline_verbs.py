@@ -1,6 +1,7 @@
 """`:pipeline FILE:FUNC [ARGS]` from the command bar: the pipeline built by the CLI's loader (pipeline/loader.py,
 so the same errors, here as toasts), run in the pipeline view on the working snapshot (the image of the nodes
-that set none; `--image REF` another one), the view installed on the app as `contree-tui pipeline` installs it,
+that set none; `--image REF` another one; offline with `--no-network` or after `:network off`, as the
+session's other runs), the view installed on the app as `contree-tui pipeline` installs it,
 so `P` comes back to it. `:pipeline` alone comes back to the last one too. A mixin of MainScreen.
 
 One pipeline at a time: while one runs, another `:pipeline FILE:FUNC` is refused (its view and run stay; the
@@ -22,10 +23,11 @@ from textual import work
 from contree_tui.pipeline.executor import check_runnable
 from contree_tui.pipeline.launch import PipelineLaunch
 from contree_tui.pipeline.loader import load_pipeline
-from contree_tui.pipeline.nodes import Node, PipelineError
+from contree_tui.pipeline.nodes import Node, PipelineError, default_network
 from contree_tui.tui import verbs as v
 from contree_tui.tui.command_log import LogEntry
 from contree_tui.tui.completion import pipeline_functions
+from contree_tui.tui.run_settings import RunSettings
 from contree_tui.tui.screens.pipeline_view import PipelineScreen
 
 SCREEN = "pipeline"  # the name the app installs the view under (app.py, `P`)
@@ -74,6 +76,7 @@ class PipelineVerbs:
     """Mixed into MainScreen: uses its app, position and command log."""
 
     app: Any  # the mixin's host is a Screen: its app, position, command log, _done and notify
+    run_settings: RunSettings  # the host's (command_verbs.py): `:network off` applies to pipelines too
 
     def pipeline_view(self) -> PipelineScreen | None:
         if not self.app.is_screen_installed(SCREEN):
@@ -107,6 +110,8 @@ class PipelineVerbs:
             if unnamed:
                 raise PipelineError(unnamed)
             root = await asyncio.to_thread(build_tree, spec, list(verb.args))
+            network = verb.network and self.run_settings.networking
+            default_network(root, network)
             check_runnable(root, image)  # no image, a tag twice: before a view opens on a run that cannot start
         except (PipelineError, OSError) as exc:  # OSError: a file that cannot be read (this worker's errors
             # reach no handler: main screen workers' news does not bubble to the app's)
@@ -124,7 +129,8 @@ class PipelineVerbs:
         launch = PipelineLaunch(root, verb.spec, image=image, force=verb.force)
         self.app.pipeline = launch
         self.app.install_screen(PipelineScreen(launch), SCREEN)
-        entry.finish(f"running on {image[:8] if image else '-'} in the pipeline view (P: back to it)")
+        offline = "" if network else " without a network"
+        entry.finish(f"running on {image[:8] if image else '-'}{offline} in the pipeline view (P: back to it)")
         await self.app.push_screen(SCREEN)
 
 
