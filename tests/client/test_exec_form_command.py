@@ -5,10 +5,13 @@ API ignores `args` then). contree-client in-process against the real served engi
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import uuid as uuidlib
 from pathlib import Path
 
 from contree_tui.client.connection import Connection
+from contree_tui.client.lineage_cache import WHOLE_COMMANDS_MARK
 from tests.client.test_cli import Cli
 
 
@@ -32,3 +35,19 @@ async def test_ops_shows_an_exec_form_run_whole_and_shell_quoted(connection: Con
     lines = {line[:8]: line for line in cli("ops").stdout.splitlines()}
     assert lines[exec_form[:8]].endswith(f"echo hi from contree-cli 'two words {marker}'"), lines[exec_form[:8]]
     assert lines[shell_form[:8]].endswith(f"echo shell {marker}"), lines[shell_form[:8]]
+
+
+async def test_a_cache_from_before_reads_the_program_only_rows_again(connection: Connection, engine_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    """A lineage cache an older version filled holds `echo` for the run, detailed (never read again): opened
+    by this version, the row is read once more and `ops` shows the whole line."""
+    exec_form = await spawned(connection, "echo", ["from", "an", "old", "cache"], False)
+    cli = Cli(engine_dir, tmp_path / "project")
+    assert {op["uuid"]: op["command"] for op in cli.json("ops")}[exec_form] == "echo from an old cache"  # type: ignore[index]
+    files = list((Path(os.environ["XDG_CACHE_HOME"]) / "contree-tui" / "lineage").glob("*.sqlite"))
+    assert len(files) == 1, files
+    with sqlite3.connect(files[0]) as db:  # what the older version left: the program alone, no upgrade mark
+        db.execute("UPDATE operations SET command='echo' WHERE uuid=?", (exec_form,))
+        db.execute("DELETE FROM marks WHERE name=?", (WHOLE_COMMANDS_MARK,))
+    db.close()
+    assert {op["uuid"]: op["command"] for op in cli.json("ops")}[exec_form] == "echo from an old cache"  # type: ignore[index]
