@@ -4,8 +4,9 @@ owns its state directory alone (a lock), so the TUI, the CLI and an agent share 
 run made here is theirs to see (its result image, its log). Unlike `contree-tui run` it leaves the folder's
 working snapshot and history alone: it is the engine's own smoke test.
 
-Output streams as it arrives; then `STATUS result image: UUID` on stderr, and the command's exit code (1 with
-the reason when the operation itself failed). Ctrl-C cancels the operation.
+Output streams as it arrives; then `STATUS result image: UUID` on stderr (`STATUS · no change (still SHORT)`
+for a run that wrote nothing, `STATUS · no result image` for a disposable or failed one), and the command's
+exit code (1 with the reason when the operation itself failed). Ctrl-C cancels the operation.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 from contree_client.models import InstanceNetworking, OperationStatus
 
 from contree_tui.cli.console import CommandError, Console, Options
+from contree_tui.cli.render import run_result_line
 from contree_tui.client.operations import FULL_OUTPUT, RunOutcome, cancel_operation, follow_events, stream_bytes
 from contree_tui.client.workspace import DEFAULT_IMAGE, Workspace
 
@@ -53,7 +55,7 @@ async def engine_run(ws: Workspace, opts: Options, console: Console) -> int:
             outcome.exit_code, outcome.signal, outcome.timed_out = record.exit_code, record.signal, \
                 bool(record.timed_out)
     status = outcome.status.value if outcome.status else "UNKNOWN"
-    console.err.write(f"{status} result image: {outcome.result_image_uuid}\n")
+    console.err.write(run_result_line(status, image, outcome.result_image_uuid) + "\n")
     console.err.flush()
     if outcome.status is not OperationStatus.SUCCESS:
         console.note(f"operation {operation} {status}{f': {outcome.error}' if outcome.error else ''}")

@@ -103,3 +103,13 @@ def history_lines(entries: Iterable[HistoryEntry]) -> list[str]:
             detail = f"  {e.note}"
         lines.append(f"{e.id:>5}  {local_time(e.at)}  {e.action:<8}  {move:<20}{detail}")
     return lines
+
+
+def run_result_line(status: str, source: str, result: str | None) -> str:
+    """`engine run`'s last stderr line: a new image by its whole uuid (to copy into the next command); a run
+    that changed nothing in the TUI's words, since its "result" is the source image and read as a new one."""
+    if result is None:
+        return f"{status} · no result image"  # disposable, or the operation failed
+    if result == source:
+        return f"{status} · {NO_CHANGE} (still {source[:8]})"
+    return f"{status} result image: {result}"

@@ -43,6 +43,10 @@ OPERATION_COLUMNS = ("uuid", "kind", "status", "created_at", "created_ts", "erro
                      "command", "detailed")
 
 
+# set once the rows cached before exec-form runs read whole (client/command_line.py) were marked to be read again
+WHOLE_COMMANDS_MARK = "whole_exec_commands"
+
+
 def lineage_cache_path(cache_key: str) -> Path:
     return cache_root() / "lineage" / f"{cache_key}.sqlite"
 
@@ -56,6 +60,7 @@ class LineageCache:
         self._lock = threading.Lock()
         self._db = open_cache_db(path)
         self._db.executescript(SCHEMA)
+        self._reread_program_only_commands()
 
     @classmethod
     def for_key(cls, cache_key: str) -> LineageCache:
@@ -64,6 +69,17 @@ class LineageCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _reread_program_only_commands(self) -> None:
+        """An exec-form run cached before it read whole holds its program alone (`echo`, not `echo hi`), and a
+        detailed row is never read again: once per file, the one-word rows lose `detailed`, so the next detail
+        read fetches them (one GET each, then cached for good)."""
+        with self._lock, self._db:
+            if self._db.execute("SELECT 1 FROM marks WHERE name=?", (WHOLE_COMMANDS_MARK,)).fetchone():
+                return
+            self._db.execute("UPDATE operations SET detailed=0 WHERE kind='instance' AND detailed=1"
+                             " AND instr(trim(command), ' ')=0")
+            self._db.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", (WHOLE_COMMANDS_MARK, time.time()))
 
     # -- marks ----------------------------------------------------------------------------------------
 

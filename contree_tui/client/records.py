@@ -24,6 +24,7 @@ from contree_client.models import (
     parse_datetime,
 )
 
+from contree_tui.client.command_line import command_line
 from contree_tui.client.step_label import label_of
 
 T = TypeVar("T")
@@ -130,7 +131,8 @@ class OperationRecord:
         result = known(metadata.result)
         state = known(result.state) if result is not None else None
         return replace(
-            record, command=label_of(known(metadata.env)) or metadata.command,  # a pipeline step: its name
+            record, command=label_of(known(metadata.env))  # a pipeline step: its name
+            or command_line(metadata.command, known(metadata.args), known(metadata.shell)),
             exit_code=known(state.exit_code) if state is not None else None,
             signal=known(state.signal) if state is not None else None,
             timed_out=known(state.timed_out) if state is not None else None,

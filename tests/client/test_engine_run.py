@@ -43,6 +43,20 @@ async def test_engine_run_goes_through_the_running_engine_and_another_client_see
     assert await ImageFiles(connection).read(image, "/made.txt") == b"made\n"
 
 
+def test_a_run_that_changed_nothing_says_no_change_not_a_result_image(engine_dir: Path) -> None:
+    """Its result is the image it ran on: `SUCCESS result image: <that uuid>` read as a new snapshot."""
+    made = engine_run(engine_dir, "--", "echo base > /base.txt")
+    base = re.search(r"^SUCCESS result image: ([0-9a-f-]{36})$", made.stderr, re.M)
+    assert made.returncode == 0 and base, made.stderr
+    same = engine_run(engine_dir, "--image", base.group(1), "--", "true")
+    assert same.returncode == 0, same.stderr
+    assert same.stderr.strip().splitlines()[-1] == f"SUCCESS · no change (still {base.group(1)[:8]})", same.stderr
+    assert "result image" not in same.stderr
+    gone = engine_run(engine_dir, "--disposable", "--", "echo x > /x")
+    assert gone.returncode == 0 and gone.stderr.strip().splitlines()[-1] == "SUCCESS · no result image", \
+        gone.stderr
+
+
 def test_engine_run_refuses_a_missing_command_and_an_unknown_image(engine_dir: Path) -> None:
     missing = engine_run(engine_dir)
     assert missing.returncode == 1 and "give a command" in only_line(missing.stderr)
