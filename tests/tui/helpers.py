@@ -20,6 +20,18 @@ async def until(pilot: Pilot[None], predicate: Callable[[], object], *, timeout:
     await pilot.pause()
 
 
+async def cancel_leftovers(pilot: Pilot[None], screen: MainScreen) -> None:
+    """Cancel the runs still going on the shared engine (an earlier test's, or another client's), and wait
+    until the table shows none running: a test that counts the running runs (the split view's panes, the
+    merged log's branches) counts its own only."""
+    assert screen.backend is not None
+    for uuid, op in list(screen.table.operations.items()):
+        if op.running:
+            await screen.backend.cancel(uuid)
+    await until(pilot, lambda: not any(op.running for op in screen.table.operations.values()), timeout=60,
+                what="the runs left going by earlier tests to end")
+
+
 async def loaded(pilot: Pilot[None]) -> MainScreen:
     """The main screen once connected, with the tree loaded and a working snapshot."""
     app = pilot.app

@@ -15,7 +15,7 @@ from contree_tui.tui.screens.main import MainScreen
 from contree_tui.tui.screens.split_logs import SplitLogsScreen
 from contree_tui.tui.widgets.log_host import colour_slots
 from contree_tui.tui.widgets.log_merge import MergedLog
-from tests.tui.helpers import loaded, until
+from tests.tui.helpers import cancel_leftovers, loaded, until
 
 SIZE = (160, 45)
 NAMES = ("alpha", "beta", "gamma")
@@ -85,14 +85,21 @@ async def test_v_shows_the_branches_side_by_side_each_following_its_run(tui_engi
     app = ContreeApp(state_dir=tui_engine_dir)
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
+        await cancel_leftovers(pilot, screen)
         uuids = await start_parallel(pilot, screen, 80)
         log = screen.log_panel.view
         log.focus()
         await pilot.pause()
 
         await pilot.press("v")
-        await until(pilot, lambda: isinstance(app.screen, SplitLogsScreen) and len(app.screen.panes) == 3,
-                    what="the split view with three panes")
+        try:
+            await until(pilot, lambda: isinstance(app.screen, SplitLogsScreen) and len(app.screen.panes) == 3,
+                        what="the split view with three panes")
+        except AssertionError as missed:  # say what it had instead (a leftover run? a branch not listed?)
+            panes = [(pane.uuid, str(pane.border_title)) for pane in getattr(app.screen, "panes", [])]
+            running = [uuid for uuid, op in screen.table.operations.items() if op.running]
+            raise AssertionError(f"{missed}: screen {type(app.screen).__name__}, panes {panes}, branches "
+                                 f"{uuids}, running {running}") from None
         split = app.screen
         assert isinstance(split, SplitLogsScreen)
         panes = {pane.uuid: pane for pane in split.panes}
