@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contree_tui.engine.models import Image
+from contree_tui.engine.tree_walk import lstat_tree
 
 Inode = tuple[int, int]
 
@@ -48,27 +49,14 @@ def measure_layer(path: str) -> LayerSize:
     except FileNotFoundError:
         return LayerSize(0)
     total += st.st_blocks * 512
-    stack = [path]
-    while stack:
-        directory = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
+    for st in lstat_tree(path):
+        size = st.st_blocks * 512
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
                 continue
-            size = st.st_blocks * 512
-            if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if key in seen:
-                    continue
-                seen[key] = size
-            total += size
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(entry.path)
+            seen[key] = size
+        total += size
     return LayerSize(total, seen)
 
 

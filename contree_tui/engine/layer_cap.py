@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from contree_tui.engine.disk_space import free_bytes
 from contree_tui.engine.sandbox import syscalls as sc
+from contree_tui.engine.tree_walk import lstat_tree
 
 POLL_SECONDS = 0.1
 MNT_DETACH = 2
@@ -69,23 +70,7 @@ def unmount_leftovers(runs_dir: str) -> None:
 def upper_bytes(upper: str) -> int:
     """What commit would count (layers.scan_upper): blocks allocated to regular files, without touching
     xattrs. Entries vanishing mid-walk (the run is still writing) are skipped."""
-    total = 0
-    stack = [upper]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append(entry.path)
-                    elif stat.S_ISREG(st.st_mode):
-                        total += st.st_blocks * 512
-        except OSError:
-            continue
-    return total
+    return sum(st.st_blocks * 512 for st in lstat_tree(upper) if stat.S_ISREG(st.st_mode))
 
 
 def measure_uppers(uppers: list[str]) -> list[int]:

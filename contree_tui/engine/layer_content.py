@@ -10,12 +10,12 @@ run's cwd...): "12.0 KiB added" for 17 bytes. A layer never changes once committ
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from contree_tui.engine.layers import is_whiteout
+from contree_tui.engine.tree_walk import lstat_tree
 
 
 @dataclass(frozen=True)
@@ -32,26 +32,16 @@ def measure_content(path: str) -> LayerContent:
     """Walk one layer dir without following symlinks; a layer that vanished (deleted meanwhile) is empty."""
     size = files = removed = 0
     seen: set[tuple[int, int]] = set()
-    stack = [path]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
+    for st in lstat_tree(path):
+        if stat.S_ISDIR(st.st_mode):
             continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(entry.path)
-            elif is_whiteout(st):
-                removed += 1
-            else:
-                files += 1
-                if stat.S_ISREG(st.st_mode) and (st.st_nlink == 1 or (st.st_dev, st.st_ino) not in seen):
-                    seen.add((st.st_dev, st.st_ino))
-                    size += st.st_size
+        if is_whiteout(st):
+            removed += 1
+        else:
+            files += 1
+            if stat.S_ISREG(st.st_mode) and (st.st_nlink == 1 or (st.st_dev, st.st_ino) not in seen):
+                seen.add((st.st_dev, st.st_ino))
+                size += st.st_size
     return LayerContent(size, files, removed)
 
 
