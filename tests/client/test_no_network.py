@@ -6,31 +6,21 @@ no pasta (CONTREE_TUI_PASTA empty), which is what an unusable tun amounts to, wi
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from contree_tui.client.embedded import ensure_engine
 from contree_tui.engine.sandbox.network import ENV_PASTA
-from tests.client.conftest import CLI, stop_engine
+from tests.client.conftest import CLI, served_engine
 
 
 @pytest.fixture
 def offline_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv(ENV_PASTA, "")  # the engine started on demand inherits it: no pasta, no network
-    root = Path(tempfile.mkdtemp(prefix="ct-nonet-")) / "engine"
-    asyncio.run(ensure_engine(root))
-    try:
-        yield root
-    finally:
-        stop_engine(root)
-        shutil.rmtree(root.parent, ignore_errors=True)
+    yield from served_engine("ct-nonet-")
 
 
 def cli(state: Path, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rootless.user_kit import has_subid_line, usable_tun, user_python
+from tests.rootless.user_kit import has_subid_line, login_env, usable_tun, user_python
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "contree-rootless"
@@ -63,11 +63,7 @@ class NormalUser:
     state_dirs: list[Path] = field(default_factory=list, compare=False)
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = {"PATH": f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(REPO),
-               "HOME": str(self.home), "USER": self.name, "LOGNAME": self.name, "LANG": "C.UTF-8",
-               "XDG_RUNTIME_DIR": str(self.runtime_dir), "PYTHONDONTWRITEBYTECODE": "1"}
-        env.update(extra or {})
-        return env
+        return login_env(self.name, self.home, self.python, self.runtime_dir, extra)
 
     def run(self, *argv: str, env: Mapping[str, str] | None = None, timeout: float = 120,
             input: str | None = None, cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:

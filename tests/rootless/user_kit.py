@@ -29,6 +29,16 @@ TOOLS = {"useradd": "passwd", "userdel": "passwd", "usermod": "passwd", "runuser
          "newuidmap": "uidmap", "newgidmap": "uidmap", "unshare": "util-linux"}
 
 
+def login_env(name: str, home: Path, python: Path, runtime_dir: Path,
+              extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a login would give the user, the checkout on PYTHONPATH and the venv's bin on PATH, plus `extra`."""
+    env = {"PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(REPO),
+           "HOME": str(home), "USER": name, "LOGNAME": name, "LANG": "C.UTF-8",
+           "XDG_RUNTIME_DIR": str(runtime_dir), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.update(extra or {})
+    return env
+
+
 @dataclass(frozen=True)
 class UserKit:
     name: str
@@ -40,12 +50,7 @@ class UserKit:
     created: bool  # made here: remove() deletes it again
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """What a login would give the user, the checkout on PYTHONPATH, plus `extra`."""
-        env = {"PATH": f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(REPO),
-               "HOME": str(self.home), "USER": self.name, "LOGNAME": self.name, "LANG": "C.UTF-8",
-               "XDG_RUNTIME_DIR": str(self.runtime_dir), "PYTHONDONTWRITEBYTECODE": "1"}
-        env.update(extra or {})
-        return env
+        return login_env(self.name, self.home, self.python, self.runtime_dir, extra)
 
     def argv(self, *argv: str, env: Mapping[str, str] | None = None) -> list[str]:
         """`argv` as the user in a clean environment (runuser + env -i)."""
