@@ -35,17 +35,23 @@ def from_scratch(table: OperationsTable) -> list[list[tuple[str, object]]]:
     return drawn(table)
 
 
+def running_rows(table: OperationsTable) -> list[datetime]:
+    """RUNS as running rows started 5 s and more ago, on a clock the test moves (now[0])."""
+    now = [datetime.now(UTC)]
+    table.clock = lambda: now[0]
+    for n, uuid in enumerate(RUNS):
+        table.upsert(Operation(uuid=uuid, command=f"sleep {60 + n}", image="b" * 32,
+                               status=OperationStatus.EXECUTING, created_at=now[0] - timedelta(seconds=5 + n)))
+    return now
+
+
 async def test_the_tick_redraws_only_the_running_rows_times_and_they_read_as_a_fresh_table(
         tui_engine_dir: Path) -> None:
     app = ContreeApp(state_dir=tui_engine_dir)
     async with app.run_test(size=(160, 40)) as pilot:
         screen = await loaded(pilot)
         table = screen.table
-        now = [datetime.now(UTC)]
-        table.clock = lambda: now[0]
-        for n, uuid in enumerate(RUNS):
-            table.upsert(Operation(uuid=uuid, command=f"sleep {60 + n}", image="b" * 32,
-                                   status=OperationStatus.EXECUTING, created_at=now[0] - timedelta(seconds=5 + n)))
+        now = running_rows(table)
         table.focus()
         table.select(RUNS[-1])  # the table scrolled to its end: every run on screen (the session's engine has more)
         await pilot.pause()
@@ -87,11 +93,7 @@ async def test_under_another_screen_the_tick_renders_no_cell_and_the_table_is_ri
     async with app.run_test(size=(160, 40)) as pilot:
         screen = await loaded(pilot)
         table = screen.table
-        now = [datetime.now(UTC)]
-        table.clock = lambda: now[0]
-        for n, uuid in enumerate(RUNS):
-            table.upsert(Operation(uuid=uuid, command=f"sleep {60 + n}", image="b" * 32,
-                                   status=OperationStatus.EXECUTING, created_at=now[0] - timedelta(seconds=5 + n)))
+        now = running_rows(table)
         table.select(RUNS[-1])
         await pilot.pause()
         drawn(table)
