@@ -56,6 +56,9 @@ async def test_the_branching_session_of_the_sdk_docs(engine_dir: Path) -> None:
 async def test_incremental_refresh_fetches_only_new_items(engine_dir: Path) -> None:
     async with counted_connection(engine_dir) as (conn, wire):
         base = await conn.client.inspect_find_image_by_tag("busybox:latest")
+        # the chain in a later second than the images before it, so that the mark's second (listed again by
+        # `since`, whole seconds) is not the whole history: on a quiet machine all of it took under a second
+        await asyncio.sleep(1.1)
         chain = [base]
         for i in range(3):
             chain.append(result_image(await run_shell(conn, chain[-1], f"echo {i} > /step{i}")))

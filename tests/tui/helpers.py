@@ -8,6 +8,7 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 from contree_tui.tui.app import ContreeApp
+from contree_tui.tui.op_batch import BATCH_WINDOW
 from contree_tui.tui.screens.main import MainScreen
 
 
@@ -30,6 +31,13 @@ async def cancel_leftovers(pilot: Pilot[None], screen: MainScreen) -> None:
             await screen.backend.cancel(uuid)
     await until(pilot, lambda: not any(op.running for op in screen.table.operations.values()), timeout=60,
                 what="the runs left going by earlier tests to end")
+    # ... and are no longer "the last batch" (op_batch.BATCH_WINDOW): runs an earlier test started a few
+    # seconds ago would join this test's batch in the split view (CI: six panes for three branches)
+    started = [op.created_at.timestamp() for op in screen.table.operations.values() if op.created_at is not None]
+    if started:
+        wait = max(started) + BATCH_WINDOW + 0.5 - time.time()
+        if wait > 0:
+            await pilot.pause(wait)
 
 
 async def loaded(pilot: Pilot[None]) -> MainScreen:
