@@ -70,8 +70,11 @@ async def test_fork_bomb_is_capped_per_run_and_the_engine_keeps_answering(open_e
     server, task = await serve(create_app(engine), uds=path)
     try:
         # Each member forks two more and stays (the classic `:(){ :|:& };:` collapses within milliseconds
-        # once forks fail: its members exit on "can't fork", and the peak is too brief to sample).
-        bomb = await engine.spawn({"image": busybox.uuid, "command": "b(){ b & b & sleep 100; }; b",
+        # once forks fail: its members exit on "can't fork", and the peak is too brief to sample). The command
+        # itself only waits: a member whose fork fails exits, and were that the command the run would end
+        # at once (CI under load: the root's own `sleep` fork failed and nothing was left to sample).
+        bomb = await engine.spawn({"image": busybox.uuid,
+                                   "command": "sleep 100 & b(){ b & b & sleep 100; }; b & wait",
                                    "shell": True, "timeout": 8, "disposable": True})
         async for event in engine.follow(bomb.uuid):
             if event.type == "spawn":
