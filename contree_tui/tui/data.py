@@ -71,7 +71,12 @@ class Completed:
     duration: float | None = None
 
 
-OpEvent = Output | Exited | Completed
+@dataclass(frozen=True)
+class Started:
+    """The command is running (its `spawn` event): a run that prints nothing for a while is not pending."""
+
+
+OpEvent = Started | Output | Exited | Completed
 
 
 class WorkingSnapshot(Protocol):
@@ -312,7 +317,9 @@ class ContreeBackend(VerbCalls):
         try:
             async for event in follow_events(self.connection, operation_uuid, cursor=EventCursor(after)):
                 data = event.data
-                if event.type in ("stdout", "stderr") and isinstance(data, EventDataStream):
+                if event.type == "spawn" and event.spid == 1:
+                    yield event.id, Started()
+                elif event.type in ("stdout", "stderr") and isinstance(data, EventDataStream):
                     yield event.id, Output(Stream(event.type), data.as_text(), event.ts.timestamp())
                 elif event.type == "exit" and isinstance(data, EventDataExit) and event.spid == 1:
                     usage = data.resources if hasattr(data.resources, "max_rss_kb") else None

@@ -49,8 +49,24 @@ def _reap(_signum: int, _frame: object) -> None:
             _slots.reaped(pid)  # a keeper's slot is free again once the keeper (its pid 1) is gone
 
 
+def _network_slots() -> NetworkSlots | None:
+    """The slots, made now if pasta can run now: /dev/net/tun may have been made usable since we started (the
+    engine's refusal says `chmod 0666 /dev/net/tun`), and then this keeper gets a network without a restart.
+    While there is none, each keeper start costs the check: 1.6 us with /dev/net/tun unusable, ~17 more for the
+    PATH lookup where pasta is not installed (a keeper start is ~1 ms)."""
+    global _slots
+    if _slots is None:
+        pasta = pasta_binary()
+        try:
+            _slots = NetworkSlots(pasta) if pasta else None
+        except OSError:
+            _slots = None
+    return _slots
+
+
 def _start_keeper(native: str | None, procs: list[str]) -> tuple[Keeper, bool]:
     """A keeper in a network slot of its own (True), or in ours when there is no pasta (False)."""
+    _network_slots()
     try:
         slot = _slots.acquire() if _slots is not None else None
     except OSError:  # pasta did not start: this keeper gets no network; the engine says so if one is asked
@@ -72,24 +88,19 @@ def _start_keeper(native: str | None, procs: list[str]) -> tuple[Keeper, bool]:
 
 
 def serve(sock: socket.socket, native: str | None = None, users: SandboxUsers | None = None) -> None:
-    global _slots, _users
+    global _users
     _users = users
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.set_process_name("ct-factory")
     seccomp_program()  # compiled once (~30 ms), before the first fork: every forked keeper inherits it
-    pasta = pasta_binary()
-    try:
-        _slots = NetworkSlots(pasta) if pasta else None
-    except OSError:
-        _slots = None
+    _network_slots()
     # Every fork shares the heap copy-on-write; a collection in a keeper would write to every object's
     # header and copy the whole heap page by page. Nothing here makes cycles worth collecting.
     gc.disable()
     gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the engine's terminal is the engine's to handle
-    if _slots is not None:
-        sock.settimeout(IDLE_SLOT_SECONDS)  # an idle engine's free network slots are stopped all the same
+    sock.settimeout(IDLE_SLOT_SECONDS)  # an idle engine's free network slots are stopped all the same
     while True:
         try:
             message = sock.recv(1 << 16)

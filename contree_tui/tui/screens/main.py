@@ -19,7 +19,7 @@ from textual.worker import Worker, WorkerState
 
 from contree_tui.client.position import PositionError
 from contree_tui.tui.command_log import LogEntry
-from contree_tui.tui.data import Backend, Completed, Exited, Output, WorkingSnapshot, describe_error
+from contree_tui.tui.data import Backend, Completed, Exited, Output, Started, WorkingSnapshot, describe_error
 from contree_tui.tui.gc_pacing import CollectionPacer
 from contree_tui.tui.messages import Connected, LinkChanged, OperationUpdated
 from contree_tui.tui.model import Lineage, Operation, OutputBuffer, Position, Snapshot, Stream
@@ -242,8 +242,9 @@ class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs,
         try:
             async for event_id, event in self._backend().follow(op.uuid, buffer.last_event_id):
                 buffer.last_event_id = event_id
-                if isinstance(event, Output):
-                    buffer.feed(event.stream, event.text, event.ts)
+                if isinstance(event, Output | Started):
+                    if isinstance(event, Output):
+                        buffer.feed(event.stream, event.text, event.ts)
                     if op.status is not OperationStatus.EXECUTING and not op.status.is_terminal():
                         op.status = OperationStatus.EXECUTING
                         self._operation_changed(op)

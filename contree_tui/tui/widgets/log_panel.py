@@ -6,11 +6,13 @@ a toast says so and the empty merged log waits for runs to join it."""
 
 from __future__ import annotations
 
+import time
+
 from textual.app import ComposeResult
 from textual.widgets import Label
 
 from contree_tui.tui.model import OutputBuffer
-from contree_tui.tui.op_batch import newest_batch
+from contree_tui.tui.op_batch import newest_batch, started
 from contree_tui.tui.widgets.log_box import LogBox
 from contree_tui.tui.widgets.log_host import LogHost, colour_slots, labels_of, log_of
 from contree_tui.tui.widgets.log_merge import MergedLog
@@ -26,6 +28,7 @@ class LogPanel(LogBox):
         self._selected: tuple[str, OutputBuffer | None, str | None] = ("no operation selected", None, None)
         self.merged: MergedLog | None = None
         self._merged_batch = 0  # runs of a finished batch the merged log opened on (0: it opened on running ones)
+        self._merged_since = 0.0  # when the merged log opened (epoch s): every run started since joins it
         self.host: LogHost | None = None  # the screen's: the operations, their buffers, the session's colours
 
     def compose(self) -> ComposeResult:
@@ -57,6 +60,7 @@ class LogPanel(LogBox):
             return
         self.merged = MergedLog()
         self._merged_batch = 0
+        self._merged_since = time.time()
         self._join_running()
         if not self.merged.members:
             self._join_last_batch()
@@ -73,6 +77,12 @@ class LogPanel(LogBox):
         joined = False
         for key, buffer in host.running_logs():
             joined = merged.attach(key, buffer, colour=slots.slot(key)) or joined
+        # A run that began and ended between two ticks (`echo hi`: ~10 ms, the tick is 0.5 s) joins too: its
+        # lines were the ones the person just asked for.
+        present = set(merged.keys)
+        for op in list(host.table.operations.values()):
+            if not op.running and started(op) >= self._merged_since and op.uuid not in present:
+                joined = merged.attach(op.uuid, log_of(host, op), colour=slots.slot(op.uuid)) or joined
         if joined:
             # What tells the runs apart depends on who is there: `…echo alpha…` only once beta has joined.
             merged.relabel(labels_of(host, merged.keys))
