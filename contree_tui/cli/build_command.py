@@ -23,7 +23,9 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 # what `docker pull` would take: [docker://][registry/]name[:tag][@digest]; anything else is not imported
 OFFLINE_SCHEMES = ("oci:", "oci-archive:", "docker-archive:", "rootfs:")  # as `contree-tui import` takes them
-REGISTRY_REF = re.compile(r"^(docker://)?[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$")
+# [docker://][HOST[:PORT]/]NAME[:TAG][@sha256:…]: the port matters for a registry of one's own (127.0.0.1:5000/…)
+REGISTRY_REF = re.compile(r"^(docker://)?([a-z0-9][a-z0-9.-]*(:[0-9]+)?/)?[a-z0-9][a-z0-9._/-]*"
+                          r"(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$")
 
 
 def add_build_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
