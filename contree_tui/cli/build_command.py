@@ -7,6 +7,7 @@ stage failed, 2 a build that cannot start as asked (no SOURCE project, no or unk
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -125,13 +126,17 @@ async def _base_image(ws: Workspace, spec: BuildSpec, ref: str | None, console: 
                               "python:3.11-slim, imported if absent); the folder has no working snapshot to default to")
     if ref.startswith(OFFLINE_SCHEMES):  # a local archive or layout: imported (an unchanged one is the same image)
         return await _import(ws, ref, None, console)
+    name = ref.removeprefix("docker://").split("@")[0]  # the tag an import here gives it
     try:
         return await ws.resolve_image(ref)
     except UnknownReference as exc:
         if ref.startswith("tag:") or is_uuid(ref) or not REGISTRY_REF.match(ref):
             raise BuildInputError(f"unknown image {ref!r}: {exc}") from None
+    if name != ref:  # docker://NAME: imported before under NAME
+        with contextlib.suppress(UnknownReference):
+            return await ws.resolve_image(name)
     # tagged with its name, so the next build finds it without importing
-    return await _import(ws, ref, ref.removeprefix("docker://").split("@")[0], console)
+    return await _import(ws, ref, name, console)
 
 
 async def _import(ws: Workspace, ref: str, tag: str | None, console: Console) -> str:
