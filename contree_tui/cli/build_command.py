@@ -7,6 +7,7 @@ stage failed, 2 a build that cannot start as asked (no SOURCE project, no or unk
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -23,7 +24,9 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 # what `docker pull` would take: [docker://][registry/]name[:tag][@digest]; anything else is not imported
 OFFLINE_SCHEMES = ("oci:", "oci-archive:", "docker-archive:", "rootfs:")  # as `contree-tui import` takes them
-REGISTRY_REF = re.compile(r"^(docker://)?[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$")
+# [docker://][HOST[:PORT]/]NAME[:TAG][@sha256:…]: the port matters for a registry of one's own (127.0.0.1:5000/…)
+REGISTRY_REF = re.compile(r"^(docker://)?([a-z0-9][a-z0-9.-]*(:[0-9]+)?/)?[a-z0-9][a-z0-9._/-]*"
+                          r"(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$")
 
 
 def add_build_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -123,13 +126,17 @@ async def _base_image(ws: Workspace, spec: BuildSpec, ref: str | None, console: 
                               "python:3.11-slim, imported if absent); the folder has no working snapshot to default to")
     if ref.startswith(OFFLINE_SCHEMES):  # a local archive or layout: imported (an unchanged one is the same image)
         return await _import(ws, ref, None, console)
+    name = ref.removeprefix("docker://").split("@")[0]  # the tag an import here gives it
     try:
         return await ws.resolve_image(ref)
     except UnknownReference as exc:
         if ref.startswith("tag:") or is_uuid(ref) or not REGISTRY_REF.match(ref):
             raise BuildInputError(f"unknown image {ref!r}: {exc}") from None
+    if name != ref:  # docker://NAME: imported before under NAME
+        with contextlib.suppress(UnknownReference):
+            return await ws.resolve_image(name)
     # tagged with its name, so the next build finds it without importing
-    return await _import(ws, ref, ref.removeprefix("docker://").split("@")[0], console)
+    return await _import(ws, ref, name, console)
 
 
 async def _import(ws: Workspace, ref: str, tag: str | None, console: Console) -> str:

@@ -45,8 +45,10 @@ def _engine_serve(args: argparse.Namespace) -> int:
         if listen is None:
             raise EngineError("--write-profile needs --listen HOST:PORT (profiles hold a URL)")
         token = read_or_create_token(StateDir.create(args.state_dir), args.token)
-        path = _write_profile(args.write_profile, f"http://{listen[0]}:{listen[1]}", token)
-        print(f"profile {args.write_profile!r} written to {path}", file=sys.stderr)
+        from contree_tui.cli.profile_file import write_profile
+
+        written = write_profile(args.write_profile, f"http://{listen[0]}:{listen[1]}", token)
+        print(written.message(), file=sys.stderr)
     run(ServeOptions(state_dir=args.state_dir, listen=listen, token=args.token))
     return 0
 
@@ -65,25 +67,6 @@ def _refuse_a_served_state_dir(state_dir: str | None) -> None:
         raise EngineError(f"an engine already serves {root}{f' (pid {pid})' if pid else ''}, started on demand by "
                           "a client: stop it with `contree-tui engine stop` (quit a TUI first: it starts one "
                           "again), then serve")
-
-
-def _write_profile(name: str, url: str, token: str) -> str:
-    """Add or replace `[profile:NAME]` in $CONTREE_HOME/auth.ini the way contree-cli writes it (mode 0600)."""
-    import configparser
-    import os
-
-    from contree_client.profiles import Profile, contree_home
-
-    path = contree_home() / "auth.ini"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    config = configparser.ConfigParser()
-    config.read(path)
-    Profile(name=name, url=url, token=token).save(config)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        config.write(fh)
-    os.chmod(path, 0o600)
-    return str(path)
 
 
 def _engine_status(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from contree_tui.pipeline import with_blocks
 from contree_tui.pipeline.functions import FunctionCall, describe_call
 
 NAME_RE = re.compile(r"[^/\x00-\x1f]+")  # a path segment: anything printable but '/'
@@ -100,12 +101,21 @@ class Node:
         self.parent: Parent | None = None
         self.params = NodeParams()
         self.max_concurrent: int | None = None
+        self.auto_named = False  # made in a `with` block, not named yet (with_blocks.py)
 
-    def set(self, *, image: str | None = _UNSET, timeout: int | None = _UNSET,
+    def set(self, *, name: str = _UNSET, image: str | None = _UNSET, timeout: int | None = _UNSET,
             env: Mapping[str, str] | None = _UNSET, cwd: str | None = _UNSET, disposable: bool | None = _UNSET,
             skip: bool | None = _UNSET, tag: str | None = _UNSET,
             sync: FolderSync | str | Path | None = _UNSET, network: bool | None = _UNSET) -> Node:
-        """Set node parameters (None: back to inheriting); returns the node, for chaining."""
+        """Set node parameters (None: back to inheriting); returns the node, for chaining. `name` names a
+        node made in a `with` block (or renames one), as Conducto's `.set(name=...)` does."""
+        if name is not _UNSET:
+            if self.parent is not None:
+                self.parent.rename(self, name)
+            else:
+                check_name(name, self.path)
+                self.name = name
+            self.auto_named = False
         given = {k: v for k, v in dict(image=image, timeout=timeout, env=env, cwd=cwd, disposable=disposable,
                                        skip=skip, tag=tag, sync=sync, network=network).items()
                  if v is not _UNSET}
@@ -223,6 +233,13 @@ class Parent(Node):
         check_name(name, self.path)
         if not isinstance(node, Node):
             raise TreeError(f"{_join(self.path, name)}: {node!r} is not a Serial, Parallel or Exec")
+        if node.auto_named and node.parent is not None:
+            if node.parent is self:
+                self.rename(node, name)
+                return
+            del node.parent.children[node.name]  # made in an enclosing block, placed here
+            node.parent = None
+        node.auto_named = False
         if name in self.children:
             raise TreeError(f"{_join(self.path, name)} already exists: sibling names must be unique")
         if node.parent is not None:
@@ -233,6 +250,24 @@ class Parent(Node):
         node.name = name
         node.parent = self
         self.children[name] = node
+
+    def rename(self, node: Node, name: str) -> None:
+        """A child's new name, in its place among its siblings."""
+        check_name(name, self.path)
+        if name == node.name:
+            return
+        if name in self.children:
+            raise TreeError(f"{_join(self.path, name)} already exists: sibling names must be unique")
+        self.children = {name if key == node.name else key: child for key, child in self.children.items()}
+        node.name = name
+        node.auto_named = False
+
+    def __enter__(self) -> Parent:
+        with_blocks.enter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with_blocks.leave(self)
 
     def add(self, name: str, node: Node) -> Node:
         """`parent[name] = node`, returning the node (for `.set()` chaining)."""
@@ -272,6 +307,7 @@ class Serial(Parent):
                  max_concurrent: int | None = None) -> None:
         super().__init__(children, max_concurrent=max_concurrent)
         self.stop_on_error = stop_on_error
+        with_blocks.adopt(self)
 
 
 class Parallel(Parent):
@@ -296,6 +332,7 @@ class Parallel(Parent):
         self.continue_from = continue_from
         if children:
             self.check_continue_from()
+        with_blocks.adopt(self)
 
     def check_continue_from(self) -> None:
         """PipelineError when `continue_from` names no child of this Parallel."""
@@ -326,6 +363,7 @@ class Exec(Node):
             self.command = command
         else:
             raise PipelineError(f"Exec({command!r}): give a shell command (str) or a function")
+        with_blocks.adopt(self)
 
     def describe(self) -> str:
         return describe_call(self.function) if self.function else self.command

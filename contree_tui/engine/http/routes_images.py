@@ -51,8 +51,9 @@ async def list_images(request: Request) -> Response:
 async def tag_image(request: Request) -> Response:
     image_uuid = path_uuid(request, "image_uuid", "image")
     body = await json_object(request)
-    image = engine_of(request).store.set_tag(image_uuid, valid_tag(body.get("tag")))
-    return JSONResponse(image_json(image))
+    tag = valid_tag(body.get("tag"))
+    image = engine_of(request).store.set_tag(image_uuid, tag)
+    return JSONResponse({**image_json(image), "tag": tag})  # the one just set, not the image's first of several
 
 
 async def untag_image(request: Request) -> Response:

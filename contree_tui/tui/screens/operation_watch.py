@@ -1,7 +1,9 @@
 """Operations another client starts while the TUI runs (`contree-tui run` or `import` in another terminal,
 contree-sdk, an agent through contree-mcp, another TUI): a row each AS IT STARTS, followed like the TUI's own
 (its state, its live log on select, its bar for an import), its new snapshot in the tree under its parent when
-it ends. A mixin of MainScreen, kept apart so the screen's module stays about layout, loading and following.
+it ends. With the cursor on the newest row, the new row takes the cursor (in view, its log shown: `tail -f`);
+a cursor moved up stays. A mixin of MainScreen, kept apart so the screen's module stays about layout, loading
+and following.
 
 One listing of the operations created since the newest one seen (minus an overlap: `since` is whole seconds,
 and a hosted server may show an item a little late) every second on the embedded engine, every 5 s on a
@@ -100,7 +102,10 @@ class OperationWatch:
         self.buffers.setdefault(op.uuid, OutputBuffer())
         if op.running:
             op.duration = None  # the server's figure at the time it was read: the table counts on from its start
+        tail = self.table.on_newest()  # type: ignore[attr-defined]
         self.table.upsert(op)  # type: ignore[attr-defined]
+        if tail and op.uuid in self.table.rows:  # type: ignore[attr-defined]
+            self.table.select(op.uuid)  # type: ignore[attr-defined]  # in view, its log followed
         self.tree.set_commands({op.uuid: op.command})  # type: ignore[attr-defined]
         self._operation_changed(op)  # type: ignore[attr-defined]
         if op.running:

@@ -244,6 +244,15 @@ class OperationsTable(DataTable[CellType]):
         if uuid in self.rows:
             self.move_cursor(row=self.get_row_index(uuid))
 
+    def on_newest(self) -> bool:
+        """The cursor is on the newest row (or there is none), in an order by start: a new row from another
+        client is then followed, as `tail -f` follows (operation_watch.py)."""
+        if not self.rows:
+            return True
+        if self.sort is Sort.STARTED:
+            return self.cursor_row == self.row_count - 1
+        return self.sort is Sort.NEWEST and self.cursor_row == 0
+
     @property
     def selected_uuid(self) -> str | None:
         if not self.rows or self.cursor_row < 0:
