@@ -64,10 +64,7 @@ class OperationVerbs:
             op = self.table.operations.get(uuid)
             if op is not None and op.running and uuid not in self._followed:
                 self.post_message(OperationUpdated(await backend.operation(uuid)))
-        values = [str(getattr(s, "value", s)) for s in statuses.values()]
-        ok = values.count(OperationStatus.SUCCESS.value)
-        failed = f", {len(values) - ok} did not succeed" if ok != len(values) else ""
-        return f"all {len(values)} operations ended: {ok} succeeded{failed}"
+        return wait_summary([str(getattr(s, "value", s)) for s in statuses.values()])
 
     def _target_operation(self) -> Operation | None:
         """The selected operation if it runs, else the newest running one."""
@@ -107,3 +104,12 @@ class OperationVerbs:
             message = f"cancelled {name}" if stage is InterruptStage.CANCELLED else f"{name} had already ended"
             self.notify(message, title="interrupt")
         self.command_log.record(self.clock(), "interrupt", op.command, message)
+
+
+def wait_summary(values: list[str]) -> str:
+    """What `:wait` says when its operations have ended ("all 1 operations ended" read oddly: one is named as one)."""
+    ok = values.count(OperationStatus.SUCCESS.value)
+    if len(values) == 1:
+        return f"the operation ended: {'succeeded' if ok else 'did not succeed'}"
+    failed = f", {len(values) - ok} did not succeed" if ok != len(values) else ""
+    return f"all {len(values)} operations ended: {ok} succeeded{failed}"
