@@ -5,6 +5,7 @@ is the user's alone. One engine (one state dir) for the module; crash recovery h
 from __future__ import annotations
 
 import os
+import random
 import stat
 import time
 from collections.abc import Iterator
@@ -138,7 +139,10 @@ def test_a_killed_engine_is_replaced_on_the_next_command_and_its_run_reported_fa
     crash.cli("engine", "run", "true")
     old = normal_user.engine_pid(crash.state)
     assert old is not None
-    running = normal_user.popen(str(normal_user.python), "-m", "contree_tui", "run", "--", "sleep 300",
+    # a duration of its own: "sleep 300" was also some other program's on a busy machine (CI: another session's
+    # runs), and the check below looks for this run's process among all of the machine's
+    sleep = f"sleep {random.randint(100_000, 999_999)}"
+    running = normal_user.popen(str(normal_user.python), "-m", "contree_tui", "run", "--", sleep,
                                 env={"CONTREE_TUI_ENGINE_DIR": str(crash.state)}, cwd=crash.folder)
     try:
         deadline = time.monotonic() + 60
@@ -155,11 +159,12 @@ def test_a_killed_engine_is_replaced_on_the_next_command_and_its_run_reported_fa
     assert crash.cli("engine", "run", "echo", "after the crash") == "after the crash\n"
     new = normal_user.engine_pid(crash.state)
     assert new is not None and new != old
-    sleeper = next(op for op in _ops(crash) if op["command"] == "sleep 300")
+    sleeper = next(op for op in _ops(crash) if op["command"] == sleep)
     assert sleeper["status"] == "FAILED", sleeper
     assert not _mounts_under(crash.state / "runs"), "no run's mounts outlive its engine"
     assert list((crash.state / "runs").iterdir()) == [], "no scratch dir outlives its run"
-    assert not any("sleep 300" in line for line in _command_lines()), "the sandbox died with its engine"
+    left = [line for line in _command_lines() if sleep in line]
+    assert not left, f"the sandbox died with its engine: {left}"
 
 
 def _command_lines() -> list[str]:
