@@ -45,8 +45,8 @@ def add_pipeline_command(sub: argparse._SubParsersAction, common: argparse.Argum
     cmd.add_argument("--image", help="the image for the nodes that set none (tag:NAME or a UUID); default: the "
                      "folder's working snapshot (-C, else the current folder), as `:pipeline` in the TUI")
     cmd.add_argument("--force", action="store_true", help="run every step, even those with a cached result")
-    cmd.add_argument("--no-network", action="store_true", help="the steps that set no network= run without a "
-                     "network (loopback only; works where the engine cannot give one)")
+    cmd.add_argument("--no-network", action="store_true", help="every step runs without a network, even one "
+                     "that sets network=True (loopback only; works where the engine cannot give one)")
     cmd.add_argument("--headless", action="store_true", help="no TUI: progress lines, the pipeline's exit status")
     cmd.set_defaults(func=pipeline_command)
 

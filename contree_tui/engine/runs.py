@@ -31,6 +31,7 @@ from contree_tui.engine.models import (
     SpawnRequest,
 )
 from contree_tui.engine.run_commit import RunCommit
+from contree_tui.engine.sandbox.address_space_note import address_space_note
 from contree_tui.engine.sandbox.keepers import KeeperPool
 from contree_tui.engine.sandbox.launch import LaunchSpec
 from contree_tui.engine.sandbox.limit_plan import LimitPlan
@@ -209,7 +210,8 @@ class InstanceRuns:
             self.trash.discard(run_dir)
 
     def _judge_limits(self, verdict: Verdict, request: SpawnRequest, slot: str | None, filled: bool) -> None:
-        """A run the OOM killer hit, or that filled its tmpfs upper, is FAILED whatever its command said."""
+        """A run the OOM killer hit, or that filled its tmpfs upper, is FAILED whatever its command said; so is one
+        that failed of RLIMIT_AS (no cgroups), as far as the evidence shows it."""
         if verdict.status == "CANCELLED":
             return
         if slot is not None and self.cgroups.oom_kills_since_last(slot):
@@ -227,6 +229,10 @@ class InstanceRuns:
             verdict.status, verdict.reason = "FAILED", "signal"
             verdict.error = (f"max_layer_bytes: the run filled its writable layer ({request.max_layer_bytes} "
                              "bytes); writes past it failed (no space left on device) and nothing was kept")
+        elif not self.limit_plan.cgroups and verdict.status == "SUCCESS" and (memory := address_space_note(
+                self.config.limits.memory_bytes, verdict.exit, verdict.timed_out, verdict.stderr.kept)):
+            verdict.status, verdict.error = "FAILED", memory  # the OOM kill's case without cgroups
+            # (sandbox/address_space_note.py: only where the evidence points at it)
 
     def _stop_run(self, op_uuid: str, reason: str) -> None:
         run = self._runs.get(op_uuid)

@@ -36,6 +36,7 @@ from contree_tui.client.step_label import STEP_LABEL_ENV, step_label
 from contree_tui.client.step_result import RESULT_MARK, ReadableStdout
 from contree_tui.client.sync import DirectoryState, Syncer, SyncError
 from contree_tui.pipeline.functions import RUNNER_PATH, RUNNER_SOURCE, SANDBOX_DIR, ReturnValue, split_result
+from contree_tui.pipeline.network_notes import step_network_note
 from contree_tui.pipeline.nodes import Effective, Exec, Node, Parallel, Parent, PipelineError, Serial
 from contree_tui.pipeline.python_image import python_image_hint
 from contree_tui.pipeline.step_cache import CachedStep, StepCache, StepInputs, content_digest
@@ -339,6 +340,8 @@ class PipelineRun:
                                        f"operation {outcome.status.value if outcome.status else 'lost'}")
             if node.function and run.exit_code == EXIT_NOT_FOUND and b"python3" in run.output:
                 reason += f": the image has no python3, which function steps need (nothing else; {python_image_hint()})"
+            if eff.network_overridden:  # the likely cause of a failure when a step that wants a network has none
+                reason += f" ({step_network_note(node)})"
             run.result = outcome.result_image_uuid
             return self._fail(run, reason)
         result = source if disposable else (outcome.result_image_uuid or source)

@@ -13,6 +13,7 @@ from typing import TextIO
 from contree_tui.client.connection import Connection
 from contree_tui.client.progress import StatusLine, steps_progress_text
 from contree_tui.pipeline.executor import NodeRun, PipelineEvent, PipelineRun, State
+from contree_tui.pipeline.network_notes import node_at, run_network_line, step_network_note
 from contree_tui.pipeline.nodes import Node
 from contree_tui.pipeline.return_display import returned_line
 from contree_tui.pipeline.step_cache import StepCache
@@ -71,10 +72,11 @@ class ProgressPrinter:
         stamp = f"[{self.clock() - self.started:6.1f}s]"
         if run.skipped:
             return f"{stamp} skip  {run.path}"
+        network = self.network_note(run.path)
         if run.state is State.RUNNING:
-            return f"{stamp} run   {run.path}  on {short(run.source)}"
+            return f"{stamp} run   {run.path}  on {short(run.source)}{network}"
         if run.state is State.DONE:
-            how = "cached" if run.cached else f"{run.duration or 0:.2f}s"
+            how = "cached" + network if run.cached else f"{run.duration or 0:.2f}s"  # a hit has no `run` line
             tag = f" (tag {run.tag})" if run.tag else ""
             value = ""
             if not self.outputs:  # the value, where no output is shown under the line to have printed it
@@ -86,6 +88,19 @@ class ProgressPrinter:
         if run.state is State.KILLED:
             return f"{stamp} kill  {run.path}"
         return None
+
+    def network_note(self, path: str) -> str:
+        """`  · offline (...)` where the step's network is not the run's (network_notes.py, as the TUI's view)."""
+        if self.run is None:
+            return ""
+        note = step_network_note(node_at(self.run.root, path))
+        return f"  · {note}" if note else ""
+
+    def header(self) -> None:
+        """An offline run says so first (the TUI's view says it in its title)."""
+        line = run_network_line(self.run.root) if self.run is not None else None
+        if line:
+            print(line, file=self.out, flush=True)
 
     def draw(self, *, force: bool = False) -> None:
         """The bar line (a terminal only); `force` at once, else at most every REDRAW seconds."""
@@ -140,6 +155,7 @@ async def run_with_progress(run: PipelineRun, out: TextIO, *, live: bool | None 
     under it), and on a terminal the bar under them, erased before this returns (what `pipeline --headless` and
     `build` both print); the root's final state."""
     printer = ProgressPrinter(out, run=run, live=live, outputs=outputs)
+    printer.header()
     unsubscribe = run.subscribe(printer)
     ticker = asyncio.create_task(printer.tick()) if printer.bar is not None else None
     try:

@@ -89,6 +89,7 @@ class Effective:
     tag: str | None
     sync: FolderSync | None = None
     network: bool = True
+    network_overridden: bool = False  # it sets network=True, but the whole run is offline (default_network)
 
 
 class Node:
@@ -102,6 +103,7 @@ class Node:
         self.params = NodeParams()
         self.max_concurrent: int | None = None
         self.auto_named = False  # made in a `with` block, not named yet (with_blocks.py)
+        self.offline_by: str | None = None  # on the root: what made every step offline (`--no-network`), which wins
 
     def set(self, *, name: str = _UNSET, image: str | None = _UNSET, timeout: int | None = _UNSET,
             env: Mapping[str, str] | None = _UNSET, cwd: str | None = _UNSET, disposable: bool | None = _UNSET,
@@ -196,7 +198,12 @@ class Node:
                     values[key] = value
             if p.skip:
                 values["skip"] = True  # a skipped parent skips its whole subtree, whatever a child says
-        return Effective(image=image, env=env, tag=self.params.tag, **values)
+        asked = next((n.params.network for n in reversed(chain) if n.params.network is not None), None)
+        forced = chain[0].offline_by is not None
+        if forced:
+            values["network"] = False
+        return Effective(image=image, env=env, tag=self.params.tag, network_overridden=forced and asked is True,
+                         **values)
 
     def describe(self) -> str:
         return ""
@@ -369,12 +376,15 @@ class Exec(Node):
         return describe_call(self.function) if self.function else self.command
 
 
-def default_network(root: Node, network: bool) -> Node:
-    """`--no-network` (CLI `pipeline` and `build`, `:pipeline`, the TUI's `:network off`): the default of the nodes
-    that set no `network`, as `--image` is theirs for the image. Stored on the root, the farthest ancestor, so
-    any node that sets its own still wins, and a re-run of the same tree (the view's `r`) stays offline."""
-    if not network and root.params.network is None:
-        root.set(network=False)
+def default_network(root: Node, network: bool, by: str = "--no-network") -> Node:
+    """`--no-network` (CLI `pipeline` and `build`, `:pipeline`; `by` ":network off" for the TUI's): every step runs
+    offline, including one that sets network=True (its Effective says `network_overridden`, the views and its
+    failure say so). The flag wins, unlike `--image`, which only fills in for nodes that set none: it is how a
+    pipeline runs where the engine has no network to give (no pasta; /dev/net/tun 0600, #14), where a step let
+    through would only be refused, with advice to pass the flag already given. Kept on the root, so a re-run of
+    the same tree (the view's `r`) stays offline."""
+    if not network:
+        root.offline_by = by
     return root
 
 

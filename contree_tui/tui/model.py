@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import overload
 
 from contree_client.models import OperationStatus
-from rich.cells import cell_len
 
 from contree_tui.client.step_result import RESULT_MARK, split_marked_line
+from contree_tui.tui.cell_width import line_cells
 
 
 @dataclass(frozen=True)
@@ -361,7 +361,7 @@ class OutputBuffer:
         # Most output is printable ASCII: one scan of the whole batch spares the per-line cleaning, and an ASCII
         # line's width is its length (cell_len per line was a third of the ingest cost at 1M lines).
         clean = [clean_line(t) for t in texts] if _NEEDS_CLEANING.search(joined) else texts
-        widest = max(map(len, clean)) if joined.isascii() else max(cell_len(t) for t in clean)
+        widest = max(map(len, clean)) if joined.isascii() else max(map(line_cells, clean))  # cell_width.py
         self.width = max(self.width, widest)
         self.lines.add(stream, clean)
         excess = len(self.lines) - self.max_lines

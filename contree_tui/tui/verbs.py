@@ -147,7 +147,7 @@ class Pipeline:
     args: tuple[str, ...] = ()
     image: str | None = None
     force: bool = False
-    network: bool = True  # --no-network: the steps that set no network= get loopback only (as `:network off`)
+    network: bool = True  # --no-network: every step gets loopback only, whatever it sets (as `:network off`)
 
 
 Verb = (Shell | Import | Tag | Untag | Cd | Env | Disposable | Network | Parallel | Download | Sync | Cancel | Wait

@@ -43,10 +43,18 @@ async def test_memory_hog_is_stopped_by_rlimit_as(open_engine: OpenEngine) -> No
     state = op.result["state"]
     assert state["timed_out"] is False and state["exit_code"] not in (0, -1), state
     assert "memory" in stderr(op), stderr(op)
+    # the engine's word beside the program's own (it was SUCCESS with only dd's "memory exhausted"), as RLIMIT_CPU's
+    assert op.status is OperationStatus.FAILED, (op.status, op.error)
+    assert op.error is not None and op.error.startswith("out of memory: the command failed (exit 1)"), op.error
+    assert "64 MiB of address space per process (RLIMIT_AS" in op.error, op.error
     # a command within the limit still runs (the limit is on the command's address space, not pid 1's)
     ok = await sh(engine, busybox.uuid, "dd if=/dev/zero of=/dev/null bs=8M count=1 2>/dev/null && echo fine",
                   disposable=True, timeout=20)
     assert stdout(ok) == "fine\n"
+    # a failure that says nothing of memory is the command's own: no note, the exit code as it was
+    other = await sh(engine, busybox.uuid, "echo no such file >&2; exit 3", disposable=True, timeout=20)
+    assert other.status is OperationStatus.SUCCESS and other.error is None, (other.status, other.error)
+    assert other.result["state"]["exit_code"] == 3
 
 
 async def test_cpu_spinner_is_stopped_by_rlimit_cpu(open_engine: OpenEngine) -> None:

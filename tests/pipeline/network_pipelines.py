@@ -21,7 +21,12 @@ def marked() -> Serial:
 
 
 def one_online() -> Serial:
-    """--no-network is the default of the steps that set none: /second's own network=True wins."""
+    """/second sets network=True: --no-network wins over it (offline, and its line says so)."""
     root = links()
     root["second"].set(network=True)
     return root
+
+
+def needs_network() -> Serial:
+    """/fetch sets network=True and fails without an interface besides loopback."""
+    return Serial({"fetch": Exec(f"test $({LINKS}) -gt 2").set(network=True)})

@@ -1,7 +1,8 @@
 """Pipelines where the engine has no network to give (no pasta; a normal user's engine with /dev/net/tun 0600, as
 on this project's VM, #14): every step is refused as a networked run would be, so `pipeline` and `build` take
 `--no-network` (the default of the steps that set none) and a node `.set(network=False)`, and the refusal names
-them. The engine has no pasta (CONTREE_TUI_PASTA empty, tests/client/test_no_network.py's fixture)."""
+them. `--no-network` wins over a step's own network=True (it runs offline and says so). The engine has no pasta
+(CONTREE_TUI_PASTA empty, tests/client/test_no_network.py's fixture)."""
 
 from __future__ import annotations
 
@@ -54,9 +55,29 @@ def test_a_pipeline_runs_offline_with_no_network_or_a_node_that_sets_it(offline_
     assert marked.returncode == 0, marked.stdout + marked.stderr
     assert marked.stdout.count(" cached ") == 2, marked.stdout
 
-    # --no-network is a default: a step's own network=True wins (and is refused here)
+    assert marked.stdout.startswith("pipeline offline (network=False): its steps get loopback only\n"), marked.stdout
+
+
+def test_no_network_wins_over_a_steps_own_network_true_and_says_so(offline_engine: Path) -> None:  # noqa: F811
+    # it used to let the step through: refused by the engine, with advice to pass the --no-network already given
     mixed = cli(offline_engine, "pipeline", f"{PIPE}:one_online", "--no-network", "--headless", "--image", BUSYBOX)
-    assert mixed.returncode == 1 and "FAIL  /second  HTTP 400: networking needs pasta" in mixed.stdout, mixed.stdout
+    assert mixed.returncode == 0, mixed.stdout + mixed.stderr
+    assert "networking needs" not in mixed.stdout and "--no-network` for" not in mixed.stdout, mixed.stdout
+    lines = mixed.stdout.splitlines()
+    assert lines[0] == "pipeline offline (--no-network): its steps get loopback only", mixed.stdout
+    wants = ("  · it sets network=True, but the pipeline was started with --no-network, which wins: it runs offline "
+             "(loopback only)")
+    assert next(line for line in lines if " run   /second  on " in line).endswith(wants), mixed.stdout
+    assert not next(line for line in lines if " run   /first  on " in line).endswith(")"), mixed.stdout  # as the run
+    assert int(step_lines(mixed.stdout, "/second")[1]) <= 2, mixed.stdout  # loopback only
+
+    # a step that needs the network fails offline: its failure names the likely cause
+    failing = cli(offline_engine, "pipeline", f"{PIPE}:needs_network", "--no-network", "--headless", "--image",
+                  BUSYBOX)
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert ("FAIL  /fetch  exit 1 (it sets network=True, but the pipeline was started with --no-network, which "
+            "wins: it runs offline (loopback only))") in failing.stdout, failing.stdout
+    assert "failed: /fetch (exit 1 (it sets network=True, but" in failing.stdout, failing.stdout
 
 
 def test_a_build_runs_offline_with_no_network(offline_engine: Path, tmp_path: Path) -> None:  # noqa: F811
@@ -81,10 +102,14 @@ def test_network_false_is_inherited_and_only_an_offline_step_changes_its_cache_k
     assert (root["/a"].effective().network, root["/b/c"].effective().network) == (True, False)
     root["/b/c"].set(network=True)
     assert root["/b/c"].effective().network is True  # the nearest setter wins
+    assert not root["/b/c"].effective().network_overridden
     default_network(root, False)
     assert (root["/a"].effective().network, root["/b"].effective().network) == (False, False)
+    assert root["/b/c"].effective().network is False and root["/b/c"].effective().network_overridden  # the flag wins
+    assert not root["/a"].effective().network_overridden  # it asked for nothing
     marked = Serial().set(network=True)
-    assert default_network(marked, False).params.network is True  # the root's own setting is kept
+    default_network(marked, False)
+    assert marked.params.network is True and marked.effective().network is False  # kept, but the flag wins
     inputs = {"source": "s", "command": "c", "env": {}, "cwd": None, "disposable": False, "files": {}}
     online = StepInputs(**inputs)  # type: ignore[arg-type]
     # a networked step's key is the one it had before network= existed (no cached step is lost)

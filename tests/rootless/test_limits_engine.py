@@ -1,7 +1,7 @@
 """A normal user's engine, end to end (#14): `engine status` names the rootless mode and the limits in force,
-a memory hog is stopped by RLIMIT_AS, and a fork bomb by the per-run pids cap while the engine keeps
-answering (whoami < 500 ms: 0.27 s seen once with the machine at load 3.5 on 2 shared cores) and another run
-is not starved.
+a memory hog is stopped by RLIMIT_AS (and `engine run` says so beside dd's own words), and a fork bomb by the
+per-run pids cap while the engine keeps answering (whoami < 500 ms: 0.27 s seen once with the machine at load 3.5
+on 2 shared cores) and another run is not starved.
 
 The engine's default limits are used (4 GiB, 1024 pids): a served engine takes no config. The script runs as
 the user and talks to the engine over its socket with the API, as any client does. Its runs are offline: this
@@ -77,6 +77,8 @@ def test_a_normal_users_engine_enforces_and_reports_its_limits(normal_user: Norm
                                 "true")
         assert first.returncode == 0, first.stderr
         status = normal_user.cli("engine", "status", "--state-dir", str(state))
+        hog_cli = normal_user.cli("engine", "run", "--state-dir", str(state), "--disposable", "--no-network", "--",
+                                  "dd if=/dev/zero of=/dev/null bs=5G count=1")
         done = normal_user.run(str(normal_user.python), "-c", SCRIPT, str(state), timeout=240)
     finally:
         normal_user.cli("engine", "stop", "--state-dir", str(state))
@@ -90,6 +92,10 @@ def test_a_normal_users_engine_enforces_and_reports_its_limits(normal_user: Norm
         assert "cgroups: none (" in status.stdout and "RLIMIT_AS" in status.stdout, status.stdout
         hog = out["hog"]["metadata"]["result"]
         assert hog["state"]["exit_code"] not in (0, -1), hog["state"]
+        # dd says only "out of memory"; the engine names the limit in force beside it (address_space_note.py)
+        assert hog_cli.returncode == 1 and "dd: out of memory\n" in hog_cli.stderr, hog_cli.stderr
+        assert "FAILED: out of memory: the command failed (exit 1)" in hog_cli.stderr, hog_cli.stderr
+        assert "4 GiB of address space per process (RLIMIT_AS" in hog_cli.stderr, hog_cli.stderr
     assert out["whoami_slowest"] < 0.5, out["whoami_slowest"]
     assert out["other"]["status"] == "SUCCESS" and _stdout_of(out["other"]) == "other run\n"
     assert out["bomb"]["status"] in ("SUCCESS", "FAILED")

@@ -111,7 +111,7 @@ class PipelineVerbs:
                 raise PipelineError(unnamed)
             root = await asyncio.to_thread(build_tree, spec, list(verb.args))
             network = verb.network and self.run_settings.networking
-            default_network(root, network)
+            default_network(root, network, "--no-network" if not verb.network else ":network off")
             check_runnable(root, image)  # no image, a tag twice: before a view opens on a run that cannot start
         except (PipelineError, OSError) as exc:  # OSError: a file that cannot be read (this worker's errors
             # reach no handler: main screen workers' news does not bubble to the app's)

@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from contree_tui.pipeline.executor import NodeRun, PipelineEvent, PipelineRun, State
 from contree_tui.pipeline.launch import PipelineLaunch
+from contree_tui.pipeline.network_notes import run_network_label, step_network_label, step_network_note
 from contree_tui.pipeline.nodes import Exec, Node, PipelineError
 from contree_tui.pipeline.return_display import returned_line
 from contree_tui.pipeline.step_progress import StepProgress
@@ -287,7 +288,10 @@ class PipelineScreen(Screen[None]):
         image = f" · image {image}" if image else ""
         # state and counts first: at 80 columns a long FILE:FUNC and image are what gets cut
         then = f" · then re-run {', '.join(self.queued)}" if self.queued else ""  # `r` queued (pipeline_rerun.py)
-        self.query_one("#pipeline-title", Label).update(f"{state}{counts}{then} · pipeline {self.launch.spec}{image}")
+        offline = run_network_label(self.launch.root)  # as the headless run's first line (network_notes.py)
+        network = f" · {offline}" if offline else ""
+        self.query_one("#pipeline-title", Label).update(
+            f"{state}{counts}{then}{network} · pipeline {self.launch.spec}{image}")
         if run is not None:
             self.query_one(PipelineProgress).show(StepProgress.of(run))
         self._show_selected()
@@ -302,6 +306,9 @@ class PipelineScreen(Screen[None]):
         if run is not None and (run.source or run.result):
             made = f" → {run.result[:8]}" if run.result and run.result != run.source else ""
             lines.append(f"on {(run.source or '-')[:8]}{made}" + ("  (cached)" if run.cached else ""))
+        network = step_network_note(node) if isinstance(node, Exec) else None
+        if network:  # in full here: the tree's row has a few words for it
+            lines.append(network)
         self.query_one("#pipeline-node", Label).update("\n".join(lines))
         buffer = self.logs.buffers.get(path) if self.logs is not None else None
         title = f"{path} · {run.state.name.lower()}" if run is not None else path
@@ -323,8 +330,10 @@ class PipelineScreen(Screen[None]):
             skipped = run.skipped if run is not None else sub.effective().skip
             icon = SKIP_ICON if skipped and not state.finished else ICONS[state]
             detail = exec_detail(run, self.tree.now()) if run is not None and state is not State.PENDING else ""
+            network = step_network_label(sub)
             lines.append(f"{icon} {sub.path.removeprefix(prefix)}" + (f"  {detail}" if detail else
-                                                                         "  skipped" if skipped else ""))
+                                                                         "  skipped" if skipped else "")
+                         + (f" · {network}" if network else ""))
         if self._summary_lines != (node.path, lines):
             self._summary_lines = (node.path, lines)
             self._summary_buffer = OutputBuffer()

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Protocol
 
-from rich.cells import cell_len
-
+from contree_tui.tui.cell_width import line_cells
 from contree_tui.tui.model import LineStore
 
 
@@ -68,6 +67,10 @@ class RowMap:
         self._base = 0  # rows of the lines trimmed off the front of _ends
         self._seen = 0  # source.total already mapped
         self._dropped = 0  # source.dropped already trimmed
+        # Wrapping, but no line so far is wider than a row (the source's widest line fits): rows are lines, and
+        # no _ends is kept. `w` on 50,000 short lines was a count of every line's cells (25 ms ASCII, 673 ms
+        # with a `✓` in each); this way it is none, until a line wider than a row arrives.
+        self._one_row_each = False
 
     def reset(self, source: LogSource | None, *, search: Search | None = None, filtering: bool = False,
               wrap_width: int | None = None, extra: int = 0) -> None:
@@ -76,6 +79,7 @@ class RowMap:
         self.filtering = filtering and search is not None
         self.matches, self._shown, self._ends = [], [], []
         self._base = 0
+        self._one_row_each = wrap_width is not None
         self._dropped = source.dropped if source else 0
         self._seen = self._dropped
         self.update()
@@ -100,13 +104,18 @@ class RowMap:
             if self.filtering:
                 self._shown.extend(hits)
                 new = hits  # type: ignore[assignment]
-        if self.wrap_width is not None:
-            width, extra = max(1, self.wrap_width), self.extra
+        if self.wrap_width is not None and self._one_row_each and self.extra + source.width > self.wrap_width:
+            # the first line wider than a row: the lines mapped so far took one row each
+            self._one_row_each = False
+            before = len(self._shown) - len(new) if self.filtering else max(0, self._seen - self._dropped)
+            self._base, self._ends = 0, list(range(1, before + 1))
+        if self._counting:
+            width, extra = max(1, self.wrap_width or 1), self.extra
             total = self._ends[-1] if self._ends else self._base
             lines = texts[start - offset:end - offset] if isinstance(new, range) else [texts[i - offset] for i in new]
-            # An ASCII line's cells are its characters; only other lines need rich's (slower) cell count.
-            # t or w on a 50,000-line log remaps all of it: 85 ms a line at a time, 18 ms so.
-            lengths = [len(text) if text.isascii() else cell_len(text) for text in lines]
+            # t or w on a 50,000-line log remaps all of it: 85 ms a line at a time, 18 ms with ASCII lines
+            # counted by length (line_cells: the others by their non-ASCII characters only)
+            lengths = [len(text) if text.isascii() else line_cells(text) for text in lines]
             ends = accumulate((max(1, -(-(extra + n) // width)) for n in lengths), initial=total)
             next(ends)  # the running total before these lines, not a line's end
             self._ends.extend(ends)
@@ -122,7 +131,7 @@ class RowMap:
             cut = max(0, min(dropped, self._seen) - self._dropped)
         del self.matches[:bisect_left(self.matches, dropped)]
         self._dropped = dropped
-        if self.wrap_width is None:
+        if not self._counting:
             return cut
         cut = min(cut, len(self._ends))
         if not cut:
@@ -133,6 +142,11 @@ class RowMap:
         return gone
 
     @property
+    def _counting(self) -> bool:
+        """Rows are counted per line (_ends): wrapping, and some line is wider than a row."""
+        return self.wrap_width is not None and not self._one_row_each
+
+    @property
     def line_count(self) -> int:
         """Lines shown (all of them unless filtering)."""
         if self.source is None:
@@ -141,7 +155,7 @@ class RowMap:
 
     @property
     def row_count(self) -> int:
-        if self.wrap_width is not None:
+        if self._counting:
             return (self._ends[-1] - self._base) if self._ends else 0
         return self.line_count
 
@@ -153,7 +167,7 @@ class RowMap:
         """The line (absolute index) shown on `row` and which of its wrapped parts; None past the end."""
         if row < 0 or row >= self.row_count:
             return None
-        if self.wrap_width is None:
+        if not self._counting:
             return self.line_at(row), 0
         at = row + self._base
         position = bisect_right(self._ends, at)
@@ -164,7 +178,7 @@ class RowMap:
         """The first row of line `line` (absolute), or of the first shown line after it."""
         position = bisect_left(self._shown, line) if self.filtering else max(0, line - self._dropped)
         position = min(position, self.line_count)
-        if self.wrap_width is None:
+        if not self._counting:
             return position
         return (self._ends[position - 1] if position else self._base) - self._base
 

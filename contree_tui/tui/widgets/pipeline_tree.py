@@ -1,6 +1,7 @@
 """The pipeline's node tree: each node's state as a glyph, an Exec's outcome (duration or `cached`, its
 checkpoint), a parent's P/Q/R/D/E/K counts rolled up over its subtree (the executor's counts(path), only those
-not zero). Node data is the node's path; labels are drawn from the run at render time, so an event needs only
+not zero); a step's network where it is not the run's (`offline`, `offline, wants network`: network_notes.py).
+Node data is the node's path; labels are drawn from the run at render time, so an event needs only
 `refresh_labels()`, never new nodes (the tree's shape is the pipeline's, fixed for the session)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from contree_tui.pipeline.executor import NodeRun, PipelineRun, State
+from contree_tui.pipeline.network_notes import step_network_label
 from contree_tui.pipeline.nodes import Exec, Node, Parent
 
 ICONS = {State.PENDING: "○", State.QUEUED: "◌", State.RUNNING: "⟳", State.DONE: "✓", State.ERROR: "✗",
@@ -180,6 +182,9 @@ class PipelineTree(Tree[str]):
             if detail:
                 text.append(f"  {detail}", self._style("pipeline-tree--failed")
                             if state is State.ERROR else detail_style)
+            network = step_network_label(tree_node)  # where it is not the run's (the header says the run's)
+            if network:
+                text.append(f" · {network}" if detail else f"  {network}", detail_style)
         elif self.run is not None:
             counts = counts_label(self.run.counts(path))
             if counts:
