@@ -17,6 +17,7 @@ import fcntl
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 import uuid
@@ -27,6 +28,8 @@ from pathlib import Path
 import pytest
 
 from tests.rootless.user_kit import has_subid_line, login_env, usable_tun, user_python
+
+TUN = "/dev/net/tun"
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "contree-rootless"
@@ -189,6 +192,16 @@ def normal_user(rootless_users: dict[str, NormalUser]) -> NormalUser:
 def user_without_subids(rootless_users: dict[str, NormalUser]) -> NormalUser:
     """A user that useradd gave no /etc/subuid or /etc/subgid line (`-K SUB_UID_COUNT=0`)."""
     return rootless_users["without_subids"]
+
+
+@pytest.fixture
+def tun_mode() -> Iterator[None]:
+    """Whatever mode /dev/net/tun has now is put back afterwards (for a test that changes it)."""
+    mode = stat.S_IMODE(os.stat(TUN).st_mode)
+    try:
+        yield
+    finally:
+        os.chmod(TUN, mode)
 
 
 @pytest.fixture(scope="session")

@@ -7,30 +7,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-from collections.abc import Iterator
 
 import pytest
 
-from tests.rootless.conftest import NormalUser
+from tests.rootless.conftest import TUN, NormalUser
 from tests.rootless.engine_namespace import run_scenario, user_dirs
 from tests.security.test_network_outbound import TEST_HOST, http_get, test_host  # noqa: F401 - the fixture
-
-TUN = "/dev/net/tun"
 
 pytestmark = [pytest.mark.skipif(shutil.which("pasta") is None, reason="needs pasta (apt-get install passt)"),
               pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's ip"),
               pytest.mark.skipif(not os.path.exists(TUN), reason=f"no {TUN}")]
-
-
-@pytest.fixture
-def tun_mode() -> Iterator[None]:
-    """Whatever mode /dev/net/tun has now is put back afterwards."""
-    mode = stat.S_IMODE(os.stat(TUN).st_mode)
-    try:
-        yield
-    finally:
-        os.chmod(TUN, mode)
 
 
 def _scenario(user: NormalUser) -> dict[str, object]:

@@ -11,27 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-from collections.abc import Iterator
 
 import pytest
 
-from tests.rootless.conftest import NormalUser
-
-TUN = "/dev/net/tun"
+from tests.rootless.conftest import TUN, NormalUser
 
 pytestmark = [pytest.mark.skipif(shutil.which("pasta") is None, reason="needs pasta (apt-get install passt)"),
               pytest.mark.skipif(not os.path.exists(TUN), reason=f"no {TUN}")]
-
-
-@pytest.fixture
-def tun_mode() -> Iterator[None]:
-    """Whatever mode /dev/net/tun has now is put back afterwards."""
-    mode = stat.S_IMODE(os.stat(TUN).st_mode)
-    try:
-        yield
-    finally:
-        os.chmod(TUN, mode)
 
 
 def test_chmod_0666_as_the_refusal_says_lets_the_running_engine_network(normal_user: NormalUser,
