@@ -45,6 +45,9 @@ async def test_merged_log_names_each_branch_by_its_command_in_a_colour_it_keeps(
     app = ContreeApp(state_dir=tui_engine_dir)
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
+        # an earlier test's run still going joins the merge and changes what tells the labels apart (CI: an
+        # `echo more` loop's, and the labels showed the loops' heads instead of `…echo alpha…`)
+        await cancel_leftovers(pilot, screen)
         uuids = await start_parallel(pilot, screen, 40)
         view = screen.log_panel.view
         view.focus()
