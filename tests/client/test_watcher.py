@@ -17,7 +17,8 @@ QUICK = {"step_ms": 50, "debounce_ms": 500, "full_scan_every": None}
 
 
 class Reports:
-    """Collects the watcher's reports; `wait(pred)` awaits the first new one that satisfies `pred`."""
+    """Collects the watcher's reports; `wait(pred)` awaits the first new one that satisfies `pred` (new: after
+    `since`, an index taken before the action that causes it, or else from the call)."""
 
     def __init__(self) -> None:
         self.items: list[SyncReport] = []
@@ -27,8 +28,9 @@ class Reports:
         self.items.append(report)
         self._changed.set()
 
-    async def wait(self, predicate: Callable[[SyncReport], bool], timeout: float = 15) -> SyncReport:
-        seen = len(self.items)
+    async def wait(self, predicate: Callable[[SyncReport], bool], timeout: float = 15,
+                   since: int | None = None) -> SyncReport:
+        seen = len(self.items) if since is None else since
 
         async def first() -> SyncReport:
             nonlocal seen
@@ -139,8 +141,11 @@ async def test_an_unreachable_server_shows_an_error_then_recovers(tcp_engine: Tc
             error = await watcher.status.wait_for(lambda s: s.phase is SyncPhase.ERROR, timeout=15)
             assert "cannot reach" in error.reason and tcp_engine.url in error.reason
             assert error.describe().startswith("sync failed: ")
+            # the retry may land while start() still polls for the engine (CI: the report came before the
+            # wait began, and the wait only looked at later ones)
+            mark = len(reports.items)
             await tcp_engine.start()
-            report = await reports.wait(lambda r: "offline.txt" in r.state.entries, timeout=30)
+            report = await reports.wait(lambda r: "offline.txt" in r.state.entries, timeout=30, since=mark)
             assert report.uploaded == 1
             assert watcher.status.value.phase is SyncPhase.IDLE
     finally:
