@@ -14,7 +14,7 @@ import pytest
 from contree_client.models import OperationStatus
 from rich.style import Style
 
-from contree_tui.client.embedded import engine_pid
+from contree_tui.client.embedded import engine_pid, ensure_engine
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.command_log import Outcome
 from contree_tui.tui.model import Stream
@@ -107,3 +107,6 @@ async def test_a_run_cut_off_by_an_engine_kill_has_the_duration_the_cli_shows(ow
         said = {format_duration(record.duration), format_duration(op.duration)}
         assert shown in said and shown != "0.00s", (shown, said)
         assert any(text in screen.buffers[uuid].lines[-1][1] for text in said), "and the log's last line"
+        # the TUI restarts the engine on demand: that start ends here, not after the fixture's stop (an engine
+        # launched then outlived its state dir)
+        await ensure_engine(own_engine)
