@@ -30,6 +30,7 @@ from contree_tui.tui.screens.pipeline_view import PipelineScreen
 from contree_tui.tui.screens.prompt import PromptScreen
 from contree_tui.tui.screens.snapshot_detail import EntryList, SnapshotDetailScreen
 from contree_tui.tui.screens.split_logs import SplitLogsScreen
+from contree_tui.tui.type_ahead import TypeAhead
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.log_prompt import LogPrompt
 from contree_tui.tui.widgets.log_view import LogView
@@ -77,6 +78,7 @@ class ContreeApp(App[None]):
         self._clashes_told: set[frozenset[str]] = set()
         self._last_focused: Widget | None = None  # for pane_zoom: where the focus came from
         self.pipeline = pipeline  # `contree-tui pipeline FILE:FUNC`: opens on its view (screens/pipeline_view.py)
+        self.type_ahead = TypeAhead(self)  # keys in one burst with `:` go into the bar (type_ahead.py)
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(clock=self.clock, working=self.working)
@@ -171,7 +173,22 @@ class ContreeApp(App[None]):
     def escape_to_minimize(self) -> bool:
         return focus_in_maximized(self.screen) and super().escape_to_minimize
 
+    async def on_event(self, event: events.Event) -> None:
+        if not isinstance(event, events.Key) or event.is_forwarded:
+            await super().on_event(event)
+            return
+        focused, screen = self.focused, self.screen
+        if self.type_ahead.read(event, focused):
+            return  # held behind keys still on their way to the input focus went to (type_ahead.py)
+        await super().on_event(event)
+        if event.is_forwarded:  # not taken by a priority binding: it will come back up (type_ahead.py)
+            self.type_ahead.forwarded(event, focused, screen)
+
+    def on_key(self, event: events.Key) -> None:  # before App._on_key resolves the bindings
+        self.type_ahead.came_back(event, self.focused, self.screen)
+
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        self.type_ahead.focus_landed(event.widget)
         previous, self._last_focused = self._last_focused, event.widget
         keep_focus_visible(event.widget.screen, event.widget, previous)
 

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Callable
 
 from contree_client.models import OperationStatus
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -34,6 +34,7 @@ from contree_tui.tui.screens.position_watch import PositionWatch
 from contree_tui.tui.screens.snapshot_detail import SnapshotDetailScreen
 from contree_tui.tui.screens.split_logs import SplitLogsScreen
 from contree_tui.tui.screens.sync_verbs import SyncVerbs
+from contree_tui.tui.type_ahead import focus_now, pasted_command
 from contree_tui.tui.widgets.command_bar import CommandBar
 from contree_tui.tui.widgets.connection_banner import ConnectionBanner
 from contree_tui.tui.widgets.key_footer import KeyFooter
@@ -390,7 +391,15 @@ class MainScreen(PositionWatch, LinkWatch, OperationWatch, SyncVerbs, DiffVerbs,
         self.notify(f"working: {self.snapshot_words(target[0])} · u rolls back again", title="forward")
 
     def action_command_bar(self) -> None:
-        self.query_one(CommandBar).focus()
+        focus_now(self.query_one(CommandBar))  # the keys typed in the same burst go to the bar (type_ahead.py)
+
+    def on_paste(self, event: events.Paste) -> None:
+        """A `:line` pasted on a pane opens the bar with the line (an input keeps its own pastes)."""
+        if (line := pasted_command(event.text)) is not None:
+            event.stop()
+            bar = self.query_one(CommandBar)
+            focus_now(bar)
+            bar.value, bar.cursor_position = line, len(line)
 
     def action_split_logs(self) -> None:
         self.app.push_screen(SplitLogsScreen(self))

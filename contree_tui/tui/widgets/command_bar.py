@@ -168,8 +168,10 @@ class CommandBar(Input):
             self.prompt = prompt
 
     def __init__(self, *, id: str | None = None, history: CommandHistory | None = None) -> None:
+        # select_on_focus off: a pasted `:line` opens the bar with the line (main.py on_paste), which the first
+        # key typed must not replace
         super().__init__(placeholder="a verb (tag v1, cd /src, env K=V …) or a shell command · !cmd forces the shell",
-                         id=id)
+                         id=id, select_on_focus=False)
         self.history = history if history is not None else CommandHistory(history_path())
         self._walk: HistoryWalk | None = None
         self._search: ReverseSearch | None = None
