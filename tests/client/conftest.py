@@ -8,8 +8,10 @@ XDG cache dir, so stat caches and known-blob tables never carry over between tes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -43,7 +45,44 @@ def served_engine(prefix: str) -> Iterator[Path]:
         yield root
     finally:
         stop_engine(root)
+        end_processes_naming(root)
         shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def end_processes_naming(root: Path, quiet: float = 0.3, timeout: float = 10.0) -> None:
+    """Terminate what still names `root` on its command line until none has for `quiet` s. A client's
+    on-demand restart (the TUI reconnecting after a test killed its engine) may have launched an engine just
+    before the stop: it came up after it and outlived its state dir."""
+    needle = str(root).encode()
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    termed: dict[int, float] = {}  # once each (a second SIGTERM makes uvicorn skip its cleanup), then SIGKILL
+    while time.monotonic() < deadline:
+        found = _processes_naming(needle)
+        if found:
+            quiet_since = None
+            for pid in found:
+                with contextlib.suppress(ProcessLookupError):
+                    if pid not in termed:
+                        os.kill(pid, signal.SIGTERM)
+                        termed[pid] = time.monotonic()
+                    elif time.monotonic() - termed[pid] > timeout / 2:
+                        os.kill(pid, signal.SIGKILL)
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet:
+            return
+        time.sleep(0.05)
+
+
+def _processes_naming(needle: bytes) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):  # gone meanwhile
+                if needle in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+    return found
 
 
 def isolate_contree_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -18,7 +18,7 @@ from contree_client.models import OperationStatus
 from textual.widgets import Static
 
 from contree_tui.client.connection import connect, embedded_target
-from contree_tui.client.embedded import engine_pid
+from contree_tui.client.embedded import engine_pid, ensure_engine
 from contree_tui.client.image_import import ImportSpec, follow_import, start_import
 from contree_tui.tui.app import ContreeApp
 from contree_tui.tui.model import Operation, Stream
@@ -154,6 +154,9 @@ async def test_an_import_whose_engine_restarts_ends_failed_with_the_reason(
         if who == "tui":
             await until(pilot, lambda: any("cannot import" in (n.title or "") for n in app._notifications),
                         what="the failure's toast")
+        # the TUI restarts the engine on demand: that start ends here, not after the fixture's stop (CI: an
+        # engine launched then outlived its state dir)
+        await ensure_engine(own_engine)
 
 
 async def test_an_import_another_client_makes_while_the_tui_runs_shows_up_without_a_reload(
